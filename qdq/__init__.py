@@ -1,0 +1,23 @@
+"""qdq: TensorFlow's quantize_and_dequantize, bit for bit, fast, on any float type.
+
+The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
+:func:`quantization_params` expose its two halves.
+"""
+
+from ._api import (QuantizationParams, compute_range, quantization_params,
+                   quantize_and_dequantize, quantize_and_dequantize_v2)
+from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_threads
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QuantizationParams",
+    "compute_range",
+    "get_num_threads",
+    "num_threads",
+    "openmp_enabled",
+    "quantization_params",
+    "quantize_and_dequantize",
+    "quantize_and_dequantize_v2",
+    "set_num_threads",
+]

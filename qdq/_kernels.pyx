@@ -1,0 +1,579 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False, embedsignature=True
+"""Compiled kernels of qdq (private).
+
+The public functions in :mod:`qdq` validate their arguments, choose the
+memory layout and call these. Every array handed in here is contiguous in
+memory, of native byte order and aligned; 16-bit formats arrive as their
+``uint16`` bit patterns. The per-channel functions see the data as a
+C-ordered ``[pre, C, post]`` block, ``C`` being the channel axis. Parameter
+arrays have the compute type: ``float32`` for float16, bfloat16 and float32,
+``float64`` for float64. All loops run without the GIL; the ``nthreads``
+argument is the number of OpenMP threads to use (1 without OpenMP).
+"""
+
+from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE,
+                             PyBuffer_Release, PyObject_GetBuffer)
+from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
+from libc.stdint cimport uint16_t, int64_t
+from libc.float cimport FLT_MAX, DBL_MAX
+from libc.math cimport INFINITY
+
+cdef extern from "_simd.h" nogil:
+    enum:
+        QDQ_F16
+        QDQ_BF16
+        QDQ_F32
+        QDQ_F64
+        QDQ_CLAMP
+        QDQ_HALF_UP
+    float qdq_f16_to_f32(uint16_t h)
+    uint16_t qdq_f32_to_f16(float v)
+    float qdq_bf16_to_f32(uint16_t h)
+    uint16_t qdq_f32_to_bf16(float v)
+    float qdq_rnd_float(float v, int fmt)
+    void qdq_min1_f(float v, float *mn)
+    void qdq_max1_f(float v, float *mx)
+    void qdq_min1_d(double v, double *mn)
+    void qdq_max1_d(double v, double *mx)
+    void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx)
+    void qdq_minmax_lanes(int fmt, const void *x, size_t n, void *mn, void *mx)
+    void qdq_apply(int fmt, const void *x, void *o, size_t n, double s, double inv,
+                   double lo, double hi, int mode)
+    void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n, const void *s,
+                         const void *inv, const void *lo, const void *hi, int mode)
+    int qdq_set_isa(int level)
+    int qdq_get_isa()
+    int qdq_isa_available()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define QDQ_OPENMP 1
+    #else
+    #define QDQ_OPENMP 0
+    static int omp_get_max_threads(void) { return 1; }
+    #endif
+    """
+    int QDQ_OPENMP
+    int omp_get_max_threads() noexcept nogil
+
+F16 = QDQ_F16
+BF16 = QDQ_BF16
+F32 = QDQ_F32
+F64 = QDQ_F64
+CLAMP = QDQ_CLAMP
+HALF_UP = QDQ_HALF_UP
+
+#: True when the extension was built with OpenMP.
+OPENMP = bool(QDQ_OPENMP)
+
+# Channels whose post-extent is below this are interleaved ("expanded") so
+# that the lanes kernels run over whole rows instead of a call per few elements.
+# Per-thread partial min/max arrays are used while C * threads is at most
+# PARTIAL_LIMIT; beyond it, threads split the channels instead. A thread is
+# started per THREAD_BYTES of input at most (below that, one thread is faster).
+cdef enum:
+    EXPAND_POST = 16
+    EXPAND_LIMIT = 1 << 20
+    PARTIAL_LIMIT = 1 << 16
+    REDUCE_THREAD_BYTES = 1 << 18
+    APPLY_THREAD_BYTES = 1 << 17
+
+
+def openmp_max_threads():
+    """The OpenMP runtime's default thread count (1 without OpenMP)."""
+    return omp_get_max_threads()
+
+
+def set_isa(int level):
+    """Choose the instruction set (-1: best available, 0: baseline, 1: AVX2+F16C).
+
+    Returns the level in use, which is at most the best available.
+    """
+    return qdq_set_isa(level)
+
+
+def get_isa():
+    """The instruction-set level in use (see :func:`set_isa`)."""
+    return qdq_get_isa()
+
+
+def isa_available():
+    """The best instruction-set level this CPU and build support."""
+    return qdq_isa_available()
+
+
+# ---------------------------------------------------------------------------
+# Buffers
+# ---------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _isz(int fmt) noexcept nogil:
+    return 8 if fmt == QDQ_F64 else (4 if fmt == QDQ_F32 else 2)
+
+
+cdef inline Py_ssize_t _csz(int fmt) noexcept nogil:
+    return 8 if fmt == QDQ_F64 else 4
+
+
+cdef int _get(object obj, Py_buffer *view, bint writable, Py_ssize_t nbytes,
+              str name) except -1:
+    cdef int flags = PyBUF_ANY_CONTIGUOUS
+    if writable:
+        flags |= PyBUF_WRITABLE
+    PyObject_GetBuffer(obj, view, flags)
+    if view.len < nbytes:
+        PyBuffer_Release(view)
+        raise ValueError(f"qdq kernel: {name} holds {view.len} bytes, needs {nbytes}")
+    return 0
+
+
+cdef int _check_fmt(int fmt) except -1:
+    if fmt < QDQ_F16 or fmt > QDQ_F64:
+        raise ValueError(f"qdq kernel: unknown format {fmt}")
+    return 0
+
+
+cdef inline Py_ssize_t _split(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
+    """Start of part k of n items in parts pieces, aligned to 64 items."""
+    if k >= parts:
+        return n
+    return ((n // parts) * k) & ~(<Py_ssize_t>63)
+
+
+cdef inline int _threads(Py_ssize_t work, Py_ssize_t per_thread, int nthreads) noexcept nogil:
+    cdef Py_ssize_t nt = work // per_thread
+    if nt < 1:
+        nt = 1
+    if nt > nthreads:
+        nt = nthreads
+    return <int>nt
+
+
+# ---------------------------------------------------------------------------
+# Min / max
+# ---------------------------------------------------------------------------
+
+cdef void _fill(int fmt, char *a, Py_ssize_t n, double v) noexcept nogil:
+    cdef Py_ssize_t i
+    if fmt == QDQ_F64:
+        for i in range(n):
+            (<double *>a)[i] = v
+    else:
+        for i in range(n):
+            (<float *>a)[i] = <float>v
+
+
+cdef void _merge(int fmt, Py_ssize_t n, char *mn, char *mx,
+                 const char *mn2, const char *mx2, Py_ssize_t stride) noexcept nogil:
+    """mn[i] = min(mn[i], mn2[i*stride]), likewise for max."""
+    cdef Py_ssize_t i
+    if fmt == QDQ_F64:
+        for i in range(n):
+            qdq_min1_d((<const double *>mn2)[i * stride], &(<double *>mn)[i])
+            qdq_max1_d((<const double *>mx2)[i * stride], &(<double *>mx)[i])
+    else:
+        for i in range(n):
+            qdq_min1_f((<const float *>mn2)[i * stride], &(<float *>mn)[i])
+            qdq_max1_f((<const float *>mx2)[i * stride], &(<float *>mx)[i])
+
+
+cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
+                       Py_ssize_t C, Py_ssize_t post, char *mn, char *mx) noexcept nogil:
+    """Merge elements [start, end) of a [pre, C, post] block into mn/mx[C]."""
+    cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt)
+    cdef Py_ssize_t i = start, seg, run, c
+    if C == 1:
+        if end > start:
+            qdq_minmax(fmt, x + start * isz, end - start, mn, mx)
+        return
+    if post == 1:
+        while i < end:
+            c = i % C
+            seg = min(end - i, C - c)
+            qdq_minmax_lanes(fmt, x + i * isz, seg, mn + c * csz, mx + c * csz)
+            i += seg
+    else:
+        while i < end:
+            run = i // post
+            c = run % C
+            seg = min(end - i, (run + 1) * post - i)
+            qdq_minmax(fmt, x + i * isz, seg, mn + c * csz, mx + c * csz)
+            i += seg
+
+
+cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
+                 char *mn, char *mx, int nthreads) noexcept nogil:
+    """Merge the per-channel min/max of x into mn/mx. Returns -1 on no memory."""
+    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, c0, c1, Ce
+    cdef int nt
+    cdef char *part
+    cdef char *emn
+    cdef char *emx
+    if n == 0:
+        return 0
+    if 1 < post < EXPAND_POST and C * post <= EXPAND_LIMIT:
+        # Reduce C * post interleaved channels, then fold each channel's post.
+        Ce = C * post
+        part = <char *>malloc(2 * Ce * csz)
+        if part == NULL:
+            return -1
+        _fill(fmt, part, Ce, INFINITY)
+        _fill(fmt, part + Ce * csz, Ce, -INFINITY)
+        if _reduce(fmt, x, pre, Ce, 1, part, part + Ce * csz, nthreads) != 0:
+            free(part)
+            return -1
+        for p in range(post):
+            _merge(fmt, C, mn, mx, part + p * csz, part + Ce * csz + p * csz, post)
+        free(part)
+        return 0
+    nt = _threads(n * _isz(fmt), REDUCE_THREAD_BYTES, nthreads)
+    if nt == 1:
+        _reduce_span(fmt, x, 0, n, C, post, mn, mx)
+        return 0
+    if C * nt <= PARTIAL_LIMIT:
+        # Each thread reduces an equal share of the elements into its own
+        # arrays; the partial results are merged in thread order.
+        part = <char *>malloc(2 * nt * C * csz)
+        if part == NULL:
+            return -1
+        for t in range(nt):
+            _fill(fmt, part + 2 * t * C * csz, C, INFINITY)
+            _fill(fmt, part + (2 * t + 1) * C * csz, C, -INFINITY)
+        for t in prange(nt, num_threads=nt, schedule='static'):
+            _reduce_span(fmt, x, _split(n, nt, t), _split(n, nt, t + 1), C, post,
+                         part + 2 * t * C * csz, part + (2 * t + 1) * C * csz)
+        for t in range(nt):
+            _merge(fmt, C, mn, mx, part + 2 * t * C * csz, part + (2 * t + 1) * C * csz, 1)
+        free(part)
+    else:
+        # Many channels: each thread owns a range of channels.
+        for t in prange(nt, num_threads=nt, schedule='static'):
+            c0 = (C * t) // nt
+            c1 = (C * (t + 1)) // nt
+            for p in range(pre):
+                _reduce_span(fmt, x, (p * C + c0) * post, (p * C + c1) * post, C, post, mn, mx)
+    return 0
+
+
+def minmax(x, mn, mx, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
+           int nthreads=1):
+    """Merge the NaN-ignoring per-channel min and max of ``x`` into ``mn``, ``mx``.
+
+    ``x`` is a contiguous ``[pre, C, post]`` block of format ``fmt``; ``mn`` and
+    ``mx`` are writable compute-type arrays of length ``C``, updated in place
+    (start them at +inf and -inf). -0.0 counts as smaller than +0.0.
+    """
+    cdef Py_buffer xb, nb, xb2
+    cdef int rc
+    _check_fmt(fmt)
+    if pre < 0 or C < 0 or post < 0:
+        raise ValueError("qdq kernel: negative extent")
+    _get(x, &xb, False, pre * C * post * _isz(fmt), "x")
+    try:
+        _get(mn, &nb, True, C * _csz(fmt), "mn")
+        try:
+            _get(mx, &xb2, True, C * _csz(fmt), "mx")
+            try:
+                with nogil:
+                    rc = _reduce(fmt, <const char *>xb.buf, pre, C, post,
+                                 <char *>nb.buf, <char *>xb2.buf, max(nthreads, 1))
+                if rc != 0:
+                    raise MemoryError()
+            finally:
+                PyBuffer_Release(&xb2)
+        finally:
+            PyBuffer_Release(&nb)
+    finally:
+        PyBuffer_Release(&xb)
+
+
+# ---------------------------------------------------------------------------
+# Quantization parameters (SPEC section 2, step 3), in T arithmetic
+# ---------------------------------------------------------------------------
+
+ctypedef fused real:
+    float
+    double
+
+
+cdef inline real _rnd(real v, int fmt) noexcept nogil:
+    if real is float:
+        return qdq_rnd_float(v, fmt)
+    else:
+        return v
+
+
+cdef inline real _tmax(int fmt, real dummy) noexcept nogil:
+    if real is double:
+        return DBL_MAX
+    elif fmt == QDQ_F16:
+        return 65504.0
+    elif fmt == QDQ_BF16:
+        return 3.3895313892515355e38
+    else:
+        return FLT_MAX
+
+
+cdef void _params(int fmt, Py_ssize_t C, const real *mn, const real *mx,
+                  int64_t qmin, int64_t qmax, real *scale, real *inv,
+                  real *lo, real *hi) noexcept nogil:
+    cdef real qminT = _rnd(<real>qmin, fmt), qmaxT = _rnd(<real>qmax, fmt)
+    cdef real big = _tmax(fmt, qminT)
+    cdef real a, b, s_min, s_max
+    cdef Py_ssize_t c
+    for c in range(C):
+        a = mn[c]
+        b = mx[c]
+        s_min = _rnd(qminT / a, fmt) if _rnd(qminT * a, fmt) > 0 else big
+        s_max = _rnd(qmaxT / b, fmt) if _rnd(qmaxT * b, fmt) > 0 else big
+        if s_min < s_max:
+            scale[c] = s_min
+            inv[c] = _rnd(a / qminT, fmt)
+            lo[c] = a
+            hi[c] = _rnd(qmaxT * inv[c], fmt)
+        else:
+            scale[c] = s_max
+            inv[c] = _rnd(b / qmaxT, fmt)
+            lo[c] = _rnd(qminT * inv[c], fmt)
+            hi[c] = b
+
+
+def params(mn, mx, scale, inv, lo, hi, int fmt, int64_t qmin, int64_t qmax):
+    """Per-channel scale, inverse scale and adjusted range in T arithmetic.
+
+    ``mn`` and ``mx`` hold the range of each channel (values of T in the
+    compute type); the four outputs are written, all of length ``len(mn)``.
+    """
+    cdef Py_buffer b[6]
+    cdef object objs = (mn, mx, scale, inv, lo, hi)
+    cdef Py_ssize_t csz, C, k, got = 0
+    _check_fmt(fmt)
+    csz = _csz(fmt)
+    C = len(mn)
+    try:
+        for k in range(6):
+            _get(objs[k], &b[k], k >= 2, C * csz, ("mn", "mx", "scale", "inv", "lo", "hi")[k])
+            got += 1
+        with nogil:
+            if fmt == QDQ_F64:
+                _params[double](fmt, C, <double *>b[0].buf, <double *>b[1].buf, qmin, qmax,
+                                <double *>b[2].buf, <double *>b[3].buf,
+                                <double *>b[4].buf, <double *>b[5].buf)
+            else:
+                _params[float](fmt, C, <float *>b[0].buf, <float *>b[1].buf, qmin, qmax,
+                               <float *>b[2].buf, <float *>b[3].buf,
+                               <float *>b[4].buf, <float *>b[5].buf)
+    finally:
+        for k in range(got):
+            PyBuffer_Release(&b[k])
+
+
+# ---------------------------------------------------------------------------
+# The transform
+# ---------------------------------------------------------------------------
+
+cdef void _apply_span(int fmt, const char *x, char *o, Py_ssize_t start, Py_ssize_t end,
+                      Py_ssize_t C, Py_ssize_t post, const char *s, const char *inv,
+                      const char *lo, const char *hi, int mode) noexcept nogil:
+    """Transform elements [start, end) of a [pre, C, post] block."""
+    cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt)
+    cdef Py_ssize_t i = start, seg, run, c
+    if post == 1 and C > 1:
+        while i < end:
+            c = i % C
+            seg = min(end - i, C - c)
+            qdq_apply_lanes(fmt, x + i * isz, o + i * isz, seg, s + c * csz, inv + c * csz,
+                            lo + c * csz, hi + c * csz, mode)
+            i += seg
+        return
+    while i < end:
+        run = i // post
+        c = run % C
+        seg = min(end - i, (run + 1) * post - i)
+        if fmt == QDQ_F64:
+            qdq_apply(fmt, x + i * isz, o + i * isz, seg, (<const double *>s)[c],
+                      (<const double *>inv)[c], (<const double *>lo)[c],
+                      (<const double *>hi)[c], mode)
+        else:
+            qdq_apply(fmt, x + i * isz, o + i * isz, seg, (<const float *>s)[c],
+                      (<const float *>inv)[c], (<const float *>lo)[c],
+                      (<const float *>hi)[c], mode)
+        i += seg
+
+
+cdef void _expand(int fmt, char *dst, const char *src, Py_ssize_t C, Py_ssize_t post) noexcept nogil:
+    """dst[c * post + q] = src[c]."""
+    cdef Py_ssize_t c, q
+    if fmt == QDQ_F64:
+        for c in range(C):
+            for q in range(post):
+                (<double *>dst)[c * post + q] = (<const double *>src)[c]
+    else:
+        for c in range(C):
+            for q in range(post):
+                (<float *>dst)[c * post + q] = (<const float *>src)[c]
+
+
+cdef int _transform(int fmt, const char *x, char *o, Py_ssize_t pre, Py_ssize_t C,
+                    Py_ssize_t post, const char *s, const char *inv, const char *lo,
+                    const char *hi, int mode, int nthreads) noexcept nogil:
+    """Apply the op to a [pre, C, post] block. Returns -1 on no memory."""
+    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), Ce, t
+    cdef int nt, rc
+    cdef char *e
+    if n == 0:
+        return 0
+    if 1 < post < EXPAND_POST and C > 1 and C * post <= EXPAND_LIMIT:
+        Ce = C * post
+        e = <char *>malloc(4 * Ce * csz)
+        if e == NULL:
+            return -1
+        _expand(fmt, e, s, C, post)
+        _expand(fmt, e + Ce * csz, inv, C, post)
+        _expand(fmt, e + 2 * Ce * csz, lo, C, post)
+        _expand(fmt, e + 3 * Ce * csz, hi, C, post)
+        rc = _transform(fmt, x, o, pre, Ce, 1, e, e + Ce * csz, e + 2 * Ce * csz,
+                        e + 3 * Ce * csz, mode, nthreads)
+        free(e)
+        return rc
+    nt = _threads(n * _isz(fmt), APPLY_THREAD_BYTES, nthreads)
+    if nt == 1:
+        _apply_span(fmt, x, o, 0, n, C, post, s, inv, lo, hi, mode)
+    else:
+        for t in prange(nt, num_threads=nt, schedule='static'):
+            _apply_span(fmt, x, o, _split(n, nt, t), _split(n, nt, t + 1), C, post,
+                        s, inv, lo, hi, mode)
+    return 0
+
+
+def apply(x, out, scale, inv, lo, hi, int fmt, Py_ssize_t pre, Py_ssize_t C,
+          Py_ssize_t post, int mode, int nthreads=1):
+    """``out = round(clamp?(x) * scale) * inv`` per channel of a ``[pre, C, post]`` block.
+
+    ``mode`` combines ``CLAMP`` (clamp to ``[lo, hi]`` first) and ``HALF_UP``
+    (round half up instead of half to even). ``out`` may be ``x`` itself.
+    """
+    cdef Py_buffer b[6]
+    cdef object objs = (x, out, scale, inv, lo, hi)
+    cdef Py_ssize_t k, got = 0, n
+    cdef int rc
+    _check_fmt(fmt)
+    if pre < 0 or C < 0 or post < 0:
+        raise ValueError("qdq kernel: negative extent")
+    n = pre * C * post
+    try:
+        for k in range(6):
+            _get(objs[k], &b[k], k == 1, n * _isz(fmt) if k < 2 else C * _csz(fmt),
+                 ("x", "out", "scale", "inv", "lo", "hi")[k])
+            got += 1
+        with nogil:
+            rc = _transform(fmt, <const char *>b[0].buf, <char *>b[1].buf, pre, C, post,
+                            <const char *>b[2].buf, <const char *>b[3].buf,
+                            <const char *>b[4].buf, <const char *>b[5].buf, mode,
+                            max(nthreads, 1))
+        if rc != 0:
+            raise MemoryError()
+    finally:
+        for k in range(got):
+            PyBuffer_Release(&b[k])
+
+
+def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,
+               int64_t qmin, int64_t qmax, int mode, int nthreads=1):
+    """The per-tensor op in one call: range (unless given), parameters, transform.
+
+    ``mn`` and ``mx`` are the given range (values of T) when ``range_given``.
+    Returns ``(min, max, scale, inv, lo, hi)`` as Python floats, ``min`` and
+    ``max`` being the raw reduction (+inf, -inf when nothing was seen).
+    """
+    cdef Py_buffer xb, ob
+    cdef Py_ssize_t n, isz, k
+    cdef float f[6]
+    cdef double d[6]
+    cdef int rc = 0
+    _check_fmt(fmt)
+    isz = _isz(fmt)
+    _get(x, &xb, False, 0, "x")
+    try:
+        _get(out, &ob, True, xb.len, "out")
+        try:
+            n = xb.len // isz
+            with nogil:
+                if fmt == QDQ_F64:
+                    d[0] = mn if range_given else INFINITY
+                    d[1] = mx if range_given else -INFINITY
+                    if not range_given:
+                        rc = _reduce(fmt, <const char *>xb.buf, 1, 1, n, <char *>&d[0],
+                                     <char *>&d[1], nthreads)
+                    _params[double](fmt, 1, &d[0], &d[1], qmin, qmax, &d[2], &d[3], &d[4], &d[5])
+                    if rc == 0:
+                        rc = _transform(fmt, <const char *>xb.buf, <char *>ob.buf, 1, 1, n,
+                                        <char *>&d[2], <char *>&d[3], <char *>&d[4],
+                                        <char *>&d[5], mode, nthreads)
+                else:
+                    f[0] = <float>mn if range_given else INFINITY
+                    f[1] = <float>mx if range_given else -INFINITY
+                    if not range_given:
+                        rc = _reduce(fmt, <const char *>xb.buf, 1, 1, n, <char *>&f[0],
+                                     <char *>&f[1], nthreads)
+                    _params[float](fmt, 1, &f[0], &f[1], qmin, qmax, &f[2], &f[3], &f[4], &f[5])
+                    if rc == 0:
+                        rc = _transform(fmt, <const char *>xb.buf, <char *>ob.buf, 1, 1, n,
+                                        <char *>&f[2], <char *>&f[3], <char *>&f[4],
+                                        <char *>&f[5], mode, nthreads)
+                    for k in range(6):
+                        d[k] = f[k]
+            if rc != 0:
+                raise MemoryError()
+        finally:
+            PyBuffer_Release(&ob)
+    finally:
+        PyBuffer_Release(&xb)
+    return (d[0], d[1], d[2], d[3], d[4], d[5])
+
+
+# ---------------------------------------------------------------------------
+# 16-bit converters, exposed for the exhaustive tests
+# ---------------------------------------------------------------------------
+
+def f16_to_f32(const uint16_t[::1] h, float[::1] out):
+    """float16 bit patterns to float32 values (exact)."""
+    cdef Py_ssize_t i
+    if out.shape[0] != h.shape[0]:
+        raise ValueError("length mismatch")
+    with nogil:
+        for i in range(h.shape[0]):
+            out[i] = qdq_f16_to_f32(h[i])
+
+
+def f32_to_f16(const float[::1] v, uint16_t[::1] out):
+    """float32 values to float16 bit patterns (round to nearest even)."""
+    cdef Py_ssize_t i
+    if out.shape[0] != v.shape[0]:
+        raise ValueError("length mismatch")
+    with nogil:
+        for i in range(v.shape[0]):
+            out[i] = qdq_f32_to_f16(v[i])
+
+
+def bf16_to_f32(const uint16_t[::1] h, float[::1] out):
+    """bfloat16 bit patterns to float32 values (exact)."""
+    cdef Py_ssize_t i
+    if out.shape[0] != h.shape[0]:
+        raise ValueError("length mismatch")
+    with nogil:
+        for i in range(h.shape[0]):
+            out[i] = qdq_bf16_to_f32(h[i])
+
+
+def f32_to_bf16(const float[::1] v, uint16_t[::1] out):
+    """float32 values to bfloat16 bit patterns (round to nearest even)."""
+    cdef Py_ssize_t i
+    if out.shape[0] != v.shape[0]:
+        raise ValueError("length mismatch")
+    with nogil:
+        for i in range(v.shape[0]):
+            out[i] = qdq_f32_to_bf16(v[i])

@@ -1,0 +1,262 @@
+/*
+ * qdq element kernels: NaN-ignoring min/max reductions and the
+ * clamp-scale-round-rescale transform, for float16 and bfloat16 (as uint16
+ * bit patterns, computed in float32 and rounded to the storage type after
+ * every operation), float32 and float64.
+ *
+ * The loops are written with GCC/Clang vector extensions so that they
+ * vectorise on any target without -ffast-math: the baseline build uses
+ * 16-byte vectors (SSE2 on x86-64, NEON on aarch64); on x86-64 a second copy
+ * compiled for AVX2 (+F16C for float16 conversions) is chosen at run time.
+ * Compilers without vector extensions get the scalar loops only. FMA is never
+ * enabled: every multiply and add rounds on its own, as TensorFlow's kernel
+ * does (the build also passes -ffp-contract=off).
+ *
+ * Rounding: rint is computed as (|y| + 2^p) - 2^p with the sign put back,
+ * which is IEEE round-half-to-even in the default rounding mode, and floor as
+ * rint(t) - (rint(t) > t). Both are exact and branch-free.
+ *
+ * Min/max: NaN is ignored, and -0.0 counts as smaller than +0.0, so the
+ * result does not depend on the order of the reduction (threads, chunks).
+ */
+#ifndef QDQ_SIMD_H
+#define QDQ_SIMD_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { QDQ_F16 = 0, QDQ_BF16 = 1, QDQ_F32 = 2, QDQ_F64 = 3 };
+enum { QDQ_CLAMP = 1, QDQ_HALF_UP = 2 };
+
+/* ------------------------------------------------------------------------ */
+/* Scalar helpers: bit casts and the 16-bit converters (round to nearest     */
+/* even). They are the tail loops of every kernel and the whole kernel where */
+/* vector extensions are missing.                                            */
+/* ------------------------------------------------------------------------ */
+
+static inline uint32_t qdq_fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float qdq_bitsf(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint64_t qdq_dbits(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
+static inline double qdq_bitsd(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
+
+/* float16 bits -> float32, exact (NaN payloads kept). */
+static inline float qdq_f16_to_f32(uint16_t h)
+{
+    uint32_t o = (uint32_t)(h & 0x7fffu) << 13;
+    uint32_t e = o & 0x0f800000u;
+    o += (uint32_t)(127 - 15) << 23;
+    if (e == 0x0f800000u) {                       /* inf or NaN */
+        o += (uint32_t)(128 - 16) << 23;
+    } else if (e == 0) {                          /* zero or subnormal */
+        o = qdq_fbits(qdq_bitsf(o + (1u << 23)) - qdq_bitsf(113u << 23));
+    }
+    return qdq_bitsf(o | ((uint32_t)(h & 0x8000u) << 16));
+}
+
+/* float32 -> float16 bits, round to nearest even; NaN as NumPy converts it. */
+static inline uint16_t qdq_f32_to_f16(float v)
+{
+    uint32_t f = qdq_fbits(v);
+    uint32_t sign = (f >> 16) & 0x8000u;
+    uint32_t o;
+    f &= 0x7fffffffu;
+    if (f >= (143u << 23)) {                      /* >= 65536: inf, NaN */
+        uint32_t m = (f >> 13) & 0x3ffu;
+        o = (f > 0x7f800000u) ? (0x7c00u | m | (m == 0)) : 0x7c00u;
+    } else if (f < (113u << 23)) {                /* < 2^-14: subnormal */
+        o = qdq_fbits(qdq_bitsf(f) + 0.5f) - 0x3f000000u;
+    } else {
+        uint32_t odd = (f >> 13) & 1u;
+        o = (f + ((uint32_t)(15 - 127) << 23) + 0xfffu + odd) >> 13;
+    }
+    return (uint16_t)(o | sign);
+}
+
+static inline float qdq_bf16_to_f32(uint16_t h) { return qdq_bitsf((uint32_t)h << 16); }
+
+/* float32 -> bfloat16 bits, round to nearest even; NaN becomes the quiet
+ * NaN 0x7fc0 with its sign, as ml_dtypes converts it. */
+static inline uint16_t qdq_f32_to_bf16(float v)
+{
+    uint32_t f = qdq_fbits(v);
+    if ((f & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)(((f >> 16) & 0x8000u) | 0x7fc0u);
+    return (uint16_t)((f + 0x7fffu + ((f >> 16) & 1u)) >> 16);
+}
+
+static inline float qdq_round_f16(float v) { return qdq_f16_to_f32(qdq_f32_to_f16(v)); }
+static inline float qdq_round_bf16(float v) { return qdq_bf16_to_f32(qdq_f32_to_bf16(v)); }
+
+/* Total-order, NaN-ignoring min/max steps (-0.0 < +0.0). */
+static inline void qdq_min1_f(float v, float *mn) { if (v < *mn || (v == *mn && signbit(v))) *mn = v; }
+static inline void qdq_max1_f(float v, float *mx) { if (v > *mx || (v == *mx && !signbit(v))) *mx = v; }
+static inline void qdq_min1_d(double v, double *mn) { if (v < *mn || (v == *mn && signbit(v))) *mn = v; }
+static inline void qdq_max1_d(double v, double *mx) { if (v > *mx || (v == *mx && !signbit(v))) *mx = v; }
+
+/* The element transform of the op, in float (16-bit types round to T after
+ * each operation through rnd) or in double. */
+#define QDQ_DEFINE_SCALAR_OP(NAME, CT, RINT, FLOOR)                           \
+    static inline CT NAME(CT v, CT s, CT inv, CT lo, CT hi, int mode,           \
+                          int fmt)                                              \
+    {                                                                           \
+        CT y, r;                                                                \
+        if (mode & QDQ_CLAMP) {                                                 \
+            v = (hi < v) ? hi : v;                                              \
+            v = (v < lo) ? lo : v;                                              \
+        }                                                                       \
+        y = qdq_rnd_##CT(v * s, fmt);                                           \
+        if (mode & QDQ_HALF_UP) r = FLOOR(qdq_rnd_##CT(y + (CT)0.5, fmt));      \
+        else r = RINT(y);                                                       \
+        return r * inv;                                                         \
+    }
+
+static inline float qdq_rnd_float(float v, int fmt)
+{
+    return fmt == QDQ_F16 ? qdq_round_f16(v) : fmt == QDQ_BF16 ? qdq_round_bf16(v) : v;
+}
+static inline double qdq_rnd_double(double v, int fmt) { (void)fmt; return v; }
+
+QDQ_DEFINE_SCALAR_OP(qdq_op1_f, float, rintf, floorf)
+QDQ_DEFINE_SCALAR_OP(qdq_op1_d, double, rint, floor)
+
+/* ------------------------------------------------------------------------ */
+/* Vector kernels, one copy per instruction set.                             */
+/* ------------------------------------------------------------------------ */
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__has_builtin)
+#  if __has_builtin(__builtin_convertvector) && !defined(QDQ_NO_SIMD)
+#    define QDQ_HAVE_VEC 1
+#  endif
+#endif
+#ifndef QDQ_HAVE_VEC
+#  define QDQ_HAVE_VEC 0
+#endif
+
+#if QDQ_HAVE_VEC && defined(__x86_64__) && !defined(QDQ_NO_AVX2)
+#  define QDQ_X86_DISPATCH 1
+#  include <immintrin.h>
+#else
+#  define QDQ_X86_DISPATCH 0
+#endif
+
+#define QDQ_VB 16
+#define QDQ_SFX(name) name##_base
+#define QDQ_TARGET
+#define QDQ_F16C 0
+#include "_simd_impl.h"
+#undef QDQ_VB
+#undef QDQ_SFX
+#undef QDQ_TARGET
+#undef QDQ_F16C
+
+#if QDQ_X86_DISPATCH
+#  define QDQ_VB 32
+#  define QDQ_SFX(name) name##_avx2
+#  define QDQ_TARGET __attribute__((target("avx2,f16c")))
+#  define QDQ_F16C 1
+#  include "_simd_impl.h"
+#  undef QDQ_VB
+#  undef QDQ_SFX
+#  undef QDQ_TARGET
+#  undef QDQ_F16C
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch.                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* 0: baseline vectors (or scalar), 1: AVX2 + F16C. -1: not chosen yet. */
+static int qdq_isa = -1;
+
+static inline int qdq_isa_available(void)
+{
+#if QDQ_X86_DISPATCH
+    __builtin_cpu_init();
+    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+/* Select the instruction set: -1 picks the best available. Returns the
+ * level in use. */
+static int qdq_set_isa(int level)
+{
+    int best = qdq_isa_available();
+    qdq_isa = (level < 0 || level > best) ? best : level;
+    return qdq_isa;
+}
+
+static inline int qdq_get_isa(void)
+{
+    if (qdq_isa < 0) qdq_set_isa(-1);
+    return qdq_isa;
+}
+
+#if QDQ_X86_DISPATCH
+#  define QDQ_DISPATCH(call_base, call_avx2) \
+    do { if (qdq_get_isa() == 1) { call_avx2; } else { call_base; } } while (0)
+#else
+#  define QDQ_DISPATCH(call_base, call_avx2) do { call_base; } while (0)
+#endif
+
+#define QDQ_DISPATCH_FMT(fn, args_16, args_bf, args_32, args_64)               \
+    switch (fmt) {                                                             \
+    case QDQ_F16: QDQ_DISPATCH(fn##_f16_base args_16, fn##_f16_avx2 args_16); break; \
+    case QDQ_BF16: QDQ_DISPATCH(fn##_bf16_base args_bf, fn##_bf16_avx2 args_bf); break; \
+    case QDQ_F32: QDQ_DISPATCH(fn##_f32_base args_32, fn##_f32_avx2 args_32); break; \
+    default: QDQ_DISPATCH(fn##_f64_base args_64, fn##_f64_avx2 args_64); break; \
+    }
+
+/* Merge the min/max of x[0:n] into *mn, *mx (float for the 16-bit formats
+ * and float32, double for float64). */
+static void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx)
+{
+    QDQ_DISPATCH_FMT(qdq_minmax,
+        ((const uint16_t *)x, n, (float *)mn, (float *)mx),
+        ((const uint16_t *)x, n, (float *)mn, (float *)mx),
+        ((const float *)x, n, (float *)mn, (float *)mx),
+        ((const double *)x, n, (double *)mn, (double *)mx))
+}
+
+/* mn[i] = min(mn[i], x[i]), mx[i] = max(mx[i], x[i]) for i < n. */
+static void qdq_minmax_lanes(int fmt, const void *x, size_t n, void *mn, void *mx)
+{
+    QDQ_DISPATCH_FMT(qdq_minmax_lanes,
+        ((const uint16_t *)x, n, (float *)mn, (float *)mx),
+        ((const uint16_t *)x, n, (float *)mn, (float *)mx),
+        ((const float *)x, n, (float *)mn, (float *)mx),
+        ((const double *)x, n, (double *)mn, (double *)mx))
+}
+
+/* o[i] = op(x[i]) with one set of parameters (values of T, passed as
+ * double, which holds every one of them exactly). */
+static void qdq_apply(int fmt, const void *x, void *o, size_t n, double s,
+                      double inv, double lo, double hi, int mode)
+{
+    QDQ_DISPATCH_FMT(qdq_apply,
+        ((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv, (float)lo, (float)hi, mode),
+        ((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv, (float)lo, (float)hi, mode),
+        ((const float *)x, (float *)o, n, (float)s, (float)inv, (float)lo, (float)hi, mode),
+        ((const double *)x, (double *)o, n, s, inv, lo, hi, mode))
+}
+
+/* o[i] = op(x[i]) with parameters s[i], inv[i], lo[i], hi[i]. */
+static void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n,
+                            const void *s, const void *inv, const void *lo,
+                            const void *hi, int mode)
+{
+    QDQ_DISPATCH_FMT(qdq_apply_lanes,
+        ((const uint16_t *)x, (uint16_t *)o, n, (const float *)s, (const float *)inv,
+         (const float *)lo, (const float *)hi, mode),
+        ((const uint16_t *)x, (uint16_t *)o, n, (const float *)s, (const float *)inv,
+         (const float *)lo, (const float *)hi, mode),
+        ((const float *)x, (float *)o, n, (const float *)s, (const float *)inv,
+         (const float *)lo, (const float *)hi, mode),
+        ((const double *)x, (double *)o, n, (const double *)s, (const double *)inv,
+         (const double *)lo, (const double *)hi, mode))
+}
+
+#endif /* QDQ_SIMD_H */

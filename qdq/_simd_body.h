@@ -1,0 +1,158 @@
+/*
+ * The kernels of one element type in one instruction-set copy; included by
+ * _simd_impl.h, which defines:
+ *   QDQ_T, QDQ_ST, QDQ_CT, QDQ_FMT   type tag, storage type, compute type, format
+ *   QDQ_SLOAD, QDQ_SSTORE, QDQ_SOP   scalar load (widen), store (round), element op
+ *   QDQ_SMIN, QDQ_SMAX               scalar total-order min/max steps
+ *   QDQ_V, QDQ_L, QDQ_VLOAD, QDQ_VSTORE, QDQ_VRND, QDQ_VP(name)
+ *                                    the vector counterparts (with QDQ_HAVE_VEC)
+ * and undefines them all at the end.
+ */
+#define QDQ_PASTE_(a, b) a##_##b
+#define QDQ_PASTE(a, b) QDQ_PASTE_(a, b)
+#define QDQ_NAME_(x) QDQ_SFX(x)
+#define QDQ_NAME(k) QDQ_NAME_(QDQ_PASTE(k, QDQ_T))
+
+/* Merge the min and max of x[0:n] into *mn and *mx. */
+static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *mn, QDQ_CT *mx)
+{
+    size_t i = 0;
+    QDQ_CT a = *mn, b = *mx;
+#if QDQ_HAVE_VEC
+    if (n >= 2 * QDQ_L) {
+        QDQ_V mn0 = QDQ_VP(splat)(a), mx0 = QDQ_VP(splat)(b), mn1 = mn0, mx1 = mx0;
+        int k;
+        for (; i + 2 * QDQ_L <= n; i += 2 * QDQ_L) {
+            QDQ_VP(minmax)(QDQ_VLOAD(x + i), &mn0, &mx0);
+            QDQ_VP(minmax)(QDQ_VLOAD(x + i + QDQ_L), &mn1, &mx1);
+        }
+        for (k = 0; k < QDQ_L; k++) {
+            QDQ_SMIN(mn0[k], &a);
+            QDQ_SMIN(mn1[k], &a);
+            QDQ_SMAX(mx0[k], &b);
+            QDQ_SMAX(mx1[k], &b);
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        QDQ_CT v = QDQ_SLOAD(x + i);
+        QDQ_SMIN(v, &a);
+        QDQ_SMAX(v, &b);
+    }
+    *mn = a;
+    *mx = b;
+}
+
+/* mn[i] = min(mn[i], x[i]) and mx[i] = max(mx[i], x[i]) for i < n. */
+static QDQ_TARGET void QDQ_NAME(qdq_minmax_lanes)(const QDQ_ST *x, size_t n, QDQ_CT *mn, QDQ_CT *mx)
+{
+    size_t i = 0;
+#if QDQ_HAVE_VEC
+    for (; i + QDQ_L <= n; i += QDQ_L) {
+        QDQ_V a = QDQ_VP(load)(mn + i), b = QDQ_VP(load)(mx + i);
+        QDQ_VP(minmax)(QDQ_VLOAD(x + i), &a, &b);
+        QDQ_VP(store)(mn + i, a);
+        QDQ_VP(store)(mx + i, b);
+    }
+#endif
+    for (; i < n; i++) {
+        QDQ_CT v = QDQ_SLOAD(x + i);
+        QDQ_SMIN(v, mn + i);
+        QDQ_SMAX(v, mx + i);
+    }
+}
+
+/* The transform with one set of parameters; mode is a constant after
+ * inlining, so each of the four loops has no per-element branch. */
+QDQ_FN void QDQ_NAME(qdq_apply_body)(const QDQ_ST *x, QDQ_ST *o, size_t n, QDQ_CT s,
+                                     QDQ_CT inv, QDQ_CT lo, QDQ_CT hi, const int mode)
+{
+    size_t i = 0;
+#if QDQ_HAVE_VEC
+    const QDQ_V vs = QDQ_VP(splat)(s), vinv = QDQ_VP(splat)(inv);
+    const QDQ_V vlo = QDQ_VP(splat)(lo), vhi = QDQ_VP(splat)(hi);
+    for (; i + QDQ_L <= n; i += QDQ_L) {
+        QDQ_V v = QDQ_VLOAD(x + i), y, r;
+        if (mode & QDQ_CLAMP) {
+            v = QDQ_VP(sel)(vhi < v, vhi, v);
+            v = QDQ_VP(sel)(v < vlo, vlo, v);
+        }
+        y = QDQ_VRND(v * vs);
+        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
+        else r = QDQ_VP(rint)(y);
+        QDQ_VSTORE(o + i, r * vinv);
+    }
+#endif
+    for (; i < n; i++)
+        QDQ_SSTORE(o + i, QDQ_SOP(QDQ_SLOAD(x + i), s, inv, lo, hi, mode, QDQ_FMT));
+}
+
+/* The transform with per-element parameters s[i], inv[i], lo[i], hi[i]. */
+QDQ_FN void QDQ_NAME(qdq_apply_lanes_body)(const QDQ_ST *x, QDQ_ST *o, size_t n,
+                                           const QDQ_CT *s, const QDQ_CT *inv,
+                                           const QDQ_CT *lo, const QDQ_CT *hi, const int mode)
+{
+    size_t i = 0;
+#if QDQ_HAVE_VEC
+    for (; i + QDQ_L <= n; i += QDQ_L) {
+        QDQ_V v = QDQ_VLOAD(x + i), y, r;
+        if (mode & QDQ_CLAMP) {
+            const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
+            v = QDQ_VP(sel)(vhi < v, vhi, v);
+            v = QDQ_VP(sel)(v < vlo, vlo, v);
+        }
+        y = QDQ_VRND(v * QDQ_VP(load)(s + i));
+        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
+        else r = QDQ_VP(rint)(y);
+        QDQ_VSTORE(o + i, r * QDQ_VP(load)(inv + i));
+    }
+#endif
+    for (; i < n; i++)
+        QDQ_SSTORE(o + i, QDQ_SOP(QDQ_SLOAD(x + i), s[i], inv[i], lo[i], hi[i], mode, QDQ_FMT));
+}
+
+static QDQ_TARGET void QDQ_NAME(qdq_apply)(const QDQ_ST *x, QDQ_ST *o, size_t n, QDQ_CT s,
+                                           QDQ_CT inv, QDQ_CT lo, QDQ_CT hi, int mode)
+{
+    switch (mode & 3) {
+    case 0: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 0); break;
+    case 1: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 1); break;
+    case 2: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 2); break;
+    default: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 3); break;
+    }
+}
+
+static QDQ_TARGET void QDQ_NAME(qdq_apply_lanes)(const QDQ_ST *x, QDQ_ST *o, size_t n,
+                                                 const QDQ_CT *s, const QDQ_CT *inv,
+                                                 const QDQ_CT *lo, const QDQ_CT *hi, int mode)
+{
+    switch (mode & 3) {
+    case 0: QDQ_NAME(qdq_apply_lanes_body)(x, o, n, s, inv, lo, hi, 0); break;
+    case 1: QDQ_NAME(qdq_apply_lanes_body)(x, o, n, s, inv, lo, hi, 1); break;
+    case 2: QDQ_NAME(qdq_apply_lanes_body)(x, o, n, s, inv, lo, hi, 2); break;
+    default: QDQ_NAME(qdq_apply_lanes_body)(x, o, n, s, inv, lo, hi, 3); break;
+    }
+}
+
+#undef QDQ_NAME
+#undef QDQ_NAME_
+#undef QDQ_PASTE
+#undef QDQ_PASTE_
+#undef QDQ_T
+#undef QDQ_ST
+#undef QDQ_CT
+#undef QDQ_FMT
+#undef QDQ_SLOAD
+#undef QDQ_SSTORE
+#undef QDQ_SOP
+#undef QDQ_SMIN
+#undef QDQ_SMAX
+#if QDQ_HAVE_VEC
+#undef QDQ_V
+#undef QDQ_VM
+#undef QDQ_L
+#undef QDQ_VLOAD
+#undef QDQ_VSTORE
+#undef QDQ_VRND
+#undef QDQ_VP
+#endif

@@ -1,0 +1,249 @@
+/*
+ * One instruction-set copy of the qdq kernels; included by _simd.h with
+ *   QDQ_VB        vector width in bytes (16 or 32)
+ *   QDQ_SFX(name) the suffix of this copy (name_base, name_avx2)
+ *   QDQ_TARGET    the function attribute that selects the instruction set
+ *   QDQ_F16C      1 to convert float16 with the F16C instructions
+ * The four element types are instantiated from _simd_body.h.
+ */
+
+#define QDQ_FN static inline __attribute__((always_inline)) QDQ_TARGET
+
+#if QDQ_HAVE_VEC
+typedef float    QDQ_SFX(qdq_vf) __attribute__((vector_size(QDQ_VB)));
+typedef int32_t  QDQ_SFX(qdq_vi) __attribute__((vector_size(QDQ_VB)));
+typedef uint32_t QDQ_SFX(qdq_vu) __attribute__((vector_size(QDQ_VB)));
+typedef double   QDQ_SFX(qdq_vd) __attribute__((vector_size(QDQ_VB)));
+typedef int64_t  QDQ_SFX(qdq_vl) __attribute__((vector_size(QDQ_VB)));
+typedef uint16_t QDQ_SFX(qdq_vh) __attribute__((vector_size(QDQ_VB / 2)));
+
+#define vf QDQ_SFX(qdq_vf)
+#define vi QDQ_SFX(qdq_vi)
+#define vu QDQ_SFX(qdq_vu)
+#define vd QDQ_SFX(qdq_vd)
+#define vl QDQ_SFX(qdq_vl)
+#define vh QDQ_SFX(qdq_vh)
+
+/* --- float32 lanes ------------------------------------------------------ */
+QDQ_FN vf QDQ_SFX(vf_splat)(float a) { return (vf){0} + a; }
+QDQ_FN vf QDQ_SFX(vf_load)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+QDQ_FN void QDQ_SFX(vf_store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
+QDQ_FN vf QDQ_SFX(vf_sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+
+QDQ_FN vf QDQ_SFX(vf_rint)(vf y)
+{
+    const vf c = QDQ_SFX(vf_splat)(8388608.0f);       /* 2^23 */
+    vi sign = (vi)y & (int32_t)0x80000000u;
+    vf a = (vf)((vi)y & 0x7fffffff);
+    vf t = (a + c) - c;
+    return (vf)((vi)QDQ_SFX(vf_sel)(a < c, t, a) | sign);
+}
+
+QDQ_FN vf QDQ_SFX(vf_floor)(vf t)
+{
+    vf r = QDQ_SFX(vf_rint)(t);
+    return QDQ_SFX(vf_sel)(r > t, r - 1.0f, r);
+}
+
+QDQ_FN void QDQ_SFX(vf_minmax)(vf v, vf *mn, vf *mx)
+{
+    vi lt = v < *mn, eq = v == *mn;
+    vi gt = v > *mx, eq2 = v == *mx;
+    *mn = (vf)((lt & (vi)v) | (~lt & ((vi)*mn | ((vi)v & eq))));
+    *mx = (vf)((gt & (vi)v) | (~gt & ((vi)*mx & ((vi)v | ~eq2))));
+}
+
+/* --- float64 lanes ------------------------------------------------------ */
+QDQ_FN vd QDQ_SFX(vd_splat)(double a) { return (vd){0} + a; }
+QDQ_FN vd QDQ_SFX(vd_load)(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
+QDQ_FN void QDQ_SFX(vd_store)(double *p, vd v) { memcpy(p, &v, sizeof v); }
+QDQ_FN vd QDQ_SFX(vd_sel)(vl m, vd a, vd b) { return (vd)((m & (vl)a) | (~m & (vl)b)); }
+
+QDQ_FN vd QDQ_SFX(vd_rint)(vd y)
+{
+    const vd c = QDQ_SFX(vd_splat)(4503599627370496.0);  /* 2^52 */
+    vl sign = (vl)y & (int64_t)0x8000000000000000ull;
+    vd a = (vd)((vl)y & 0x7fffffffffffffffll);
+    vd t = (a + c) - c;
+    return (vd)((vl)QDQ_SFX(vd_sel)(a < c, t, a) | sign);
+}
+
+QDQ_FN vd QDQ_SFX(vd_floor)(vd t)
+{
+    vd r = QDQ_SFX(vd_rint)(t);
+    return QDQ_SFX(vd_sel)(r > t, r - 1.0, r);
+}
+
+QDQ_FN void QDQ_SFX(vd_minmax)(vd v, vd *mn, vd *mx)
+{
+    vl lt = v < *mn, eq = v == *mn;
+    vl gt = v > *mx, eq2 = v == *mx;
+    *mn = (vd)((lt & (vl)v) | (~lt & ((vl)*mn | ((vl)v & eq))));
+    *mx = (vd)((gt & (vl)v) | (~gt & ((vl)*mx & ((vl)v | ~eq2))));
+}
+
+/* --- 16-bit formats, computed in float32 lanes ---------------------------- */
+QDQ_FN vh QDQ_SFX(vh_load)(const uint16_t *p) { vh v; memcpy(&v, p, sizeof v); return v; }
+QDQ_FN void QDQ_SFX(vh_store)(uint16_t *p, vh v) { memcpy(p, &v, sizeof v); }
+
+QDQ_FN vf QDQ_SFX(f16_widen)(vh h)
+{
+#if QDQ_F16C
+    return (vf)_mm256_cvtph_ps((__m128i)h);
+#else
+    vu u = __builtin_convertvector(h, vu);
+    vu o = (u & 0x7fffu) << 13;
+    vu e = o & 0x0f800000u;
+    vi infnan = (vi)(e == 0x0f800000u);
+    vi zero_sub = (vi)(e == 0u);
+    vu oz;
+    o += (uint32_t)(127 - 15) << 23;
+    o += (vu)(infnan & (int32_t)((uint32_t)(128 - 16) << 23));
+    oz = (vu)((vf)(o + (1u << 23)) - QDQ_SFX(vf_splat)(6.103515625e-05f));  /* 2^-14 */
+    o = (vu)((zero_sub & (vi)oz) | (~zero_sub & (vi)o));
+    return (vf)(o | ((u & 0x8000u) << 16));
+#endif
+}
+
+QDQ_FN vh QDQ_SFX(f16_narrow)(vf v)
+{
+#if QDQ_F16C
+    return (vh)_mm256_cvtps_ph((__m256)v, _MM_FROUND_TO_NEAREST_INT);
+#else
+    vu f = (vu)v;
+    vu sign = (f >> 16) & 0x8000u;
+    vu m, onan, obig, osmall, onorm, o;
+    vi big, nan, small;
+    f &= 0x7fffffffu;
+    big = (vi)(f >= (143u << 23));
+    nan = (vi)(f > 0x7f800000u);
+    small = (vi)(f < (113u << 23));
+    m = (f >> 13) & 0x3ffu;
+    onan = 0x7c00u | m | (vu)((vi)(m == 0u) & 1);
+    obig = (vu)((nan & (vi)onan) | (~nan & 0x7c00));
+    osmall = (vu)((vf)f + 0.5f) - 0x3f000000u;
+    onorm = (f + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((f >> 13) & 1u)) >> 13;
+    o = (vu)((small & (vi)osmall) | (~small & (vi)onorm));
+    o = (vu)((big & (vi)obig) | (~big & (vi)o));
+    return __builtin_convertvector(o | sign, vh);
+#endif
+}
+
+QDQ_FN vf QDQ_SFX(bf16_widen)(vh h) { return (vf)(__builtin_convertvector(h, vu) << 16); }
+
+QDQ_FN vh QDQ_SFX(bf16_narrow)(vf v)
+{
+    vu f = (vu)v;
+    vi nan = (vi)((f & 0x7fffffffu) > 0x7f800000u);
+    vu r = (f + 0x7fffu + ((f >> 16) & 1u)) >> 16;
+    vu q = ((f >> 16) & 0x8000u) | 0x7fc0u;
+    r = (vu)((nan & (vi)q) | (~nan & (vi)r));
+    return __builtin_convertvector(r, vh);
+}
+
+QDQ_FN vf QDQ_SFX(f16_round)(vf v) { return QDQ_SFX(f16_widen)(QDQ_SFX(f16_narrow)(v)); }
+
+QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
+{
+    vu f = (vu)v;
+    vi nan = (vi)((f & 0x7fffffffu) > 0x7f800000u);
+    vu r = (f + 0x7fffu + ((f >> 16) & 1u)) & 0xffff0000u;
+    return (vf)((nan & (vi)f) | (~nan & (vi)r));
+}
+#endif /* QDQ_HAVE_VEC */
+
+/* --- the kernels, per element type --------------------------------------- */
+
+/* float16: storage uint16, compute float32 */
+#define QDQ_T f16
+#define QDQ_ST uint16_t
+#define QDQ_CT float
+#define QDQ_FMT QDQ_F16
+#define QDQ_SLOAD(p) qdq_f16_to_f32(*(p))
+#define QDQ_SSTORE(p, v) (*(p) = qdq_f32_to_f16(v))
+#define QDQ_SOP qdq_op1_f
+#define QDQ_SMIN qdq_min1_f
+#define QDQ_SMAX qdq_max1_f
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VLOAD(p) QDQ_SFX(f16_widen)(QDQ_SFX(vh_load)(p))
+#  define QDQ_VSTORE(p, v) QDQ_SFX(vh_store)((p), QDQ_SFX(f16_narrow)(v))
+#  define QDQ_VRND(v) QDQ_SFX(f16_round)(v)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_body.h"
+
+/* bfloat16: storage uint16, compute float32 */
+#define QDQ_T bf16
+#define QDQ_ST uint16_t
+#define QDQ_CT float
+#define QDQ_FMT QDQ_BF16
+#define QDQ_SLOAD(p) qdq_bf16_to_f32(*(p))
+#define QDQ_SSTORE(p, v) (*(p) = qdq_f32_to_bf16(v))
+#define QDQ_SOP qdq_op1_f
+#define QDQ_SMIN qdq_min1_f
+#define QDQ_SMAX qdq_max1_f
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VLOAD(p) QDQ_SFX(bf16_widen)(QDQ_SFX(vh_load)(p))
+#  define QDQ_VSTORE(p, v) QDQ_SFX(vh_store)((p), QDQ_SFX(bf16_narrow)(v))
+#  define QDQ_VRND(v) QDQ_SFX(bf16_round)(v)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_body.h"
+
+/* float32 */
+#define QDQ_T f32
+#define QDQ_ST float
+#define QDQ_CT float
+#define QDQ_FMT QDQ_F32
+#define QDQ_SLOAD(p) (*(p))
+#define QDQ_SSTORE(p, v) (*(p) = (v))
+#define QDQ_SOP qdq_op1_f
+#define QDQ_SMIN qdq_min1_f
+#define QDQ_SMAX qdq_max1_f
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VLOAD(p) QDQ_SFX(vf_load)(p)
+#  define QDQ_VSTORE(p, v) QDQ_SFX(vf_store)((p), (v))
+#  define QDQ_VRND(v) (v)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_body.h"
+
+/* float64 */
+#define QDQ_T f64
+#define QDQ_ST double
+#define QDQ_CT double
+#define QDQ_FMT QDQ_F64
+#define QDQ_SLOAD(p) (*(p))
+#define QDQ_SSTORE(p, v) (*(p) = (v))
+#define QDQ_SOP qdq_op1_d
+#define QDQ_SMIN qdq_min1_d
+#define QDQ_SMAX qdq_max1_d
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VLOAD(p) QDQ_SFX(vd_load)(p)
+#  define QDQ_VSTORE(p, v) QDQ_SFX(vd_store)((p), (v))
+#  define QDQ_VRND(v) (v)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_body.h"
+
+#if QDQ_HAVE_VEC
+#undef vf
+#undef vi
+#undef vu
+#undef vd
+#undef vl
+#undef vh
+#endif
+#undef QDQ_FN

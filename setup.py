@@ -1,0 +1,106 @@
+"""Build qdq's compiled kernels.
+
+Environment switches:
+
+QDQ_OPENMP=auto|0|1
+    auto (default) probes the compiler for OpenMP and builds without it when
+    the probe fails; 0 never uses it; 1 requires it.
+QDQ_MARCH=<arch>
+    adds -march=<arch> (for example ``native`` for a local build). Never on by
+    default: wheels must run on any CPU of their platform. The kernels choose
+    AVX2/F16C at run time anyway.
+QDQ_SANITIZE=address,undefined
+    builds with these sanitizers (-fsanitize=..., -O1, frame pointers).
+QDQ_DEBUG_CYTHON=1
+    turns Cython's bounds and wraparound checks back on.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _env(name, default=""):
+    return os.environ.get(name, default).strip()
+
+
+def _compiler_accepts(compiler, flags):
+    """Whether a tiny OpenMP program compiles and links with these flags."""
+    source = "#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
+    tmp = tempfile.mkdtemp(prefix="qdq-omp-")
+    try:
+        path = os.path.join(tmp, "probe.c")
+        with open(path, "w") as f:
+            f.write(source)
+        objects = compiler.compile([path], output_dir=tmp, extra_postargs=flags)
+        compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=flags)
+        return True
+    except Exception:
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        ctype = self.compiler.compiler_type
+        omp_setting = _env("QDQ_OPENMP", "auto").lower()
+        if ctype == "msvc":
+            compile_args, omp_flags = ["/O2", "/fp:precise"], ["/openmp"]
+            link_omp = []
+        else:
+            compile_args = ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-strict-aliasing"]
+            omp_flags = ["-fopenmp"]
+            link_omp = ["-fopenmp"]
+            march = _env("QDQ_MARCH")
+            if march:
+                compile_args.append(f"-march={march}")
+            sanitize = _env("QDQ_SANITIZE")
+            if sanitize:
+                compile_args = [a for a in compile_args if not a.startswith("-O")]
+                compile_args += ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={sanitize}",
+                                 "-fno-sanitize-recover=all"]
+                link_omp = link_omp + [f"-fsanitize={sanitize}"]
+        use_omp = False
+        if omp_setting in ("1", "yes", "true", "on"):
+            use_omp = True
+        elif omp_setting in ("auto", ""):
+            use_omp = ctype == "msvc" or _compiler_accepts(self.compiler, omp_flags)
+            if not use_omp:
+                print("qdq: OpenMP not available; building single-threaded kernels", file=sys.stderr)
+        for ext in self.extensions:
+            ext.extra_compile_args = compile_args + (omp_flags if use_omp else [])
+            if ctype != "msvc":
+                ext.extra_link_args = (link_omp if use_omp else [a for a in link_omp if a != "-fopenmp"])
+        super().build_extensions()
+
+
+def _extensions():
+    from Cython.Build import cythonize
+
+    debug = _env("QDQ_DEBUG_CYTHON") == "1"
+    ext = Extension(
+        "qdq._kernels",
+        sources=["qdq/_kernels.pyx"],
+        depends=["qdq/_simd.h", "qdq/_simd_impl.h", "qdq/_simd_body.h"],
+        include_dirs=["qdq"],
+    )
+    return cythonize(
+        [ext],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": debug,
+            "wraparound": debug,
+            "initializedcheck": debug,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        quiet=True,
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
