@@ -193,7 +193,7 @@ def _extents(shape: tuple, axis: int | None) -> tuple[int, int, int]:
     return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
-def _blocks(shape: tuple, axis: int | None, max_items: int = _BLOCK_ITEMS):
+def _blocks(shape: tuple, axis: int | None, max_items: int | None = None):
     """Cover an array of ``shape`` in C order with slabs of at most ~max_items.
 
     Yields ``(index, extents, channels)``: ``x[index]`` is the slab,
@@ -201,6 +201,8 @@ def _blocks(shape: tuple, axis: int | None, max_items: int = _BLOCK_ITEMS):
     ``channels`` the slice of per-channel parameters it uses.
     """
     nd = len(shape)
+    if max_items is None:
+        max_items = _BLOCK_ITEMS
     if math.prod(shape) == 0:
         return
     suffix = [1] * (nd + 1)

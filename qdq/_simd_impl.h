@@ -25,7 +25,14 @@ typedef uint16_t QDQ_SFX(qdq_vh) __attribute__((vector_size(QDQ_VB / 2)));
 #define vh QDQ_SFX(qdq_vh)
 
 /* --- float32 lanes ------------------------------------------------------ */
-QDQ_FN vf QDQ_SFX(vf_splat)(float a) { return (vf){0} + a; }
+/* Broadcast by filling the lanes: adding a to a zero vector would turn -0.0 into +0.0. */
+QDQ_FN vf QDQ_SFX(vf_splat)(float a)
+{
+    vf v;
+    size_t k;
+    for (k = 0; k < sizeof v / sizeof a; k++) v[k] = a;
+    return v;
+}
 QDQ_FN vf QDQ_SFX(vf_load)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 QDQ_FN void QDQ_SFX(vf_store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
 QDQ_FN vf QDQ_SFX(vf_sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
@@ -54,7 +61,13 @@ QDQ_FN void QDQ_SFX(vf_minmax)(vf v, vf *mn, vf *mx)
 }
 
 /* --- float64 lanes ------------------------------------------------------ */
-QDQ_FN vd QDQ_SFX(vd_splat)(double a) { return (vd){0} + a; }
+QDQ_FN vd QDQ_SFX(vd_splat)(double a)
+{
+    vd v;
+    size_t k;
+    for (k = 0; k < sizeof v / sizeof a; k++) v[k] = a;
+    return v;
+}
 QDQ_FN vd QDQ_SFX(vd_load)(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
 QDQ_FN void QDQ_SFX(vd_store)(double *p, vd v) { memcpy(p, &v, sizeof v); }
 QDQ_FN vd QDQ_SFX(vd_sel)(vl m, vd a, vd b) { return (vd)((m & (vl)a) | (~m & (vl)b)); }

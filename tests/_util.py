@@ -1,0 +1,46 @@
+"""Shared helpers of the tests: bit-exact comparison, NaN compared as NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qdq import _reference
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def values(a: np.ndarray, bfloat16_bits: bool = False) -> np.ndarray:
+    """float64 values of a qdq array (bfloat16 bit patterns decoded)."""
+    return _reference.decode(np.asarray(a), bfloat16_bits)[0]
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    """The raw bit patterns of an array, as unsigned ints of its width."""
+    a = np.array(a, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
+    return a.view(f"u{a.dtype.itemsize}")
+
+
+def assert_bits_equal(actual, expected, bfloat16_bits: bool = False, msg: str = "") -> None:
+    """Same shape, same dtype, same bits; any NaN equals any NaN."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{msg} shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{msg} dtype {actual.dtype} != {expected.dtype}"
+    nan_a = np.isnan(values(actual, bfloat16_bits))
+    nan_e = np.isnan(values(expected, bfloat16_bits))
+    same = (bits(actual) == bits(expected)) | (nan_a & nan_e)
+    if not same.all():
+        idx = np.argwhere(~same)[:5]
+        detail = ", ".join(
+            f"{tuple(i)}: got {values(actual, bfloat16_bits)[tuple(i)]!r} "
+            f"(0x{int(bits(actual)[tuple(i)]):x}) expected {values(expected, bfloat16_bits)[tuple(i)]!r} "
+            f"(0x{int(bits(expected)[tuple(i)]):x})" for i in idx)
+        raise AssertionError(f"{msg} {int((~same).sum())} of {same.size} elements differ: {detail}")
+
+
+def make_dtype(name: str):
+    """The NumPy dtype for a format name (bfloat16 needs ml_dtypes)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)

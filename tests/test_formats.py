@@ -1,0 +1,142 @@
+"""The 16-bit converters over every bit pattern, and rounding values to a format."""
+
+import numpy as np
+import pytest
+
+import qdq
+from qdq import _formats, _kernels, _reference
+from _util import assert_bits_equal
+
+ALL16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+def _f32_sample():
+    """float32 patterns: every high half with low halves at and around the rounding points."""
+    highs = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    lows = np.array([0, 1, 0x0FFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2001, 0x3000, 0x7FFF,
+                     0x8000, 0x8001, 0xBFFF, 0xC000, 0xFFFF], dtype=np.uint32)
+    rng = np.random.default_rng(1)
+    lows = np.concatenate([lows, rng.integers(0, 1 << 16, 8, dtype=np.uint32)])
+    return (highs[:, None] | lows[None, :]).ravel().view(np.float32)
+
+
+def test_f16_to_f32_all_patterns():
+    out = np.empty(ALL16.size, np.float32)
+    _kernels.f16_to_f32(ALL16, out)
+    expected = ALL16.view(np.float16).astype(np.float32)
+    assert (out.view(np.uint32) == expected.view(np.uint32)).all()
+
+
+def test_f16_round_trip_all_patterns():
+    widened = np.empty(ALL16.size, np.float32)
+    _kernels.f16_to_f32(ALL16, widened)
+    back = np.empty(ALL16.size, np.uint16)
+    _kernels.f32_to_f16(widened, back)
+    assert (back == ALL16).all()
+
+
+def test_f32_to_f16_matches_numpy():
+    v = _f32_sample()
+    out = np.empty(v.size, np.uint16)
+    with np.errstate(over="ignore"):
+        expected = v.astype(np.float16).view(np.uint16)
+    _kernels.f32_to_f16(v, out)
+    assert (out == expected).all()
+
+
+def test_bf16_to_f32_all_patterns():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    out = np.empty(ALL16.size, np.float32)
+    _kernels.bf16_to_f32(ALL16, out)
+    expected = ALL16.view(ml_dtypes.bfloat16).astype(np.float32)
+    assert (out.view(np.uint32) == expected.view(np.uint32)).all()
+
+
+def test_f32_to_bf16_matches_ml_dtypes():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    v = _f32_sample()
+    out = np.empty(v.size, np.uint16)
+    _kernels.f32_to_bf16(v, out)
+    expected = v.astype(ml_dtypes.bfloat16).view(np.uint16)
+    assert (out == expected).all()
+
+
+def test_numpy_side_bf16_bits_match_kernel():
+    v = _f32_sample()
+    out = np.empty(v.size, np.uint16)
+    _kernels.f32_to_bf16(v, out)
+    assert (_formats.values_to_bits(v) == out).all()
+    assert (_formats.bits_to_values(ALL16).view(np.uint32)
+            == (ALL16.astype(np.uint32) << 16)).all()
+
+
+def _random_f64(n, seed):
+    rng = np.random.default_rng(seed)
+    mant = rng.random(n) + 1.0
+    return np.concatenate([
+        mant * np.ldexp(1.0, rng.integers(-160, 140, n)) * rng.choice([-1, 1], n),
+        [0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.999, 65520.0, 2.0 ** -24,
+         2.0 ** -25, 3 * 2.0 ** -26, 2.0 ** -149, 2.0 ** -150, 2.0 ** -133, 2.0 ** -134,
+         3.3961e38, 3.4e38, 1e300, 5e-324],
+    ])
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32"])
+def test_round_to_matches_reference_rounding(name):
+    d = _random_f64(20000, 7)
+    # values exactly halfway between neighbours of the format, and next to them
+    p = _reference.FORMATS[name][0]
+    base = _reference.round_to_format(d, name)
+    _, e = np.frexp(np.abs(base))
+    half = np.ldexp(1.0, np.maximum(e - p, _reference.FORMATS[name][1] - p + 1) - 1)
+    d = np.concatenate([d, base + half, base - half, np.nextafter(base + half, np.inf)])
+    d = d[np.isfinite(d) | np.isnan(d)]
+    got = _formats.round_to(d, _formats.format_named(name)).astype(np.float64)
+    expected = _reference.round_to_format(d, name)
+    assert_bits_equal(got, expected)
+
+
+def test_reference_rounding_matches_numpy_casts():
+    d = _random_f64(20000, 8)
+    with np.errstate(over="ignore"):
+        assert_bits_equal(_reference.round_to_format(d, "float16"),
+                          d.astype(np.float16).astype(np.float64))
+        assert_bits_equal(_reference.round_to_format(d, "float32"),
+                          d.astype(np.float32).astype(np.float64))
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("params", [
+    dict(range_given=True, input_min=-1.0, input_max=1.0),
+    dict(range_given=True, input_min=-60000.0, input_max=65504.0, num_bits=16),
+    dict(range_given=True, input_min=-3e-5, input_max=2e-5, num_bits=5, round_mode="HALF_UP"),
+    dict(range_given=True, input_min=0.0, input_max=300.0, signed_input=False, num_bits=12),
+    dict(range_given=True, input_min=-1e30, input_max=1e30, num_bits=3),
+    dict(range_given=True, input_min=-2.0, input_max=7.0, narrow_range=True, round_mode="HALF_UP"),
+], ids=str)
+def test_op_on_every_16bit_pattern(name, params, isa):
+    """The whole op (both conversions of the vector path) on all 65,536 inputs."""
+    if name == "bfloat16":
+        x = ALL16.copy()
+        got = qdq.quantize_and_dequantize(x, bfloat16_bits=True, **params)
+        expected = _reference.quantize_and_dequantize(x, bfloat16_bits=True, **params)
+        assert_bits_equal(got, expected, bfloat16_bits=True)
+    else:
+        x = ALL16.view(np.float16)
+        got = qdq.quantize_and_dequantize(x, **params)
+        assert_bits_equal(got, _reference.quantize_and_dequantize(x, **params))
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_range_of_every_16bit_pattern(name, isa):
+    x = ALL16.copy()
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        sub = x[rng.integers(0, x.size, int(rng.integers(1, 200)))]
+        if name == "bfloat16":
+            got = qdq.compute_range(sub, bfloat16_bits=True)
+            expected = _reference.compute_range(sub, bfloat16_bits=True)
+        else:
+            got = qdq.compute_range(sub.view(np.float16))
+            expected = _reference.compute_range(sub.view(np.float16))
+        assert_bits_equal(np.asarray(got, np.float64), np.asarray(expected, np.float64))
