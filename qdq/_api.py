@@ -32,7 +32,9 @@ _BLOCK_ITEMS = 1 << 18
 
 def check_flag(name: str, value: Any) -> bool:
     """A bool argument; TypeError for anything else (0, 1, "False", None...)."""
-    if isinstance(value, (bool, np.bool_)):
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
         return bool(value)
     raise TypeError(f"{name} must be a bool, got {value!r}")
 
@@ -115,9 +117,22 @@ def _range_array(value: Any, name: str, fmt: Format, channels: int | None,
     return round_to(a, fmt)
 
 
+_FAST_SCALARS = frozenset((float, int, np.float64, np.float32, np.float16, np.int64, np.int32))
+
+
 def given_range(input_min: Any, input_max: Any, fmt: Format, shape: tuple,
-                axis: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The given range in T as 1-D compute-type arrays, checked min <= max."""
+                axis: int | None) -> tuple[Any, Any]:
+    """The given range in T, checked min <= max.
+
+    Per tensor, two Python floats (1-tuples); per channel, 1-D compute-type arrays.
+    """
+    if axis is None and type(input_min) in _FAST_SCALARS and type(input_max) in _FAST_SCALARS:
+        lo = _kernels.round_value(fmt.code, float(input_min))
+        hi = _kernels.round_value(fmt.code, float(input_max))
+        if not lo <= hi:
+            raise ValueError(f"invalid range: input_min ({lo!r}) must be <= input_max "
+                             f"({hi!r}), and neither may be NaN")
+        return (lo,), (hi,)
     channels = None if axis is None else shape[axis]
     lo = _range_array(input_min, "input_min", fmt, channels, axis)
     hi = _range_array(input_max, "input_max", fmt, channels, axis)
@@ -130,16 +145,20 @@ def given_range(input_min: Any, input_max: Any, fmt: Format, shape: tuple,
         raise ValueError(f"invalid range in channel {c} of axis {axis}: input_min[{c}] "
                          f"({float(lo[c])!r}) must be <= input_max[{c}] ({float(hi[c])!r}), "
                          "and neither may be NaN")
-    return np.ascontiguousarray(lo.reshape(-1)), np.ascontiguousarray(hi.reshape(-1))
+    if axis is None:
+        return (float(lo),), (float(hi),)
+    return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
 
 
 def result_dtype(x: np.ndarray, fmt: Format) -> np.dtype:
     """The dtype of the op's result for input x: x's type in native byte order."""
-    return x.dtype.newbyteorder("=")
+    dt = x.dtype
+    return dt if dt.isnative else dt.newbyteorder("=")
 
 
 def _same_type(a: np.dtype, b: np.dtype) -> bool:
-    return a.kind == b.kind and a.itemsize == b.itemsize and a.name == b.name
+    """Equal dtypes up to byte order."""
+    return a == b or (a.kind == b.kind and a.itemsize == b.itemsize and a.name == b.name)
 
 
 def prepare_out(out: Any, x: np.ndarray, fmt: Format) -> np.ndarray:
@@ -161,7 +180,7 @@ def prepare_out(out: Any, x: np.ndarray, fmt: Format) -> np.ndarray:
 
 def kernel_view(a: np.ndarray, fmt: Format) -> np.ndarray:
     """a reinterpreted as the kernels' storage type (uint16 for 16-bit formats)."""
-    if fmt.storage == np.uint16 and a.dtype.kind != "u":
+    if fmt.itemsize == 2 and a.dtype.kind != "u":
         return a.view(np.dtype(np.uint16).newbyteorder(a.dtype.byteorder))
     return a
 
@@ -266,11 +285,10 @@ def _flip(axis: int | None, ndim: int) -> int | None:
 
 def compute_params(mn: np.ndarray, mx: np.ndarray, fmt: Format, qmin: int, qmax: int):
     """Per-channel (scale, inverse, lo, hi) compute-type arrays, SPEC step 3."""
-    C = mn.shape[0]
-    out = np.empty((4, C), dtype=fmt.compute)
-    _kernels.params(np.ascontiguousarray(mn, dtype=fmt.compute),
-                    np.ascontiguousarray(mx, dtype=fmt.compute),
-                    out[0], out[1], out[2], out[3], fmt.code, qmin, qmax)
+    mn = np.ascontiguousarray(mn, dtype=fmt.compute).reshape(-1)
+    mx = np.ascontiguousarray(mx, dtype=fmt.compute).reshape(-1)
+    out = np.empty((4, mn.shape[0]), dtype=fmt.compute)
+    _kernels.params(mn, mx, out[0], out[1], out[2], out[3], fmt.code, qmin, qmax)
     return out
 
 
@@ -402,12 +420,22 @@ def quantize_and_dequantize(input, input_min=None, input_max=None, signed_input=
     xk, rk = kernel_view(x, fmt), kernel_view(res, fmt)
     if x.ndim == 0:
         xk, rk = xk.reshape(1), rk.reshape(1)
-    if ax is None and _layout(xk, rk) is not None and (
-            out is None or rk is xk or not np.may_share_memory(xk, rk) or _same_memory(xk, rk)):
-        mn = _kernels.qdq_tensor(xk, rk, fmt.code, rg, float(lo[0]) if rg else 0.0,
-                                 float(hi[0]) if rg else 0.0, qmin, qmax, mode,
-                                 _threads._threads)[0]
-        _warn_unsigned_negative(signed, rg, mn)
+    layout = _layout(xk, rk)
+    if layout is not None and (out is None or out is x or not np.may_share_memory(x, out)):
+        # The kernels run on the arrays as they are: one compiled call.
+        nt = _threads._threads
+        if ax is None:
+            negative = _kernels.qdq_tensor(
+                xk, rk, fmt.code, rg, lo[0] if rg else 0.0, hi[0] if rg else 0.0,
+                qmin, qmax, mode, nt)[0] < 0
+        else:
+            shape, cax = (xk.shape, ax) if layout == "C" else (xk.shape[::-1], xk.ndim - 1 - ax)
+            pre, C, post = _extents(shape, cax)
+            negative = _kernels.qdq_channels(xk, rk, fmt.code, pre, C, post,
+                                             lo if rg else None, hi if rg else None,
+                                             qmin, qmax, mode, nt)
+        if negative and not signed and not rg:
+            _warn_unsigned_negative(signed, rg, -1.0)
         return res
     if not rg:
         lo, hi = reduce_range(xk, fmt, ax)
@@ -437,6 +465,9 @@ def to_public(values: np.ndarray, fmt: Format, dtype: np.dtype | None):
     if fmt is BFLOAT16 and dtype is not None and is_bfloat16_dtype(dtype):
         return values.astype(dtype)
     return values
+
+
+_SCALAR_TYPE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 
 
 def compute_range(input, axis=None, *, bfloat16_bits=False):
@@ -471,6 +502,14 @@ def compute_range(input, axis=None, *, bfloat16_bits=False):
     xk = kernel_view(x, fmt)
     if x.ndim == 0:
         xk = xk.reshape(1)
+    if ax is None and _layout(xk, None) is not None:
+        lo, hi = _kernels.range_tensor(xk, fmt.code, _threads._threads)
+        if lo > hi and x.size:
+            lo = hi = math.nan
+        scalar = _SCALAR_TYPE.get(fmt.name) if not bfloat16_bits else np.float32
+        if scalar is None:  # ml_dtypes.bfloat16
+            return np.asarray([lo, hi], np.float32).astype(x.dtype)
+        return scalar(lo), scalar(hi)
     mn, mx = reduce_range(xk, fmt, ax)
     count = x.size if ax is None else (x.size // x.shape[ax] if x.shape[ax] else 0)
     mn, mx = finish_range(mn, mx, count)

@@ -16,6 +16,7 @@ from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from libc.stdint cimport uint16_t, int64_t
 from libc.float cimport FLT_MAX, DBL_MAX
 from libc.math cimport INFINITY
@@ -33,6 +34,7 @@ cdef extern from "_simd.h" nogil:
     float qdq_bf16_to_f32(uint16_t h)
     uint16_t qdq_f32_to_bf16(float v)
     float qdq_rnd_float(float v, int fmt)
+    double qdq_round_value(int fmt, double d)
     void qdq_min1_f(float v, float *mn)
     void qdq_max1_f(float v, float *mx)
     void qdq_min1_d(double v, double *mn)
@@ -533,6 +535,104 @@ def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,
     finally:
         PyBuffer_Release(&xb)
     return (d[0], d[1], d[2], d[3], d[4], d[5])
+
+
+def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post, lo, hi,
+                 int64_t qmin, int64_t qmax, int mode, int nthreads=1):
+    """The per-channel op in one call on a ``[pre, C, post]`` block.
+
+    ``lo`` and ``hi`` are the given per-channel range (compute-type arrays of
+    length ``C``), or None to reduce the range from the data. Returns whether
+    any channel's minimum is negative.
+    """
+    cdef Py_buffer b[4]
+    cdef object objs = (x, out, lo, hi)
+    cdef Py_ssize_t k, got = 0, n, csz, c
+    cdef int rc = 0
+    cdef bint given = lo is not None, negative = False
+    cdef char *work = NULL
+    _check_fmt(fmt)
+    if pre < 0 or C < 0 or post < 0:
+        raise ValueError("qdq kernel: negative extent")
+    if given and hi is None:
+        raise ValueError("qdq kernel: lo without hi")
+    n = pre * C * post
+    csz = _csz(fmt)
+    try:
+        for k in range(4 if given else 2):
+            _get(objs[k], &b[k], k == 1, n * _isz(fmt) if k < 2 else C * csz,
+                 ("x", "out", "lo", "hi")[k])
+            got += 1
+        work = <char *>malloc(6 * max(C, 1) * csz)
+        if work == NULL:
+            raise MemoryError()
+        with nogil:
+            if given:
+                memcpy(work, b[2].buf, C * csz)
+                memcpy(work + C * csz, b[3].buf, C * csz)
+            else:
+                _fill(fmt, work, C, INFINITY)
+                _fill(fmt, work + C * csz, C, -INFINITY)
+                rc = _reduce(fmt, <const char *>b[0].buf, pre, C, post, work, work + C * csz,
+                             nthreads)
+            for c in range(C):
+                if (fmt == QDQ_F64 and (<double *>work)[c] < 0) or \
+                        (fmt != QDQ_F64 and (<float *>work)[c] < 0):
+                    negative = True
+            if fmt == QDQ_F64:
+                _params[double](fmt, C, <double *>work, <double *>(work + C * csz), qmin, qmax,
+                                <double *>(work + 2 * C * csz), <double *>(work + 3 * C * csz),
+                                <double *>(work + 4 * C * csz), <double *>(work + 5 * C * csz))
+            else:
+                _params[float](fmt, C, <float *>work, <float *>(work + C * csz), qmin, qmax,
+                               <float *>(work + 2 * C * csz), <float *>(work + 3 * C * csz),
+                               <float *>(work + 4 * C * csz), <float *>(work + 5 * C * csz))
+            if rc == 0:
+                rc = _transform(fmt, <const char *>b[0].buf, <char *>b[1].buf, pre, C, post,
+                                work + 2 * C * csz, work + 3 * C * csz, work + 4 * C * csz,
+                                work + 5 * C * csz, mode, max(nthreads, 1))
+        if rc != 0:
+            raise MemoryError()
+    finally:
+        free(work)
+        for k in range(got):
+            PyBuffer_Release(&b[k])
+    return negative
+
+
+def range_tensor(x, int fmt, int nthreads=1):
+    """The raw NaN-ignoring (min, max) of a whole contiguous array, as floats."""
+    cdef Py_buffer xb
+    cdef float f[2]
+    cdef double d[2]
+    cdef int rc
+    _check_fmt(fmt)
+    _get(x, &xb, False, 0, "x")
+    try:
+        with nogil:
+            if fmt == QDQ_F64:
+                d[0] = INFINITY
+                d[1] = -INFINITY
+                rc = _reduce(fmt, <const char *>xb.buf, 1, 1, xb.len // 8, <char *>d,
+                             <char *>&d[1], max(nthreads, 1))
+            else:
+                f[0] = INFINITY
+                f[1] = -INFINITY
+                rc = _reduce(fmt, <const char *>xb.buf, 1, 1, xb.len // _isz(fmt), <char *>f,
+                             <char *>&f[1], max(nthreads, 1))
+                d[0] = f[0]
+                d[1] = f[1]
+        if rc != 0:
+            raise MemoryError()
+    finally:
+        PyBuffer_Release(&xb)
+    return d[0], d[1]
+
+
+def round_value(int fmt, double v):
+    """A float rounded once (to nearest even) to the format, as a float."""
+    _check_fmt(fmt)
+    return qdq_round_value(fmt, v)
 
 
 # ---------------------------------------------------------------------------

@@ -89,6 +89,29 @@ static inline uint16_t qdq_f32_to_bf16(float v)
 static inline float qdq_round_f16(float v) { return qdq_f16_to_f32(qdq_f32_to_f16(v)); }
 static inline float qdq_round_bf16(float v) { return qdq_bf16_to_f32(qdq_f32_to_bf16(v)); }
 
+/* float64 -> float32 rounding to odd: truncate, then set the last bit when
+ * inexact. Rounding that result to float16 or bfloat16 (which have fewer than
+ * 24 - 2 bits) is then a correct single rounding of the float64 value. */
+static inline float qdq_f64_to_f32_odd(double d)
+{
+    float f = (float)d;
+    if (d != d || (double)f == d) return f;
+    if (fabs((double)f) > fabs(d)) f = nextafterf(f, 0.0f);
+    return qdq_bitsf(qdq_fbits(f) | 1u);
+}
+
+/* A float64 value rounded (once, to nearest even) to the format, returned
+ * exactly as a double. */
+static inline double qdq_round_value(int fmt, double d)
+{
+    switch (fmt) {
+    case QDQ_F16: return qdq_round_f16(qdq_f64_to_f32_odd(d));
+    case QDQ_BF16: return qdq_round_bf16(qdq_f64_to_f32_odd(d));
+    case QDQ_F32: return (float)d;
+    default: return d;
+    }
+}
+
 /* Total-order, NaN-ignoring min/max steps (-0.0 < +0.0). */
 static inline void qdq_min1_f(float v, float *mn) { if (v < *mn || (v == *mn && signbit(v))) *mn = v; }
 static inline void qdq_max1_f(float v, float *mx) { if (v > *mx || (v == *mx && !signbit(v))) *mx = v; }

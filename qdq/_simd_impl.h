@@ -127,10 +127,10 @@ QDQ_FN vh QDQ_SFX(f16_narrow)(vf v)
     vu sign = (f >> 16) & 0x8000u;
     vu m, onan, obig, osmall, onorm, o;
     vi big, nan, small;
-    f &= 0x7fffffffu;
-    big = (vi)(f >= (143u << 23));
-    nan = (vi)(f > 0x7f800000u);
-    small = (vi)(f < (113u << 23));
+    f &= 0x7fffffffu;  /* from here on f is non-negative as a signed int: signed compares */
+    big = (vi)f >= (int32_t)(143u << 23);
+    nan = (vi)f > (int32_t)0x7f800000u;
+    small = (vi)f < (int32_t)(113u << 23);
     m = (f >> 13) & 0x3ffu;
     onan = 0x7c00u | m | (vu)((vi)(m == 0u) & 1);
     obig = (vu)((nan & (vi)onan) | (~nan & 0x7c00));
@@ -147,19 +147,40 @@ QDQ_FN vf QDQ_SFX(bf16_widen)(vh h) { return (vf)(__builtin_convertvector(h, vu)
 QDQ_FN vh QDQ_SFX(bf16_narrow)(vf v)
 {
     vu f = (vu)v;
-    vi nan = (vi)((f & 0x7fffffffu) > 0x7f800000u);
+    vi nan = v != v;
     vu r = (f + 0x7fffu + ((f >> 16) & 1u)) >> 16;
     vu q = ((f >> 16) & 0x8000u) | 0x7fc0u;
     r = (vu)((nan & (vi)q) | (~nan & (vi)r));
     return __builtin_convertvector(r, vh);
 }
 
-QDQ_FN vf QDQ_SFX(f16_round)(vf v) { return QDQ_SFX(f16_widen)(QDQ_SFX(f16_narrow)(v)); }
+/* v rounded to the nearest float16 value (ties to even), kept in float32. */
+QDQ_FN vf QDQ_SFX(f16_round)(vf v)
+{
+#if QDQ_F16C
+    return QDQ_SFX(f16_widen)(QDQ_SFX(f16_narrow)(v));
+#else
+    vi f = (vi)v;
+    vi sign = f & (int32_t)0x80000000u;
+    vi a = f & 0x7fffffff;
+    /* normal range: round the 23-bit fraction to 10 bits (a carry bumps the exponent) */
+    vi rn = (a + 0xfff + ((a >> 13) & 1)) & (int32_t)0xffffe000u;
+    /* below 2^-14: round to a multiple of 2^-24 by adding and removing 0.5 */
+    vi sub = (vi)(((vf)a + 0.5f) - 0.5f);
+    vi small = a < (int32_t)(113u << 23);
+    vi big = a >= 0x477ff000;                     /* 65520: rounds to inf */
+    vi nan = v != v;
+    vi r = (small & sub) | (~small & rn);
+    r = (big & 0x7f800000) | (~big & r);
+    r = (nan & a) | (~nan & r);
+    return (vf)(r | sign);
+#endif
+}
 
 QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 {
     vu f = (vu)v;
-    vi nan = (vi)((f & 0x7fffffffu) > 0x7f800000u);
+    vi nan = v != v;
     vu r = (f + 0x7fffu + ((f >> 16) & 1u)) & 0xffff0000u;
     return (vf)((nan & (vi)f) | (~nan & (vi)r));
 }

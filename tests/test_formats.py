@@ -57,7 +57,8 @@ def test_f32_to_bf16_matches_ml_dtypes():
     v = _f32_sample()
     out = np.empty(v.size, np.uint16)
     _kernels.f32_to_bf16(v, out)
-    expected = v.astype(ml_dtypes.bfloat16).view(np.uint16)
+    with np.errstate(invalid="ignore"):
+        expected = v.astype(ml_dtypes.bfloat16).view(np.uint16)
     assert (out == expected).all()
 
 
@@ -140,3 +141,18 @@ def test_range_of_every_16bit_pattern(name, isa):
             got = qdq.compute_range(sub.view(np.float16))
             expected = _reference.compute_range(sub.view(np.float16))
         assert_bits_equal(np.asarray(got, np.float64), np.asarray(expected, np.float64))
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32", "float64"])
+def test_scalar_rounding_matches_array_rounding(name):
+    """The compiled scalar rounding (round to odd, then to the format) is a single rounding."""
+    fmt = _formats.format_named(name)
+    d = _random_f64(3000, 11)
+    if name != "float64":
+        p, emin, _ = _reference.FORMATS[name]
+        base = _reference.round_to_format(d, name)
+        _, e = np.frexp(np.abs(base))
+        half = np.ldexp(1.0, np.maximum(e - p, emin - p + 1) - 1)
+        d = np.concatenate([d, base + half, base - half, np.nextafter(base + half, 0)])
+    got = np.array([_kernels.round_value(fmt.code, float(v)) for v in d])
+    assert_bits_equal(got, _reference.round_to_format(d, name))
