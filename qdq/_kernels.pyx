@@ -14,7 +14,7 @@ argument is the number of OpenMP threads to use (1 without OpenMP).
 
 from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from libc.stdint cimport uint16_t, int64_t
@@ -83,6 +83,9 @@ cdef enum:
     PARTIAL_LIMIT = 1 << 16
     REDUCE_THREAD_BYTES = 1 << 18
     APPLY_THREAD_BYTES = 1 << 17
+    # Work is handed to threads in pieces of about this size, dynamically, so
+    # that a thread slowed by another process does not hold the others up.
+    CHUNK_BYTES = 1 << 20
 
 
 def openmp_max_threads():
@@ -143,6 +146,12 @@ cdef inline Py_ssize_t _split(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
     if k >= parts:
         return n
     return ((n // parts) * k) & ~(<Py_ssize_t>63)
+
+
+cdef inline Py_ssize_t _chunks(Py_ssize_t nbytes, int nt) noexcept nogil:
+    """How many pieces to cut nbytes of work into for nt threads."""
+    cdef Py_ssize_t k = nbytes // CHUNK_BYTES
+    return max(k, <Py_ssize_t>nt)
 
 
 cdef inline int _threads(Py_ssize_t work, Py_ssize_t per_thread, int nthreads) noexcept nogil:
@@ -209,8 +218,8 @@ cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
 cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
                  char *mn, char *mx, int nthreads) noexcept nogil:
     """Merge the per-channel min/max of x into mn/mx. Returns -1 on no memory."""
-    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, c0, c1, Ce
-    cdef int nt
+    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, c0, c1, Ce, k
+    cdef int nt, tid
     cdef char *part
     cdef char *emn
     cdef char *emx
@@ -236,25 +245,29 @@ cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_
         _reduce_span(fmt, x, 0, n, C, post, mn, mx)
         return 0
     if C * nt <= PARTIAL_LIMIT:
-        # Each thread reduces an equal share of the elements into its own
-        # arrays; the partial results are merged in thread order.
+        # Threads take pieces of the elements as they come and merge them into
+        # arrays of their own; those are merged at the end. min/max do not
+        # depend on the order, so neither does the result.
         part = <char *>malloc(2 * nt * C * csz)
         if part == NULL:
             return -1
         for t in range(nt):
             _fill(fmt, part + 2 * t * C * csz, C, INFINITY)
             _fill(fmt, part + (2 * t + 1) * C * csz, C, -INFINITY)
-        for t in prange(nt, num_threads=nt, schedule='static'):
-            _reduce_span(fmt, x, _split(n, nt, t), _split(n, nt, t + 1), C, post,
-                         part + 2 * t * C * csz, part + (2 * t + 1) * C * csz)
+        k = _chunks(n * _isz(fmt), nt)
+        for t in prange(k, num_threads=nt, schedule='dynamic'):
+            tid = threadid()
+            _reduce_span(fmt, x, _split(n, k, t), _split(n, k, t + 1), C, post,
+                         part + 2 * tid * C * csz, part + (2 * tid + 1) * C * csz)
         for t in range(nt):
             _merge(fmt, C, mn, mx, part + 2 * t * C * csz, part + (2 * t + 1) * C * csz, 1)
         free(part)
     else:
-        # Many channels: each thread owns a range of channels.
-        for t in prange(nt, num_threads=nt, schedule='static'):
-            c0 = (C * t) // nt
-            c1 = (C * (t + 1)) // nt
+        # Many channels: threads take ranges of channels, which they own.
+        k = min(C, 8 * <Py_ssize_t>nt)
+        for t in prange(k, num_threads=nt, schedule='dynamic'):
+            c0 = (C * t) // k
+            c1 = (C * (t + 1)) // k
             for p in range(pre):
                 _reduce_span(fmt, x, (p * C + c0) * post, (p * C + c1) * post, C, post, mn, mx)
     return 0
@@ -423,7 +436,7 @@ cdef int _transform(int fmt, const char *x, char *o, Py_ssize_t pre, Py_ssize_t 
                     Py_ssize_t post, const char *s, const char *inv, const char *lo,
                     const char *hi, int mode, int nthreads) noexcept nogil:
     """Apply the op to a [pre, C, post] block. Returns -1 on no memory."""
-    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), Ce, t
+    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), Ce, t, k
     cdef int nt, rc
     cdef char *e
     if n == 0:
@@ -445,8 +458,9 @@ cdef int _transform(int fmt, const char *x, char *o, Py_ssize_t pre, Py_ssize_t 
     if nt == 1:
         _apply_span(fmt, x, o, 0, n, C, post, s, inv, lo, hi, mode)
     else:
-        for t in prange(nt, num_threads=nt, schedule='static'):
-            _apply_span(fmt, x, o, _split(n, nt, t), _split(n, nt, t + 1), C, post,
+        k = _chunks(n * _isz(fmt), nt)
+        for t in prange(k, num_threads=nt, schedule='dynamic'):
+            _apply_span(fmt, x, o, _split(n, k, t), _split(n, k, t + 1), C, post,
                         s, inv, lo, hi, mode)
     return 0
 
