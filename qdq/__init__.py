@@ -7,17 +7,23 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 from ._api import (QuantizationParams, compute_range, quantization_params,
                    quantize_and_dequantize, quantize_and_dequantize_v2)
 from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_threads
+from ._stream import (RangeTracker, quantize_and_dequantize_chunks, quantize_and_dequantize_file,
+                     stream)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "QuantizationParams",
+    "RangeTracker",
     "compute_range",
     "get_num_threads",
     "num_threads",
     "openmp_enabled",
     "quantization_params",
     "quantize_and_dequantize",
+    "quantize_and_dequantize_chunks",
+    "quantize_and_dequantize_file",
     "quantize_and_dequantize_v2",
     "set_num_threads",
+    "stream",
 ]

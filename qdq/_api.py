@@ -212,12 +212,26 @@ def _extents(shape: tuple, axis: int | None) -> tuple[int, int, int]:
     return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
-def _blocks(shape: tuple, axis: int | None, max_items: int | None = None):
-    """Cover an array of ``shape`` in C order with slabs of at most ~max_items.
+class Block:
+    """One slab of an array in C order (see :func:`iter_blocks`)."""
 
-    Yields ``(index, extents, channels)``: ``x[index]`` is the slab,
-    ``extents`` its ``(pre, C, post)`` around the channel axis, and
-    ``channels`` the slice of per-channel parameters it uses.
+    __slots__ = ("index", "shape", "start", "count", "extents", "channels")
+
+    def __init__(self, index, shape, start, count, extents, channels):
+        self.index = index          # x[index] is the slab
+        self.shape = shape          # its shape
+        self.start = start          # its first element in C order
+        self.count = count          # its number of elements
+        self.extents = extents      # (pre, C, post) of the slab around the channel axis
+        self.channels = channels    # the slice of per-channel parameters it uses
+
+
+def iter_blocks(shape: tuple, axis: int | None, max_items: int | None = None):
+    """Cover an array of ``shape`` in C order with slabs of at most ~max_items elements.
+
+    A slab fixes the leading indices and takes a range along one axis (the
+    first axis whose trailing extent fits), so it is contiguous in a C-ordered
+    array. Yields :class:`Block` objects in memory order.
     """
     nd = len(shape)
     if max_items is None:
@@ -232,20 +246,23 @@ def _blocks(shape: tuple, axis: int | None, max_items: int | None = None):
         depth += 1
     rows = max(1, max_items // suffix[depth + 1])
     for lead in np.ndindex(*shape[:depth]):
+        base = sum(i * suffix[d + 1] for d, i in enumerate(lead))
         for a in range(0, shape[depth], rows):
             b = min(a + rows, shape[depth])
             index = lead + (slice(a, b),)
             block = (b - a,) + tuple(shape[depth + 1:])
+            count = (b - a) * suffix[depth + 1]
+            start = base + a * suffix[depth + 1]
             if axis is None:
-                yield index, (1, 1, math.prod(block)), slice(0, 1)
+                ext, ch = (1, 1, count), slice(0, 1)
             elif axis < depth:
-                yield index, (1, 1, math.prod(block)), slice(lead[axis], lead[axis] + 1)
+                ext, ch = (1, 1, count), slice(lead[axis], lead[axis] + 1)
             elif axis == depth:
-                yield index, (1, b - a, suffix[depth + 1]), slice(a, b)
+                ext, ch = (1, b - a, suffix[depth + 1]), slice(a, b)
             else:
                 k = axis - depth
-                yield (index, (math.prod(block[:k]), block[k], math.prod(block[k + 1:])),
-                       slice(None))
+                ext, ch = (math.prod(block[:k]), block[k], math.prod(block[k + 1:])), slice(None)
+            yield Block(index, block, start, count, ext, ch)
 
 
 def _native_block(xk: np.ndarray, index: tuple, fmt: Format) -> np.ndarray:
@@ -274,8 +291,9 @@ def reduce_range(xk: np.ndarray, fmt: Format, axis: int | None,
         pre, C, post = _extents(shape, ax)
         _kernels.minmax(xk, mn, mx, fmt.code, pre, C, post, nt)
         return mn, mx
-    for index, (pre, C, post), ch in _blocks(xk.shape, axis):
-        _kernels.minmax(_native_block(xk, index, fmt), mn[ch], mx[ch], fmt.code, pre, C, post, nt)
+    for b in iter_blocks(xk.shape, axis):
+        _kernels.minmax(_native_block(xk, b.index, fmt), mn[b.channels], mx[b.channels], fmt.code,
+                        *b.extents, nt)
     return mn, mx
 
 
@@ -314,11 +332,12 @@ def transform(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
         transform(xk, tmp, fmt, axis, p, mode)
         rk[...] = tmp
         return
-    for index, (pre, C, post), ch in _blocks(xk.shape, axis):
-        xb = _native_block(xk, index, fmt)
-        _kernels.apply(xb, xb, p[0, ch], p[1, ch], p[2, ch], p[3, ch], fmt.code, pre, C, post,
+    for b in iter_blocks(xk.shape, axis):
+        xb = _native_block(xk, b.index, fmt)
+        ch = b.channels
+        _kernels.apply(xb, xb, p[0, ch], p[1, ch], p[2, ch], p[3, ch], fmt.code, *b.extents,
                        mode, nt)
-        rk[index] = xb
+        rk[b.index] = xb
 
 
 def _warn_unsigned_negative(signed: bool, range_given: bool, mn) -> None:

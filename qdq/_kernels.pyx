@@ -62,6 +62,26 @@ cdef extern from *:
     int QDQ_OPENMP
     int omp_get_max_threads() noexcept nogil
 
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <fcntl.h>
+    #include <errno.h>
+    #define QDQ_HAVE_SYNC_RANGE 1
+    static int qdq_sync_range(int fd, long long off, long long n, int wait)
+    {
+        unsigned int flags = SYNC_FILE_RANGE_WRITE;
+        if (wait) flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
+        return sync_file_range(fd, (off64_t)off, (off64_t)n, flags) == 0 ? 0 : errno;
+    }
+    #else
+    #define QDQ_HAVE_SYNC_RANGE 0
+    static int qdq_sync_range(int fd, long long off, long long n, int wait) { return -1; }
+    #endif
+    """
+    int QDQ_HAVE_SYNC_RANGE
+    int qdq_sync_range(int fd, long long off, long long n, int wait) nogil
+
 F16 = QDQ_F16
 BF16 = QDQ_BF16
 F32 = QDQ_F32
@@ -86,6 +106,22 @@ cdef enum:
     # Work is handed to threads in pieces of about this size, dynamically, so
     # that a thread slowed by another process does not hold the others up.
     CHUNK_BYTES = 1 << 20
+
+
+def sync_range(int fd, long long offset, long long nbytes, bint wait):
+    """Start writing a file range back to disk (and wait for it when ``wait``).
+
+    Linux ``sync_file_range``; returns False where it is not available, so the
+    caller can fall back to ``fdatasync``. Raises OSError on failure.
+    """
+    cdef int rc
+    if not QDQ_HAVE_SYNC_RANGE:
+        return False
+    with nogil:
+        rc = qdq_sync_range(fd, offset, nbytes, wait)
+    if rc != 0:
+        raise OSError(rc, "sync_file_range failed")
+    return True
 
 
 def openmp_max_threads():

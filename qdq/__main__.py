@@ -1,0 +1,7 @@
+"""``python -m qdq``: the qdq command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,243 @@
+"""The ``qdq`` command line: ``qdq run``, ``qdq info`` and ``qdq demo``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from . import __version__
+from ._stream import DEFAULT_CHUNK_BYTES, _OpArgs, analyze_file, run_file
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6,
+          "mib": 1 << 20, "g": 1e9, "gb": 1e9, "gib": 1 << 30, "t": 1e12, "tb": 1e12,
+          "tib": 1 << 40}
+
+
+class UserError(Exception):
+    """A problem with what the user asked for: one line, exit status 2."""
+
+
+def parse_size(text: str) -> int:
+    """'512MiB', '2GB', '1000' -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 512MiB, 2GiB, 100MB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(p) for p in re.split(r"[,x\s]+", text.strip().strip("()")) if p)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a shape: {text!r} (example: 1024,4096)") from None
+    if not dims or any(d < 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"not a shape: {text!r} (example: 1024,4096)")
+    return dims
+
+
+def _op_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the op (TensorFlow's QuantizeAndDequantizeV2 arguments)")
+    g.add_argument("--num-bits", type=int, default=8, help="bit width (default 8)")
+    g.add_argument("--unsigned", action="store_true", help="unsigned output grid")
+    g.add_argument("--range", nargs=2, type=float, metavar=("MIN", "MAX"),
+                   help="a given range (clamped); default: the data's min and max")
+    g.add_argument("--round-mode", default="HALF_TO_EVEN", choices=["HALF_TO_EVEN", "HALF_UP"])
+    g.add_argument("--narrow-range", action="store_true", help="signed grid without its minimum")
+    g.add_argument("--axis", type=int, default=None, help="per channel along this axis")
+    g = p.add_argument_group("input")
+    g.add_argument("--chunk-mb", type=float, default=DEFAULT_CHUNK_BYTES / 2**20,
+                   help=f"chunk size in MiB (default {DEFAULT_CHUNK_BYTES >> 20})")
+    g.add_argument("--dtype", help="element type of a raw binary SRC (float16, bfloat16, "
+                                   "float32, float64, or a NumPy type string like '>f4')")
+    g.add_argument("--shape", type=parse_shape, help="shape of a raw binary SRC, e.g. 1024,4096")
+    g.add_argument("--order", default="C", choices=["C", "F"], help="order of a raw SRC")
+    g.add_argument("--offset", type=int, default=0, help="byte offset of a raw SRC's data")
+    g.add_argument("--bfloat16-bits", action="store_true",
+                   help="SRC holds bfloat16 bit patterns (uint16 or 2-byte void data)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def _op_args(a) -> _OpArgs:
+    return _OpArgs(not a.unsigned, a.num_bits, a.range is not None, a.round_mode,
+                   a.narrow_range)
+
+
+def _file_kwargs(a) -> dict:
+    return dict(chunk_bytes=max(1, int(a.chunk_mb * 2**20)), dtype=a.dtype, shape=a.shape,
+                order=a.order, offset=a.offset, bfloat16_bits=a.bfloat16_bits)
+
+
+def _show_progress(a) -> bool:
+    return not a.quiet and sys.stderr.isatty()
+
+
+def _fmt(v) -> str:
+    return repr(float(v))
+
+
+def describe_params(p, out=sys.stdout) -> None:
+    """Print the range and scale used (a summary per channel)."""
+    if not p.per_channel:
+        print(f"range [{_fmt(p.min_range)}, {_fmt(p.max_range)}] (adjusted), scale "
+              f"{_fmt(p.scale)}, inverse scale {_fmt(p.inverse_scale)}, integer grid "
+              f"[{p.code_min}, {p.code_max}] ({p.dtype})", file=out)
+        return
+    s = np.asarray(p.scale, np.float64)
+    print(f"{s.size} channels along axis {p.axis} ({p.dtype}), integer grid "
+          f"[{p.code_min}, {p.code_max}]: scale from {s.min()!r} to {s.max()!r}; range from "
+          f"{float(np.min(p.min_range))!r} to {float(np.max(p.max_range))!r}", file=out)
+
+
+def cmd_run(a) -> int:
+    kw = _file_kwargs(a)
+    lo, hi = (a.range if a.range is not None else (None, None))
+    params, t = run_file(a.src, a.dst, lo, hi, _op_args(a), a.axis,
+                         progress=_show_progress(a), **kw)
+    describe_params(params)
+    total = t.get("range_seconds", 0.0) + t["write_seconds"]
+    passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
+        if "range_seconds" in t else []
+    passes.append(f"{t['bytes'] / t['write_seconds'] / 1e9:.2f} GB/s write pass")
+    print(f"wrote {a.dst}: {t['bytes'] / 2**20:,.1f} MiB in {total:.2f} s ({', '.join(passes)})")
+    return 0
+
+
+def cmd_info(a) -> int:
+    lo, hi = (a.range if a.range is not None else (None, None))
+    st = analyze_file(a.src, lo, hi, _op_args(a), a.axis, progress=_show_progress(a),
+                      **_file_kwargs(a))
+    mn, mx = st["range"]
+    print(f"{a.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
+          + (f", {st['nan']:,} NaN" if st["nan"] else ""))
+    if a.range is None:
+        if mn.size == 1:
+            print(f"data range [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
+        else:
+            print(f"data range per channel: min from {float(np.nanmin(mn))!r}, max up to "
+                  f"{float(np.nanmax(mx))!r} (NaN ignored)")
+    describe_params(st["params"])
+    print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {st['sqnr_db']:.2f} dB, clipped "
+          f"{st['clipped']:,}" + (f", non-finite outputs {st['nonfinite_out']:,}"
+                                  if st["nonfinite_out"] else ""))
+    return 0
+
+
+def _write_demo_tensor(path: str, rows: int, cols: int, progress: bool, seed: int = 0) -> None:
+    """A synthetic float32 .npy written in chunks; its global extremes sit in row 0."""
+    from ._progress import Progress
+
+    header = {"descr": "<f4", "fortran_order": False, "shape": (rows, cols)}
+    rng = np.random.default_rng(seed)
+    prog = Progress(rows * cols * 4, "writing the demo tensor", progress)
+    step = max(1, (16 << 20) // (cols * 4))
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for r in range(0, rows, step):
+            block = np.clip(rng.standard_normal((min(step, rows - r), cols), dtype=np.float32),
+                            -6, 6)
+            if r == 0:
+                block[0, 0], block[0, 1] = -7.5, 7.25   # the extremes of the whole tensor
+            f.write(block.tobytes())
+            prog.update(block.nbytes)
+    prog.close()
+
+
+def cmd_demo(a) -> int:
+    import qdq
+    from . import _reference
+
+    cols = 1024
+    rows = max(2, a.size // (cols * 4))
+    show = _show_progress(a)
+    workdir = tempfile.mkdtemp(prefix="qdq-demo-", dir=a.dir)
+    src, dst = os.path.join(workdir, "tensor.npy"), os.path.join(workdir, "tensor.qdq.npy")
+    try:
+        print(f"qdq {__version__} demo: a {rows:,} x {cols} float32 tensor "
+              f"({rows * cols * 4 / 2**20:,.0f} MiB) in {workdir}")
+        _write_demo_tensor(src, rows, cols, show)
+        params, t = run_file(src, dst, None, None, _OpArgs(True, 8, False, "HALF_TO_EVEN", False),
+                             None, progress=show, chunk_bytes=DEFAULT_CHUNK_BYTES, dtype=None,
+                             shape=None, order="C", offset=0, bfloat16_bits=False)
+        describe_params(params)
+        t0 = time.perf_counter()
+        shutil.copyfile(src, os.path.join(workdir, "copy.npy"))
+        with open(os.path.join(workdir, "copy.npy"), "rb+") as f:
+            os.fsync(f.fileno())
+        copy_s = time.perf_counter() - t0
+        os.unlink(os.path.join(workdir, "copy.npy"))
+        nbytes = t["bytes"]
+        print(f"streamed in two passes: range {nbytes / t['range_seconds'] / 1e9:.2f} GB/s, "
+              f"write {nbytes / t['write_seconds'] / 1e9:.2f} GB/s (a plain copy of the file "
+              f"with fsync: {nbytes / copy_s / 1e9:.2f} GB/s)")
+        # Check a sample against the in-memory op and the NumPy reference: row 0 holds the
+        # tensor's extremes, so the sample's own range is the whole tensor's.
+        x = np.load(src, mmap_mode="r")
+        y = np.load(dst, mmap_mode="r")
+        pick = np.unique(np.concatenate([[0], np.random.default_rng(1).integers(0, rows, 255)]))
+        sample_in = np.ascontiguousarray(x[pick])
+        sample_out = np.ascontiguousarray(y[pick])
+        expected = qdq.quantize_and_dequantize(sample_in)
+        reference = _reference.quantize_and_dequantize(sample_in)
+        same = np.array_equal(sample_out.view(np.uint32), expected.view(np.uint32)) and \
+            np.array_equal(sample_out.view(np.uint32), reference.view(np.uint32))
+        err = np.abs(sample_out.astype(np.float64) - sample_in)
+        sqnr = 10 * math.log10(np.square(sample_in.astype(np.float64)).sum()
+                               / np.square(err).sum())
+        del x, y
+        print(f"check: {pick.size} rows ({sample_in.size:,} values) against the in-memory op "
+              f"and the NumPy reference: {'bit-identical' if same else 'MISMATCH'}")
+        print(f"error on the sample: max abs {err.max():.6g} (half a step is "
+              f"{float(params.inverse_scale) / 2:.6g}), SQNR {sqnr:.2f} dB")
+        return 0 if same else 1
+    finally:
+        if a.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="qdq", description="TensorFlow's quantize_and_dequantize, bit for bit, over files "
+                                "larger than memory.")
+    ap.add_argument("--version", action="version", version=f"qdq {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("run", help="quantize and dequantize SRC into DST (.npy), streaming")
+    p.add_argument("src", help=".npy file (or raw binary with --dtype and --shape)")
+    p.add_argument("dst", help="output .npy path (may be SRC: replaced when complete)")
+    _op_options(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("info", help="range, scale and the error the op would introduce")
+    p.add_argument("src")
+    _op_options(p)
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("demo", help="stream a synthetic tensor through the op and check it")
+    p.add_argument("--size", type=parse_size, default=512 << 20,
+                   help="size of the synthetic tensor (default 512MiB)")
+    p.add_argument("--dir", default=None, help="where to put it (default: the temp directory)")
+    p.add_argument("--keep", action="store_true", help="keep the files")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    try:
+        return a.func(a)
+    except KeyboardInterrupt:
+        print("qdq: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, UserError) as exc:
+        print(f"qdq: error: {exc}", file=sys.stderr)
+        return 2
