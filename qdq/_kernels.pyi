@@ -10,6 +10,10 @@ F64: int
 CLAMP: int
 HALF_UP: int
 OPENMP: bool
+QUANTIZE: int
+DEQUANTIZE: int
+GRAD: int
+INT_TYPES: tuple[str, ...]
 __test__: dict[str, str]
 
 def sync_range(fd: int, offset: int, nbytes: int, wait: bool) -> bool: ...
@@ -23,6 +27,9 @@ def params(mn: Any, mx: Any, scale: Any, inv: Any, lo: Any, hi: Any, fmt: int, q
            qmax: int) -> None: ...
 def apply(x: Any, out: Any, scale: Any, inv: Any, lo: Any, hi: Any, fmt: int, pre: int, C: int,
           post: int, mode: int, nthreads: int = 1) -> None: ...
+def run(op: int, x: Any, x2: Any, out: Any, fmt: int, itype: int, pre: int, C: int, post: int,
+        scale: Any, inv: Any, lo: Any, hi: Any, mode: int = 0,
+        nthreads: int = 1) -> tuple[float, float, bool]: ...
 def qdq_tensor(x: Any, out: Any, fmt: int, range_given: bool, mn: float, mx: float, qmin: int,
                qmax: int, mode: int,
                nthreads: int = 1) -> tuple[float, float, float, float, float, float]: ...

@@ -45,6 +45,16 @@ cdef extern from "_simd.h" nogil:
                    double lo, double hi, int mode)
     void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n, const void *s,
                          const void *inv, const void *lo, const void *hi, int mode)
+    enum:
+        QDQ_I8
+        QDQ_U64
+    void qdq_quantize(int fmt, int itype, const void *x, void *codes, size_t n, const void *s,
+                      const void *lo, const void *hi, int lanes, int mode, double *stats)
+    void qdq_dequantize(int fmt, int itype, const void *codes, void *o, size_t n,
+                        const void *inv, int lanes)
+    void qdq_gradient(int fmt, const void *g, const void *x, void *o, size_t n,
+                      const void *lo, const void *hi, int lanes)
+    size_t qdq_int_size(int itype)
     int qdq_set_isa(int level)
     int qdq_get_isa()
     int qdq_isa_available()
@@ -426,32 +436,74 @@ def params(mn, mx, scale, inv, lo, hi, int fmt, int64_t qmin, int64_t qmax):
 # The transform
 # ---------------------------------------------------------------------------
 
-cdef void _apply_span(int fmt, const char *x, char *o, Py_ssize_t start, Py_ssize_t end,
-                      Py_ssize_t C, Py_ssize_t post, const char *s, const char *inv,
-                      const char *lo, const char *hi, int mode) noexcept nogil:
-    """Transform elements [start, end) of a [pre, C, post] block."""
-    cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt)
+cdef enum:
+    OP_APPLY = 0
+    OP_QUANTIZE = 1
+    OP_DEQUANTIZE = 2
+    OP_GRAD = 3
+
+
+cdef struct Job:
+    # One elementwise operation over a C-ordered [pre, C, post] block.
+    int op, fmt, itype, mode
+    const char *x       # input (codes for OP_DEQUANTIZE, gradients for OP_GRAD)
+    const char *x2      # OP_GRAD: the forward input
+    char *out
+    Py_ssize_t xsz, osz # bytes per element of x (and x2) and of out
+    Py_ssize_t C, post
+    const char *s       # per-channel parameters in the compute type, C each
+    const char *inv
+    const char *lo
+    const char *hi
+
+
+cdef void _job_call(const Job *j, Py_ssize_t i, Py_ssize_t n, Py_ssize_t c, bint lanes,
+                    double *stats) noexcept nogil:
+    """The operation on elements [i, i + n) with channel c's parameters (or, with
+    lanes, the parameters of channels c, c + 1, ... one per element)."""
+    cdef Py_ssize_t csz = _csz(j.fmt)
+    cdef const char *s = j.s + c * csz
+    cdef const char *inv = j.inv + c * csz
+    cdef const char *lo = j.lo + c * csz
+    cdef const char *hi = j.hi + c * csz
+    if j.op == OP_APPLY:
+        if lanes:
+            qdq_apply_lanes(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, s, inv, lo, hi, j.mode)
+        elif j.fmt == QDQ_F64:
+            qdq_apply(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, (<const double *>s)[0],
+                      (<const double *>inv)[0], (<const double *>lo)[0],
+                      (<const double *>hi)[0], j.mode)
+        else:
+            qdq_apply(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, (<const float *>s)[0],
+                      (<const float *>inv)[0], (<const float *>lo)[0],
+                      (<const float *>hi)[0], j.mode)
+    elif j.op == OP_QUANTIZE:
+        qdq_quantize(j.fmt, j.itype, j.x + i * j.xsz, j.out + i * j.osz, n, s, lo, hi, lanes,
+                     j.mode, stats)
+    elif j.op == OP_DEQUANTIZE:
+        qdq_dequantize(j.fmt, j.itype, j.x + i * j.xsz, j.out + i * j.osz, n, inv, lanes)
+    else:
+        qdq_gradient(j.fmt, j.x + i * j.xsz, j.x2 + i * j.xsz, j.out + i * j.osz, n, lo, hi,
+                     lanes)
+
+
+cdef void _job_span(const Job *j, Py_ssize_t start, Py_ssize_t end,
+                    double *stats) noexcept nogil:
+    """Elements [start, end) of the block: runs along a channel (one parameter set
+    each) or, with the channel axis last, rows of channels (lanes)."""
     cdef Py_ssize_t i = start, seg, run, c
-    if post == 1 and C > 1:
+    if j.post == 1 and j.C > 1:
         while i < end:
-            c = i % C
-            seg = min(end - i, C - c)
-            qdq_apply_lanes(fmt, x + i * isz, o + i * isz, seg, s + c * csz, inv + c * csz,
-                            lo + c * csz, hi + c * csz, mode)
+            c = i % j.C
+            seg = min(end - i, j.C - c)
+            _job_call(j, i, seg, c, True, stats)
             i += seg
         return
     while i < end:
-        run = i // post
-        c = run % C
-        seg = min(end - i, (run + 1) * post - i)
-        if fmt == QDQ_F64:
-            qdq_apply(fmt, x + i * isz, o + i * isz, seg, (<const double *>s)[c],
-                      (<const double *>inv)[c], (<const double *>lo)[c],
-                      (<const double *>hi)[c], mode)
-        else:
-            qdq_apply(fmt, x + i * isz, o + i * isz, seg, (<const float *>s)[c],
-                      (<const float *>inv)[c], (<const float *>lo)[c],
-                      (<const float *>hi)[c], mode)
+        run = i // j.post
+        c = run % j.C
+        seg = min(end - i, (run + 1) * j.post - i)
+        _job_call(j, i, seg, c, False, stats)
         i += seg
 
 
@@ -468,37 +520,71 @@ cdef void _expand(int fmt, char *dst, const char *src, Py_ssize_t C, Py_ssize_t 
                 (<float *>dst)[c * post + q] = (<const float *>src)[c]
 
 
+cdef inline void _merge_stats(double *a, const double *b) noexcept nogil:
+    if b[0] < a[0]:
+        a[0] = b[0]
+    if b[1] > a[1]:
+        a[1] = b[1]
+    if b[2] != 0:
+        a[2] = 1
+
+
+cdef int _run_job(Job *j, Py_ssize_t pre, int nthreads, double *stats) noexcept nogil:
+    """Run a job over its whole [pre, C, post] block. Returns -1 on no memory."""
+    cdef Py_ssize_t n = pre * j.C * j.post, csz = _csz(j.fmt), Ce, t, k
+    cdef int nt, rc
+    cdef char *e
+    cdef double *part
+    cdef Job je
+    if n == 0:
+        return 0
+    if 1 < j.post < EXPAND_POST and j.C > 1 and j.C * j.post <= EXPAND_LIMIT:
+        je = j[0]
+        Ce = j.C * j.post
+        e = <char *>malloc(4 * Ce * csz)
+        if e == NULL:
+            return -1
+        _expand(j.fmt, e, j.s, j.C, j.post)
+        _expand(j.fmt, e + Ce * csz, j.inv, j.C, j.post)
+        _expand(j.fmt, e + 2 * Ce * csz, j.lo, j.C, j.post)
+        _expand(j.fmt, e + 3 * Ce * csz, j.hi, j.C, j.post)
+        je.C, je.post = Ce, 1
+        je.s, je.inv, je.lo, je.hi = e, e + Ce * csz, e + 2 * Ce * csz, e + 3 * Ce * csz
+        rc = _run_job(&je, pre, nthreads, stats)
+        free(e)
+        return rc
+    nt = _threads(n * max(j.xsz, j.osz), APPLY_THREAD_BYTES, nthreads)
+    if nt == 1:
+        _job_span(j, 0, n, stats)
+        return 0
+    part = <double *>malloc(3 * nt * sizeof(double))
+    if part == NULL:
+        return -1
+    for t in range(nt):
+        part[3 * t] = INFINITY
+        part[3 * t + 1] = -INFINITY
+        part[3 * t + 2] = 0
+    k = _chunks(n * max(j.xsz, j.osz), nt)
+    for t in prange(k, num_threads=nt, schedule='dynamic'):
+        _job_span(j, _split(n, k, t), _split(n, k, t + 1), part + 3 * threadid())
+    for t in range(nt):
+        _merge_stats(stats, part + 3 * t)
+    free(part)
+    return 0
+
+
 cdef int _transform(int fmt, const char *x, char *o, Py_ssize_t pre, Py_ssize_t C,
                     Py_ssize_t post, const char *s, const char *inv, const char *lo,
                     const char *hi, int mode, int nthreads) noexcept nogil:
     """Apply the op to a [pre, C, post] block. Returns -1 on no memory."""
-    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), Ce, t, k
-    cdef int nt, rc
-    cdef char *e
-    if n == 0:
-        return 0
-    if 1 < post < EXPAND_POST and C > 1 and C * post <= EXPAND_LIMIT:
-        Ce = C * post
-        e = <char *>malloc(4 * Ce * csz)
-        if e == NULL:
-            return -1
-        _expand(fmt, e, s, C, post)
-        _expand(fmt, e + Ce * csz, inv, C, post)
-        _expand(fmt, e + 2 * Ce * csz, lo, C, post)
-        _expand(fmt, e + 3 * Ce * csz, hi, C, post)
-        rc = _transform(fmt, x, o, pre, Ce, 1, e, e + Ce * csz, e + 2 * Ce * csz,
-                        e + 3 * Ce * csz, mode, nthreads)
-        free(e)
-        return rc
-    nt = _threads(n * _isz(fmt), APPLY_THREAD_BYTES, nthreads)
-    if nt == 1:
-        _apply_span(fmt, x, o, 0, n, C, post, s, inv, lo, hi, mode)
-    else:
-        k = _chunks(n * _isz(fmt), nt)
-        for t in prange(k, num_threads=nt, schedule='dynamic'):
-            _apply_span(fmt, x, o, _split(n, k, t), _split(n, k, t + 1), C, post,
-                        s, inv, lo, hi, mode)
-    return 0
+    cdef Job j
+    cdef double stats[3]
+    j.op, j.fmt, j.itype, j.mode = OP_APPLY, fmt, 0, mode
+    j.x, j.x2, j.out = x, NULL, o
+    j.xsz = j.osz = _isz(fmt)
+    j.C, j.post = C, post
+    j.s, j.inv, j.lo, j.hi = s, inv, lo, hi
+    return _run_job(&j, pre, nthreads, stats)
 
 
 def apply(x, out, scale, inv, lo, hi, int fmt, Py_ssize_t pre, Py_ssize_t C,
@@ -531,6 +617,64 @@ def apply(x, out, scale, inv, lo, hi, int fmt, Py_ssize_t pre, Py_ssize_t C,
     finally:
         for k in range(got):
             PyBuffer_Release(&b[k])
+
+
+QUANTIZE = OP_QUANTIZE
+DEQUANTIZE = OP_DEQUANTIZE
+GRAD = OP_GRAD
+#: The integer code types, in the order of the kernels' codes: int8, uint8, ..., uint64.
+INT_TYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
+
+
+def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
+        Py_ssize_t post, scale, inv, lo, hi, int mode=0, int nthreads=1):
+    """An elementwise operation over a ``[pre, C, post]`` block.
+
+    ``op`` is ``QUANTIZE`` (``x`` of format ``fmt`` -> integer codes of type
+    ``INT_TYPES[itype]`` in ``out``), ``DEQUANTIZE`` (codes in ``x`` -> values in
+    ``out``) or ``GRAD`` (gradients ``x`` and forward input ``x2`` -> ``out``).
+    The four parameter arrays (compute type, length ``C``) must all be given;
+    each operation reads the ones it needs. Returns ``(min, max, nan)`` of the
+    codes before their conversion (quantize; +inf, -inf, False otherwise).
+    """
+    cdef Py_buffer b[8]
+    cdef object objs = (x, out, scale, inv, lo, hi, x2)
+    cdef Py_ssize_t k, got = 0, n, csz
+    cdef int rc
+    cdef Job j
+    cdef double stats[3]
+    _check_fmt(fmt)
+    if op not in (OP_QUANTIZE, OP_DEQUANTIZE, OP_GRAD):
+        raise ValueError(f"qdq kernel: unknown operation {op}")
+    if itype < QDQ_I8 or itype > QDQ_U64:
+        raise ValueError(f"qdq kernel: unknown integer type {itype}")
+    if pre < 0 or C < 0 or post < 0:
+        raise ValueError("qdq kernel: negative extent")
+    n = pre * C * post
+    csz = _csz(fmt)
+    j.op, j.fmt, j.itype, j.mode = op, fmt, itype, mode
+    j.xsz = <Py_ssize_t>qdq_int_size(itype) if op == OP_DEQUANTIZE else _isz(fmt)
+    j.osz = <Py_ssize_t>qdq_int_size(itype) if op == OP_QUANTIZE else _isz(fmt)
+    j.C, j.post = C, post
+    stats[0], stats[1], stats[2] = INFINITY, -INFINITY, 0
+    try:
+        for k in range(7 if op == OP_GRAD else 6):
+            _get(objs[k], &b[k], k == 1,
+                 n * j.xsz if k in (0, 6) else (n * j.osz if k == 1 else C * csz),
+                 ("x", "out", "scale", "inv", "lo", "hi", "x2")[k])
+            got += 1
+        j.x, j.out = <const char *>b[0].buf, <char *>b[1].buf
+        j.s, j.inv = <const char *>b[2].buf, <const char *>b[3].buf
+        j.lo, j.hi = <const char *>b[4].buf, <const char *>b[5].buf
+        j.x2 = <const char *>b[6].buf if op == OP_GRAD else NULL
+        with nogil:
+            rc = _run_job(&j, pre, max(nthreads, 1), stats)
+        if rc != 0:
+            raise MemoryError()
+    finally:
+        for k in range(got):
+            PyBuffer_Release(&b[k])
+    return stats[0], stats[1], stats[2] != 0
 
 
 def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,

@@ -29,6 +29,7 @@
 
 enum { QDQ_F16 = 0, QDQ_BF16 = 1, QDQ_F32 = 2, QDQ_F64 = 3 };
 enum { QDQ_CLAMP = 1, QDQ_HALF_UP = 2 };
+enum { QDQ_I8 = 0, QDQ_U8, QDQ_I16, QDQ_U16, QDQ_I32, QDQ_U32, QDQ_I64, QDQ_U64 };
 
 /* ------------------------------------------------------------------------ */
 /* Scalar helpers: bit casts and the 16-bit converters (round to nearest     */
@@ -280,6 +281,105 @@ static void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n,
          (const float *)lo, (const float *)hi, mode),
         ((const double *)x, (double *)o, n, (const double *)s, (const double *)inv,
          (const double *)lo, (const double *)hi, mode))
+}
+
+/* ------------------------------------------------------------------------ */
+/* Integer codes and the gradient.                                           */
+/* ------------------------------------------------------------------------ */
+
+static inline size_t qdq_int_size(int itype) { return (size_t)1 << (itype >> 1); }
+static inline size_t qdq_fmt_size(int fmt) { return fmt == QDQ_F64 ? 8 : fmt == QDQ_F32 ? 4 : 2; }
+static inline size_t qdq_ct_size(int fmt) { return fmt == QDQ_F64 ? 8 : 4; }
+
+/* Codes pass through a small buffer of compute-type values; it stays in cache. */
+#define QDQ_CODE_BLOCK 2048
+
+#define QDQ_INT_DISPATCH(fn, ct, args)                                          \
+    switch (itype) {                                                            \
+    case QDQ_I8: QDQ_DISPATCH(fn##_##ct##_i8_base args, fn##_##ct##_i8_avx2 args); break;   \
+    case QDQ_U8: QDQ_DISPATCH(fn##_##ct##_u8_base args, fn##_##ct##_u8_avx2 args); break;   \
+    case QDQ_I16: QDQ_DISPATCH(fn##_##ct##_i16_base args, fn##_##ct##_i16_avx2 args); break; \
+    case QDQ_U16: QDQ_DISPATCH(fn##_##ct##_u16_base args, fn##_##ct##_u16_avx2 args); break; \
+    case QDQ_I32: QDQ_DISPATCH(fn##_##ct##_i32_base args, fn##_##ct##_i32_avx2 args); break; \
+    case QDQ_U32: QDQ_DISPATCH(fn##_##ct##_u32_base args, fn##_##ct##_u32_avx2 args); break; \
+    case QDQ_I64: QDQ_DISPATCH(fn##_##ct##_i64_base args, fn##_##ct##_i64_avx2 args); break; \
+    default: QDQ_DISPATCH(fn##_##ct##_u64_base args, fn##_##ct##_u64_avx2 args); break;     \
+    }
+
+/* codes[i] = round(clamp?(x[i]) * s) for i < n, as integer type itype, with
+ * parameters s, lo, hi (compute type) per element when lanes, else one set.
+ * stats = {min, max, NaN seen} of the codes before conversion, merged. */
+static void qdq_quantize(int fmt, int itype, const void *x, void *codes, size_t n,
+                         const void *s, const void *lo, const void *hi, int lanes, int mode,
+                         double *stats)
+{
+    double buf[QDQ_CODE_BLOCK];
+    const size_t isz = qdq_fmt_size(fmt), csz = qdq_ct_size(fmt), osz = qdq_int_size(itype);
+    size_t i, m;
+    for (i = 0; i < n; i += m) {
+        const size_t off = lanes ? i * csz : 0;
+        const char *xs = (const char *)x + i * isz;
+        char *cs = (char *)codes + i * osz;
+        m = n - i < QDQ_CODE_BLOCK ? n - i : QDQ_CODE_BLOCK;
+        QDQ_DISPATCH_FMT(qdq_round,
+            ((const uint16_t *)xs, (float *)buf, m, (const float *)((const char *)s + off),
+             (const float *)((const char *)lo + off), (const float *)((const char *)hi + off),
+             lanes, mode),
+            ((const uint16_t *)xs, (float *)buf, m, (const float *)((const char *)s + off),
+             (const float *)((const char *)lo + off), (const float *)((const char *)hi + off),
+             lanes, mode),
+            ((const float *)xs, (float *)buf, m, (const float *)((const char *)s + off),
+             (const float *)((const char *)lo + off), (const float *)((const char *)hi + off),
+             lanes, mode),
+            ((const double *)xs, buf, m, (const double *)((const char *)s + off),
+             (const double *)((const char *)lo + off), (const double *)((const char *)hi + off),
+             lanes, mode))
+        if (fmt == QDQ_F64) {
+            QDQ_INT_DISPATCH(qdq_to, d, ((const double *)buf, (void *)cs, m, stats))
+        } else {
+            QDQ_INT_DISPATCH(qdq_to, f, ((const float *)buf, (void *)cs, m, stats))
+        }
+    }
+}
+
+/* o[i] = codes[i] * inv in T (inv per element when lanes). */
+static void qdq_dequantize(int fmt, int itype, const void *codes, void *o, size_t n,
+                           const void *inv, int lanes)
+{
+    double buf[QDQ_CODE_BLOCK];
+    const size_t osz = qdq_fmt_size(fmt), csz = qdq_ct_size(fmt), isz = qdq_int_size(itype);
+    size_t i, m;
+    for (i = 0; i < n; i += m) {
+        const char *cs = (const char *)codes + i * isz;
+        char *os = (char *)o + i * osz;
+        const char *iv = (const char *)inv + (lanes ? i * csz : 0);
+        m = n - i < QDQ_CODE_BLOCK ? n - i : QDQ_CODE_BLOCK;
+        if (fmt == QDQ_F64) {
+            QDQ_INT_DISPATCH(qdq_from, d, ((const void *)cs, buf, m))
+        } else {
+            QDQ_INT_DISPATCH(qdq_from, f, ((const void *)cs, (float *)buf, m))
+        }
+        QDQ_DISPATCH_FMT(qdq_scale,
+            ((const float *)buf, (uint16_t *)os, m, (const float *)iv, lanes),
+            ((const float *)buf, (uint16_t *)os, m, (const float *)iv, lanes),
+            ((const float *)buf, (float *)os, m, (const float *)iv, lanes),
+            (buf, (double *)os, m, (const double *)iv, lanes))
+    }
+}
+
+/* o[i] = g[i] * (lo <= x[i] <= hi) in T (lo, hi per element when lanes). */
+static void qdq_gradient(int fmt, const void *g, const void *x, void *o, size_t n,
+                         const void *lo, const void *hi, int lanes)
+{
+    QDQ_DISPATCH_FMT(qdq_grad,
+        ((const uint16_t *)g, (const uint16_t *)x, (uint16_t *)o, n, (const float *)lo,
+         (const float *)hi, lanes),
+        ((const uint16_t *)g, (const uint16_t *)x, (uint16_t *)o, n, (const float *)lo,
+         (const float *)hi, lanes),
+        ((const float *)g, (const float *)x, (float *)o, n, (const float *)lo,
+         (const float *)hi, lanes),
+        ((const double *)g, (const double *)x, (double *)o, n, (const double *)lo,
+         (const double *)hi, lanes))
 }
 
 #endif /* QDQ_SIMD_H */

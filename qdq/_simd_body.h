@@ -134,6 +134,95 @@ static QDQ_TARGET void QDQ_NAME(qdq_apply_lanes)(const QDQ_ST *x, QDQ_ST *o, siz
     }
 }
 
+/* r[i] = round(clamp?(x[i]) * s) in T, kept in the compute type: the integer
+ * code before rescaling (lanes: per-element s, lo, hi). */
+QDQ_FN void QDQ_NAME(qdq_round_body)(const QDQ_ST *x, QDQ_CT *r, size_t n, const QDQ_CT *s,
+                                     const QDQ_CT *lo, const QDQ_CT *hi, const int lanes,
+                                     const int mode)
+{
+    size_t i = 0;
+#if QDQ_HAVE_VEC
+    const QDQ_V vs0 = QDQ_VP(splat)(s[0]), vlo0 = QDQ_VP(splat)(lo[0]), vhi0 = QDQ_VP(splat)(hi[0]);
+    for (; i + QDQ_L <= n; i += QDQ_L) {
+        QDQ_V v = QDQ_VLOAD(x + i), y, q;
+        if (mode & QDQ_CLAMP) {
+            const QDQ_V vlo = lanes ? QDQ_VP(load)(lo + i) : vlo0;
+            const QDQ_V vhi = lanes ? QDQ_VP(load)(hi + i) : vhi0;
+            v = QDQ_VP(sel)(vhi < v, vhi, v);
+            v = QDQ_VP(sel)(v < vlo, vlo, v);
+        }
+        y = QDQ_VRND(v * (lanes ? QDQ_VP(load)(s + i) : vs0));
+        if (mode & QDQ_HALF_UP) q = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
+        else q = QDQ_VP(rint)(y);
+        QDQ_VP(store)(r + i, q);
+    }
+#endif
+    for (; i < n; i++) {
+        size_t k = lanes ? i : 0;
+        /* the op with inverse 1: exactly the rounded code */
+        r[i] = QDQ_SOP(QDQ_SLOAD(x + i), s[k], (QDQ_CT)1, lo[k], hi[k], mode, QDQ_FMT);
+    }
+}
+
+static QDQ_TARGET void QDQ_NAME(qdq_round)(const QDQ_ST *x, QDQ_CT *r, size_t n, const QDQ_CT *s,
+                                           const QDQ_CT *lo, const QDQ_CT *hi, int lanes, int mode)
+{
+    switch ((mode & 3) | (lanes ? 4 : 0)) {
+    case 0: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 0, 0); break;
+    case 1: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 0, 1); break;
+    case 2: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 0, 2); break;
+    case 3: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 0, 3); break;
+    case 4: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 1, 0); break;
+    case 5: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 1, 1); break;
+    case 6: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 1, 2); break;
+    default: QDQ_NAME(qdq_round_body)(x, r, n, s, lo, hi, 1, 3); break;
+    }
+}
+
+/* o[i] = r[i] * inv in T (r in the compute type: integer codes). */
+static QDQ_TARGET void QDQ_NAME(qdq_scale)(const QDQ_CT *r, QDQ_ST *o, size_t n,
+                                           const QDQ_CT *inv, int lanes)
+{
+    size_t i = 0;
+#if QDQ_HAVE_VEC
+    const QDQ_V vinv0 = QDQ_VP(splat)(inv[0]);
+    if (lanes) {
+        for (; i + QDQ_L <= n; i += QDQ_L)
+            QDQ_VSTORE(o + i, QDQ_VP(load)(r + i) * QDQ_VP(load)(inv + i));
+    } else {
+        for (; i + QDQ_L <= n; i += QDQ_L)
+            QDQ_VSTORE(o + i, QDQ_VP(load)(r + i) * vinv0);
+    }
+#endif
+    for (; i < n; i++)
+        QDQ_SSTORE(o + i, r[i] * inv[lanes ? i : 0]);
+}
+
+/* The straight-through gradient: o[i] = g[i] * (lo <= x[i] <= hi), a multiply
+ * in T (so an inf or NaN gradient outside the range gives NaN, as in TF). */
+static QDQ_TARGET void QDQ_NAME(qdq_grad)(const QDQ_ST *g, const QDQ_ST *x, QDQ_ST *o, size_t n,
+                                          const QDQ_CT *lo, const QDQ_CT *hi, int lanes)
+{
+    size_t i = 0;
+#if QDQ_HAVE_VEC
+    const QDQ_V one = QDQ_VP(splat)((QDQ_CT)1), zero = QDQ_VP(splat)((QDQ_CT)0);
+    const QDQ_V vlo0 = QDQ_VP(splat)(lo[0]), vhi0 = QDQ_VP(splat)(hi[0]);
+    for (; i + QDQ_L <= n; i += QDQ_L) {
+        QDQ_V v = QDQ_VLOAD(x + i);
+        QDQ_V vlo = lanes ? QDQ_VP(load)(lo + i) : vlo0;
+        QDQ_V vhi = lanes ? QDQ_VP(load)(hi + i) : vhi0;
+        QDQ_V m = QDQ_VP(sel)((v >= vlo) & (v <= vhi), one, zero);
+        QDQ_VSTORE(o + i, QDQ_VLOAD(g + i) * m);
+    }
+#endif
+    for (; i < n; i++) {
+        size_t k = lanes ? i : 0;
+        QDQ_CT v = QDQ_SLOAD(x + i);
+        QDQ_CT m = (v >= lo[k] && v <= hi[k]) ? (QDQ_CT)1 : (QDQ_CT)0;
+        QDQ_SSTORE(o + i, QDQ_SLOAD(g + i) * m);
+    }
+}
+
 #undef QDQ_NAME
 #undef QDQ_NAME_
 #undef QDQ_PASTE

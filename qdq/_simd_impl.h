@@ -272,6 +272,344 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #endif
 #include "_simd_body.h"
 
+/* integer codes: every integer type, for the float and double compute types */
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT int8_t
+#define QDQ_ITAG i8
+#define QDQ_ILO ((float)-128)
+#define QDQ_IHI ((float)127)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT uint8_t
+#define QDQ_ITAG u8
+#define QDQ_ILO ((float)0)
+#define QDQ_IHI ((float)255)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT int16_t
+#define QDQ_ITAG i16
+#define QDQ_ILO ((float)-32768)
+#define QDQ_IHI ((float)32767)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT uint16_t
+#define QDQ_ITAG u16
+#define QDQ_ILO ((float)0)
+#define QDQ_IHI ((float)65535)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT int32_t
+#define QDQ_ITAG i32
+#define QDQ_ILO ((float)-2147483648.0f)
+#define QDQ_IHI ((float)2147483520.0f)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT uint32_t
+#define QDQ_ITAG u32
+#define QDQ_ILO ((float)0.0f)
+#define QDQ_IHI ((float)4294967040.0f)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT int64_t
+#define QDQ_ITAG i64
+#define QDQ_ILO ((float)-9223372036854775808.0f)
+#define QDQ_IHI ((float)9223371487098961920.0f)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT float
+#define QDQ_CTAG f
+#define QDQ_IT uint64_t
+#define QDQ_ITAG u64
+#define QDQ_ILO ((float)0.0f)
+#define QDQ_IHI ((float)18446742974197923840.0f)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT int8_t
+#define QDQ_ITAG i8
+#define QDQ_ILO ((double)-128)
+#define QDQ_IHI ((double)127)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT uint8_t
+#define QDQ_ITAG u8
+#define QDQ_ILO ((double)0)
+#define QDQ_IHI ((double)255)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT int16_t
+#define QDQ_ITAG i16
+#define QDQ_ILO ((double)-32768)
+#define QDQ_IHI ((double)32767)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT uint16_t
+#define QDQ_ITAG u16
+#define QDQ_ILO ((double)0)
+#define QDQ_IHI ((double)65535)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT int32_t
+#define QDQ_ITAG i32
+#define QDQ_ILO ((double)-2147483648.0)
+#define QDQ_IHI ((double)2147483647.0)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT uint32_t
+#define QDQ_ITAG u32
+#define QDQ_ILO ((double)0.0)
+#define QDQ_IHI ((double)4294967295.0)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT int64_t
+#define QDQ_ITAG i64
+#define QDQ_ILO ((double)-9223372036854775808.0)
+#define QDQ_IHI ((double)9223372036854774784.0)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+#define QDQ_CT double
+#define QDQ_CTAG d
+#define QDQ_IT uint64_t
+#define QDQ_ITAG u64
+#define QDQ_ILO ((double)0.0)
+#define QDQ_IHI ((double)18446744073709549568.0)
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
+#include "_simd_int.h"
+#undef QDQ_CT
+#undef QDQ_CTAG
+#if QDQ_HAVE_VEC
+#  undef QDQ_V
+#  undef QDQ_VM
+#  undef QDQ_L
+#  undef QDQ_VP
+#endif
+
 #if QDQ_HAVE_VEC
 #undef vf
 #undef vi

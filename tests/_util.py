@@ -44,3 +44,21 @@ def make_dtype(name: str):
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
+
+
+def run_python(args, cwd, **kwargs):
+    """Run ``python args...`` in a child that imports the qdq under test.
+
+    The child starts in ``cwd`` (never the repository root, whose qdq/ has no
+    compiled kernels unless built in place) with PYTHONPATH pointing at the qdq
+    this process imported.
+    """
+    import os
+    import subprocess
+    import sys
+
+    import qdq
+
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, **kwargs)

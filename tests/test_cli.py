@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 import qdq
-from _util import assert_bits_equal
+from _util import assert_bits_equal, run_python
 
 
 def run_qdq(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
-    return subprocess.run([sys.executable, "-m", "qdq", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env)
+    import tempfile
+
+    return run_python(["-m", "qdq", *args], cwd=cwd or tempfile.gettempdir())
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -12,7 +10,7 @@ import pytest
 
 import qdq
 from qdq import _stream
-from _util import assert_bits_equal, make_dtype
+from _util import assert_bits_equal, make_dtype, run_python
 
 FORMATS = ["float16", "bfloat16", "float32", "float64"]
 
@@ -270,8 +268,7 @@ def test_full_disk_is_a_clear_error(tmp_path):
     src, dst = tmp_path / "x.npy", tmp_path / "y.npy"
     np.save(src, x)
     limit = os.path.getsize(src) // 2
-    res = subprocess.run([sys.executable, "-c", FULL_DISK, str(src), str(dst), str(limit)],
-                         capture_output=True, text=True)
+    res = run_python(["-c", FULL_DISK, src, dst, limit], cwd=tmp_path)
     assert "OSError" in res.stdout and "nothing was written" in res.stdout, res.stdout + res.stderr
     assert sorted(os.listdir(tmp_path)) == ["x.npy"]
 
@@ -297,8 +294,7 @@ def test_sigterm_mid_pass_cleans_up(tmp_path):
     src, dst = tmp_path / "x.npy", tmp_path / "y.npy"
     np.save(src, x)
     before = src.read_bytes()
-    res = subprocess.run([sys.executable, "-c", SIGTERM_CHILD, str(src), str(dst)],
-                         capture_output=True, text=True)
+    res = run_python(["-c", SIGTERM_CHILD, src, dst], cwd=tmp_path)
     assert res.returncode == 143, res.stderr
     assert src.read_bytes() == before
     assert os.listdir(tmp_path) == ["x.npy"]
@@ -344,8 +340,7 @@ def test_memory_is_bounded_by_the_chunk(tmp_path, axis):
         for _ in range(rows // 512):
             f.write(rng.standard_normal((512, cols), dtype=np.float32).tobytes())
     chunk = 2 << 20
-    res = subprocess.run([sys.executable, "-c", RSS_CHILD, str(src), str(dst), str(chunk), axis],
-                         capture_output=True, text=True, check=True)
+    res = run_python(["-c", RSS_CHILD, src, dst, chunk, axis], cwd=tmp_path, check=True)
     r = json.loads(res.stdout)
     grown = r["peak"] - r["base"]
     bound = 6 * chunk + (8 << 20)

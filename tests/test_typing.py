@@ -1,19 +1,14 @@
 """The stub of the compiled module cannot drift from it (mypy's stubtest)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from _util import run_python
 
 
 def test_kernels_stub_matches_the_module(tmp_path):
     pytest.importorskip("mypy")
-    import qdq
 
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
-    res = subprocess.run([sys.executable, "-m", "mypy.stubtest", "qdq._kernels"],
-                         capture_output=True, text=True, cwd=tmp_path, env=env)
+    res = run_python(["-m", "mypy.stubtest", "qdq._kernels"], cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -1,0 +1,92 @@
+/*
+ * Integer codes <-> compute-type values, one (compute type, integer type)
+ * pair per inclusion; included by _simd_impl.h with
+ *   QDQ_CT, QDQ_V, QDQ_VM, QDQ_L, QDQ_VP(name)   the compute type and its vectors
+ *   QDQ_IT, QDQ_ITAG                              the integer type and its name
+ *   QDQ_ILO, QDQ_IHI                              the integer range as compute-type values
+ *                                                 (the largest below it where inexact)
+ * Conversions of values outside the integer type are clamped first (so they
+ * are defined); the caller learns of them from the tracked min, max and NaN.
+ */
+#define QDQ_IPASTE_(a, b, c) a##_##b##_##c
+#define QDQ_IPASTE(a, b, c) QDQ_IPASTE_(a, b, c)
+#define QDQ_INAME_(x) QDQ_SFX(x)
+#define QDQ_INAME(k) QDQ_INAME_(QDQ_IPASTE(k, QDQ_CTAG, QDQ_ITAG))
+
+#if QDQ_HAVE_VEC
+typedef QDQ_IT QDQ_INAME(qdq_vint) __attribute__((vector_size(sizeof(QDQ_IT) * QDQ_L)));
+#endif
+
+/* codes[i] = r[i] (integral values); stats = {min, max, any NaN} of r, merged. */
+static QDQ_TARGET void QDQ_INAME(qdq_to)(const QDQ_CT *r, QDQ_IT *codes, size_t n, double *stats)
+{
+    size_t i = 0;
+    QDQ_CT mn = (QDQ_CT)stats[0], mx = (QDQ_CT)stats[1];
+    int nan = stats[2] != 0;
+    const QDQ_CT lo = QDQ_ILO, hi = QDQ_IHI;
+#if QDQ_HAVE_VEC
+    if (n >= QDQ_L) {
+        QDQ_V vmn = QDQ_VP(splat)(mn), vmx = QDQ_VP(splat)(mx);
+        const QDQ_V vlo = QDQ_VP(splat)(lo), vhi = QDQ_VP(splat)(hi), zero = QDQ_VP(splat)(0);
+        QDQ_VM vnan = (QDQ_VM)(zero != zero);
+        int k;
+        for (; i + QDQ_L <= n; i += QDQ_L) {
+            QDQ_V v = QDQ_VP(load)(r + i), c;
+            QDQ_VM isnan = v != v;
+            QDQ_INAME(qdq_vint) q;
+            vnan |= isnan;
+            vmn = QDQ_VP(sel)(v < vmn, v, vmn);
+            vmx = QDQ_VP(sel)(v > vmx, v, vmx);
+            c = QDQ_VP(sel)(v < vlo, vlo, v);
+            c = QDQ_VP(sel)(c > vhi, vhi, c);
+            c = QDQ_VP(sel)(isnan, zero, c);
+            q = __builtin_convertvector(c, QDQ_INAME(qdq_vint));
+            memcpy(codes + i, &q, sizeof q);
+        }
+        for (k = 0; k < QDQ_L; k++) {
+            if (vmn[k] < mn) mn = vmn[k];
+            if (vmx[k] > mx) mx = vmx[k];
+            nan |= vnan[k] != 0;
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        QDQ_CT v = r[i], c;
+        if (v != v) {
+            nan = 1;
+            codes[i] = 0;
+            continue;
+        }
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+        c = v < lo ? lo : (v > hi ? hi : v);
+        codes[i] = (QDQ_IT)c;
+    }
+    stats[0] = mn;
+    stats[1] = mx;
+    stats[2] = nan;
+}
+
+/* r[i] = codes[i] converted to the compute type (round to nearest). */
+static QDQ_TARGET void QDQ_INAME(qdq_from)(const QDQ_IT *codes, QDQ_CT *r, size_t n)
+{
+    size_t i = 0;
+#if QDQ_HAVE_VEC
+    for (; i + QDQ_L <= n; i += QDQ_L) {
+        QDQ_INAME(qdq_vint) q;
+        memcpy(&q, codes + i, sizeof q);
+        QDQ_VP(store)(r + i, __builtin_convertvector(q, QDQ_V));
+    }
+#endif
+    for (; i < n; i++)
+        r[i] = (QDQ_CT)codes[i];
+}
+
+#undef QDQ_INAME
+#undef QDQ_INAME_
+#undef QDQ_IPASTE
+#undef QDQ_IPASTE_
+#undef QDQ_IT
+#undef QDQ_ITAG
+#undef QDQ_ILO
+#undef QDQ_IHI
