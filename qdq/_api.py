@@ -121,15 +121,15 @@ _FAST_SCALARS = frozenset((float, int, np.float64, np.float32, np.float16, np.in
 
 
 def given_range(input_min: Any, input_max: Any, fmt: Format, shape: tuple,
-                axis: int | None) -> tuple[Any, Any]:
-    """The given range in T, checked min <= max.
+                axis: int | None, check: bool = True) -> tuple[Any, Any]:
+    """The given range in T, checked min <= max (unless not ``check``).
 
     Per tensor, two Python floats (1-tuples); per channel, 1-D compute-type arrays.
     """
     if axis is None and type(input_min) in _FAST_SCALARS and type(input_max) in _FAST_SCALARS:
         lo = _kernels.round_value(fmt.code, float(input_min))
         hi = _kernels.round_value(fmt.code, float(input_max))
-        if not lo <= hi:
+        if check and not lo <= hi:
             raise ValueError(f"invalid range: input_min ({lo!r}) must be <= input_max "
                              f"({hi!r}), and neither may be NaN")
         return (lo,), (hi,)
@@ -137,7 +137,7 @@ def given_range(input_min: Any, input_max: Any, fmt: Format, shape: tuple,
     lo = _range_array(input_min, "input_min", fmt, channels, axis)
     hi = _range_array(input_max, "input_max", fmt, channels, axis)
     bad = ~(lo <= hi)
-    if bad.any():
+    if check and bad.any():
         if axis is None:
             raise ValueError(f"invalid range: input_min ({float(lo)!r}) must be <= input_max "
                              f"({float(hi)!r}), and neither may be NaN")
@@ -150,7 +150,7 @@ def given_range(input_min: Any, input_max: Any, fmt: Format, shape: tuple,
     return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
 
 
-def result_dtype(x: np.ndarray, fmt: Format) -> np.dtype:
+def result_dtype(x: np.ndarray, fmt: Format | None) -> np.dtype:
     """The dtype of the op's result for input x: x's type in native byte order."""
     dt = x.dtype
     return dt if dt.isnative else dt.newbyteorder("=")
@@ -310,34 +310,56 @@ def compute_params(mn: np.ndarray, mx: np.ndarray, fmt: Format, qmin: int, qmax:
     return out
 
 
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether b overlaps a without being exactly a."""
+    return a is not b and np.may_share_memory(a, b) and not _same_memory(a, b)
+
+
+def elementwise(op: int, xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
+                p: np.ndarray, mode: int = 0, itype: int = 0,
+                x2k: np.ndarray | None = None) -> tuple[float, float, bool]:
+    """Run a compiled elementwise operation over arrays of any layout.
+
+    ``xk`` (and ``x2k`` for the gradient) are inputs and ``rk`` the output, all
+    in the kernels' storage types; ``p`` holds the parameter rows (s, inv, lo,
+    hi) per channel. The kernels run on the arrays themselves when all share a
+    C or Fortran layout (native, aligned); otherwise on contiguous copies of
+    slabs. An output overlapping an input without being it is computed into a
+    temporary first, as NumPy's ufuncs do. Returns the kernels' code statistics.
+    """
+    nt = _threads._threads
+    inputs = [xk] if x2k is None else [xk, x2k]
+    if any(_overlaps(a, rk) for a in inputs):
+        tmp = np.empty(rk.shape, dtype=rk.dtype.newbyteorder("="))
+        stats = elementwise(op, xk, tmp, fmt, axis, p, mode, itype, x2k)
+        rk[...] = tmp
+        return stats
+    layouts = {_layout(a, rk) for a in inputs}
+    if len(layouts) == 1 and None not in layouts:
+        layout = layouts.pop()
+        shape, ax = (xk.shape, axis) if layout == "C" else (xk.shape[::-1], _flip(axis, xk.ndim))
+        pre, C, post = _extents(shape, ax)
+        return _kernels.run(op, xk, x2k, rk, fmt.code, itype, pre, C, post,
+                            p[0], p[1], p[2], p[3], mode, nt)
+    lo, hi, nan = math.inf, -math.inf, False
+    out_dtype = rk.dtype.newbyteorder("=")
+    for b in iter_blocks(xk.shape, axis):
+        xb = np.ascontiguousarray(xk[b.index], dtype=xk.dtype.newbyteorder("="))
+        x2b = None if x2k is None else np.ascontiguousarray(x2k[b.index],
+                                                            dtype=x2k.dtype.newbyteorder("="))
+        ob = np.empty(b.shape, dtype=out_dtype)
+        ch = b.channels
+        s = _kernels.run(op, xb, x2b, ob, fmt.code, itype, *b.extents,
+                         p[0, ch], p[1, ch], p[2, ch], p[3, ch], mode, nt)
+        lo, hi, nan = min(lo, s[0]), max(hi, s[1]), nan or s[2]
+        rk[b.index] = ob
+    return lo, hi, nan
+
+
 def transform(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
               p: np.ndarray, mode: int) -> None:
     """Write the op of xk into rk with the parameter rows p = (s, inv, lo, hi)."""
-    nt = _threads._threads
-    layout = _layout(xk, rk)
-    if layout is not None and rk is not xk and np.may_share_memory(xk, rk) \
-            and not _same_memory(xk, rk):
-        # Partial overlap: compute into a temporary first, as NumPy ufuncs do.
-        tmp = np.empty(xk.shape, dtype=fmt.storage)
-        transform(xk, tmp, fmt, axis, p, mode)
-        rk[...] = tmp
-        return
-    if layout is not None:
-        shape, ax = (xk.shape, axis) if layout == "C" else (xk.shape[::-1], _flip(axis, xk.ndim))
-        pre, C, post = _extents(shape, ax)
-        _kernels.apply(xk, rk, p[0], p[1], p[2], p[3], fmt.code, pre, C, post, mode, nt)
-        return
-    if np.may_share_memory(xk, rk) and not _same_memory(xk, rk):
-        tmp = np.empty(xk.shape, dtype=fmt.storage)
-        transform(xk, tmp, fmt, axis, p, mode)
-        rk[...] = tmp
-        return
-    for b in iter_blocks(xk.shape, axis):
-        xb = _native_block(xk, b.index, fmt)
-        ch = b.channels
-        _kernels.apply(xb, xb, p[0, ch], p[1, ch], p[2, ch], p[3, ch], fmt.code, *b.extents,
-                       mode, nt)
-        rk[b.index] = xb
+    elementwise(_kernels.APPLY, xk, rk, fmt, axis, p, mode)
 
 
 def _warn_unsigned_negative(signed: bool, range_given: bool, mn) -> None:
@@ -609,6 +631,48 @@ class QuantizationParams:
         return True
 
     __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict:
+        """A plain, JSON-serialisable dict; floats as exact hex strings (``float.hex``)."""
+        from ._codes import params_to_dict
+
+        return params_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QuantizationParams":
+        """Parameters from :meth:`to_dict`'s dict, bit for bit."""
+        from ._codes import params_from_dict
+
+        return params_from_dict(d)
+
+    def to_json(self, indent: int | None = 1) -> str:
+        """The parameters as a JSON document that reads back bit for bit."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "QuantizationParams":
+        """Parameters from :meth:`to_json`'s document."""
+        import json
+
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON document: {exc}") from None
+        return cls.from_dict(d)
+
+    def save(self, path) -> None:
+        """Write the JSON document to ``path`` (through a temporary file renamed into place)."""
+        from ._codes import write_json_atomic
+
+        write_json_atomic(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path) -> "QuantizationParams":
+        """Parameters from a JSON file written by :meth:`save`."""
+        with open(path) as f:
+            return cls.from_json(f.read())
 
 
 def make_params(p: np.ndarray, fmt: Format, qmin: int, qmax: int, num_bits: int,

@@ -10,6 +10,7 @@ F64: int
 CLAMP: int
 HALF_UP: int
 OPENMP: bool
+APPLY: int
 QUANTIZE: int
 DEQUANTIZE: int
 GRAD: int

@@ -619,6 +619,7 @@ def apply(x, out, scale, inv, lo, hi, int fmt, Py_ssize_t pre, Py_ssize_t C,
             PyBuffer_Release(&b[k])
 
 
+APPLY = OP_APPLY
 QUANTIZE = OP_QUANTIZE
 DEQUANTIZE = OP_DEQUANTIZE
 GRAD = OP_GRAD
@@ -630,7 +631,8 @@ def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
         Py_ssize_t post, scale, inv, lo, hi, int mode=0, int nthreads=1):
     """An elementwise operation over a ``[pre, C, post]`` block.
 
-    ``op`` is ``QUANTIZE`` (``x`` of format ``fmt`` -> integer codes of type
+    ``op`` is ``APPLY`` (the op: ``x`` -> ``out``, format ``fmt``), ``QUANTIZE``
+    (``x`` of format ``fmt`` -> integer codes of type
     ``INT_TYPES[itype]`` in ``out``), ``DEQUANTIZE`` (codes in ``x`` -> values in
     ``out``) or ``GRAD`` (gradients ``x`` and forward input ``x2`` -> ``out``).
     The four parameter arrays (compute type, length ``C``) must all be given;
@@ -644,7 +646,7 @@ def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
     cdef Job j
     cdef double stats[3]
     _check_fmt(fmt)
-    if op not in (OP_QUANTIZE, OP_DEQUANTIZE, OP_GRAD):
+    if op not in (OP_APPLY, OP_QUANTIZE, OP_DEQUANTIZE, OP_GRAD):
         raise ValueError(f"qdq kernel: unknown operation {op}")
     if itype < QDQ_I8 or itype > QDQ_U64:
         raise ValueError(f"qdq kernel: unknown integer type {itype}")

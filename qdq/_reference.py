@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 __all__ = ["round_to_format", "decode", "encode", "compute_range", "quantization_params",
-           "quantize_and_dequantize"]
+           "quantize_and_dequantize", "quantize", "gradient"]
 
 # name: (significant bits, exponent of the smallest normal, largest finite)
 FORMATS = {
@@ -178,10 +178,9 @@ def quantization_params(mn, mx, name: str, signed_input=True, num_bits=8, narrow
     return cast(scale), cast(inv), cast(lo), cast(hi)
 
 
-def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
-                            range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False,
-                            axis=None, *, bfloat16_bits=False):
-    """Twin of :func:`qdq.quantize_and_dequantize` (no validation, no ``out``)."""
+def _codes_and_inverse(x, input_min, input_max, signed_input, num_bits, range_given,
+                       round_mode, narrow_range, axis, bfloat16_bits):
+    """(codes as float64 rows (C, k), inverse per channel, format, shape info)."""
     x = np.asarray(x)
     v, name = decode(x, bfloat16_bits)
     T = _Arith(name)
@@ -190,12 +189,8 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
     rows = _channels_last(v, axis)
     if range_given:
         C = rows.shape[0]
-        mn = np.broadcast_to(np.asarray(input_min, dtype=np.float64), (C,))
-        mx = np.broadcast_to(np.asarray(input_max, dtype=np.float64), (C,))
-        if input_min is not None and np.asarray(input_min).dtype.name == "bfloat16":
-            mn = np.broadcast_to(np.asarray(input_min).astype(np.float64), (C,))
-        if input_max is not None and np.asarray(input_max).dtype.name == "bfloat16":
-            mx = np.broadcast_to(np.asarray(input_max).astype(np.float64), (C,))
+        mn = np.broadcast_to(np.asarray(input_min).astype(np.float64), (C,))
+        mx = np.broadcast_to(np.asarray(input_max).astype(np.float64), (C,))
     else:
         mn, mx = _raw_range(rows)
     scale, inv, lo, hi = quantization_params(mn, mx, name, signed_input, num_bits, narrow_range)
@@ -211,11 +206,52 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
         q = np.floor(T(np.add, y, 0.5))
     else:
         raise ValueError(round_mode)
-    out = T(np.multiply, q, inv[col]).astype(np.float64)
+    return q.astype(np.float64), inv, T, v.shape, axis
+
+
+def _unrows(rows: np.ndarray, shape: tuple, axis) -> np.ndarray:
     if axis is None:
-        out = out.reshape(v.shape)
-    else:
-        moved = list(v.shape)
-        moved.insert(0, moved.pop(axis))
-        out = np.moveaxis(out.reshape(moved), 0, axis)
-    return encode(out, x, bfloat16_bits)
+        return rows.reshape(shape)
+    moved = list(shape)
+    moved.insert(0, moved.pop(axis))
+    return np.moveaxis(rows.reshape(moved), 0, axis)
+
+
+def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
+                            range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False,
+                            axis=None, *, bfloat16_bits=False):
+    """Twin of :func:`qdq.quantize_and_dequantize` (no validation, no ``out``)."""
+    q, inv, T, shape, axis = _codes_and_inverse(x, input_min, input_max, signed_input, num_bits,
+                                                range_given, round_mode, narrow_range, axis,
+                                                bfloat16_bits)
+    out = T(np.multiply, q, inv[:, None]).astype(np.float64)
+    return encode(_unrows(out, shape, axis), np.asarray(x), bfloat16_bits)
+
+
+def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
+             range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False, axis=None, *,
+             bfloat16_bits=False) -> np.ndarray:
+    """Twin of :func:`qdq.quantize`'s codes, as float64 integers (NaN where there is none)."""
+    q, _, _, shape, axis = _codes_and_inverse(x, input_min, input_max, signed_input, num_bits,
+                                              range_given, round_mode, narrow_range, axis,
+                                              bfloat16_bits)
+    return _unrows(q, shape, axis)
+
+
+def gradient(g, x, input_min, input_max, axis=None, *, bfloat16_bits=False) -> np.ndarray:
+    """Twin of :func:`qdq.quantize_and_dequantize_grad`."""
+    gv, name = decode(g, bfloat16_bits)
+    xv, _ = decode(x, bfloat16_bits)
+    T = _Arith(name)
+    if axis is not None and axis < 0:
+        axis += xv.ndim
+    shape = [1] * xv.ndim
+    if axis is not None:
+        shape[axis] = xv.shape[axis]
+    lo = T.value(np.asarray(input_min, dtype=np.float64)).reshape(shape if np.ndim(input_min)
+                                                                  else ())
+    hi = T.value(np.asarray(input_max, dtype=np.float64)).reshape(shape if np.ndim(input_max)
+                                                                  else ())
+    inside = (xv >= lo) & (xv <= hi)
+    out = T(np.multiply, gv, inside.astype(np.float64)).astype(np.float64)
+    return encode(out, np.asarray(g), bfloat16_bits)

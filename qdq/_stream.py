@@ -37,7 +37,8 @@ from ._formats import BFLOAT16, Format, format_named, format_of, is_bfloat16_dty
 from ._progress import Progress
 
 __all__ = ["RangeTracker", "quantize_and_dequantize_chunks", "stream",
-           "quantize_and_dequantize_file", "DEFAULT_CHUNK_BYTES"]
+           "quantize_and_dequantize_file", "quantize_file", "dequantize_file",
+           "DEFAULT_CHUNK_BYTES"]
 
 #: Bytes per chunk of the file API unless ``chunk_bytes`` says otherwise.
 DEFAULT_CHUNK_BYTES = 64 << 20
@@ -515,8 +516,10 @@ class _Source:
         pass
 
 
-def _storage_dtype(fmt: Format, dtype: np.dtype) -> np.dtype:
-    return fmt.storage.newbyteorder(dtype.byteorder) if fmt.itemsize == 2 else dtype
+def _storage_dtype(fmt: Format | None, dtype: np.dtype) -> np.dtype:
+    if fmt is None or fmt.itemsize != 2:
+        return dtype
+    return fmt.storage.newbyteorder(dtype.byteorder)
 
 
 class _FileSource(_Source):
@@ -573,11 +576,12 @@ class _FileSource(_Source):
 
 
 class _ArraySource(_Source):
-    def __init__(self, arr: np.ndarray, fmt: Format):
+    def __init__(self, arr: np.ndarray, fmt: Format | None):
         self.arr, self.fmt, self.dtype, self.shape = arr, fmt, arr.dtype, arr.shape
         self.transposed = arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous
         canon = arr.T if self.transposed else arr
-        self.sk = kernel_view(canon if canon.ndim else canon.reshape(1), fmt)
+        canon = canon if canon.ndim else canon.reshape(1)
+        self.sk = canon if fmt is None else kernel_view(canon, fmt)
         self.result_dtype = _api.result_dtype(arr, fmt)
         self.nbytes = arr.nbytes
 
@@ -585,7 +589,8 @@ class _ArraySource(_Source):
         v = self.sk[block.index]
         if v.flags.c_contiguous and v.flags.aligned and v.dtype.isnative:
             return v, False
-        out = buf[:block.count * v.dtype.itemsize].view(self.fmt.storage).reshape(v.shape)
+        native = v.dtype.newbyteorder("=")
+        out = buf[:block.count * v.dtype.itemsize].view(native).reshape(v.shape)
         np.copyto(out, v, casting="equiv")
         return out, True
 
@@ -617,8 +622,11 @@ def _file_format(dtype: np.dtype, bfloat16_bits: bool, path) -> Format:
 
 
 def open_source(src, dtype=None, shape=None, order="C", offset=0,
-                bfloat16_bits=False) -> _Source:
-    """A source for the file API: a .npy path, a raw path (dtype and shape), or an array."""
+                bfloat16_bits=False, codes: bool = False) -> _Source:
+    """A source for the file API: a .npy path, a raw path (dtype and shape), or an array.
+
+    With ``codes`` the source holds integer codes (its ``fmt`` is None).
+    """
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
         if dtype is not None or shape is not None:
@@ -645,12 +653,26 @@ def open_source(src, dtype=None, shape=None, order="C", offset=0,
         with open(path, "rb") as f:
             shp, fortran, dt = _npy_header(f, path)
             off = f.tell()
-        fmt = _file_format(dt, bfloat16_bits, path)
+        fmt = _codes_format(dt, path) if codes else _file_format(dt, bfloat16_bits, path)
         return _FileSource(path, shp, fortran, dt, off, fmt).open()
     if dtype is not None or shape is not None:
         raise ValueError("dtype= and shape= describe raw files; the source here is an array")
+    if codes:
+        x = src if isinstance(src, np.ndarray) else np.asarray(src)
+        _codes_format(x.dtype, "codes")
+        return _ArraySource(x, None)
     x, fmt = as_input(src, bfloat16_bits)
     return _ArraySource(x, fmt)
+
+
+def _codes_format(dtype: np.dtype, where) -> None:
+    """Integer codes have no float format; TypeError for anything but integers."""
+    from ._codes import _itype
+
+    if dtype.hasobject:
+        raise ValueError(f"{where}: object arrays are not supported")
+    _itype(dtype)
+    return None
 
 
 class _FileDest:
@@ -747,14 +769,15 @@ def _header_len(header: dict) -> int:
 
 
 class _ArrayDest:
-    def __init__(self, arr: np.ndarray, source: _Source):
+    def __init__(self, arr: np.ndarray, source: _Source, dtype: np.dtype, fmt: Format | None):
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"dst must be a path, a writable memmap or an array, got "
                             f"{type(arr).__name__}")
         if arr.shape != tuple(source.shape):
             raise ValueError(f"dst has shape {arr.shape}, the source has shape {source.shape}")
-        if not _api._same_type(arr.dtype, source.result_dtype):
-            raise ValueError(f"dst has dtype {arr.dtype}, the result needs {source.result_dtype}")
+        if not (_api._same_type(arr.dtype, dtype) or
+                (fmt is BFLOAT16 and dtype.kind == "V" and is_bfloat16_dtype(arr.dtype))):
+            raise ValueError(f"dst has dtype {arr.dtype}, the result needs {dtype}")
         if not arr.flags.writeable:
             raise ValueError("dst is read-only")
         if isinstance(source, _ArraySource) and np.may_share_memory(arr, source.arr) \
@@ -762,7 +785,8 @@ class _ArrayDest:
             raise ValueError("dst overlaps the source array without being it")
         self.arr = arr
         canon = arr.T if source.transposed else arr
-        self.dk = kernel_view(canon if canon.ndim else canon.reshape(1), source.fmt)
+        canon = canon if canon.ndim else canon.reshape(1)
+        self.dk = canon if (fmt is None or arr.dtype.kind in "iu") else kernel_view(canon, fmt)
 
     def write(self, block, data: np.ndarray) -> None:
         self.dk[block.index] = data
@@ -782,7 +806,8 @@ def _same_file(a, b) -> bool:
         return False
 
 
-def open_dest(dst, source: _Source, dtype: np.dtype, src=None):
+def open_dest(dst, source: _Source, dtype: np.dtype, result_fmt: Format | None = None):
+    """The destination: a .npy (or the source's raw) path, or an array of ``dtype``."""
     if isinstance(dst, (str, os.PathLike)):
         path = os.fspath(dst)
         npy = path.endswith(".npy") or (isinstance(source, _FileSource)
@@ -791,7 +816,7 @@ def open_dest(dst, source: _Source, dtype: np.dtype, src=None):
         if not npy and not (isinstance(source, _FileSource) and _same_file(path, source.path)):
             raise ValueError(f"dst {path!r} must be a .npy path (or the source path itself)")
         return _FileDest(path, source, dtype, npy)
-    return _ArrayDest(dst, source)
+    return _ArrayDest(dst, source, dtype, result_fmt or source.fmt)
 
 
 def _is_npy(path) -> bool:
@@ -898,19 +923,23 @@ class _Writer:
 
 
 def _write_pass(source: _Source, dest, ax: int | None, chunk_items: int, progress: bool,
-                label: str, kernel: Callable, out_itemsize: int | None = None) -> float:
-    nbytes = _buffer(source, chunk_items).nbytes
-    if out_itemsize is not None:
-        nbytes = max(nbytes, nbytes // source.dtype.itemsize * out_itemsize)
+                label: str, kernel: Callable, out_dtype: np.dtype) -> float:
+    """Pass 2: read each block, compute it into an output buffer, hand it to the writer.
+
+    Memory: one read buffer and two output buffers of a chunk each.
+    """
+    read_buf = _buffer(source, chunk_items)
+    items = max(1, min(chunk_items, math.prod(source.canon_shape)))
     prog = Progress(source.nbytes, label, progress)
     cax = source.canon_axis(ax)
-    writer = _Writer(dest, source, 2, nbytes)
+    writer = _Writer(dest, source, 2, items * out_dtype.itemsize)
     try:
         for b in iter_blocks(source.canon_shape, cax, chunk_items):
+            data, _ = source.read(b, read_buf)
             buf = writer.buffer()
-            data, owned = source.read(b, buf)
-            result = kernel(data, buf, owned, b)
-            writer.submit(b, result, buf)
+            target = buf[:b.count * out_dtype.itemsize].view(out_dtype).reshape(b.shape)
+            kernel(data, target, b)
+            writer.submit(b, target, buf)
             prog.update(b.count * source.dtype.itemsize)
     finally:
         try:
@@ -992,8 +1021,13 @@ def quantize_and_dequantize_file(src, dst, input_min=None, input_max=None, signe
 
 
 def run_file(src, dst, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes, progress,
-             dtype, shape, order, offset, bfloat16_bits):
-    """The file API's work; returns (QuantizationParams, timings dict)."""
+             dtype, shape, order, offset, bfloat16_bits, codes: bool = False):
+    """The file API's work: the op (or, with ``codes``, :func:`qdq.quantize`) over a file.
+
+    Returns (QuantizationParams, timings dict).
+    """
+    from ._codes import _INT_INDEX, _code_dtype, check_codes
+
     bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
     show = check_flag("progress", progress)
     source = open_source(src, dtype, shape, order, offset, bits_flag)
@@ -1004,8 +1038,13 @@ def run_file(src, dst, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes
         fmt = source.fmt
         if args.range_given:
             lo, hi = given_range(input_min, input_max, fmt, source.shape, ax)
+        if codes:
+            out_dtype = _code_dtype(fmt, args.signed, args.bits, args.narrow)
+            op, itype = _kernels.QUANTIZE, _INT_INDEX[out_dtype]
+        else:
+            out_dtype, op, itype = source.result_dtype, _kernels.APPLY, 0
         with _sigterm_as_exit():
-            dest = open_dest(dst, source, source.result_dtype)
+            dest = open_dest(dst, source, out_dtype)
             try:
                 if not args.range_given:
                     t0 = time.perf_counter()
@@ -1013,17 +1052,19 @@ def run_file(src, dst, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes
                     timings["range_seconds"] = time.perf_counter() - t0
                 p = compute_params(lo, hi, fmt, args.qmin, args.qmax)
                 nt = _threads._threads
+                storage = fmt.storage if op == _kernels.APPLY else out_dtype
 
-                def kernel(data, buf, owned, b):
-                    target = data if owned else buf[:data.nbytes].view(data.dtype).reshape(
-                        data.shape)
+                def kernel(data, target, b):
                     ch = b.channels
-                    _kernels.apply(data, target, p[0, ch], p[1, ch], p[2, ch], p[3, ch],
-                                   fmt.code, *b.extents, args.mode, nt)
-                    return target
+                    stats = _kernels.run(op, data, None, target, fmt.code, itype, *b.extents,
+                                         p[0, ch], p[1, ch], p[2, ch], p[3, ch], args.mode, nt)
+                    if codes:
+                        check_codes(stats, out_dtype)
 
                 t0 = time.perf_counter()
-                _write_pass(source, dest, ax, chunk_items, show, "qdq pass 2/2, write", kernel)
+                _write_pass(source, dest, ax, chunk_items, show,
+                            "qdq pass 2/2, codes" if codes else "qdq pass 2/2, write", kernel,
+                            np.dtype(storage))
                 dest.commit()
                 timings["write_seconds"] = time.perf_counter() - t0
             except BaseException:
@@ -1034,6 +1075,112 @@ def run_file(src, dst, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes
     params = make_params(p, fmt, args.qmin, args.qmax, args.bits, args.signed, args.narrow, ax,
                          ax is not None, args.round_mode)
     return params, timings
+
+
+def default_params_path(path) -> str:
+    """Where the parameters of a codes file go: ``codes.npy`` -> ``codes.params.json``."""
+    path = os.fspath(path)
+    root = path[:-4] if path.endswith(".npy") else path
+    return root + ".params.json"
+
+
+def quantize_file(src, dst, input_min=None, input_max=None, signed_input=True, num_bits=8,
+                  range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False, axis=None, *,
+                  params_path=None, chunk_bytes=DEFAULT_CHUNK_BYTES, progress=False, dtype=None,
+                  shape=None, order="C", offset=0, bfloat16_bits=False) -> QuantizationParams:
+    """Integer codes of a file or array (:func:`qdq.quantize`), streamed to a ``.npy``.
+
+    Two passes with bounded memory, as :func:`quantize_and_dequantize_file`
+    (same sources, destinations and guarantees); the codes file has the
+    source's shape and memory order and the dtype :func:`qdq.code_dtype` gives.
+    The parameters are written beside it as JSON, atomically, after the codes:
+    to ``params_path``, by default ``codes.params.json`` for ``codes.npy``
+    (no default when ``dst`` is an array).
+
+    Returns
+    -------
+    QuantizationParams
+    """
+    args = _OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    if params_path is None and isinstance(dst, (str, os.PathLike)):
+        params_path = default_params_path(dst)
+    params, _ = run_file(src, dst, input_min, input_max, args, axis, chunk_bytes=chunk_bytes,
+                         progress=progress, dtype=dtype, shape=shape, order=order, offset=offset,
+                         bfloat16_bits=bfloat16_bits, codes=True)
+    if params_path is not None:
+        params.save(params_path)
+    return params
+
+
+def dequantize_file(src, dst, params=None, *, chunk_bytes=DEFAULT_CHUNK_BYTES, progress=False,
+                    bfloat16_bits=False) -> QuantizationParams:
+    """Values from a file of integer codes (:func:`qdq.dequantize`), streamed to a ``.npy``.
+
+    Parameters
+    ----------
+    src : path or numpy.ndarray
+        A ``.npy`` of integer codes, or an integer array or memmap.
+    dst : path or numpy.ndarray
+        As for :func:`quantize_and_dequantize_file`.
+    params : QuantizationParams or path, optional
+        The parameters, or the JSON file holding them; by default the file
+        :func:`quantize_file` wrote beside ``src``.
+    chunk_bytes, progress
+        As for :func:`quantize_and_dequantize_file`.
+    bfloat16_bits : bool, default False
+        For bfloat16, write uint16 bit patterns (a ``.npy`` of ``uint16``)
+        instead of the 2-byte void dtype ml_dtypes arrays are saved as.
+
+    Returns
+    -------
+    QuantizationParams
+        The parameters used.
+    """
+    from ._codes import _itype, _param_rows
+
+    show = check_flag("progress", progress)
+    bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
+    if params is None:
+        if not isinstance(src, (str, os.PathLike)):
+            raise TypeError("params is required when the codes are an array")
+        params = default_params_path(src)
+    if not isinstance(params, QuantizationParams):
+        params = QuantizationParams.load(params)
+    fmt = format_named(params.dtype)
+    source = open_source(src, codes=True)
+    try:
+        itype = _itype(source.dtype)
+        chunk_items = _chunk_items(chunk_bytes, source.dtype.itemsize)
+        ax = None
+        if params.per_channel:
+            ax = check_axis(params.axis if params.axis is not None else 0, len(source.shape))
+            if source.shape[ax] != np.shape(params.scale)[0]:
+                raise ValueError(f"the parameters have {np.shape(params.scale)[0]} channels but "
+                                 f"the codes have {source.shape[ax]} along axis {ax}")
+        if fmt is BFLOAT16:
+            out_dtype = np.dtype(np.uint16) if bits_flag else np.dtype("V2")
+        else:
+            out_dtype = np.dtype(fmt.name)
+        p = _param_rows(params, fmt)
+        nt = _threads._threads
+
+        def kernel(data, target, b):
+            ch = b.channels
+            _kernels.run(_kernels.DEQUANTIZE, data, None, target, fmt.code, itype, *b.extents,
+                         p[0, ch], p[1, ch], p[2, ch], p[3, ch], 0, nt)
+
+        with _sigterm_as_exit():
+            dest = open_dest(dst, source, out_dtype, result_fmt=fmt)
+            try:
+                _write_pass(source, dest, ax, chunk_items, show, "qdq dequantize", kernel,
+                            np.dtype(fmt.storage))
+                dest.commit()
+            except BaseException:
+                dest.abort()
+                raise
+    finally:
+        source.close()
+    return params
 
 
 def _values(data: np.ndarray, fmt: Format) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The ``qdq`` command line: ``qdq run``, ``qdq info`` and ``qdq demo``."""
+"""The ``qdq`` command line: ``run``, ``info``, ``quantize``, ``dequantize`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from . import __version__
-from ._stream import DEFAULT_CHUNK_BYTES, _OpArgs, analyze_file, run_file
+from ._stream import (DEFAULT_CHUNK_BYTES, _OpArgs, analyze_file, default_params_path,
+                      dequantize_file, quantize_file, run_file)
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6,
           "mib": 1 << 20, "g": 1e9, "gb": 1e9, "gib": 1 << 30, "t": 1e12, "tb": 1e12,
@@ -92,7 +93,7 @@ def describe_params(p, out=sys.stdout) -> None:
         return
     s = np.asarray(p.scale, np.float64)
     print(f"{s.size} channels along axis {p.axis} ({p.dtype}), integer grid "
-          f"[{p.code_min}, {p.code_max}]: scale from {s.min()!r} to {s.max()!r}; range from "
+          f"[{p.code_min}, {p.code_max}]: scale from {float(s.min())!r} to {float(s.max())!r}; range from "
           f"{float(np.min(p.min_range))!r} to {float(np.max(p.max_range))!r}", file=out)
 
 
@@ -127,6 +128,26 @@ def cmd_info(a) -> int:
     print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {st['sqnr_db']:.2f} dB, clipped "
           f"{st['clipped']:,}" + (f", non-finite outputs {st['nonfinite_out']:,}"
                                   if st["nonfinite_out"] else ""))
+    return 0
+
+
+def cmd_quantize(a) -> int:
+    lo, hi = (a.range if a.range is not None else (None, None))
+    params_path = a.params or default_params_path(a.dst)
+    params = quantize_file(a.src, a.dst, lo, hi, not a.unsigned, a.num_bits, a.range is not None,
+                           a.round_mode, a.narrow_range, a.axis, params_path=params_path,
+                           progress=_show_progress(a), **_file_kwargs(a))
+    describe_params(params)
+    code = np.load(a.dst, mmap_mode="r").dtype
+    print(f"wrote {a.dst} ({code} codes) and {params_path}")
+    return 0
+
+
+def cmd_dequantize(a) -> int:
+    params = dequantize_file(a.src, a.dst, a.params, chunk_bytes=max(1, int(a.chunk_mb * 2**20)),
+                             progress=_show_progress(a), bfloat16_bits=a.bfloat16_bits)
+    describe_params(params)
+    print(f"wrote {a.dst} ({params.dtype})")
     return 0
 
 
@@ -220,6 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src")
     _op_options(p)
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("quantize", help="integer codes of SRC into DST (.npy), with the "
+                                        "parameters beside it as JSON")
+    p.add_argument("src")
+    p.add_argument("dst", help="output .npy of integer codes")
+    p.add_argument("--params", help="where to write the parameters (default: "
+                                    "DST with .params.json for .npy)")
+    _op_options(p)
+    p.set_defaults(func=cmd_quantize)
+    p = sub.add_parser("dequantize", help="values from integer codes (the inverse of quantize)")
+    p.add_argument("src", help=".npy of integer codes")
+    p.add_argument("dst", help="output .npy")
+    p.add_argument("--params", help="the parameters' JSON (default: beside SRC)")
+    p.add_argument("--chunk-mb", type=float, default=DEFAULT_CHUNK_BYTES / 2**20)
+    p.add_argument("--bfloat16-bits", action="store_true",
+                   help="write bfloat16 results as uint16 bit patterns")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_dequantize)
     p = sub.add_parser("demo", help="stream a synthetic tensor through the op and check it")
     p.add_argument("--size", type=parse_size, default=512 << 20,
                    help="size of the synthetic tensor (default 512MiB)")

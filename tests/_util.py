@@ -62,3 +62,17 @@ def run_python(args, cwd, **kwargs):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, **kwargs)
+
+
+def assert_equal_but_zero_signs(actual, expected, codes, bfloat16_bits: bool = False) -> None:
+    """Bits equal, except zeros from a zero code, which may differ in sign.
+
+    An integer code cannot carry the sign of zero: the op's -0.0 (from an input
+    that rounds to -0) comes back from code 0 as 0 * inverse_scale.
+    """
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    va, ve = values(actual, bfloat16_bits), values(expected, bfloat16_bits)
+    differ = (bits(actual) != bits(expected)) & ~(np.isnan(va) & np.isnan(ve))
+    assert (va[differ] == 0).all() and (ve[differ] == 0).all(), "non-zero values differ"
+    assert (np.asarray(codes)[differ] == 0).all(), "zeros differ away from code 0"

@@ -216,7 +216,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch, when, exc):
     before = src.read_bytes()
     dst.write_bytes(b"old output")
     calls = {"n": 0}
-    real = _stream._kernels.minmax if when == "range" else _stream._kernels.apply
+    real = _stream._kernels.minmax if when == "range" else _stream._kernels.run
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -224,7 +224,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch, when, exc):
             raise exc("injected")
         return real(*a, **k)
 
-    monkeypatch.setattr(_stream._kernels, "minmax" if when == "range" else "apply", flaky)
+    monkeypatch.setattr(_stream._kernels, "minmax" if when == "range" else "run", flaky)
     with pytest.raises(exc):
         qdq.quantize_and_dequantize_file(src, dst, chunk_bytes=4000)
     assert src.read_bytes() == before
@@ -277,14 +277,14 @@ SIGTERM_CHILD = textwrap.dedent("""
     import os, signal, sys
     import qdq
     from qdq import _stream
-    real = _stream._kernels.apply
+    real = _stream._kernels.run
     n = [0]
     def slow(*a, **k):
         n[0] += 1
         if n[0] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*a, **k)
-    _stream._kernels.apply = slow
+    _stream._kernels.run = slow
     qdq.quantize_and_dequantize_file(sys.argv[1], sys.argv[2], chunk_bytes=4000)
 """)
 
