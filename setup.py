@@ -15,6 +15,7 @@ QDQ_DEBUG_CYTHON=1
     turns Cython's bounds and wraparound checks back on.
 """
 
+import glob
 import os
 import shutil
 import sys
@@ -86,7 +87,7 @@ def _extensions():
     ext = Extension(
         "qdq._kernels",
         sources=["qdq/_kernels.pyx"],
-        depends=["qdq/_simd.h", "qdq/_simd_impl.h", "qdq/_simd_body.h"],
+        depends=sorted(glob.glob("qdq/*.h")),
         include_dirs=["qdq"],
     )
     return cythonize(

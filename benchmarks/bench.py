@@ -189,6 +189,20 @@ def build_groups(dtype: str, n: int, args, found) -> list[Group]:
         g.add("torch", lambda: torch.fake_quantize_per_tensor_affine(xt, 2.0 / 127, 0, -128, 127))
     groups.append(g)
 
+    # Integer codes and the gradient, against the op with the same range and out=.
+    codes, params = qdq.quantize(x, -2.0, 2.0, range_given=True, **kw)
+    codes_out = np.empty_like(codes)
+    g = x.copy()
+    g = Group("codes and gradient (range given, out=)", dtype, n, nbytes)
+    g.add("qdq op", op(input_min=-2.0, input_max=2.0, range_given=True, out=out))
+    g.add("quantize", lambda: qdq.quantize(x, -2.0, 2.0, range_given=True, out=codes_out, **kw))
+    g.add("dequantize", lambda: qdq.dequantize(codes, params, out=out,
+                                               bfloat16_bits="bfloat16_bits" in kw))
+    grads = x.copy()
+    g.add("gradient", lambda: qdq.quantize_and_dequantize_grad(grads, x, -2.0, 2.0, out=out, **kw))
+    g.add("bound: copyto", lambda: np.copyto(out, x))
+    groups.append(g)
+
     side = int(round(n ** 0.5))
     if side * side == n and n >= MI:
         x2, out2 = x.reshape(side, side), out.reshape(side, side)
@@ -273,6 +287,15 @@ def targets(groups: list[Group], big: int) -> list[dict]:
             g16, g32 = by.get((dtype, big, case)), by.get(("float32", big, case))
             if g16 and g32:
                 check(f"{dtype} / float32 time, {case}", g16.median("qdq") / g32.median("qdq"), 2.0)
+    for dtype in ("float16", "bfloat16", "float32", "float64"):
+        g = by.get((dtype, big, "codes and gradient (range given, out=)"))
+        if g:
+            for m in ("quantize", "dequantize"):
+                check(f"{dtype} {m} / the op (range given, out=)",
+                      g.median(m) / g.median("qdq op"), 1.3)
+            # the gradient reads two arrays where the op reads one: compare per byte moved
+            check(f"{dtype} gradient / the op, per byte moved",
+                  g.median("gradient") / (1.5 * g.median("qdq op")), 1.3)
     for dtype in ("float16", "bfloat16", "float32", "float64"):
         g = next((g for (d, n, name), g in by.items()
                   if d == dtype and n == big and name.startswith("per channel")), None)

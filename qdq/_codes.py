@@ -275,7 +275,7 @@ def dequantize(codes, params: QuantizationParams, *, out=None, bfloat16_bits=Fal
 
 
 def quantize_and_dequantize_grad(gradients, input, input_min, input_max, axis=None, *,
-                                 bfloat16_bits=False):
+                                 out=None, bfloat16_bits=False):
     """The straight-through gradient: TensorFlow's QuantizeAndDequantizeV4Grad.
 
     ``gradients * (input_min <= input <= input_max)``, both bounds inclusive,
@@ -292,6 +292,8 @@ def quantize_and_dequantize_grad(gradients, input, input_min, input_max, axis=No
         Scalars, or with ``axis`` one value per channel (a scalar broadcasts).
     axis : int, optional
         The channel axis.
+    out : numpy.ndarray, optional
+        Where to write the result (may be ``gradients`` itself).
     bfloat16_bits : bool, default False
         Both arrays hold bfloat16 bit patterns.
 
@@ -312,7 +314,7 @@ def quantize_and_dequantize_grad(gradients, input, input_min, input_max, axis=No
     lo = np.ascontiguousarray(lo, dtype=fmt.compute).reshape(-1)
     hi = np.ascontiguousarray(hi, dtype=fmt.compute).reshape(-1)
     p = np.ascontiguousarray(np.stack([lo, lo, lo, hi]))
-    res = prepare_out(None, g, fmt)
+    res = prepare_out(out, g, fmt)
     gk, xk, rk = kernel_view(g, fmt), kernel_view(x, fmt), kernel_view(res, fmt)
     if g.ndim == 0:
         gk, xk, rk = gk.reshape(1), xk.reshape(1), rk.reshape(1)

@@ -277,6 +277,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT int8_t
 #define QDQ_ITAG i8
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)-128)
 #define QDQ_IHI ((float)127)
 #if QDQ_HAVE_VEC
@@ -298,6 +299,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT uint8_t
 #define QDQ_ITAG u8
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)0)
 #define QDQ_IHI ((float)255)
 #if QDQ_HAVE_VEC
@@ -319,6 +321,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT int16_t
 #define QDQ_ITAG i16
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)-32768)
 #define QDQ_IHI ((float)32767)
 #if QDQ_HAVE_VEC
@@ -340,6 +343,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT uint16_t
 #define QDQ_ITAG u16
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)0)
 #define QDQ_IHI ((float)65535)
 #if QDQ_HAVE_VEC
@@ -361,6 +365,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT int32_t
 #define QDQ_ITAG i32
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)-2147483648.0f)
 #define QDQ_IHI ((float)2147483520.0f)
 #if QDQ_HAVE_VEC
@@ -382,6 +387,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT uint32_t
 #define QDQ_ITAG u32
+#define QDQ_WIDE32 0
 #define QDQ_ILO ((float)0.0f)
 #define QDQ_IHI ((float)4294967040.0f)
 #if QDQ_HAVE_VEC
@@ -403,6 +409,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT int64_t
 #define QDQ_ITAG i64
+#define QDQ_WIDE32 0
 #define QDQ_ILO ((float)-9223372036854775808.0f)
 #define QDQ_IHI ((float)9223371487098961920.0f)
 #if QDQ_HAVE_VEC
@@ -424,6 +431,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG f
 #define QDQ_IT uint64_t
 #define QDQ_ITAG u64
+#define QDQ_WIDE32 0
 #define QDQ_ILO ((float)0.0f)
 #define QDQ_IHI ((float)18446742974197923840.0f)
 #if QDQ_HAVE_VEC
@@ -445,6 +453,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT int8_t
 #define QDQ_ITAG i8
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)-128)
 #define QDQ_IHI ((double)127)
 #if QDQ_HAVE_VEC
@@ -466,6 +475,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT uint8_t
 #define QDQ_ITAG u8
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)0)
 #define QDQ_IHI ((double)255)
 #if QDQ_HAVE_VEC
@@ -487,6 +497,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT int16_t
 #define QDQ_ITAG i16
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)-32768)
 #define QDQ_IHI ((double)32767)
 #if QDQ_HAVE_VEC
@@ -508,6 +519,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT uint16_t
 #define QDQ_ITAG u16
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)0)
 #define QDQ_IHI ((double)65535)
 #if QDQ_HAVE_VEC
@@ -529,6 +541,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT int32_t
 #define QDQ_ITAG i32
+#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)-2147483648.0)
 #define QDQ_IHI ((double)2147483647.0)
 #if QDQ_HAVE_VEC
@@ -550,6 +563,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT uint32_t
 #define QDQ_ITAG u32
+#define QDQ_WIDE32 0
 #define QDQ_ILO ((double)0.0)
 #define QDQ_IHI ((double)4294967295.0)
 #if QDQ_HAVE_VEC
@@ -571,6 +585,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT int64_t
 #define QDQ_ITAG i64
+#define QDQ_WIDE32 0
 #define QDQ_ILO ((double)-9223372036854775808.0)
 #define QDQ_IHI ((double)9223372036854774784.0)
 #if QDQ_HAVE_VEC
@@ -592,6 +607,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_CTAG d
 #define QDQ_IT uint64_t
 #define QDQ_ITAG u64
+#define QDQ_WIDE32 0
 #define QDQ_ILO ((double)0.0)
 #define QDQ_IHI ((double)18446744073709549568.0)
 #if QDQ_HAVE_VEC

@@ -5,6 +5,7 @@
  *   QDQ_IT, QDQ_ITAG                              the integer type and its name
  *   QDQ_ILO, QDQ_IHI                              the integer range as compute-type values
  *                                                 (the largest below it where inexact)
+ *   QDQ_WIDE32                                    1 when every code fits int32
  * Conversions of values outside the integer type are clamped first (so they
  * are defined); the caller learns of them from the tracked min, max and NaN.
  */
@@ -15,9 +16,13 @@
 
 #if QDQ_HAVE_VEC
 typedef QDQ_IT QDQ_INAME(qdq_vint) __attribute__((vector_size(sizeof(QDQ_IT) * QDQ_L)));
+typedef int32_t QDQ_INAME(qdq_v32) __attribute__((vector_size(4 * QDQ_L)));
 #endif
 
-/* codes[i] = r[i] (integral values); stats = {min, max, any NaN} of r, merged. */
+/* codes[i] = r[i] (integral values); stats = {min, max, any NaN} of r, merged.
+ * With QDQ_WIDE32 the vector loop converts to int32 lanes (one instruction)
+ * and a plain loop narrows them (which the compiler vectorises); otherwise the
+ * clamped values are converted one by one (the rare 64-bit and uint32 codes). */
 static QDQ_TARGET void QDQ_INAME(qdq_to)(const QDQ_CT *r, QDQ_IT *codes, size_t n, double *stats)
 {
     size_t i = 0;
@@ -29,19 +34,34 @@ static QDQ_TARGET void QDQ_INAME(qdq_to)(const QDQ_CT *r, QDQ_IT *codes, size_t 
         QDQ_V vmn = QDQ_VP(splat)(mn), vmx = QDQ_VP(splat)(mx);
         const QDQ_V vlo = QDQ_VP(splat)(lo), vhi = QDQ_VP(splat)(hi), zero = QDQ_VP(splat)(0);
         QDQ_VM vnan = (QDQ_VM)(zero != zero);
+        int32_t w[QDQ_L * 64];
         int k;
-        for (; i + QDQ_L <= n; i += QDQ_L) {
-            QDQ_V v = QDQ_VP(load)(r + i), c;
-            QDQ_VM isnan = v != v;
-            QDQ_INAME(qdq_vint) q;
-            vnan |= isnan;
-            vmn = QDQ_VP(sel)(v < vmn, v, vmn);
-            vmx = QDQ_VP(sel)(v > vmx, v, vmx);
-            c = QDQ_VP(sel)(v < vlo, vlo, v);
-            c = QDQ_VP(sel)(c > vhi, vhi, c);
-            c = QDQ_VP(sel)(isnan, zero, c);
-            q = __builtin_convertvector(c, QDQ_INAME(qdq_vint));
-            memcpy(codes + i, &q, sizeof q);
+        while (i + QDQ_L <= n) {
+            size_t m = n - i < (size_t)(QDQ_L * 64) ? (n - i) / QDQ_L * QDQ_L : QDQ_L * 64, j;
+            for (j = 0; j < m; j += QDQ_L) {
+                QDQ_V v = QDQ_VP(load)(r + i + j), c;
+                QDQ_VM isnan = v != v;
+                vnan |= isnan;
+                vmn = QDQ_VP(sel)(v < vmn, v, vmn);
+                vmx = QDQ_VP(sel)(v > vmx, v, vmx);
+                c = QDQ_VP(sel)(v < vlo, vlo, v);
+                c = QDQ_VP(sel)(c > vhi, vhi, c);
+                c = QDQ_VP(sel)(isnan, zero, c);
+#if QDQ_WIDE32
+                {
+                    QDQ_INAME(qdq_v32) q = __builtin_convertvector(c, QDQ_INAME(qdq_v32));
+                    memcpy(w + j, &q, sizeof q);
+                }
+#else
+                for (k = 0; k < QDQ_L; k++)
+                    codes[i + j + k] = (QDQ_IT)c[k];
+#endif
+            }
+#if QDQ_WIDE32
+            for (j = 0; j < m; j++)
+                codes[i + j] = (QDQ_IT)w[j];
+#endif
+            i += m;
         }
         for (k = 0; k < QDQ_L; k++) {
             if (vmn[k] < mn) mn = vmn[k];
@@ -67,18 +87,12 @@ static QDQ_TARGET void QDQ_INAME(qdq_to)(const QDQ_CT *r, QDQ_IT *codes, size_t 
     stats[2] = nan;
 }
 
-/* r[i] = codes[i] converted to the compute type (round to nearest). */
+/* r[i] = codes[i] converted to the compute type (round to nearest). A plain
+ * loop: the compiler vectorises these widening conversions well by itself. */
 static QDQ_TARGET void QDQ_INAME(qdq_from)(const QDQ_IT *codes, QDQ_CT *r, size_t n)
 {
-    size_t i = 0;
-#if QDQ_HAVE_VEC
-    for (; i + QDQ_L <= n; i += QDQ_L) {
-        QDQ_INAME(qdq_vint) q;
-        memcpy(&q, codes + i, sizeof q);
-        QDQ_VP(store)(r + i, __builtin_convertvector(q, QDQ_V));
-    }
-#endif
-    for (; i < n; i++)
+    size_t i;
+    for (i = 0; i < n; i++)
         r[i] = (QDQ_CT)codes[i];
 }
 
@@ -90,3 +104,4 @@ static QDQ_TARGET void QDQ_INAME(qdq_from)(const QDQ_IT *codes, QDQ_CT *r, size_
 #undef QDQ_ITAG
 #undef QDQ_ILO
 #undef QDQ_IHI
+#undef QDQ_WIDE32
