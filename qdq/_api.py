@@ -265,8 +265,16 @@ def iter_blocks(shape: tuple, axis: int | None, max_items: int | None = None):
             yield Block(index, block, start, count, ext, ch)
 
 
+def kernel_copy(a: np.ndarray, dtype) -> np.ndarray:
+    """a as the kernels need it: C-contiguous, aligned, native (copied only if it is not).
+
+    (np.ascontiguousarray alone would pass a contiguous but misaligned block through.)
+    """
+    return np.require(a, dtype=np.dtype(dtype).newbyteorder("="), requirements=("C", "A"))
+
+
 def _native_block(xk: np.ndarray, index: tuple, fmt: Format) -> np.ndarray:
-    return np.ascontiguousarray(xk[index], dtype=fmt.storage)
+    return kernel_copy(xk[index], fmt.storage)
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +282,8 @@ def _native_block(xk: np.ndarray, index: tuple, fmt: Format) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 def reduce_range(xk: np.ndarray, fmt: Format, axis: int | None,
-                 mn: np.ndarray | None = None, mx: np.ndarray | None = None):
+                 mn: np.ndarray | None = None, mx: np.ndarray | None = None,
+                 nthreads: int | None = None):
     """Merge the raw NaN-ignoring min/max of xk (a kernel view) into mn, mx.
 
     Returns the compute-type arrays (length C; 1 per tensor). A channel that
@@ -284,7 +293,7 @@ def reduce_range(xk: np.ndarray, fmt: Format, axis: int | None,
     if mn is None:
         mn = np.full(channels, np.inf, dtype=fmt.compute)
         mx = np.full(channels, -np.inf, dtype=fmt.compute)
-    nt = _threads._threads
+    nt = _threads._threads if nthreads is None else nthreads
     layout = _layout(xk, None)
     if layout is not None:
         shape, ax = (xk.shape, axis) if layout == "C" else (xk.shape[::-1], _flip(axis, xk.ndim))
@@ -317,7 +326,8 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
 
 def elementwise(op: int, xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
                 p: np.ndarray, mode: int = 0, itype: int = 0,
-                x2k: np.ndarray | None = None) -> tuple[float, float, bool]:
+                x2k: np.ndarray | None = None,
+                nthreads: int | None = None) -> tuple[float, float, bool]:
     """Run a compiled elementwise operation over arrays of any layout.
 
     ``xk`` (and ``x2k`` for the gradient) are inputs and ``rk`` the output, all
@@ -327,11 +337,11 @@ def elementwise(op: int, xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int 
     slabs. An output overlapping an input without being it is computed into a
     temporary first, as NumPy's ufuncs do. Returns the kernels' code statistics.
     """
-    nt = _threads._threads
+    nt = _threads._threads if nthreads is None else nthreads
     inputs = [xk] if x2k is None else [xk, x2k]
     if any(_overlaps(a, rk) for a in inputs):
         tmp = np.empty(rk.shape, dtype=rk.dtype.newbyteorder("="))
-        stats = elementwise(op, xk, tmp, fmt, axis, p, mode, itype, x2k)
+        stats = elementwise(op, xk, tmp, fmt, axis, p, mode, itype, x2k, nthreads)
         rk[...] = tmp
         return stats
     layouts = {_layout(a, rk) for a in inputs}
@@ -344,9 +354,8 @@ def elementwise(op: int, xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int 
     lo, hi, nan = math.inf, -math.inf, False
     out_dtype = rk.dtype.newbyteorder("=")
     for b in iter_blocks(xk.shape, axis):
-        xb = np.ascontiguousarray(xk[b.index], dtype=xk.dtype.newbyteorder("="))
-        x2b = None if x2k is None else np.ascontiguousarray(x2k[b.index],
-                                                            dtype=x2k.dtype.newbyteorder("="))
+        xb = kernel_copy(xk[b.index], xk.dtype)
+        x2b = None if x2k is None else kernel_copy(x2k[b.index], x2k.dtype)
         ob = np.empty(b.shape, dtype=out_dtype)
         ch = b.channels
         s = _kernels.run(op, xb, x2b, ob, fmt.code, itype, *b.extents,

@@ -170,7 +170,8 @@ cdef inline Py_ssize_t _csz(int fmt) noexcept nogil:
 
 
 cdef int _get(object obj, Py_buffer *view, bint writable, Py_ssize_t nbytes,
-              str name) except -1:
+              str name, Py_ssize_t align=1) except -1:
+    """Acquire a contiguous buffer of at least nbytes, aligned to align bytes."""
     cdef int flags = PyBUF_ANY_CONTIGUOUS
     if writable:
         flags |= PyBUF_WRITABLE
@@ -178,6 +179,9 @@ cdef int _get(object obj, Py_buffer *view, bint writable, Py_ssize_t nbytes,
     if view.len < nbytes:
         PyBuffer_Release(view)
         raise ValueError(f"qdq kernel: {name} holds {view.len} bytes, needs {nbytes}")
+    if (<size_t>view.buf) % <size_t>align != 0:
+        PyBuffer_Release(view)
+        raise ValueError(f"qdq kernel: {name} is not aligned to {align} bytes")
     return 0
 
 
@@ -332,11 +336,11 @@ def minmax(x, mn, mx, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     _check_fmt(fmt)
     if pre < 0 or C < 0 or post < 0:
         raise ValueError("qdq kernel: negative extent")
-    _get(x, &xb, False, pre * C * post * _isz(fmt), "x")
+    _get(x, &xb, False, pre * C * post * _isz(fmt), "x", _isz(fmt))
     try:
-        _get(mn, &nb, True, C * _csz(fmt), "mn")
+        _get(mn, &nb, True, C * _csz(fmt), "mn", _csz(fmt))
         try:
-            _get(mx, &xb2, True, C * _csz(fmt), "mx")
+            _get(mx, &xb2, True, C * _csz(fmt), "mx", _csz(fmt))
             try:
                 with nogil:
                     rc = _reduce(fmt, <const char *>xb.buf, pre, C, post,
@@ -416,7 +420,8 @@ def params(mn, mx, scale, inv, lo, hi, int fmt, int64_t qmin, int64_t qmax):
     C = len(mn)
     try:
         for k in range(6):
-            _get(objs[k], &b[k], k >= 2, C * csz, ("mn", "mx", "scale", "inv", "lo", "hi")[k])
+            _get(objs[k], &b[k], k >= 2, C * csz, ("mn", "mx", "scale", "inv", "lo", "hi")[k],
+                 csz)
             got += 1
         with nogil:
             if fmt == QDQ_F64:
@@ -605,7 +610,7 @@ def apply(x, out, scale, inv, lo, hi, int fmt, Py_ssize_t pre, Py_ssize_t C,
     try:
         for k in range(6):
             _get(objs[k], &b[k], k == 1, n * _isz(fmt) if k < 2 else C * _csz(fmt),
-                 ("x", "out", "scale", "inv", "lo", "hi")[k])
+                 ("x", "out", "scale", "inv", "lo", "hi")[k], _isz(fmt) if k < 2 else _csz(fmt))
             got += 1
         with nogil:
             rc = _transform(fmt, <const char *>b[0].buf, <char *>b[1].buf, pre, C, post,
@@ -663,7 +668,8 @@ def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
         for k in range(7 if op == OP_GRAD else 6):
             _get(objs[k], &b[k], k == 1,
                  n * j.xsz if k in (0, 6) else (n * j.osz if k == 1 else C * csz),
-                 ("x", "out", "scale", "inv", "lo", "hi", "x2")[k])
+                 ("x", "out", "scale", "inv", "lo", "hi", "x2")[k],
+                 j.xsz if k in (0, 6) else (j.osz if k == 1 else csz))
             got += 1
         j.x, j.out = <const char *>b[0].buf, <char *>b[1].buf
         j.s, j.inv = <const char *>b[2].buf, <const char *>b[3].buf
@@ -694,9 +700,9 @@ def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,
     cdef int rc = 0
     _check_fmt(fmt)
     isz = _isz(fmt)
-    _get(x, &xb, False, 0, "x")
+    _get(x, &xb, False, 0, "x", isz)
     try:
-        _get(out, &ob, True, xb.len, "out")
+        _get(out, &ob, True, xb.len, "out", isz)
         try:
             n = xb.len // isz
             with nogil:
@@ -757,7 +763,7 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     try:
         for k in range(4 if given else 2):
             _get(objs[k], &b[k], k == 1, n * _isz(fmt) if k < 2 else C * csz,
-                 ("x", "out", "lo", "hi")[k])
+                 ("x", "out", "lo", "hi")[k], _isz(fmt) if k < 2 else csz)
             got += 1
         work = <char *>malloc(6 * max(C, 1) * csz)
         if work == NULL:
@@ -803,7 +809,7 @@ def range_tensor(x, int fmt, int nthreads=1):
     cdef double d[2]
     cdef int rc
     _check_fmt(fmt)
-    _get(x, &xb, False, 0, "x")
+    _get(x, &xb, False, 0, "x", _isz(fmt))
     try:
         with nogil:
             if fmt == QDQ_F64:

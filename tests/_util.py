@@ -10,8 +10,11 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def values(a: np.ndarray, bfloat16_bits: bool = False) -> np.ndarray:
-    """float64 values of a qdq array (bfloat16 bit patterns decoded)."""
-    return _reference.decode(np.asarray(a), bfloat16_bits)[0]
+    """float64 values of a qdq array (bfloat16 bit patterns decoded; integer codes as is)."""
+    a = np.asarray(a)
+    if a.dtype.kind in "iu" and not bfloat16_bits:
+        return a.astype(np.float64)
+    return _reference.decode(a, bfloat16_bits)[0]
 
 
 def bits(a: np.ndarray) -> np.ndarray:

@@ -1,0 +1,310 @@
+"""qdq on Dask arrays: lazy, on any scheduler, for data beyond one machine.
+
+Install with ``pip install "qdq[dask]"``. Every function returns lazy Dask
+objects; nothing is computed until you call ``.compute()``, ``dask.compute``
+or ``to_zarr``. Results equal the in-memory functions bit for bit, for any
+chunking, on the threaded, processes and distributed schedulers.
+
+* :func:`compute_range`: a tree reduction whose per-block step is qdq's fused
+  NaN-ignoring min/max kernel and whose combine step is the
+  :class:`qdq.RangeTracker` merge (total order: -0.0 below +0.0).
+* :func:`quantize_and_dequantize` and :func:`quantize`: the range (unless
+  given) in the same graph, then the op (or the codes) over the blocks.
+
+Each block runs qdq's kernels on one thread; Dask supplies the parallelism.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("qdq.dask needs Dask: pip install 'qdq[dask]' "
+                      "(dask[array], distributed, zarr)") from exc
+
+from . import _kernels
+from ._api import (_MODE_BITS, QuantizationParams, as_input, check_axis, check_flag,
+                   check_num_bits, check_round_mode, compute_params, elementwise,
+                   finish_range, given_range, integer_grid, kernel_view, make_params,
+                   reduce_range, to_public)
+from ._codes import _INT_INDEX, _code_dtype, check_codes
+from ._formats import Format, format_of, is_bfloat16_dtype
+
+__all__ = ["compute_range", "quantize_and_dequantize", "quantize"]
+
+
+def _format(x, bfloat16_bits: bool) -> Format:
+    if not isinstance(x, da.Array):
+        raise TypeError(f"expected a dask.array.Array, got {type(x).__name__} (use qdq.* for "
+                        "NumPy arrays)")
+    return format_of(x.dtype, check_flag("bfloat16_bits", bfloat16_bits))
+
+
+# ---------------------------------------------------------------------------
+# The range: a Dask tree reduction
+# ---------------------------------------------------------------------------
+
+def _merge_min(a, b):
+    return np.where((b < a) | ((b == a) & np.signbit(b)), b, a)
+
+
+def _merge_max(a, b):
+    return np.where((b > a) | ((b == a) & ~np.signbit(b)), b, a)
+
+
+def _range_chunk(block, axis=None, keepdims=True, computing_meta=False, fmt=None,
+                 channel_axis=None, bits=False):
+    """Per block: qdq's fused kernel; raw (+inf/-inf where nothing) per channel."""
+    if computing_meta:  # Dask asks for the shape of things only
+        return block
+    shape = [1] * block.ndim
+    if channel_axis is not None:
+        shape[channel_axis] = block.shape[channel_axis]
+    x, _ = as_input(block, bits)
+    xk = kernel_view(x, fmt)
+    if x.ndim == 0:
+        xk = xk.reshape(1)
+    mn, mx = reduce_range(xk, fmt, channel_axis, nthreads=1)
+    return {"min": mn.reshape(shape), "max": mx.reshape(shape)}
+
+
+def _range_combine(parts, axis=None, keepdims=True, computing_meta=False):
+    """Merge partial ranges along the reduced axes (the RangeTracker merge)."""
+    if computing_meta:
+        return parts
+    if isinstance(parts, dict):
+        parts = [parts]
+    parts = list(_flatten(parts))
+    mn, mx = parts[0]["min"], parts[0]["max"]
+    for p in parts[1:]:
+        mn, mx = _merge_min(mn, p["min"]), _merge_max(mx, p["max"])
+    return {"min": mn.astype(parts[0]["min"].dtype), "max": mx.astype(parts[0]["max"].dtype)}
+
+
+def _flatten(parts):
+    if isinstance(parts, dict):
+        yield parts
+    else:
+        for p in parts:
+            yield from _flatten(p)
+
+
+def _pair_dtype(fmt: Format) -> np.dtype:
+    return np.dtype([("min", fmt.compute), ("max", fmt.compute)])
+
+
+def _range_aggregate(parts, axis=None, keepdims=False, computing_meta=False, channel_axis=None,
+                     fmt=None):
+    """The raw range of the channels of this output block, as (min, max) records."""
+    if computing_meta:
+        return np.empty((0,) * (0 if channel_axis is None else 1), dtype=_pair_dtype(fmt))
+    d = _range_combine(parts, axis, True)
+    shape = () if channel_axis is None else (d["min"].size,)
+    out = np.empty(shape, dtype=_pair_dtype(fmt))
+    out["min"] = d["min"].reshape(shape)
+    out["max"] = d["max"].reshape(shape)
+    return out
+
+
+def _raw_range(x: "da.Array", fmt: Format, ax: int | None, bits: bool) -> "da.Array":
+    """Lazy raw range: (min, max) records, 0-d per tensor, (C,) per channel."""
+    reduced = tuple(d for d in range(x.ndim) if d != ax)
+    if x.ndim == 0:
+        x = x.reshape((1,))
+        reduced = (0,)
+    pair = _pair_dtype(fmt)
+    return da.reduction(
+        x, partial(_range_chunk, fmt=fmt, channel_axis=ax, bits=bits),
+        partial(_range_aggregate, channel_axis=ax, fmt=fmt), combine=_range_combine,
+        axis=reduced, keepdims=False, dtype=pair, concatenate=False,
+        meta=np.empty((0,) * (0 if ax is None else 1), dtype=pair), name="qdq-range")
+
+
+def _split_pairs(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(r).reshape(-1)
+    return np.ascontiguousarray(r["min"]), np.ascontiguousarray(r["max"])
+
+
+def _finish(r, fmt, count, public, per_channel):
+    """Raw records -> the public (min, max), as qdq.compute_range gives them."""
+    mn, mx = finish_range(*_split_pairs(r), count)
+    mn, mx = to_public(mn, fmt, public), to_public(mx, fmt, public)
+    return (mn, mx) if per_channel else (mn[0], mx[0])
+
+
+def compute_range(x, axis=None, *, bfloat16_bits=False):
+    """Lazy NaN-ignoring ``(min, max)`` of a Dask array (per channel with ``axis``).
+
+    Same values and types as :func:`qdq.compute_range` on the computed array:
+    0-d arrays of the input's type per tensor, 1-D per channel. Both come from
+    one reduction: each block is read once.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+    axis : int, optional
+    bfloat16_bits : bool, default False
+
+    Returns
+    -------
+    min, max : dask.array.Array
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, qdq.dask
+    >>> x = da.from_array(np.arange(12.0).reshape(3, 4), chunks=2)
+    >>> [v.compute() for v in qdq.dask.compute_range(x, axis=1)]
+    [array([0., 1., 2., 3.]), array([ 8.,  9., 10., 11.])]
+    """
+    bits = check_flag("bfloat16_bits", bfloat16_bits)
+    fmt = _format(x, bits)
+    ax = check_axis(axis, x.ndim)
+    raw = _raw_range(x, fmt, ax, bits)
+    count = x.size if ax is None else (x.size // x.shape[ax] if x.shape[ax] else 0)
+    public = None if bits else x.dtype
+    out_dtype = (np.dtype(np.float32) if bits else
+                 (x.dtype if (is_bfloat16_dtype(x.dtype) or fmt.name == "float16") else
+                  np.dtype(fmt.compute)))
+    shape = () if ax is None else (x.shape[ax],)
+    whole = raw.rechunk(-1) if raw.ndim else raw
+    # One task finishes both bounds, so that computing both reads each block once.
+    pair = dask.delayed(_finish, nout=2)(whole, fmt, count, public, ax is not None)
+    return tuple(da.from_delayed(v, shape=shape, dtype=out_dtype,
+                                 meta=np.empty((0,) * len(shape), out_dtype)) for v in pair)
+
+
+# ---------------------------------------------------------------------------
+# The op and the codes over blocks
+# ---------------------------------------------------------------------------
+
+def _params_rows(raw, fmt: Format, qmin: int, qmax: int) -> np.ndarray:
+    """(4, C) parameter rows from the raw range records."""
+    mn, mx = _split_pairs(raw)
+    return compute_params(mn, mx, fmt, qmin, qmax)
+
+
+def _apply_block(block, *rest, fmt, ax, mode, op, itype, bits, out_dtype):
+    """The op (or the codes) of one block with its channels' parameter rows."""
+    if ax is None:
+        (p,) = rest
+        rows = p
+    else:
+        idx, p = rest
+        rows = p[:, idx] if idx.size else p[:, :0]
+    x, _ = as_input(block, bits)
+    xk = kernel_view(x, fmt)
+    out = np.empty(x.shape, dtype=out_dtype)
+    rk = out if op == _kernels.QUANTIZE else kernel_view(out, fmt)
+    if x.ndim == 0:
+        xk, rk = xk.reshape(1), rk.reshape(1)
+    stats = elementwise(op, xk, rk, fmt, ax, np.ascontiguousarray(rows), mode, itype,
+                        nthreads=1)
+    if op == _kernels.QUANTIZE:
+        check_codes(stats, np.dtype(out_dtype))
+    return out
+
+
+def _map(x, p, fmt, ax, mode, op, itype, bits, out_dtype):
+    """Blockwise over x; p (a one-block (4, C) Dask array) goes whole to every block."""
+    ind = tuple(range(x.ndim))
+    pind = (x.ndim, x.ndim + 1)
+    fn = partial(_apply_block, fmt=fmt, ax=ax, mode=mode, op=op, itype=itype, bits=bits,
+                 out_dtype=out_dtype)
+    meta = np.empty((0,) * x.ndim, dtype=out_dtype)
+    if ax is None:
+        return da.blockwise(fn, ind, x, ind, p, pind, dtype=out_dtype, concatenate=True,
+                            meta=meta, name=f"qdq-op-{op}")
+    idx = da.arange(x.shape[ax], chunks=(x.chunks[ax],))
+    return da.blockwise(fn, ind, x, ind, idx, (ax,), p, pind, dtype=out_dtype,
+                        concatenate=True, meta=meta, name=f"qdq-op-{op}")
+
+
+class _Args:
+    def __init__(self, x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
+                 bfloat16_bits):
+        self.bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
+        self.fmt = _format(x, self.bits_flag)
+        self.signed = check_flag("signed_input", signed_input)
+        self.narrow = check_flag("narrow_range", narrow_range)
+        self.rg = check_flag("range_given", range_given)
+        self.nbits = check_num_bits(num_bits, self.signed)
+        self.round_mode = check_round_mode(round_mode)
+        self.mode = _MODE_BITS[self.round_mode] | (_kernels.CLAMP if self.rg else 0)
+        self.ax = check_axis(axis, x.ndim)
+        self.qmin, self.qmax = integer_grid(self.signed, self.nbits, self.narrow)
+
+
+def _param_array(x, a: _Args, input_min, input_max) -> "da.Array":
+    """Lazy one-block (4, C) parameter rows: from the given range or the data's."""
+    channels = 1 if a.ax is None else x.shape[a.ax]
+    if a.rg:
+        lo, hi = given_range(input_min, input_max, a.fmt, x.shape, a.ax)
+        p = compute_params(lo, hi, a.fmt, a.qmin, a.qmax)
+        return da.from_array(p, chunks=p.shape)
+    raw = _raw_range(x, a.fmt, a.ax, a.bits_flag)
+    whole = raw.rechunk(-1) if raw.ndim else raw
+    rows = dask.delayed(_params_rows)(whole, a.fmt, a.qmin, a.qmax)
+    return da.from_delayed(rows, shape=(4, channels), dtype=a.fmt.compute,
+                           meta=np.empty((0, 0), a.fmt.compute))
+
+
+def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
+                            range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False,
+                            axis=None, *, bfloat16_bits=False):
+    """The op on a Dask array, lazily: :func:`qdq.quantize_and_dequantize` per block.
+
+    With the range from the data, one graph reduces it first (each block read
+    once for the range) and maps the op over the blocks with the parameters;
+    per channel along any axis, with blocks cut anywhere.
+
+    Returns
+    -------
+    dask.array.Array
+        Of the input's type, shape and chunks.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, qdq, qdq.dask
+    >>> x = np.linspace(-1, 1, 10)
+    >>> y = qdq.dask.quantize_and_dequantize(da.from_array(x, chunks=3), num_bits=4)
+    >>> bool((y.compute() == qdq.quantize_and_dequantize(x, num_bits=4)).all())
+    True
+    """
+    a = _Args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
+              bfloat16_bits)
+    p = _param_array(x, a, input_min, input_max)
+    out_dtype = x.dtype.newbyteorder("=")
+    return _map(x, p, a.fmt, a.ax, a.mode, _kernels.APPLY, 0, a.bits_flag, out_dtype)
+
+
+def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
+             range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False, axis=None, *,
+             code_dtype=None, bfloat16_bits=False):
+    """Integer codes of a Dask array, lazily: :func:`qdq.quantize` per block.
+
+    Returns
+    -------
+    codes : dask.array.Array
+        Of :func:`qdq.code_dtype` (or ``code_dtype``); NaN or a code that does
+        not fit raises ValueError when computed.
+    params : dask.delayed.Delayed
+        The :class:`qdq.QuantizationParams`, computed with the codes
+        (``dask.compute(codes, params)``).
+    """
+    from ._codes import _check_code_dtype
+
+    a = _Args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
+              bfloat16_bits)
+    cdt = (_code_dtype(a.fmt, a.signed, a.nbits, a.narrow) if code_dtype is None
+           else _check_code_dtype(code_dtype))
+    p = _param_array(x, a, input_min, input_max)
+    codes = _map(x, p, a.fmt, a.ax, a.mode, _kernels.QUANTIZE, _INT_INDEX[cdt], a.bits_flag, cdt)
+    params = dask.delayed(make_params)(p, a.fmt, a.qmin, a.qmax, a.nbits, a.signed, a.narrow,
+                                       a.ax, a.ax is not None, a.round_mode)
+    return codes, params
