@@ -6,9 +6,10 @@ import math
 import operator
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from numpy.exceptions import AxisError
 
 from . import _kernels, _threads
@@ -384,9 +385,15 @@ def _warn_unsigned_negative(signed: bool, range_given: bool, mn) -> None:
 # Public functions
 # ---------------------------------------------------------------------------
 
-def quantize_and_dequantize(input, input_min=None, input_max=None, signed_input=True,
-                            num_bits=8, range_given=False, round_mode="HALF_TO_EVEN",
-                            narrow_range=False, axis=None, *, out=None, bfloat16_bits=False):
+RoundMode = Literal["HALF_TO_EVEN", "HALF_UP"]
+
+
+def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None,
+                            input_max: ArrayLike | None = None, signed_input: bool = True,
+                            num_bits: int = 8, range_given: bool = False,
+                            round_mode: RoundMode = "HALF_TO_EVEN", narrow_range: bool = False,
+                            axis: int | None = None, *, out: np.ndarray | None = None,
+                            bfloat16_bits: bool = False) -> np.ndarray:
     """Quantize to an integer grid and back, as TensorFlow's QuantizeAndDequantizeV2.
 
     Returns, bit for bit, what TensorFlow's CPU kernel returns for float32
@@ -520,7 +527,8 @@ def to_public(values: np.ndarray, fmt: Format, dtype: np.dtype | None):
 _SCALAR_TYPE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 
 
-def compute_range(input, axis=None, *, bfloat16_bits=False):
+def compute_range(input: ArrayLike, axis: int | None = None, *,
+                  bfloat16_bits: bool = False) -> tuple[Any, Any]:
     """The NaN-ignoring minimum and maximum of a tensor, in one fused pass.
 
     Parameters
@@ -700,8 +708,10 @@ def make_params(p: np.ndarray, fmt: Format, qmin: int, qmax: int, num_bits: int,
                               num_bits, signed, narrow, axis, round_mode)
 
 
-def quantization_params(input_min, input_max, dtype, signed_input=True, num_bits=8,
-                        narrow_range=False, *, axis=None):
+def quantization_params(input_min: ArrayLike, input_max: ArrayLike, dtype: Any,
+                        signed_input: bool = True, num_bits: int = 8,
+                        narrow_range: bool = False, *,
+                        axis: int | None = None) -> QuantizationParams:
     """The scale, inverse scale and adjusted range for a range, as the op computes them.
 
     Parameters

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _kernels, _threads
 from ._api import (QuantizationParams, _MODE_BITS, as_input, check_axis, check_flag,
@@ -34,7 +35,7 @@ def _itype(dtype: np.dtype) -> int:
 _PRECISION = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 
 
-def code_dtype(dtype, signed_input: bool = True, num_bits: int = 8,
+def code_dtype(dtype: DTypeLike, signed_input: bool = True, num_bits: int = 8,
                narrow_range: bool = False) -> np.dtype:
     """The integer dtype of :func:`quantize`'s codes.
 
@@ -113,9 +114,12 @@ def _param_rows(params: QuantizationParams, fmt: Format) -> np.ndarray:
     return np.ascontiguousarray(np.stack(rows))
 
 
-def quantize(input, input_min=None, input_max=None, signed_input=True, num_bits=8,
-             range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False, axis=None, *,
-             out=None, code_dtype=None, bfloat16_bits=False):
+def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
+             input_max: ArrayLike | None = None, signed_input: bool = True, num_bits: int = 8,
+             range_given: bool = False, round_mode: str = "HALF_TO_EVEN",
+             narrow_range: bool = False, axis: int | None = None, *,
+             out: np.ndarray | None = None, code_dtype: DTypeLike | None = None,
+             bfloat16_bits: bool = False) -> tuple[np.ndarray, QuantizationParams]:
     """The integer codes of the op: ``round(clamp(x) * scale)``, and the parameters.
 
     The codes are exactly the integers the op rounds to before it rescales,
@@ -226,7 +230,8 @@ def _result_dtype(fmt: Format, bfloat16_bits: bool) -> np.dtype:
     return np.dtype(fmt.name)
 
 
-def dequantize(codes, params: QuantizationParams, *, out=None, bfloat16_bits=False):
+def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray | None = None,
+               bfloat16_bits: bool = False) -> np.ndarray:
     """Integer codes back to values: ``codes * inverse_scale`` in the type T.
 
     Parameters
@@ -274,8 +279,10 @@ def dequantize(codes, params: QuantizationParams, *, out=None, bfloat16_bits=Fal
     return res
 
 
-def quantize_and_dequantize_grad(gradients, input, input_min, input_max, axis=None, *,
-                                 out=None, bfloat16_bits=False):
+def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_min: ArrayLike,
+                                 input_max: ArrayLike, axis: int | None = None, *,
+                                 out: np.ndarray | None = None,
+                                 bfloat16_bits: bool = False) -> np.ndarray:
     """The straight-through gradient: TensorFlow's QuantizeAndDequantizeV4Grad.
 
     ``gradients * (input_min <= input <= input_max)``, both bounds inclusive,

@@ -300,10 +300,11 @@ def _chunk_params(lo, hi, fmt: Format, args: _OpArgs, axis_len: int | None, give
     return compute_params(lo_arr, hi_arr, fmt, args.qmin, args.qmax)
 
 
-def quantize_and_dequantize_chunks(chunks: Iterable, input_min, input_max, signed_input=True,
-                                   num_bits=8, range_given=True, round_mode="HALF_TO_EVEN",
-                                   narrow_range=False, axis=None, *,
-                                   bfloat16_bits=False) -> Iterator[np.ndarray]:
+def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: Any,
+                                   signed_input: bool = True, num_bits: int = 8,
+                                   range_given: bool = True, round_mode: str = "HALF_TO_EVEN",
+                                   narrow_range: bool = False, axis: int | None = None, *,
+                                   bfloat16_bits: bool = False) -> Iterator[np.ndarray]:
     """Apply the op with a known range to each chunk; yields the output chunks.
 
     Parameters
@@ -378,9 +379,10 @@ def _chunks_gen(it, lo, hi, args: _OpArgs, axis, bits_flag):
         yield res
 
 
-def stream(chunks, input_min=None, input_max=None, signed_input=True, num_bits=8,
-           range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False, axis=None, *,
-           bfloat16_bits=False) -> Iterator[np.ndarray]:
+def stream(chunks: Any, input_min: Any = None, input_max: Any = None,
+           signed_input: bool = True, num_bits: int = 8, range_given: bool = False,
+           round_mode: str = "HALF_TO_EVEN", narrow_range: bool = False,
+           axis: int | None = None, *, bfloat16_bits: bool = False) -> Iterator[np.ndarray]:
     """The op over chunks, in two passes when the range comes from the data.
 
     Parameters
@@ -959,12 +961,15 @@ def _chunk_items(chunk_bytes, itemsize: int) -> int:
     return max(1, cb // itemsize)
 
 
-def quantize_and_dequantize_file(src, dst, input_min=None, input_max=None, signed_input=True,
-                                 num_bits=8, range_given=False, round_mode="HALF_TO_EVEN",
-                                 narrow_range=False, axis=None, *,
-                                 chunk_bytes=DEFAULT_CHUNK_BYTES, progress=False, dtype=None,
-                                 shape=None, order="C", offset=0,
-                                 bfloat16_bits=False) -> QuantizationParams:
+def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
+                                 input_max: Any = None, signed_input: bool = True,
+                                 num_bits: int = 8, range_given: bool = False,
+                                 round_mode: str = "HALF_TO_EVEN", narrow_range: bool = False,
+                                 axis: int | None = None, *,
+                                 chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+                                 dtype: Any = None, shape: Any = None, order: str = "C",
+                                 offset: int = 0,
+                                 bfloat16_bits: bool = False) -> QuantizationParams:
     """Run a file or array through the op in two passes with bounded memory.
 
     The first pass reduces the range (unless it is given), the second applies
@@ -1084,10 +1089,13 @@ def default_params_path(path) -> str:
     return root + ".params.json"
 
 
-def quantize_file(src, dst, input_min=None, input_max=None, signed_input=True, num_bits=8,
-                  range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False, axis=None, *,
-                  params_path=None, chunk_bytes=DEFAULT_CHUNK_BYTES, progress=False, dtype=None,
-                  shape=None, order="C", offset=0, bfloat16_bits=False) -> QuantizationParams:
+def quantize_file(src: Any, dst: Any, input_min: Any = None, input_max: Any = None,
+                  signed_input: bool = True, num_bits: int = 8, range_given: bool = False,
+                  round_mode: str = "HALF_TO_EVEN", narrow_range: bool = False,
+                  axis: int | None = None, *, params_path: Any = None,
+                  chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+                  dtype: Any = None, shape: Any = None, order: str = "C", offset: int = 0,
+                  bfloat16_bits: bool = False) -> QuantizationParams:
     """Integer codes of a file or array (:func:`qdq.quantize`), streamed to a ``.npy``.
 
     Two passes with bounded memory, as :func:`quantize_and_dequantize_file`
@@ -1112,8 +1120,9 @@ def quantize_file(src, dst, input_min=None, input_max=None, signed_input=True, n
     return params
 
 
-def dequantize_file(src, dst, params=None, *, chunk_bytes=DEFAULT_CHUNK_BYTES, progress=False,
-                    bfloat16_bits=False) -> QuantizationParams:
+def dequantize_file(src: Any, dst: Any, params: Any = None, *,
+                    chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+                    bfloat16_bits: bool = False) -> QuantizationParams:
     """Values from a file of integer codes (:func:`qdq.dequantize`), streamed to a ``.npy``.
 
     Parameters
