@@ -460,8 +460,8 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     >>> import numpy as np, qdq
     >>> x = np.array([-10, -3.3, 0.01, 5, 9.921875, 10], dtype=np.float32)
     >>> qdq.quantize_and_dequantize(x, -10, 5, range_given=True)
-    array([-10.      ,  -3.28125,   0.      ,   5.      ,   9.921875,   9.921875],
-          dtype=float32)
+    array([-10.      ,  -3.28125 ,   0.      ,   5.      ,   9.921875,
+             9.921875], dtype=float32)
     """
     x, fmt = as_input(input, bfloat16_bits)
     signed = check_flag("signed_input", signed_input)

@@ -641,8 +641,10 @@ def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
     ``INT_TYPES[itype]`` in ``out``), ``DEQUANTIZE`` (codes in ``x`` -> values in
     ``out``) or ``GRAD`` (gradients ``x`` and forward input ``x2`` -> ``out``).
     The four parameter arrays (compute type, length ``C``) must all be given;
-    each operation reads the ones it needs. Returns ``(min, max, nan)`` of the
-    codes before their conversion (quantize; +inf, -inf, False otherwise).
+    each operation reads the ones it needs. Returns ``(min, max, nan)``: for
+    quantize, when some code is NaN or does not fit the integer type, the
+    exact range and NaN flag of the codes of the blocks where that happened;
+    otherwise (and for the other operations) ``(+inf, -inf, False)``.
     """
     cdef Py_buffer b[8]
     cdef object objs = (x, out, scale, inv, lo, hi, x2)

@@ -12,9 +12,10 @@
  * enabled: every multiply and add rounds on its own, as TensorFlow's kernel
  * does (the build also passes -ffp-contract=off).
  *
- * Rounding: rint is computed as (|y| + 2^p) - 2^p with the sign put back,
- * which is IEEE round-half-to-even in the default rounding mode, and floor as
- * rint(t) - (rint(t) > t). Both are exact and branch-free.
+ * Rounding: the AVX2 copy uses the round instructions (to nearest even, and
+ * toward -inf); the baseline computes rint as (|y| + 2^p) - 2^p with the sign
+ * put back, which is IEEE round-half-to-even in the default rounding mode, and
+ * floor as rint(t) - (rint(t) > t). All are exact and give the same bits.
  *
  * Min/max: NaN is ignored, and -0.0 counts as smaller than +0.0, so the
  * result does not depend on the order of the reduction (threads, chunks).
@@ -308,7 +309,8 @@ static inline size_t qdq_ct_size(int fmt) { return fmt == QDQ_F64 ? 8 : 4; }
 
 /* codes[i] = round(clamp?(x[i]) * s) for i < n, as integer type itype, with
  * parameters s, lo, hi (compute type) per element when lanes, else one set.
- * stats = {min, max, NaN seen} of the codes before conversion, merged. */
+ * When a code is NaN or outside itype, stats = {min, max, NaN seen} of the
+ * codes of that block is merged (else stats is left as it is). */
 static void qdq_quantize(int fmt, int itype, const void *x, void *codes, size_t n,
                          const void *s, const void *lo, const void *hi, int lanes, int mode,
                          double *stats)

@@ -3,7 +3,7 @@
  *   QDQ_VB        vector width in bytes (16 or 32)
  *   QDQ_SFX(name) the suffix of this copy (name_base, name_avx2)
  *   QDQ_TARGET    the function attribute that selects the instruction set
- *   QDQ_F16C      1 to convert float16 with the F16C instructions
+ *   QDQ_F16C      1 in the AVX2 copy: F16C conversions and AVX rounding instructions
  * The four element types are instantiated from _simd_body.h.
  */
 
@@ -39,17 +39,25 @@ QDQ_FN vf QDQ_SFX(vf_sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (v
 
 QDQ_FN vf QDQ_SFX(vf_rint)(vf y)
 {
+#if QDQ_F16C   /* the AVX2 copy: one instruction, the same result */
+    return (vf)_mm256_round_ps((__m256)y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
     const vf c = QDQ_SFX(vf_splat)(8388608.0f);       /* 2^23 */
     vi sign = (vi)y & (int32_t)0x80000000u;
     vf a = (vf)((vi)y & 0x7fffffff);
     vf t = (a + c) - c;
     return (vf)((vi)QDQ_SFX(vf_sel)(a < c, t, a) | sign);
+#endif
 }
 
 QDQ_FN vf QDQ_SFX(vf_floor)(vf t)
 {
+#if QDQ_F16C
+    return (vf)_mm256_round_ps((__m256)t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#else
     vf r = QDQ_SFX(vf_rint)(t);
     return QDQ_SFX(vf_sel)(r > t, r - 1.0f, r);
+#endif
 }
 
 QDQ_FN void QDQ_SFX(vf_minmax)(vf v, vf *mn, vf *mx)
@@ -74,17 +82,25 @@ QDQ_FN vd QDQ_SFX(vd_sel)(vl m, vd a, vd b) { return (vd)((m & (vl)a) | (~m & (v
 
 QDQ_FN vd QDQ_SFX(vd_rint)(vd y)
 {
+#if QDQ_F16C
+    return (vd)_mm256_round_pd((__m256d)y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
     const vd c = QDQ_SFX(vd_splat)(4503599627370496.0);  /* 2^52 */
     vl sign = (vl)y & (int64_t)0x8000000000000000ull;
     vd a = (vd)((vl)y & 0x7fffffffffffffffll);
     vd t = (a + c) - c;
     return (vd)((vl)QDQ_SFX(vd_sel)(a < c, t, a) | sign);
+#endif
 }
 
 QDQ_FN vd QDQ_SFX(vd_floor)(vd t)
 {
+#if QDQ_F16C
+    return (vd)_mm256_round_pd((__m256d)t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+#else
     vd r = QDQ_SFX(vd_rint)(t);
     return QDQ_SFX(vd_sel)(r > t, r - 1.0, r);
+#endif
 }
 
 QDQ_FN void QDQ_SFX(vd_minmax)(vd v, vd *mn, vd *mx)
@@ -272,174 +288,63 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #endif
 #include "_simd_body.h"
 
-/* integer codes: every integer type, for the float and double compute types */
+/* integer codes: every integer type, for the float and the double compute type; the
+ * bounds are the integer range as the compute type holds it (rounded down where inexact) */
 #define QDQ_CT float
 #define QDQ_CTAG f
+#if QDQ_HAVE_VEC
+#  define QDQ_V vf
+#  define QDQ_VM vi
+#  define QDQ_L (QDQ_VB / 4)
+#  define QDQ_VP(name) QDQ_SFX(vf_##name)
+#endif
 #define QDQ_IT int8_t
 #define QDQ_ITAG i8
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)-128)
 #define QDQ_IHI ((float)127)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT float
-#define QDQ_CTAG f
 #define QDQ_IT uint8_t
 #define QDQ_ITAG u8
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)0)
 #define QDQ_IHI ((float)255)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT float
-#define QDQ_CTAG f
 #define QDQ_IT int16_t
 #define QDQ_ITAG i16
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)-32768)
 #define QDQ_IHI ((float)32767)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT float
-#define QDQ_CTAG f
 #define QDQ_IT uint16_t
 #define QDQ_ITAG u16
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)0)
 #define QDQ_IHI ((float)65535)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT float
-#define QDQ_CTAG f
 #define QDQ_IT int32_t
 #define QDQ_ITAG i32
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((float)-2147483648.0f)
 #define QDQ_IHI ((float)2147483520.0f)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT float
-#define QDQ_CTAG f
 #define QDQ_IT uint32_t
 #define QDQ_ITAG u32
-#define QDQ_WIDE32 0
 #define QDQ_ILO ((float)0.0f)
 #define QDQ_IHI ((float)4294967040.0f)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 0
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT float
-#define QDQ_CTAG f
 #define QDQ_IT int64_t
 #define QDQ_ITAG i64
-#define QDQ_WIDE32 0
 #define QDQ_ILO ((float)-9223372036854775808.0f)
 #define QDQ_IHI ((float)9223371487098961920.0f)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 0
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT float
-#define QDQ_CTAG f
 #define QDQ_IT uint64_t
 #define QDQ_ITAG u64
-#define QDQ_WIDE32 0
 #define QDQ_ILO ((float)0.0f)
 #define QDQ_IHI ((float)18446742974197923840.0f)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vf
-#  define QDQ_VM vi
-#  define QDQ_L (QDQ_VB / 4)
-#  define QDQ_VP(name) QDQ_SFX(vf_##name)
-#endif
+#define QDQ_WIDE32 0
 #include "_simd_int.h"
 #undef QDQ_CT
 #undef QDQ_CTAG
@@ -451,171 +356,59 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #endif
 #define QDQ_CT double
 #define QDQ_CTAG d
+#if QDQ_HAVE_VEC
+#  define QDQ_V vd
+#  define QDQ_VM vl
+#  define QDQ_L (QDQ_VB / 8)
+#  define QDQ_VP(name) QDQ_SFX(vd_##name)
+#endif
 #define QDQ_IT int8_t
 #define QDQ_ITAG i8
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)-128)
 #define QDQ_IHI ((double)127)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT double
-#define QDQ_CTAG d
 #define QDQ_IT uint8_t
 #define QDQ_ITAG u8
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)0)
 #define QDQ_IHI ((double)255)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT double
-#define QDQ_CTAG d
 #define QDQ_IT int16_t
 #define QDQ_ITAG i16
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)-32768)
 #define QDQ_IHI ((double)32767)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT double
-#define QDQ_CTAG d
 #define QDQ_IT uint16_t
 #define QDQ_ITAG u16
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)0)
 #define QDQ_IHI ((double)65535)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT double
-#define QDQ_CTAG d
 #define QDQ_IT int32_t
 #define QDQ_ITAG i32
-#define QDQ_WIDE32 1
 #define QDQ_ILO ((double)-2147483648.0)
 #define QDQ_IHI ((double)2147483647.0)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 1
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT double
-#define QDQ_CTAG d
 #define QDQ_IT uint32_t
 #define QDQ_ITAG u32
-#define QDQ_WIDE32 0
 #define QDQ_ILO ((double)0.0)
 #define QDQ_IHI ((double)4294967295.0)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 0
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT double
-#define QDQ_CTAG d
 #define QDQ_IT int64_t
 #define QDQ_ITAG i64
-#define QDQ_WIDE32 0
 #define QDQ_ILO ((double)-9223372036854775808.0)
 #define QDQ_IHI ((double)9223372036854774784.0)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 0
 #include "_simd_int.h"
-#undef QDQ_CT
-#undef QDQ_CTAG
-#if QDQ_HAVE_VEC
-#  undef QDQ_V
-#  undef QDQ_VM
-#  undef QDQ_L
-#  undef QDQ_VP
-#endif
-#define QDQ_CT double
-#define QDQ_CTAG d
 #define QDQ_IT uint64_t
 #define QDQ_ITAG u64
-#define QDQ_WIDE32 0
 #define QDQ_ILO ((double)0.0)
 #define QDQ_IHI ((double)18446744073709549568.0)
-#if QDQ_HAVE_VEC
-#  define QDQ_V vd
-#  define QDQ_VM vl
-#  define QDQ_L (QDQ_VB / 8)
-#  define QDQ_VP(name) QDQ_SFX(vd_##name)
-#endif
+#define QDQ_WIDE32 0
 #include "_simd_int.h"
 #undef QDQ_CT
 #undef QDQ_CTAG

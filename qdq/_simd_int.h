@@ -19,33 +19,46 @@ typedef QDQ_IT QDQ_INAME(qdq_vint) __attribute__((vector_size(sizeof(QDQ_IT) * Q
 typedef int32_t QDQ_INAME(qdq_v32) __attribute__((vector_size(4 * QDQ_L)));
 #endif
 
-/* codes[i] = r[i] (integral values); stats = {min, max, any NaN} of r, merged.
- * With QDQ_WIDE32 the vector loop converts to int32 lanes (one instruction)
- * and a plain loop narrows them (which the compiler vectorises); otherwise the
- * clamped values are converted one by one (the rare 64-bit and uint32 codes). */
+/* The exact {min, max, any NaN} of r[0:n], merged into stats (the slow path). */
+static QDQ_TARGET void QDQ_INAME(qdq_codes_stats)(const QDQ_CT *r, size_t n, double *stats)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        const QDQ_CT v = r[i];
+        if (v != v) stats[2] = 1;
+        else {
+            if (v < stats[0]) stats[0] = v;
+            if (v > stats[1]) stats[1] = v;
+        }
+    }
+}
+
+/* codes[i] = r[i] (integral values). Values outside the integer type are
+ * clamped (so the conversion is defined) and NaN stored as 0; when any occur,
+ * stats = {min, max, any NaN} of r is merged exactly, so that the caller can
+ * refuse the codes. With QDQ_WIDE32 the vector loop converts to int32 lanes
+ * (one instruction) and a plain loop narrows them (which the compiler
+ * vectorises); otherwise the clamped values convert one by one (the rare
+ * 64-bit and uint32 codes). */
 static QDQ_TARGET void QDQ_INAME(qdq_to)(const QDQ_CT *r, QDQ_IT *codes, size_t n, double *stats)
 {
     size_t i = 0;
-    QDQ_CT mn = (QDQ_CT)stats[0], mx = (QDQ_CT)stats[1];
-    int nan = stats[2] != 0;
+    int bad = 0;
     const QDQ_CT lo = QDQ_ILO, hi = QDQ_IHI;
 #if QDQ_HAVE_VEC
     if (n >= QDQ_L) {
-        QDQ_V vmn = QDQ_VP(splat)(mn), vmx = QDQ_VP(splat)(mx);
         const QDQ_V vlo = QDQ_VP(splat)(lo), vhi = QDQ_VP(splat)(hi), zero = QDQ_VP(splat)(0);
-        QDQ_VM vnan = (QDQ_VM)(zero != zero);
+        QDQ_VM vbad = (QDQ_VM)(zero != zero);
         int32_t w[QDQ_L * 64];
         int k;
         while (i + QDQ_L <= n) {
             size_t m = n - i < (size_t)(QDQ_L * 64) ? (n - i) / QDQ_L * QDQ_L : QDQ_L * 64, j;
             for (j = 0; j < m; j += QDQ_L) {
                 QDQ_V v = QDQ_VP(load)(r + i + j), c;
-                QDQ_VM isnan = v != v;
-                vnan |= isnan;
-                vmn = QDQ_VP(sel)(v < vmn, v, vmn);
-                vmx = QDQ_VP(sel)(v > vmx, v, vmx);
-                c = QDQ_VP(sel)(v < vlo, vlo, v);
-                c = QDQ_VP(sel)(c > vhi, vhi, c);
+                QDQ_VM isnan = v != v, below = v < vlo, above = v > vhi;
+                vbad |= isnan | below | above;
+                c = QDQ_VP(sel)(below, vlo, v);
+                c = QDQ_VP(sel)(above, vhi, c);
                 c = QDQ_VP(sel)(isnan, zero, c);
 #if QDQ_WIDE32
                 {
@@ -63,28 +76,21 @@ static QDQ_TARGET void QDQ_INAME(qdq_to)(const QDQ_CT *r, QDQ_IT *codes, size_t 
 #endif
             i += m;
         }
-        for (k = 0; k < QDQ_L; k++) {
-            if (vmn[k] < mn) mn = vmn[k];
-            if (vmx[k] > mx) mx = vmx[k];
-            nan |= vnan[k] != 0;
-        }
+        for (k = 0; k < QDQ_L; k++)
+            bad |= vbad[k] != 0;
     }
 #endif
     for (; i < n; i++) {
-        QDQ_CT v = r[i], c;
+        const QDQ_CT v = r[i];
         if (v != v) {
-            nan = 1;
+            bad = 1;
             codes[i] = 0;
             continue;
         }
-        if (v < mn) mn = v;
-        if (v > mx) mx = v;
-        c = v < lo ? lo : (v > hi ? hi : v);
-        codes[i] = (QDQ_IT)c;
+        if (v < lo || v > hi) bad = 1;
+        codes[i] = (QDQ_IT)(v < lo ? lo : (v > hi ? hi : v));
     }
-    stats[0] = mn;
-    stats[1] = mx;
-    stats[2] = nan;
+    if (bad) QDQ_INAME(qdq_codes_stats)(r, n, stats);
 }
 
 /* r[i] = codes[i] converted to the compute type (round to nearest). A plain

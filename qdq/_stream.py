@@ -1025,6 +1025,26 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
                     bfloat16_bits=bfloat16_bits)[0]
 
 
+def _open_for_op(src, input_min, input_max, args: _OpArgs, axis, chunk_bytes, dtype, shape,
+                 order, offset, bfloat16_bits):
+    """Open a source and check the op's arguments against it.
+
+    Returns (source, items per chunk, normalised axis, the given range or None);
+    the source is closed again if a check fails.
+    """
+    source = open_source(src, dtype, shape, order, offset,
+                         check_flag("bfloat16_bits", bfloat16_bits))
+    try:
+        chunk_items = _chunk_items(chunk_bytes, source.dtype.itemsize)
+        ax = check_axis(axis, len(source.shape))
+        given = (given_range(input_min, input_max, source.fmt, source.shape, ax)
+                 if args.range_given else None)
+    except BaseException:
+        source.close()
+        raise
+    return source, chunk_items, ax, given
+
+
 def run_file(src, dst, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes, progress,
              dtype, shape, order, offset, bfloat16_bits, codes: bool = False):
     """The file API's work: the op (or, with ``codes``, :func:`qdq.quantize`) over a file.
@@ -1033,16 +1053,15 @@ def run_file(src, dst, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes
     """
     from ._codes import _INT_INDEX, _code_dtype, check_codes
 
-    bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
     show = check_flag("progress", progress)
-    source = open_source(src, dtype, shape, order, offset, bits_flag)
+    source, chunk_items, ax, given = _open_for_op(src, input_min, input_max, args, axis,
+                                                  chunk_bytes, dtype, shape, order, offset,
+                                                  bfloat16_bits)
     timings = {"bytes": source.nbytes}
     try:
-        chunk_items = _chunk_items(chunk_bytes, source.dtype.itemsize)
-        ax = check_axis(axis, len(source.shape))
         fmt = source.fmt
-        if args.range_given:
-            lo, hi = given_range(input_min, input_max, fmt, source.shape, ax)
+        if given is not None:
+            lo, hi = given
         if codes:
             out_dtype = _code_dtype(fmt, args.signed, args.bits, args.narrow)
             op, itype = _kernels.QUANTIZE, _INT_INDEX[out_dtype]
@@ -1210,15 +1229,14 @@ def analyze_file(src, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes,
     range), ``max_abs_error`` and ``sqnr_db`` (10 log10 of signal over error
     energy, over finite inputs with finite outputs).
     """
-    bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
     show = check_flag("progress", progress)
-    source = open_source(src, dtype, shape, order, offset, bits_flag)
+    source, chunk_items, ax, given = _open_for_op(src, input_min, input_max, args, axis,
+                                                  chunk_bytes, dtype, shape, order, offset,
+                                                  bfloat16_bits)
     try:
-        chunk_items = _chunk_items(chunk_bytes, source.dtype.itemsize)
-        ax = check_axis(axis, len(source.shape))
         fmt = source.fmt
-        if args.range_given:
-            lo, hi = given_range(input_min, input_max, fmt, source.shape, ax)
+        if given is not None:
+            lo, hi = given
         else:
             lo, hi, _ = _range_pass(source, ax, chunk_items, show)
         p = compute_params(lo, hi, fmt, args.qmin, args.qmax)
