@@ -975,8 +975,9 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
     The first pass reduces the range (unless it is given), the second applies
     the op chunk by chunk; the result equals the in-memory
     :func:`qdq.quantize_and_dequantize` bit for bit. Memory stays at about
-    ``chunk_bytes`` (twice that for some array sources) whatever the file size,
-    and pages already processed are released from the page cache.
+    three times ``chunk_bytes`` (a chunk being read, two being written)
+    whatever the file size, and pages already processed are released from the
+    page cache.
 
     Parameters
     ----------
