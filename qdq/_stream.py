@@ -35,6 +35,7 @@ from ._api import (QuantizationParams, as_input, check_axis, check_flag, check_n
                    iter_blocks, kernel_view, make_params, reduce_range, to_public)
 from ._formats import BFLOAT16, Format, format_named, format_of, is_bfloat16_dtype
 from ._progress import Progress
+from ._threads import check_positive_int
 
 __all__ = ["RangeTracker", "quantize_and_dequantize_chunks", "stream",
            "quantize_and_dequantize_file", "quantize_file", "dequantize_file",
@@ -952,13 +953,7 @@ def _write_pass(source: _Source, dest, ax: int | None, chunk_items: int, progres
 
 
 def _chunk_items(chunk_bytes, itemsize: int) -> int:
-    try:
-        cb = operator.index(chunk_bytes)
-    except TypeError:
-        raise TypeError(f"chunk_bytes must be an int, got {type(chunk_bytes).__name__}") from None
-    if cb < 1:
-        raise ValueError(f"chunk_bytes must be positive, got {cb}")
-    return max(1, cb // itemsize)
+    return max(1, check_positive_int("chunk_bytes", chunk_bytes) // itemsize)
 
 
 def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,

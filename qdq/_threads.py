@@ -31,6 +31,19 @@ def _default_threads() -> int:
 _threads = _default_threads()
 
 
+def check_positive_int(name: str, value) -> int:
+    """A count given by the user: an int of at least 1 (TypeError, ValueError otherwise)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be at least 1, got {n}")
+    return n
+
+
 def openmp_enabled() -> bool:
     """Whether the kernels were built with OpenMP (multi-threaded)."""
     return bool(_kernels.OPENMP)
@@ -61,12 +74,7 @@ def set_num_threads(n: int | None) -> int:
     if n is None:
         _threads = _default_threads()
     else:
-        try:
-            n = operator.index(n)
-        except TypeError:
-            raise TypeError(f"number of threads must be an int or None, got {type(n).__name__}") from None
-        if n < 1:
-            raise ValueError(f"number of threads must be at least 1, got {n}")
+        n = check_positive_int("the number of threads", n)
         _threads = n if _kernels.OPENMP else 1
     return previous
 

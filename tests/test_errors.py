@@ -153,3 +153,11 @@ def test_quantization_params_errors():
         qdq.quantization_params(0.0, 1.0, np.float32, num_bits=70)
     with pytest.raises(ValueError, match="input_min has 2 values, input_max has 3"):
         qdq.quantization_params([0.0, 1.0], [1.0, 2.0, 3.0], np.float32)
+
+
+def test_chunk_bytes_validated(tmp_path):
+    x = np.zeros(10, np.float32)
+    with pytest.raises(ValueError, match="chunk_bytes must be at least 1"):
+        qdq.quantize_and_dequantize_file(x, tmp_path / "y.npy", chunk_bytes=0)
+    with pytest.raises(TypeError, match="chunk_bytes must be an int"):
+        qdq.quantize_and_dequantize_file(x, tmp_path / "y.npy", chunk_bytes=1.5)
