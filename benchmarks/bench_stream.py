@@ -38,7 +38,8 @@ import time
 import numpy as np
 
 import qdq
-from qdq._stream import _OpArgs, _memory_available, run_file
+from qdq._api import OpArgs
+from qdq._stream import _memory_available, run_file
 from qdq.cli import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -198,7 +199,7 @@ def main(argv=None) -> int:
         times: dict[str, list[float]] = {k: [] for k in
                                          ("read", "write", "copy", "qdq range pass",
                                           "qdq write pass", "qdq total")}
-        args = _OpArgs(True, 8, False, "HALF_TO_EVEN", False)
+        args = OpArgs(True, 8, False, "HALF_TO_EVEN", False)
         warm = nbytes <= _memory_available() // 4
         for _ in range(a.repeat):
             evict(src)

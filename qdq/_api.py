@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 from numpy.exceptions import AxisError
 
 from . import _kernels, _threads
-from ._formats import (BFLOAT16, FLOAT16, Format, bits_to_values, format_named,
+from ._formats import (BFLOAT16, FLOAT16, Format, format_named,
                        format_of, is_bfloat16_dtype, round_to)
 
 __all__ = ["quantize_and_dequantize", "quantize_and_dequantize_v2", "compute_range",
@@ -85,6 +85,22 @@ def check_axis(axis: Any, ndim: int) -> int | None:
     if not -ndim <= ax < ndim:
         raise AxisError(ax, ndim, "qdq: per-channel axis")
     return ax + ndim if ax < 0 else ax
+
+
+class OpArgs:
+    """The op's validated arguments: flags, bit width, round mode, grid and kernel mode."""
+
+    __slots__ = ("signed", "narrow", "range_given", "bits", "round_mode", "qmin", "qmax", "mode")
+
+    def __init__(self, signed_input: Any, num_bits: Any, range_given: Any, round_mode: Any,
+                 narrow_range: Any):
+        self.signed = check_flag("signed_input", signed_input)
+        self.narrow = check_flag("narrow_range", narrow_range)
+        self.range_given = check_flag("range_given", range_given)
+        self.bits = check_num_bits(num_bits, self.signed)
+        self.round_mode = check_round_mode(round_mode)
+        self.qmin, self.qmax = integer_grid(self.signed, self.bits, self.narrow)
+        self.mode = _MODE_BITS[self.round_mode] | (_kernels.CLAMP if self.range_given else 0)
 
 
 def as_input(input: Any, bfloat16_bits: Any) -> tuple[np.ndarray, Format]:
@@ -206,6 +222,13 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     return ai["data"][0] == bi["data"][0] and a.strides == b.strides and a.shape == b.shape
 
 
+def _layout_extents(a: np.ndarray, layout: str, axis: int | None) -> tuple[int, int, int]:
+    """(pre, C, post) of a C- or F-contiguous array in memory order."""
+    if layout == "C":
+        return _extents(a.shape, axis)
+    return _extents(a.shape[::-1], None if axis is None else a.ndim - 1 - axis)
+
+
 def _extents(shape: tuple, axis: int | None) -> tuple[int, int, int]:
     """(pre, C, post) of a C-ordered array of this shape along the channel axis."""
     if axis is None:
@@ -297,18 +320,12 @@ def reduce_range(xk: np.ndarray, fmt: Format, axis: int | None,
     nt = _threads._threads if nthreads is None else nthreads
     layout = _layout(xk, None)
     if layout is not None:
-        shape, ax = (xk.shape, axis) if layout == "C" else (xk.shape[::-1], _flip(axis, xk.ndim))
-        pre, C, post = _extents(shape, ax)
-        _kernels.minmax(xk, mn, mx, fmt.code, pre, C, post, nt)
+        _kernels.minmax(xk, mn, mx, fmt.code, *_layout_extents(xk, layout, axis), nt)
         return mn, mx
     for b in iter_blocks(xk.shape, axis):
         _kernels.minmax(_native_block(xk, b.index, fmt), mn[b.channels], mx[b.channels], fmt.code,
                         *b.extents, nt)
     return mn, mx
-
-
-def _flip(axis: int | None, ndim: int) -> int | None:
-    return None if axis is None else ndim - 1 - axis
 
 
 def compute_params(mn: np.ndarray, mx: np.ndarray, fmt: Format, qmin: int, qmax: int):
@@ -347,9 +364,7 @@ def elementwise(op: int, xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int 
         return stats
     layouts = {_layout(a, rk) for a in inputs}
     if len(layouts) == 1 and None not in layouts:
-        layout = layouts.pop()
-        shape, ax = (xk.shape, axis) if layout == "C" else (xk.shape[::-1], _flip(axis, xk.ndim))
-        pre, C, post = _extents(shape, ax)
+        pre, C, post = _layout_extents(xk, layouts.pop(), axis)
         return _kernels.run(op, xk, x2k, rk, fmt.code, itype, pre, C, post,
                             p[0], p[1], p[2], p[3], mode, nt)
     lo, hi, nan = math.inf, -math.inf, False
@@ -372,13 +387,13 @@ def transform(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
     elementwise(_kernels.APPLY, xk, rk, fmt, axis, p, mode)
 
 
-def _warn_unsigned_negative(signed: bool, range_given: bool, mn) -> None:
-    if not signed and not range_given and np.any(mn < 0):
-        warnings.warn(
-            "signed_input=False with negative data and range_given=False: like TensorFlow, qdq "
-            "does not clamp, so the negative values come out meaningless; pass range_given=True "
-            "(the clamp then maps them to 0) or use signed_input=True",
-            RuntimeWarning, stacklevel=3)
+def _warn_unsigned_negative() -> None:
+    """Warn about unsigned output with negative data and no given range."""
+    warnings.warn(
+        "signed_input=False with negative data and range_given=False: like TensorFlow, qdq "
+        "does not clamp, so the negative values come out meaningless; pass range_given=True "
+        "(the clamp then maps them to 0) or use signed_input=True",
+        RuntimeWarning, stacklevel=3)
 
 
 # ---------------------------------------------------------------------------
@@ -464,13 +479,9 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
              9.921875], dtype=float32)
     """
     x, fmt = as_input(input, bfloat16_bits)
-    signed = check_flag("signed_input", signed_input)
-    narrow = check_flag("narrow_range", narrow_range)
-    rg = check_flag("range_given", range_given)
-    bits = check_num_bits(num_bits, signed)
-    mode = _MODE_BITS[check_round_mode(round_mode)] | (_kernels.CLAMP if rg else 0)
+    a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     ax = check_axis(axis, x.ndim)
-    qmin, qmax = integer_grid(signed, bits, narrow)
+    rg = a.range_given
     if rg:
         lo, hi = given_range(input_min, input_max, fmt, x.shape, ax)
     res = prepare_out(out, x, fmt)
@@ -484,21 +495,18 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
         if ax is None:
             negative = _kernels.qdq_tensor(
                 xk, rk, fmt.code, rg, lo[0] if rg else 0.0, hi[0] if rg else 0.0,
-                qmin, qmax, mode, nt)[0] < 0
+                a.qmin, a.qmax, a.mode, nt)[0] < 0
         else:
-            shape, cax = (xk.shape, ax) if layout == "C" else (xk.shape[::-1], xk.ndim - 1 - ax)
-            pre, C, post = _extents(shape, cax)
-            negative = _kernels.qdq_channels(xk, rk, fmt.code, pre, C, post,
+            negative = _kernels.qdq_channels(xk, rk, fmt.code, *_layout_extents(xk, layout, ax),
                                              lo if rg else None, hi if rg else None,
-                                             qmin, qmax, mode, nt)
-        if negative and not signed and not rg:
-            _warn_unsigned_negative(signed, rg, -1.0)
-        return res
-    if not rg:
-        lo, hi = reduce_range(xk, fmt, ax)
-        _warn_unsigned_negative(signed, rg, lo)
-    p = compute_params(lo, hi, fmt, qmin, qmax)
-    transform(xk, rk, fmt, ax, p, mode)
+                                             a.qmin, a.qmax, a.mode, nt)
+    else:
+        if not rg:
+            lo, hi = reduce_range(xk, fmt, ax)
+        negative = bool(np.any(np.asarray(lo) < 0))
+        transform(xk, rk, fmt, ax, compute_params(lo, hi, fmt, a.qmin, a.qmax), a.mode)
+    if negative and not a.signed and not rg:
+        _warn_unsigned_negative()
     return res
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any
@@ -10,12 +9,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _kernels, _threads
-from ._api import (QuantizationParams, _MODE_BITS, as_input, check_axis, check_flag,
+from . import _kernels
+from ._api import (OpArgs, QuantizationParams, as_input, check_axis, check_flag,
                    check_num_bits, check_round_mode, compute_params, elementwise, given_range,
                    integer_grid, kernel_view, make_params, prepare_out, reduce_range,
                    to_public)
-from ._formats import BFLOAT16, FLOAT16, Format, bfloat16_dtype, format_named
+from ._formats import BFLOAT16, Format, bfloat16_dtype, format_named
 
 __all__ = ["quantize", "dequantize", "quantize_and_dequantize_grad", "code_dtype",
            "params_to_dict", "params_from_dict"]
@@ -107,6 +106,17 @@ def _check_code_dtype(value: Any) -> np.dtype:
     return dt.newbyteorder("=")
 
 
+def params_axis(params: QuantizationParams, shape: tuple) -> int | None:
+    """The channel axis of per-channel parameters for codes of this shape (None per tensor)."""
+    if not params.per_channel:
+        return None
+    ax = check_axis(params.axis if params.axis is not None else 0, len(shape))
+    if shape[ax] != np.shape(params.scale)[0]:
+        raise ValueError(f"the parameters have {np.shape(params.scale)[0]} channels but the "
+                         f"codes have {shape[ax]} along axis {ax}")
+    return ax
+
+
 def _param_rows(params: QuantizationParams, fmt: Format) -> np.ndarray:
     """(4, C) compute-type rows (scale, inverse, min, max) from QuantizationParams."""
     rows = [np.asarray(v).astype(fmt.compute).reshape(-1)
@@ -169,25 +179,20 @@ narrow_range, axis, bfloat16_bits
     array([-1.007874 , -0.2992126,  0.6929134,  2.       ], dtype=float32)
     """
     x, fmt = as_input(input, bfloat16_bits)
-    signed = check_flag("signed_input", signed_input)
-    narrow = check_flag("narrow_range", narrow_range)
-    rg = check_flag("range_given", range_given)
-    bits = check_num_bits(num_bits, signed)
-    rmode = check_round_mode(round_mode)
-    mode = _MODE_BITS[rmode] | (_kernels.CLAMP if rg else 0)
+    a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     ax = check_axis(axis, x.ndim)
-    qmin, qmax = integer_grid(signed, bits, narrow)
-    cdt = (_code_dtype(fmt, signed, bits, narrow) if code_dtype is None
+    cdt = (_code_dtype(fmt, a.signed, a.bits, a.narrow) if code_dtype is None
            else _check_code_dtype(code_dtype))
     xk = kernel_view(x, fmt)
     if x.ndim == 0:
         xk = xk.reshape(1)
-    if rg:
+    if a.range_given:
         lo, hi = given_range(input_min, input_max, fmt, x.shape, ax)
     else:
         lo, hi = reduce_range(xk, fmt, ax)
-    p = compute_params(lo, hi, fmt, qmin, qmax)
-    params = make_params(p, fmt, qmin, qmax, bits, signed, narrow, ax, ax is not None, rmode)
+    p = compute_params(lo, hi, fmt, a.qmin, a.qmax)
+    params = make_params(p, fmt, a.qmin, a.qmax, a.bits, a.signed, a.narrow, ax, ax is not None,
+                         a.round_mode)
     if out is None:
         order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
         codes = np.empty(x.shape, dtype=cdt, order=order)
@@ -202,7 +207,7 @@ narrow_range, axis, bfloat16_bits
             raise ValueError("out is read-only")
         codes = out
     ck = codes.reshape(1) if codes.ndim == 0 else codes
-    stats = elementwise(_kernels.QUANTIZE, xk, ck, fmt, ax, p, mode, _INT_INDEX[cdt])
+    stats = elementwise(_kernels.QUANTIZE, xk, ck, fmt, ax, p, a.mode, _INT_INDEX[cdt])
     check_codes(stats, cdt)
     return codes, params
 
@@ -259,12 +264,7 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     fmt = format_named(params.dtype)
     c = codes if type(codes) is np.ndarray else np.asarray(codes)
     itype = _itype(c.dtype)
-    ax = None
-    if params.per_channel:
-        ax = check_axis(params.axis if params.axis is not None else 0, c.ndim)
-        if c.shape[ax] != np.shape(params.scale)[0]:
-            raise ValueError(f"the parameters have {np.shape(params.scale)[0]} channels but the "
-                             f"codes have {c.shape[ax]} along axis {ax}")
+    ax = params_axis(params, c.shape)
     rdt = _result_dtype(fmt, bits)
     if out is None:
         order = "F" if c.flags.f_contiguous and not c.flags.c_contiguous else "C"

@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from . import _api, _kernels, _threads
-from ._api import (QuantizationParams, as_input, check_axis, check_flag, check_num_bits,
-                   check_round_mode, compute_params, finish_range, given_range, integer_grid,
+from ._api import (OpArgs, QuantizationParams, as_input, check_axis, check_flag,
+                   check_num_bits, compute_params, finish_range, given_range, integer_grid,
                    iter_blocks, kernel_view, make_params, reduce_range, to_public)
 from ._formats import BFLOAT16, Format, format_named, format_of, is_bfloat16_dtype
 from ._progress import Progress
@@ -274,20 +274,7 @@ def _dtype_from_name(name: str) -> np.dtype:
 # Chunk generators
 # ---------------------------------------------------------------------------
 
-class _OpArgs:
-    """Validated op arguments shared by the streaming entry points."""
-
-    def __init__(self, signed_input, num_bits, range_given, round_mode, narrow_range):
-        self.signed = check_flag("signed_input", signed_input)
-        self.narrow = check_flag("narrow_range", narrow_range)
-        self.range_given = check_flag("range_given", range_given)
-        self.bits = check_num_bits(num_bits, self.signed)
-        self.round_mode = check_round_mode(round_mode)
-        self.qmin, self.qmax = integer_grid(self.signed, self.bits, self.narrow)
-        self.mode = _api._MODE_BITS[self.round_mode] | (_kernels.CLAMP if self.range_given else 0)
-
-
-def _chunk_params(lo, hi, fmt: Format, args: _OpArgs, axis_len: int | None, given: bool):
+def _chunk_params(lo, hi, fmt: Format, args: OpArgs, axis_len: int | None, given: bool):
     """Parameter rows (4, C) from a range given per tensor or per channel."""
     if given:
         lo_arr, hi_arr = given_range(lo, hi, fmt, (axis_len,) if axis_len is not None else (),
@@ -329,7 +316,7 @@ def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: 
         One output chunk per input chunk. Arguments are checked on the call;
         chunks are checked as they come.
     """
-    args = _OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
     if axis is not None and (isinstance(axis, (bool, np.bool_))):
         raise TypeError(f"axis must be an int or None, got {axis!r}")
@@ -338,11 +325,10 @@ def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: 
     return _chunks_gen(iter(chunks), input_min, input_max, args, axis, bits_flag)
 
 
-def _chunks_gen(it, lo, hi, args: _OpArgs, axis, bits_flag):
+def _chunks_gen(it, lo, hi, args: OpArgs, axis, bits_flag):
     p = None
     fmt = ax = None
     offset = 0
-    nt = None
     for chunk in it:
         x, cfmt = as_input(chunk, bits_flag)
         if x.ndim == 0:
@@ -364,7 +350,6 @@ def _chunks_gen(it, lo, hi, args: _OpArgs, axis, bits_flag):
         elif cfmt is not fmt or x.shape[1:] != rest:
             raise ValueError(f"chunk of shape {x.shape} and dtype {x.dtype} does not continue "
                              "the tensor of the earlier chunks")
-        nt = _threads._threads
         xk = kernel_view(x, fmt)
         res = np.empty(x.shape, dtype=_api.result_dtype(x, fmt))
         rk = kernel_view(res, fmt)
@@ -413,7 +398,7 @@ bfloat16_bits
     >>> bool((y == qdq.quantize_and_dequantize(x, num_bits=4)).all())
     True
     """
-    args = _OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
     if isinstance(chunks, np.ndarray):
         raise TypeError("chunks must be an iterable of chunk arrays (for example "
@@ -444,7 +429,7 @@ bfloat16_bits
     return _two_pass(again, args, axis, bits_flag)
 
 
-def _two_pass(again: Callable[[], Iterator], args: _OpArgs, axis, bits_flag):
+def _two_pass(again: Callable[[], Iterator], args: OpArgs, axis, bits_flag):
     tracker = RangeTracker(axis, bfloat16_bits=bits_flag)
     for chunk in again():
         tracker.update(chunk)
@@ -1015,13 +1000,13 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
         When the output cannot be written (a full disk, no permission); the
         source is untouched and no partial file is left under ``dst``.
     """
-    args = _OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     return run_file(src, dst, input_min, input_max, args, axis, chunk_bytes=chunk_bytes,
                     progress=progress, dtype=dtype, shape=shape, order=order, offset=offset,
                     bfloat16_bits=bfloat16_bits)[0]
 
 
-def _open_for_op(src, input_min, input_max, args: _OpArgs, axis, chunk_bytes, dtype, shape,
+def _open_for_op(src, input_min, input_max, args: OpArgs, axis, chunk_bytes, dtype, shape,
                  order, offset, bfloat16_bits):
     """Open a source and check the op's arguments against it.
 
@@ -1041,7 +1026,7 @@ def _open_for_op(src, input_min, input_max, args: _OpArgs, axis, chunk_bytes, dt
     return source, chunk_items, ax, given
 
 
-def run_file(src, dst, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes, progress,
+def run_file(src, dst, input_min, input_max, args: OpArgs, axis, *, chunk_bytes, progress,
              dtype, shape, order, offset, bfloat16_bits, codes: bool = False):
     """The file API's work: the op (or, with ``codes``, :func:`qdq.quantize`) over a file.
 
@@ -1124,7 +1109,7 @@ def quantize_file(src: Any, dst: Any, input_min: Any = None, input_max: Any = No
     -------
     QuantizationParams
     """
-    args = _OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     if params_path is None and isinstance(dst, (str, os.PathLike)):
         params_path = default_params_path(dst)
     params, _ = run_file(src, dst, input_min, input_max, args, axis, chunk_bytes=chunk_bytes,
@@ -1160,7 +1145,7 @@ def dequantize_file(src: Any, dst: Any, params: Any = None, *,
     QuantizationParams
         The parameters used.
     """
-    from ._codes import _itype, _param_rows
+    from ._codes import _itype, _param_rows, params_axis
 
     show = check_flag("progress", progress)
     bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
@@ -1175,12 +1160,7 @@ def dequantize_file(src: Any, dst: Any, params: Any = None, *,
     try:
         itype = _itype(source.dtype)
         chunk_items = _chunk_items(chunk_bytes, source.dtype.itemsize)
-        ax = None
-        if params.per_channel:
-            ax = check_axis(params.axis if params.axis is not None else 0, len(source.shape))
-            if source.shape[ax] != np.shape(params.scale)[0]:
-                raise ValueError(f"the parameters have {np.shape(params.scale)[0]} channels but "
-                                 f"the codes have {source.shape[ax]} along axis {ax}")
+        ax = params_axis(params, tuple(source.shape))
         if fmt is BFLOAT16:
             out_dtype = np.dtype(np.uint16) if bits_flag else np.dtype("V2")
         else:
@@ -1216,7 +1196,7 @@ def _values(data: np.ndarray, fmt: Format) -> np.ndarray:
     return data.astype(np.float64)
 
 
-def analyze_file(src, input_min, input_max, args: _OpArgs, axis, *, chunk_bytes, progress,
+def analyze_file(src, input_min, input_max, args: OpArgs, axis, *, chunk_bytes, progress,
                  dtype=None, shape=None, order="C", offset=0, bfloat16_bits=False) -> dict:
     """The range, the parameters and the error the op would introduce; writes nothing.
 

@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from . import __version__
-from ._stream import (DEFAULT_CHUNK_BYTES, _OpArgs, analyze_file, default_params_path,
+from ._api import OpArgs
+from ._stream import (DEFAULT_CHUNK_BYTES, analyze_file, default_params_path,
                       dequantize_file, quantize_file, run_file)
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6,
@@ -66,8 +67,8 @@ def _op_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
-def _op_args(a) -> _OpArgs:
-    return _OpArgs(not a.unsigned, a.num_bits, a.range is not None, a.round_mode,
+def _op_args(a) -> OpArgs:
+    return OpArgs(not a.unsigned, a.num_bits, a.range is not None, a.round_mode,
                    a.narrow_range)
 
 
@@ -184,7 +185,7 @@ def cmd_demo(a) -> int:
         print(f"qdq {__version__} demo: a {rows:,} x {cols} float32 tensor "
               f"({rows * cols * 4 / 2**20:,.0f} MiB) in {workdir}")
         _write_demo_tensor(src, rows, cols, show)
-        params, t = run_file(src, dst, None, None, _OpArgs(True, 8, False, "HALF_TO_EVEN", False),
+        params, t = run_file(src, dst, None, None, OpArgs(True, 8, False, "HALF_TO_EVEN", False),
                              None, progress=show, chunk_bytes=DEFAULT_CHUNK_BYTES, dtype=None,
                              shape=None, order="C", offset=0, bfloat16_bits=False)
         describe_params(params)

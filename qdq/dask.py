@@ -16,7 +16,6 @@ Each block runs qdq's kernels on one thread; Dask supplies the parallelism.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import numpy as np
@@ -29,12 +28,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "(dask[array], distributed, zarr)") from exc
 
 from . import _kernels
-from ._api import (_MODE_BITS, QuantizationParams, as_input, check_axis, check_flag,
-                   check_num_bits, check_round_mode, compute_params, elementwise,
-                   finish_range, given_range, integer_grid, kernel_view, make_params,
-                   reduce_range, to_public)
+from ._api import (OpArgs, as_input, check_axis, check_flag, compute_params, elementwise,
+                   finish_range, given_range, kernel_view, make_params, reduce_range, to_public)
 from ._codes import _INT_INDEX, _code_dtype, check_codes
 from ._formats import Format, format_of, is_bfloat16_dtype
+from ._stream import _merge_max, _merge_min
 
 __all__ = ["compute_range", "quantize_and_dequantize", "quantize"]
 
@@ -49,14 +47,6 @@ def _format(x, bfloat16_bits: bool) -> Format:
 # ---------------------------------------------------------------------------
 # The range: a Dask tree reduction
 # ---------------------------------------------------------------------------
-
-def _merge_min(a, b):
-    return np.where((b < a) | ((b == a) & np.signbit(b)), b, a)
-
-
-def _merge_max(a, b):
-    return np.where((b > a) | ((b == a) & ~np.signbit(b)), b, a)
-
 
 def _range_chunk(block, axis=None, keepdims=True, computing_meta=False, fmt=None,
                  channel_axis=None, bits=False):
@@ -225,33 +215,28 @@ def _map(x, p, fmt, ax, mode, op, itype, bits, out_dtype):
                         concatenate=True, meta=meta, name=f"qdq-op-{op}")
 
 
-class _Args:
-    def __init__(self, x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
-                 bfloat16_bits):
-        self.bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
-        self.fmt = _format(x, self.bits_flag)
-        self.signed = check_flag("signed_input", signed_input)
-        self.narrow = check_flag("narrow_range", narrow_range)
-        self.rg = check_flag("range_given", range_given)
-        self.nbits = check_num_bits(num_bits, self.signed)
-        self.round_mode = check_round_mode(round_mode)
-        self.mode = _MODE_BITS[self.round_mode] | (_kernels.CLAMP if self.rg else 0)
-        self.ax = check_axis(axis, x.ndim)
-        self.qmin, self.qmax = integer_grid(self.signed, self.nbits, self.narrow)
+def _args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
+          bfloat16_bits) -> tuple[OpArgs, Format, int | None, bool]:
+    """The op's arguments checked against a Dask array: (args, format, axis, bits flag)."""
+    bits = check_flag("bfloat16_bits", bfloat16_bits)
+    fmt = _format(x, bits)
+    a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    return a, fmt, check_axis(axis, x.ndim), bits
 
 
-def _param_array(x, a: _Args, input_min, input_max) -> "da.Array":
+def _param_array(x, a: OpArgs, fmt: Format, ax: int | None, bits: bool, input_min,
+                 input_max) -> "da.Array":
     """Lazy one-block (4, C) parameter rows: from the given range or the data's."""
-    channels = 1 if a.ax is None else x.shape[a.ax]
-    if a.rg:
-        lo, hi = given_range(input_min, input_max, a.fmt, x.shape, a.ax)
-        p = compute_params(lo, hi, a.fmt, a.qmin, a.qmax)
+    channels = 1 if ax is None else x.shape[ax]
+    if a.range_given:
+        lo, hi = given_range(input_min, input_max, fmt, x.shape, ax)
+        p = compute_params(lo, hi, fmt, a.qmin, a.qmax)
         return da.from_array(p, chunks=p.shape)
-    raw = _raw_range(x, a.fmt, a.ax, a.bits_flag)
+    raw = _raw_range(x, fmt, ax, bits)
     whole = raw.rechunk(-1) if raw.ndim else raw
-    rows = dask.delayed(_params_rows)(whole, a.fmt, a.qmin, a.qmax)
-    return da.from_delayed(rows, shape=(4, channels), dtype=a.fmt.compute,
-                           meta=np.empty((0, 0), a.fmt.compute))
+    rows = dask.delayed(_params_rows)(whole, fmt, a.qmin, a.qmax)
+    return da.from_delayed(rows, shape=(4, channels), dtype=fmt.compute,
+                           meta=np.empty((0, 0), fmt.compute))
 
 
 def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
@@ -276,11 +261,10 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
     >>> bool((y.compute() == qdq.quantize_and_dequantize(x, num_bits=4)).all())
     True
     """
-    a = _Args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
-              bfloat16_bits)
-    p = _param_array(x, a, input_min, input_max)
-    out_dtype = x.dtype.newbyteorder("=")
-    return _map(x, p, a.fmt, a.ax, a.mode, _kernels.APPLY, 0, a.bits_flag, out_dtype)
+    a, fmt, ax, bits = _args(x, signed_input, num_bits, range_given, round_mode, narrow_range,
+                             axis, bfloat16_bits)
+    p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
+    return _map(x, p, fmt, ax, a.mode, _kernels.APPLY, 0, bits, x.dtype.newbyteorder("="))
 
 
 def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
@@ -299,12 +283,12 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
     """
     from ._codes import _check_code_dtype
 
-    a = _Args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
-              bfloat16_bits)
-    cdt = (_code_dtype(a.fmt, a.signed, a.nbits, a.narrow) if code_dtype is None
+    a, fmt, ax, bits = _args(x, signed_input, num_bits, range_given, round_mode, narrow_range,
+                             axis, bfloat16_bits)
+    cdt = (_code_dtype(fmt, a.signed, a.bits, a.narrow) if code_dtype is None
            else _check_code_dtype(code_dtype))
-    p = _param_array(x, a, input_min, input_max)
-    codes = _map(x, p, a.fmt, a.ax, a.mode, _kernels.QUANTIZE, _INT_INDEX[cdt], a.bits_flag, cdt)
-    params = dask.delayed(make_params)(p, a.fmt, a.qmin, a.qmax, a.nbits, a.signed, a.narrow,
-                                       a.ax, a.ax is not None, a.round_mode)
+    p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
+    codes = _map(x, p, fmt, ax, a.mode, _kernels.QUANTIZE, _INT_INDEX[cdt], bits, cdt)
+    params = dask.delayed(make_params)(p, fmt, a.qmin, a.qmax, a.bits, a.signed, a.narrow,
+                                       ax, ax is not None, a.round_mode)
     return codes, params

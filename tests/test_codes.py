@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import qdq
-from qdq import _kernels, _reference
+from qdq import _reference
 from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype, run_python
 from test_golden import GOLDEN, _arr
 from test_properties import _call, _layout, cases
