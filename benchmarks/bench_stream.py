@@ -38,8 +38,9 @@ import time
 import numpy as np
 
 import qdq
-from qdq._api import OpArgs
-from qdq._stream import _memory_available, run_file
+from qdq._files import FileOptions, run_op_file
+from qdq._io.pagecache import memory_available
+from qdq._validate import OpArgs
 from qdq.cli import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -200,7 +201,7 @@ def main(argv=None) -> int:
                                          ("read", "write", "copy", "qdq range pass",
                                           "qdq write pass", "qdq total")}
         args = OpArgs(True, 8, False, "HALF_TO_EVEN", False)
-        warm = nbytes <= _memory_available() // 4
+        warm = nbytes <= memory_available() // 4
         for _ in range(a.repeat):
             evict(src)
             times["read"].append(plain_read(src, chunk))
@@ -214,8 +215,7 @@ def main(argv=None) -> int:
                 evict(src)
             times["copy"].append(plain_copy(src, dst))
             evict(src)
-            _, t = run_file(src, dst, None, None, args, None, chunk_bytes=chunk, progress=False,
-                            dtype=None, shape=None, order="C", offset=0, bfloat16_bits=False)
+            _, t = run_op_file(src, dst, None, None, args, None, FileOptions(chunk_bytes=chunk))
             os.unlink(dst)
             times["qdq range pass"].append(t["range_seconds"])
             times["qdq write pass"].append(t["write_seconds"])

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import os
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _kernels
-from ._api import (OpArgs, QuantizationParams, as_input, check_axis, check_flag,
-                   check_num_bits, check_round_mode, compute_params, elementwise, given_range,
-                   integer_grid, kernel_view, make_params, prepare_out, reduce_range,
-                   to_public)
-from ._formats import BFLOAT16, Format, bfloat16_dtype, format_named
+from . import _engine
+from ._arrays import as_input, kernel_view, prepare_out, result_dtype
+from ._formats import format_named, value_dtype
+from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
+from ._validate import (OpArgs, check_axis, check_code_dtype, check_flag, check_grid,
+                        code_type_index, given_range)
 
 __all__ = ["quantize", "dequantize", "quantize_and_dequantize_grad", "code_dtype",
-           "params_to_dict", "params_from_dict"]
-
-_INT_INDEX = {np.dtype(name): k for k, name in enumerate(_kernels.INT_TYPES)}
-
-
-def _itype(dtype: np.dtype) -> int:
-    """The kernels' index of an integer dtype (any byte order); TypeError otherwise."""
-    k = _INT_INDEX.get(dtype.newbyteorder("="))
-    if k is None or dtype.kind not in "iu":
-        raise TypeError(f"codes must be an integer array (int8 ... uint64), got dtype {dtype}")
-    return k
-
-
-# Significant bits of each format (for how far T's rounding can move a code).
-_PRECISION = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+           "check_codes", "params_axis"]
 
 
 def code_dtype(dtype: DTypeLike, signed_input: bool = True, num_bits: int = 8,
@@ -57,53 +39,7 @@ def code_dtype(dtype: DTypeLike, signed_input: bool = True, num_bits: int = 8,
     >>> qdq.code_dtype("bfloat16"), qdq.code_dtype("bfloat16", num_bits=7)
     (dtype('int16'), dtype('int8'))
     """
-    fmt = format_named(dtype)
-    signed = check_flag("signed_input", signed_input)
-    narrow = check_flag("narrow_range", narrow_range)
-    bits = check_num_bits(num_bits, signed)
-    return _code_dtype(fmt, signed, bits, narrow)
-
-
-def code_bounds(fmt: Format, signed: bool, bits: int, narrow: bool) -> tuple[int, int]:
-    """The smallest and largest code the op can produce on this grid in T.
-
-    The grid's bounds are rounded to T; then the clamped extremes times the
-    rounded scale, rounded again (and, rounding half up, after adding 0.5 in
-    T), stay within ``q * (1 + 6u)`` of a bound ``q`` (``u`` = 2**-precision),
-    so a code can pass the bound only when that margin reaches half a unit.
-    """
-    qmin, qmax = integer_grid(signed, bits, narrow)
-    u = 2.0 ** -_PRECISION[fmt.name]
-    lo, hi = qmin, qmax
-    for q in (qmin, qmax):
-        t = _kernels.round_value(fmt.code, float(q))
-        if not math.isfinite(t):
-            continue  # a grid T cannot hold: the op's output is NaN or inf anyway
-        margin = abs(t) * 6 * u
-        step = math.ceil(margin + 0.5) if margin >= 0.5 else 0
-        lo, hi = min(lo, int(t) - step if t < 0 else int(t)), max(hi, int(t) + step)
-    return lo, hi
-
-
-def _code_dtype(fmt: Format, signed: bool, bits: int, narrow: bool) -> np.dtype:
-    lo, hi = code_bounds(fmt, signed, bits, narrow)
-    width = 8 if bits <= 8 else 16 if bits <= 16 else 32 if bits <= 32 else 64
-    while True:
-        dt = np.dtype(f"{'int' if signed else 'uint'}{width}")
-        info = np.iinfo(dt)
-        if (info.min <= lo and hi <= info.max) or width == 64:
-            return dt
-        width *= 2
-
-
-def _check_code_dtype(value: Any) -> np.dtype:
-    try:
-        dt = np.dtype(value)
-    except TypeError:
-        raise TypeError(f"code_dtype must be an integer dtype, got {value!r}") from None
-    if dt.kind not in "iu" or dt.newbyteorder("=") not in _INT_INDEX:
-        raise TypeError(f"code_dtype must be an integer dtype (int8 ... uint64), got {dt}")
-    return dt.newbyteorder("=")
+    return code_dtype_for(format_named(dtype), check_grid(signed_input, num_bits, narrow_range))
 
 
 def params_axis(params: QuantizationParams, shape: tuple) -> int | None:
@@ -111,17 +47,11 @@ def params_axis(params: QuantizationParams, shape: tuple) -> int | None:
     if not params.per_channel:
         return None
     ax = check_axis(params.axis if params.axis is not None else 0, len(shape))
+    assert ax is not None
     if shape[ax] != np.shape(params.scale)[0]:
         raise ValueError(f"the parameters have {np.shape(params.scale)[0]} channels but the "
                          f"codes have {shape[ax]} along axis {ax}")
     return ax
-
-
-def _param_rows(params: QuantizationParams, fmt: Format) -> np.ndarray:
-    """(4, C) compute-type rows (scale, inverse, min, max) from QuantizationParams."""
-    rows = [np.asarray(v).astype(fmt.compute).reshape(-1)
-            for v in (params.scale, params.inverse_scale, params.min_range, params.max_range)]
-    return np.ascontiguousarray(np.stack(rows))
 
 
 def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
@@ -181,38 +111,25 @@ narrow_range, axis, bfloat16_bits
     x, fmt = as_input(input, bfloat16_bits)
     a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     ax = check_axis(axis, x.ndim)
-    cdt = (_code_dtype(fmt, a.signed, a.bits, a.narrow) if code_dtype is None
-           else _check_code_dtype(code_dtype))
+    cdt = code_dtype_for(fmt, a.grid) if code_dtype is None else check_code_dtype(code_dtype)
     xk = kernel_view(x, fmt)
     if x.ndim == 0:
         xk = xk.reshape(1)
     if a.range_given:
         lo, hi = given_range(input_min, input_max, fmt, x.shape, ax)
     else:
-        lo, hi = reduce_range(xk, fmt, ax)
-    p = compute_params(lo, hi, fmt, a.qmin, a.qmax)
-    params = make_params(p, fmt, a.qmin, a.qmax, a.bits, a.signed, a.narrow, ax, ax is not None,
-                         a.round_mode)
-    if out is None:
-        order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
-        codes = np.empty(x.shape, dtype=cdt, order=order)
-    else:
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-        if out.shape != x.shape:
-            raise ValueError(f"out has shape {out.shape}, the input has shape {x.shape}")
-        if out.dtype.newbyteorder("=") != cdt:
-            raise ValueError(f"out has dtype {out.dtype}, the codes need {cdt}")
-        if not out.flags.writeable:
-            raise ValueError("out is read-only")
-        codes = out
+        lo, hi = _engine.reduce_range(xk, fmt, ax)
+    p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
+    params = params_from_rows(p, fmt, a.grid, ax, ax is not None, a.round_mode)
+    codes = prepare_out(out, x, cdt, "the codes need")
     ck = codes.reshape(1) if codes.ndim == 0 else codes
-    stats = elementwise(_kernels.QUANTIZE, xk, ck, fmt, ax, p, a.mode, _INT_INDEX[cdt])
-    check_codes(stats, cdt)
+    stats = _engine.elementwise(_engine.QUANTIZE, xk, ck, fmt, ax, p, a.mode,
+                                code_type_index(cdt))
+    check_codes(stats, cdt, a.range_given)
     return codes, params
 
 
-def check_codes(stats: tuple[float, float, bool], cdt: np.dtype) -> None:
+def check_codes(stats: tuple[float, float, bool], cdt: np.dtype, range_given: bool) -> None:
     """Raise ValueError when the kernel saw NaN or codes outside the code dtype."""
     lo, hi, nan = stats
     if nan:
@@ -222,17 +139,14 @@ def check_codes(stats: tuple[float, float, bool], cdt: np.dtype) -> None:
                          "which keeps NaN")
     info = np.iinfo(cdt)
     if lo < info.min or hi > info.max:
+        why = ("a degenerate grid (num_bits=1 signed, or a grid float16 cannot hold) or a "
+               "narrower code_dtype than qdq.code_dtype() cannot hold them" if range_given else
+               "without a given range TensorFlow's op does not clamp (unsigned output with "
+               "negative data, or an infinite or overflowing scale), and a degenerate grid "
+               "(num_bits=1 signed) or a narrower code_dtype than qdq.code_dtype() cannot "
+               "hold them")
         raise ValueError(f"codes from {lo:g} to {hi:g} do not fit the code type {cdt} "
-                         f"[{info.min}, {info.max}]: without a given range TensorFlow's op does "
-                         "not clamp (unsigned output with negative data, or an infinite or "
-                         "overflowing scale), and a degenerate grid (num_bits=1 signed) or a "
-                         "narrower code_dtype than qdq.code_dtype() cannot hold them")
-
-
-def _result_dtype(fmt: Format, bfloat16_bits: bool) -> np.dtype:
-    if fmt is BFLOAT16:
-        return np.dtype(np.uint16) if bfloat16_bits else bfloat16_dtype()
-    return np.dtype(fmt.name)
+                         f"[{info.min}, {info.max}]: {why}")
 
 
 def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray | None = None,
@@ -263,19 +177,14 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     bits = check_flag("bfloat16_bits", bfloat16_bits)
     fmt = format_named(params.dtype)
     c = codes if type(codes) is np.ndarray else np.asarray(codes)
-    itype = _itype(c.dtype)
+    itype = code_type_index(c.dtype)
     ax = params_axis(params, c.shape)
-    rdt = _result_dtype(fmt, bits)
-    if out is None:
-        order = "F" if c.flags.f_contiguous and not c.flags.c_contiguous else "C"
-        res = np.empty(c.shape, dtype=rdt, order=order)
-    else:
-        res = prepare_out(out, np.broadcast_to(np.zeros((), rdt), c.shape), fmt)
+    res = prepare_out(out, c, value_dtype(fmt, bits))
     rk = kernel_view(res, fmt)
     ck = c
     if c.ndim == 0:
         ck, rk = c.reshape(1), rk.reshape(1)
-    elementwise(_kernels.DEQUANTIZE, ck, rk, fmt, ax, _param_rows(params, fmt), 0, itype)
+    _engine.elementwise(_engine.DEQUANTIZE, ck, rk, fmt, ax, param_rows(params, fmt), 0, itype)
     return res
 
 
@@ -321,99 +230,9 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
     lo = np.ascontiguousarray(lo, dtype=fmt.compute).reshape(-1)
     hi = np.ascontiguousarray(hi, dtype=fmt.compute).reshape(-1)
     p = np.ascontiguousarray(np.stack([lo, lo, lo, hi]))
-    res = prepare_out(out, g, fmt)
+    res = prepare_out(out, g, result_dtype(g))
     gk, xk, rk = kernel_view(g, fmt), kernel_view(x, fmt), kernel_view(res, fmt)
     if g.ndim == 0:
         gk, xk, rk = gk.reshape(1), xk.reshape(1), rk.reshape(1)
-    elementwise(_kernels.GRAD, gk, rk, fmt, ax, p, 0, 0, xk)
+    _engine.elementwise(_engine.GRAD, gk, rk, fmt, ax, p, 0, 0, xk)
     return res
-
-
-# ---------------------------------------------------------------------------
-# QuantizationParams as JSON
-# ---------------------------------------------------------------------------
-
-_FIELDS = ("scale", "inverse_scale", "min_range", "max_range", "qmin", "qmax")
-
-
-def params_to_dict(p: QuantizationParams) -> dict:
-    """A plain dict of the parameters; floats as exact hex strings (``float.hex``)."""
-    def one(x: float) -> str:
-        # NaN keeps its exact bits (float.hex would drop the sign and payload)
-        if x != x:
-            return "nan:" + hex(int(np.array(x, np.float64).view(np.uint64)))
-        return x.hex()
-
-    def enc(v):
-        a = np.asarray(v, dtype=np.float64)
-        return [one(x) for x in a.tolist()] if a.ndim else one(float(a))
-
-    d: dict[str, Any] = {"qdq_params": 1, "dtype": p.dtype, "axis": p.axis,
-                         "per_channel": p.per_channel, "num_bits": p.num_bits,
-                         "signed_input": p.signed_input, "narrow_range": p.narrow_range,
-                         "round_mode": p.round_mode,
-                         "code_dtype": _code_dtype(format_named(p.dtype), p.signed_input,
-                                                   p.num_bits, p.narrow_range).name}
-    for f in _FIELDS:
-        d[f] = enc(getattr(p, f))
-    return d
-
-
-def params_from_dict(d: dict) -> QuantizationParams:
-    """QuantizationParams from :func:`params_to_dict`'s dict, bit for bit."""
-    if not isinstance(d, dict) or d.get("qdq_params") != 1:
-        raise ValueError("not qdq quantization parameters (missing 'qdq_params': 1)")
-    try:
-        fmt = format_named(d["dtype"])
-        signed = check_flag("signed_input", d["signed_input"])
-        narrow = check_flag("narrow_range", d["narrow_range"])
-        bits = check_num_bits(d["num_bits"], signed)
-        rmode = check_round_mode(d["round_mode"])
-        axis = d["axis"]
-        per_channel = bool(d["per_channel"])
-
-        def one(text: str) -> float:
-            if text.startswith("nan:"):
-                return float(np.array(int(text[4:], 16), np.uint64).view(np.float64))
-            return float.fromhex(text)
-
-        def dec(v):
-            if per_channel and isinstance(v, list):
-                return np.array([one(t) for t in v], dtype=np.float64)
-            return np.array([one(v)], dtype=np.float64)
-
-        vals = {f: dec(d[f]) for f in _FIELDS}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed qdq quantization parameters: {exc}") from None
-    rows = np.stack([vals[f].astype(fmt.compute) for f in _FIELDS[:4]])
-    for f in _FIELDS[:4]:
-        if not np.array_equal(rows[_FIELDS.index(f)].astype(np.float64), vals[f],
-                              equal_nan=True):
-            raise ValueError(f"malformed qdq quantization parameters: {f} holds values that "
-                             f"are not {fmt.name} values")
-    qmin, qmax = integer_grid(signed, bits, narrow)
-    p = make_params(rows, fmt, qmin, qmax, bits, signed, narrow, axis, per_channel, rmode)
-    if to_public(vals["qmin"], fmt, None)[0] != p.qmin and not math.isnan(vals["qmin"][0]):
-        raise ValueError("malformed qdq quantization parameters: qmin does not match the grid")
-    return p
-
-
-def write_json_atomic(path, text: str) -> None:
-    """Write text to path through a temporary file renamed into place."""
-    import tempfile
-
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.",
-                               suffix=".qdq-tmp", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

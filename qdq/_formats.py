@@ -14,7 +14,9 @@ import numpy as np
 from . import _kernels
 
 __all__ = ["Format", "FLOAT16", "BFLOAT16", "FLOAT32", "FLOAT64", "format_of",
-           "format_named", "round_to", "bfloat16_dtype"]
+           "format_named", "round_to", "round_scalar", "bfloat16_dtype", "bits_to_values",
+           "values_to_bits", "values_as_float64", "to_public", "value_dtype",
+           "file_value_dtype", "dtype_name", "dtype_from_name", "is_bfloat16_dtype"]
 
 _SUPPORTED = "float16, bfloat16 (ml_dtypes.bfloat16, or uint16 bits with bfloat16_bits=True), float32, float64"
 
@@ -160,9 +162,58 @@ def round_to(values, fmt: Format) -> np.ndarray:
     return bits.view(np.float32).reshape(v.shape)
 
 
+def round_scalar(fmt: Format, value: float) -> float:
+    """One Python float rounded to the format (nearest even), as a Python float."""
+    return _kernels.round_value(fmt.code, value)
+
+
 def bits_to_values(bits: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) -> float32 values, exactly."""
     return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def values_as_float64(data: np.ndarray, fmt: Format) -> np.ndarray:
+    """Values held in the kernels' storage type (uint16 for 16-bit formats) as float64."""
+    if fmt is FLOAT16:
+        return data.view(np.float16).astype(np.float64)
+    if fmt is BFLOAT16:
+        return bits_to_values(data).astype(np.float64)
+    return data.astype(np.float64)
+
+
+def to_public(values: np.ndarray, fmt: Format, dtype: np.dtype | None) -> np.ndarray:
+    """Compute-type values -> arrays of the user's type (bfloat16 bits mode: float32)."""
+    if fmt is FLOAT16:
+        return values.astype(np.float16)
+    if fmt is BFLOAT16 and dtype is not None and is_bfloat16_dtype(dtype):
+        return values.astype(dtype)
+    return values
+
+
+def value_dtype(fmt: Format, bfloat16_bits: bool) -> np.dtype:
+    """The dtype of values of the format in memory: bfloat16 is ml_dtypes' (or uint16 bits)."""
+    if fmt is BFLOAT16:
+        return np.dtype(np.uint16) if bfloat16_bits else bfloat16_dtype()
+    return np.dtype(fmt.name)
+
+
+def file_value_dtype(fmt: Format, bfloat16_bits: bool) -> np.dtype:
+    """The dtype of values of the format in a ``.npy``: ml_dtypes' bfloat16 is saved as V2."""
+    if fmt is BFLOAT16:
+        return np.dtype(np.uint16) if bfloat16_bits else np.dtype("V2")
+    return np.dtype(fmt.name)
+
+
+def dtype_name(dt: np.dtype) -> str:
+    """A dtype as text that :func:`dtype_from_name` reads back (bfloat16 by name)."""
+    return "bfloat16" if is_bfloat16_dtype(dt) else dt.str
+
+
+def dtype_from_name(name: str) -> np.dtype:
+    """The dtype :func:`dtype_name` wrote."""
+    if name == "bfloat16":
+        return bfloat16_dtype()
+    return np.dtype(name)
 
 
 def values_to_bits(values: np.ndarray) -> np.ndarray:

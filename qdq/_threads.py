@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import operator
 import os
+import warnings
 
 from . import _kernels
+from ._validate import check_positive_int
 
-__all__ = ["get_num_threads", "set_num_threads", "num_threads", "openmp_enabled"]
+__all__ = ["get_num_threads", "set_num_threads", "num_threads", "openmp_enabled", "current",
+           "MAX_THREADS"]
+
+#: The largest thread count qdq accepts (OpenMP takes an int; more is never useful).
+MAX_THREADS = 1 << 12
 
 
 def _default_threads() -> int:
@@ -20,6 +25,10 @@ def _default_threads() -> int:
             n = int(env)
         except ValueError:
             n = 0
+        if n > MAX_THREADS:
+            warnings.warn(f"OMP_NUM_THREADS={env} is more than qdq uses; using {MAX_THREADS}",
+                          RuntimeWarning, stacklevel=2)
+            return MAX_THREADS
         if n >= 1:
             return n
     try:
@@ -31,17 +40,9 @@ def _default_threads() -> int:
 _threads = _default_threads()
 
 
-def check_positive_int(name: str, value) -> int:
-    """A count given by the user: an int of at least 1 (TypeError, ValueError otherwise)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if n < 1:
-        raise ValueError(f"{name} must be at least 1, got {n}")
-    return n
+def current() -> int:
+    """The thread count the kernels use now (what :func:`get_num_threads` returns)."""
+    return _threads
 
 
 def openmp_enabled() -> bool:
@@ -75,6 +76,8 @@ def set_num_threads(n: int | None) -> int:
         _threads = _default_threads()
     else:
         n = check_positive_int("the number of threads", n)
+        if n > MAX_THREADS:
+            raise ValueError(f"the number of threads must be at most {MAX_THREADS}, got {n}")
         _threads = n if _kernels.OPENMP else 1
     return previous
 

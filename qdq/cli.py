@@ -14,17 +14,14 @@ import time
 import numpy as np
 
 from . import __version__
-from ._api import OpArgs
-from ._stream import (DEFAULT_CHUNK_BYTES, analyze_file, default_params_path,
-                      dequantize_file, quantize_file, run_file)
+from ._analysis import analyze_file
+from ._files import (DEFAULT_CHUNK_BYTES, FileOptions, default_params_path, dequantize_file,
+                     quantize_file, run_op_file)
+from ._validate import OpArgs
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6,
           "mib": 1 << 20, "g": 1e9, "gb": 1e9, "gib": 1 << 30, "t": 1e12, "tb": 1e12,
           "tib": 1 << 40}
-
-
-class UserError(Exception):
-    """A problem with what the user asked for: one line, exit status 2."""
 
 
 def parse_size(text: str) -> int:
@@ -45,18 +42,71 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def parse_float(text: str) -> float:
+    """A finite or infinite float ('nan' is refused: a range bound cannot be NaN)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if math.isnan(v):
+        raise argparse.ArgumentTypeError("a range bound cannot be NaN")
+    return v
+
+
+def parse_chunk_mb(text: str) -> int:
+    """--chunk-mb: MiB as a number, at least 1 KiB; returns bytes."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MiB: {text!r}") from None
+    if not math.isfinite(v) or v * 2**20 < 1024:
+        raise argparse.ArgumentTypeError(f"chunk size must be a finite number of MiB of at "
+                                         f"least 1 KiB (0.0009765625), got {text!r}")
+    return int(v * 2**20)
+
+
+def _chunk_option(g) -> None:
+    g.add_argument("--chunk-mb", dest="chunk_bytes", type=parse_chunk_mb,
+                   default=DEFAULT_CHUNK_BYTES, metavar="MIB",
+                   help=f"chunk size in MiB (default {DEFAULT_CHUNK_BYTES >> 20})")
+
+
+def _range_tokens(argv: list[str]) -> list[str]:
+    """Let ``--range -1e3 1e3`` and ``--range -inf 0`` through (argparse reads them as options)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--range":
+            vals = argv[i + 1:i + 3]
+            if len(vals) == 2 and all(_is_number(v) for v in vals):
+                out += ["--range", *[f" {v}" if v.startswith("-") else v for v in vals]]
+                i += 3
+                continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _op_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("the op (TensorFlow's QuantizeAndDequantizeV2 arguments)")
     g.add_argument("--num-bits", type=int, default=8, help="bit width (default 8)")
     g.add_argument("--unsigned", action="store_true", help="unsigned output grid")
-    g.add_argument("--range", nargs=2, type=float, metavar=("MIN", "MAX"),
+    g.add_argument("--range", nargs=2, type=parse_float, metavar=("MIN", "MAX"),
                    help="a given range (clamped); default: the data's min and max")
     g.add_argument("--round-mode", default="HALF_TO_EVEN", choices=["HALF_TO_EVEN", "HALF_UP"])
     g.add_argument("--narrow-range", action="store_true", help="signed grid without its minimum")
     g.add_argument("--axis", type=int, default=None, help="per channel along this axis")
     g = p.add_argument_group("input")
-    g.add_argument("--chunk-mb", type=float, default=DEFAULT_CHUNK_BYTES / 2**20,
-                   help=f"chunk size in MiB (default {DEFAULT_CHUNK_BYTES >> 20})")
+    _chunk_option(g)
     g.add_argument("--dtype", help="element type of a raw binary SRC (float16, bfloat16, "
                                    "float32, float64, or a NumPy type string like '>f4')")
     g.add_argument("--shape", type=parse_shape, help="shape of a raw binary SRC, e.g. 1024,4096")
@@ -67,59 +117,62 @@ def _op_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
-def _op_args(a) -> OpArgs:
-    return OpArgs(not a.unsigned, a.num_bits, a.range is not None, a.round_mode,
-                   a.narrow_range)
+def _op_args(ns) -> OpArgs:
+    return OpArgs(not ns.unsigned, ns.num_bits, ns.range is not None, ns.round_mode,
+                   ns.narrow_range)
 
 
-def _file_kwargs(a) -> dict:
-    return dict(chunk_bytes=max(1, int(a.chunk_mb * 2**20)), dtype=a.dtype, shape=a.shape,
-                order=a.order, offset=a.offset, bfloat16_bits=a.bfloat16_bits)
+def _file_options(ns) -> FileOptions:
+    return FileOptions(ns.chunk_bytes, _show_progress(ns), ns.dtype, ns.shape, ns.order,
+                       ns.offset, ns.bfloat16_bits)
 
 
-def _show_progress(a) -> bool:
-    return not a.quiet and sys.stderr.isatty()
+def _show_progress(ns) -> bool:
+    return not ns.quiet and sys.stderr.isatty()
 
 
 def _fmt(v) -> str:
     return repr(float(v))
 
 
-def describe_params(p, out=sys.stdout) -> None:
+def describe_params(params, out=None) -> None:
     """Print the range and scale used (a summary per channel)."""
-    if not p.per_channel:
-        print(f"range [{_fmt(p.min_range)}, {_fmt(p.max_range)}] (adjusted), scale "
-              f"{_fmt(p.scale)}, inverse scale {_fmt(p.inverse_scale)}, integer grid "
-              f"[{p.code_min}, {p.code_max}] ({p.dtype})", file=out)
+    out = out or sys.stdout
+    if not params.per_channel:
+        print(f"range [{_fmt(params.min_range)}, {_fmt(params.max_range)}] (adjusted), scale "
+              f"{_fmt(params.scale)}, inverse scale {_fmt(params.inverse_scale)}, integer grid "
+              f"[{params.code_min}, {params.code_max}] ({params.dtype})", file=out)
         return
-    s = np.asarray(p.scale, np.float64)
-    print(f"{s.size} channels along axis {p.axis} ({p.dtype}), integer grid "
-          f"[{p.code_min}, {p.code_max}]: scale from {float(s.min())!r} to {float(s.max())!r}; range from "
-          f"{float(np.min(p.min_range))!r} to {float(np.max(p.max_range))!r}", file=out)
+    s = np.asarray(params.scale, np.float64)
+    if s.size == 0:
+        print(f"0 channels along axis {params.axis} ({params.dtype}): nothing to quantize",
+              file=out)
+        return
+    print(f"{s.size} channels along axis {params.axis} ({params.dtype}), integer grid "
+          f"[{params.code_min}, {params.code_max}]: scale from {float(s.min())!r} to "
+          f"{float(s.max())!r}; range from {float(np.min(params.min_range))!r} to "
+          f"{float(np.max(params.max_range))!r}", file=out)
 
 
-def cmd_run(a) -> int:
-    kw = _file_kwargs(a)
-    lo, hi = (a.range if a.range is not None else (None, None))
-    params, t = run_file(a.src, a.dst, lo, hi, _op_args(a), a.axis,
-                         progress=_show_progress(a), **kw)
+def cmd_run(ns) -> int:
+    lo, hi = (ns.range if ns.range is not None else (None, None))
+    params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns))
     describe_params(params)
     total = t.get("range_seconds", 0.0) + t["write_seconds"]
     passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
         if "range_seconds" in t else []
     passes.append(f"{t['bytes'] / t['write_seconds'] / 1e9:.2f} GB/s write pass")
-    print(f"wrote {a.dst}: {t['bytes'] / 2**20:,.1f} MiB in {total:.2f} s ({', '.join(passes)})")
+    print(f"wrote {ns.dst}: {t['bytes'] / 2**20:,.1f} MiB in {total:.2f} s ({', '.join(passes)})")
     return 0
 
 
-def cmd_info(a) -> int:
-    lo, hi = (a.range if a.range is not None else (None, None))
-    st = analyze_file(a.src, lo, hi, _op_args(a), a.axis, progress=_show_progress(a),
-                      **_file_kwargs(a))
+def cmd_info(ns) -> int:
+    lo, hi = (ns.range if ns.range is not None else (None, None))
+    st = analyze_file(ns.src, lo, hi, _op_args(ns), ns.axis, _file_options(ns))
     mn, mx = st["range"]
-    print(f"{a.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
+    print(f"{ns.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
           + (f", {st['nan']:,} NaN" if st["nan"] else ""))
-    if a.range is None:
+    if ns.range is None:
         if mn.size == 1:
             print(f"data range [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
         else:
@@ -132,23 +185,25 @@ def cmd_info(a) -> int:
     return 0
 
 
-def cmd_quantize(a) -> int:
-    lo, hi = (a.range if a.range is not None else (None, None))
-    params_path = a.params or default_params_path(a.dst)
-    params = quantize_file(a.src, a.dst, lo, hi, not a.unsigned, a.num_bits, a.range is not None,
-                           a.round_mode, a.narrow_range, a.axis, params_path=params_path,
-                           progress=_show_progress(a), **_file_kwargs(a))
+def cmd_quantize(ns) -> int:
+    lo, hi = (ns.range if ns.range is not None else (None, None))
+    params_path = ns.params or default_params_path(ns.dst)
+    params = quantize_file(ns.src, ns.dst, lo, hi, not ns.unsigned, ns.num_bits, ns.range is not None,
+                           ns.round_mode, ns.narrow_range, ns.axis, params_path=params_path,
+                           chunk_bytes=ns.chunk_bytes, progress=_show_progress(ns),
+                           dtype=ns.dtype, shape=ns.shape, order=ns.order, offset=ns.offset,
+                           bfloat16_bits=ns.bfloat16_bits)
     describe_params(params)
-    code = np.load(a.dst, mmap_mode="r").dtype
-    print(f"wrote {a.dst} ({code} codes) and {params_path}")
+    code = np.load(ns.dst, mmap_mode="r").dtype
+    print(f"wrote {ns.dst} ({code} codes) and {params_path}")
     return 0
 
 
-def cmd_dequantize(a) -> int:
-    params = dequantize_file(a.src, a.dst, a.params, chunk_bytes=max(1, int(a.chunk_mb * 2**20)),
-                             progress=_show_progress(a), bfloat16_bits=a.bfloat16_bits)
+def cmd_dequantize(ns) -> int:
+    params = dequantize_file(ns.src, ns.dst, ns.params, chunk_bytes=ns.chunk_bytes,
+                             progress=_show_progress(ns), bfloat16_bits=ns.bfloat16_bits)
     describe_params(params)
-    print(f"wrote {a.dst} ({params.dtype})")
+    print(f"wrote {ns.dst} ({params.dtype})")
     return 0
 
 
@@ -172,22 +227,22 @@ def _write_demo_tensor(path: str, rows: int, cols: int, progress: bool, seed: in
     prog.close()
 
 
-def cmd_demo(a) -> int:
+def cmd_demo(ns) -> int:
     import qdq
     from . import _reference
 
     cols = 1024
-    rows = max(2, a.size // (cols * 4))
-    show = _show_progress(a)
-    workdir = tempfile.mkdtemp(prefix="qdq-demo-", dir=a.dir)
+    rows = max(2, ns.size // (cols * 4))
+    show = _show_progress(ns)
+    workdir = tempfile.mkdtemp(prefix="qdq-demo-", dir=ns.dir)
     src, dst = os.path.join(workdir, "tensor.npy"), os.path.join(workdir, "tensor.qdq.npy")
     try:
         print(f"qdq {__version__} demo: a {rows:,} x {cols} float32 tensor "
               f"({rows * cols * 4 / 2**20:,.0f} MiB) in {workdir}")
         _write_demo_tensor(src, rows, cols, show)
-        params, t = run_file(src, dst, None, None, OpArgs(True, 8, False, "HALF_TO_EVEN", False),
-                             None, progress=show, chunk_bytes=DEFAULT_CHUNK_BYTES, dtype=None,
-                             shape=None, order="C", offset=0, bfloat16_bits=False)
+        params, t = run_op_file(src, dst, None, None,
+                                OpArgs(True, 8, False, "HALF_TO_EVEN", False), None,
+                                FileOptions(progress=show))
         describe_params(params)
         t0 = time.perf_counter()
         shutil.copyfile(src, os.path.join(workdir, "copy.npy"))
@@ -220,7 +275,7 @@ def cmd_demo(a) -> int:
               f"{float(params.inverse_scale) / 2:.6g}), SQNR {sqnr:.2f} dB")
         return 0 if same else 1
     finally:
-        if a.keep:
+        if ns.keep:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -254,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help=".npy of integer codes")
     p.add_argument("dst", help="output .npy")
     p.add_argument("--params", help="the parameters' JSON (default: beside SRC)")
-    p.add_argument("--chunk-mb", type=float, default=DEFAULT_CHUNK_BYTES / 2**20)
+    _chunk_option(p)
     p.add_argument("--bfloat16-bits", action="store_true",
                    help="write bfloat16 results as uint16 bit patterns")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -271,12 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     ap = build_parser()
-    a = ap.parse_args(argv)
+    ns = ap.parse_args(_range_tokens(list(sys.argv[1:] if argv is None else argv)))
     try:
-        return a.func(a)
+        return ns.func(ns)
     except KeyboardInterrupt:
         print("qdq: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, UserError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"qdq: error: {exc}", file=sys.stderr)
         return 2

@@ -27,12 +27,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("qdq.dask needs Dask: pip install 'qdq[dask]' "
                       "(dask[array], distributed, zarr)") from exc
 
-from . import _kernels
-from ._api import (OpArgs, as_input, check_axis, check_flag, compute_params, elementwise,
-                   finish_range, given_range, kernel_view, make_params, reduce_range, to_public)
-from ._codes import _INT_INDEX, _code_dtype, check_codes
-from ._formats import Format, format_of, is_bfloat16_dtype
-from ._stream import _merge_max, _merge_min
+from . import _engine
+from ._arrays import as_input, kernel_view
+from ._codes import check_codes
+from ._formats import Format, format_of, is_bfloat16_dtype, to_public
+from ._op import finish_range
+from ._params import code_dtype_for, params_from_rows
+from ._range import merge_max, merge_min
+from ._validate import (OpArgs, check_axis, check_code_dtype, check_flag, code_type_index,
+                        given_range)
 
 __all__ = ["compute_range", "quantize_and_dequantize", "quantize"]
 
@@ -60,7 +63,7 @@ def _range_chunk(block, axis=None, keepdims=True, computing_meta=False, fmt=None
     xk = kernel_view(x, fmt)
     if x.ndim == 0:
         xk = xk.reshape(1)
-    mn, mx = reduce_range(xk, fmt, channel_axis, nthreads=1)
+    mn, mx = _engine.reduce_range(xk, fmt, channel_axis, nthreads=1)
     return {"min": mn.reshape(shape), "max": mx.reshape(shape)}
 
 
@@ -73,7 +76,7 @@ def _range_combine(parts, axis=None, keepdims=True, computing_meta=False):
     parts = list(_flatten(parts))
     mn, mx = parts[0]["min"], parts[0]["max"]
     for p in parts[1:]:
-        mn, mx = _merge_min(mn, p["min"]), _merge_max(mx, p["max"])
+        mn, mx = merge_min(mn, p["min"]), merge_max(mx, p["max"])
     return {"min": mn.astype(parts[0]["min"].dtype), "max": mx.astype(parts[0]["max"].dtype)}
 
 
@@ -176,10 +179,10 @@ def compute_range(x, axis=None, *, bfloat16_bits=False):
 def _params_rows(raw, fmt: Format, qmin: int, qmax: int) -> np.ndarray:
     """(4, C) parameter rows from the raw range records."""
     mn, mx = _split_pairs(raw)
-    return compute_params(mn, mx, fmt, qmin, qmax)
+    return _engine.compute_params(mn, mx, fmt, qmin, qmax)
 
 
-def _apply_block(block, *rest, fmt, ax, mode, op, itype, bits, out_dtype):
+def _apply_block(block, *rest, fmt, ax, mode, op, itype, bits, out_dtype, given):
     """The op (or the codes) of one block with its channels' parameter rows."""
     if ax is None:
         (p,) = rest
@@ -190,22 +193,22 @@ def _apply_block(block, *rest, fmt, ax, mode, op, itype, bits, out_dtype):
     x, _ = as_input(block, bits)
     xk = kernel_view(x, fmt)
     out = np.empty(x.shape, dtype=out_dtype)
-    rk = out if op == _kernels.QUANTIZE else kernel_view(out, fmt)
+    rk = out if op == _engine.QUANTIZE else kernel_view(out, fmt)
     if x.ndim == 0:
         xk, rk = xk.reshape(1), rk.reshape(1)
-    stats = elementwise(op, xk, rk, fmt, ax, np.ascontiguousarray(rows), mode, itype,
+    stats = _engine.elementwise(op, xk, rk, fmt, ax, np.ascontiguousarray(rows), mode, itype,
                         nthreads=1)
-    if op == _kernels.QUANTIZE:
-        check_codes(stats, np.dtype(out_dtype))
+    if op == _engine.QUANTIZE:
+        check_codes(stats, np.dtype(out_dtype), given)
     return out
 
 
-def _map(x, p, fmt, ax, mode, op, itype, bits, out_dtype):
+def _map(x, p, fmt, ax, mode, op, itype, bits, out_dtype, given=False):
     """Blockwise over x; p (a one-block (4, C) Dask array) goes whole to every block."""
     ind = tuple(range(x.ndim))
     pind = (x.ndim, x.ndim + 1)
     fn = partial(_apply_block, fmt=fmt, ax=ax, mode=mode, op=op, itype=itype, bits=bits,
-                 out_dtype=out_dtype)
+                 out_dtype=out_dtype, given=given)
     meta = np.empty((0,) * x.ndim, dtype=out_dtype)
     if ax is None:
         return da.blockwise(fn, ind, x, ind, p, pind, dtype=out_dtype, concatenate=True,
@@ -230,7 +233,7 @@ def _param_array(x, a: OpArgs, fmt: Format, ax: int | None, bits: bool, input_mi
     channels = 1 if ax is None else x.shape[ax]
     if a.range_given:
         lo, hi = given_range(input_min, input_max, fmt, x.shape, ax)
-        p = compute_params(lo, hi, fmt, a.qmin, a.qmax)
+        p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
         return da.from_array(p, chunks=p.shape)
     raw = _raw_range(x, fmt, ax, bits)
     whole = raw.rechunk(-1) if raw.ndim else raw
@@ -264,7 +267,7 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
     a, fmt, ax, bits = _args(x, signed_input, num_bits, range_given, round_mode, narrow_range,
                              axis, bfloat16_bits)
     p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
-    return _map(x, p, fmt, ax, a.mode, _kernels.APPLY, 0, bits, x.dtype.newbyteorder("="))
+    return _map(x, p, fmt, ax, a.mode, _engine.APPLY, 0, bits, x.dtype.newbyteorder("="))
 
 
 def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
@@ -281,14 +284,10 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
         The :class:`qdq.QuantizationParams`, computed with the codes
         (``dask.compute(codes, params)``).
     """
-    from ._codes import _check_code_dtype
-
     a, fmt, ax, bits = _args(x, signed_input, num_bits, range_given, round_mode, narrow_range,
                              axis, bfloat16_bits)
-    cdt = (_code_dtype(fmt, a.signed, a.bits, a.narrow) if code_dtype is None
-           else _check_code_dtype(code_dtype))
+    cdt = code_dtype_for(fmt, a.grid) if code_dtype is None else check_code_dtype(code_dtype)
     p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
-    codes = _map(x, p, fmt, ax, a.mode, _kernels.QUANTIZE, _INT_INDEX[cdt], bits, cdt)
-    params = dask.delayed(make_params)(p, fmt, a.qmin, a.qmax, a.bits, a.signed, a.narrow,
-                                       ax, ax is not None, a.round_mode)
+    codes = _map(x, p, fmt, ax, a.mode, _engine.QUANTIZE, code_type_index(cdt), bits, cdt, a.range_given)
+    params = dask.delayed(params_from_rows)(p, fmt, a.grid, ax, ax is not None, a.round_mode)
     return codes, params

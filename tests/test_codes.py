@@ -81,7 +81,8 @@ def test_gradient_matches_tensorflow(case, isa):
 
 
 def test_code_dtype_is_minimal():
-    from qdq._codes import code_bounds
+    from qdq._params import code_bounds
+    from qdq._validate import check_grid
 
     for name in FORMATS:
         fmt = qdq._formats.format_named(name)
@@ -90,7 +91,7 @@ def test_code_dtype_is_minimal():
                 for narrow in ((False, True) if signed else (False,)):
                     dt = qdq.code_dtype(name, signed, bits, narrow)
                     assert dt.kind == ("i" if signed else "u")
-                    lo, hi = code_bounds(fmt, signed, bits, narrow)
+                    lo, hi = code_bounds(fmt, check_grid(signed, bits, narrow))
                     qmin, qmax = ((-(2 ** (bits - 1)) + narrow, 2 ** (bits - 1) - 1) if signed
                                   else (0, 2 ** bits - 1))
                     assert lo <= qmin and qmax <= hi
@@ -322,7 +323,8 @@ def test_cli_quantize_dequantize(tmp_path):
 @pytest.mark.parametrize("name", ["bfloat16", "float16", "float32"])
 def test_codes_at_the_clamp_extremes_fit(name):
     """Inputs at and beyond the adjusted range, many ranges: every code fits code_dtype."""
-    from qdq._codes import code_bounds
+    from qdq._params import code_bounds
+    from qdq._validate import check_grid
 
     if name == "bfloat16":
         pytest.importorskip("ml_dtypes")
@@ -346,7 +348,7 @@ def test_codes_at_the_clamp_extremes_fit(name):
                       *(rng.uniform(a, b, 8))]).astype(dt)
         codes, _ = qdq.quantize(x, a, b, signed, bits, True, "HALF_UP" if rng.random() < 0.5
                                 else "HALF_TO_EVEN", narrow)
-        lo, hi = code_bounds(fmt, signed, bits, narrow)
+        lo, hi = code_bounds(fmt, check_grid(signed, bits, narrow))
         assert lo <= codes.min() and codes.max() <= hi
         qmax = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
         worst[bits] = max(worst.get(bits, 0), int(codes.max()) - qmax)

@@ -149,17 +149,17 @@ def test_broadcast_zero_stride_input():
 
 def test_non_contiguous_deep_blocks():
     """Blocks of the slow path cut at every depth of a 4-D strided array."""
-    from qdq import _api
+    from qdq import _arrays
 
     x = _data((6, 5, 40, 30), "float64")[:, ::2, ::3, 1::2]
-    old = _api._BLOCK_ITEMS
+    old = _arrays.set_block_items(None)
     try:
         for items in (1, 7, 64, 1000, 1 << 20):
-            _api._BLOCK_ITEMS = items
+            _arrays.set_block_items(items)
             for axis in (None, 0, 1, 2, 3):
                 _check(x, axis=axis, num_bits=5)
     finally:
-        _api._BLOCK_ITEMS = old
+        _arrays.set_block_items(old)
 
 
 def test_threads_api():

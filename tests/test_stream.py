@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import qdq
-from qdq import _stream
+from qdq import _engine
 from _util import assert_bits_equal, make_dtype, run_python
 
 FORMATS = ["float16", "bfloat16", "float32", "float64"]
@@ -216,7 +216,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch, when, exc):
     before = src.read_bytes()
     dst.write_bytes(b"old output")
     calls = {"n": 0}
-    real = _stream._kernels.minmax if when == "range" else _stream._kernels.run
+    real = _engine.reduce_block if when == "range" else _engine.run_block
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -224,7 +224,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch, when, exc):
             raise exc("injected")
         return real(*a, **k)
 
-    monkeypatch.setattr(_stream._kernels, "minmax" if when == "range" else "run", flaky)
+    monkeypatch.setattr(_engine, "reduce_block" if when == "range" else "run_block", flaky)
     with pytest.raises(exc):
         qdq.quantize_and_dequantize_file(src, dst, chunk_bytes=4000)
     assert src.read_bytes() == before
@@ -236,7 +236,7 @@ def test_source_truncated_while_reading(tmp_path, monkeypatch):
     x = _data((400, 100), "float32")
     src, dst = tmp_path / "x.npy", tmp_path / "y.npy"
     np.save(src, x)
-    real = _stream._kernels.minmax
+    real = _engine.reduce_block
     calls = {"n": 0}
 
     def shrink(*a, **k):
@@ -245,7 +245,7 @@ def test_source_truncated_while_reading(tmp_path, monkeypatch):
             os.truncate(src, os.path.getsize(src) // 2)
         return real(*a, **k)
 
-    monkeypatch.setattr(_stream._kernels, "minmax", shrink)
+    monkeypatch.setattr(_engine, "reduce_block", shrink)
     with pytest.raises(ValueError, match="truncated while being read"):
         qdq.quantize_and_dequantize_file(src, dst, chunk_bytes=4000)
     assert not dst.exists() and os.listdir(tmp_path) == ["x.npy"]
@@ -276,15 +276,15 @@ def test_full_disk_is_a_clear_error(tmp_path):
 SIGTERM_CHILD = textwrap.dedent("""
     import os, signal, sys
     import qdq
-    from qdq import _stream
-    real = _stream._kernels.run
+    from qdq import _engine
+    real = _engine.run_block
     n = [0]
     def slow(*a, **k):
         n[0] += 1
         if n[0] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*a, **k)
-    _stream._kernels.run = slow
+    _engine.run_block = slow
     qdq.quantize_and_dequantize_file(sys.argv[1], sys.argv[2], chunk_bytes=4000)
 """)
 

@@ -1,0 +1,134 @@
+"""What ``qdq info`` computes: the range, the parameters and the error of the op on a file."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _engine
+from ._arrays import iter_blocks
+from ._files import FileOptions, open_for_op
+from ._formats import Format, to_public, values_as_float64
+from ._op import finish_range
+from ._params import params_from_rows
+from ._pipeline import chunk_items, range_pass
+from ._progress import Progress
+from ._validate import OpArgs
+
+__all__ = ["analyze_file"]
+
+# Elements converted to float64 at a time for the error statistics (bounded memory).
+_STATS_ITEMS = 1 << 20
+
+
+class _ErrorStats:
+    """Running error statistics over (input, output) value pairs."""
+
+    def __init__(self) -> None:
+        self.elements = self.nan = self.clipped = self.nonfinite_out = self.finite_pairs = 0
+        self.max_abs_error = 0.0
+        self.signal = self.noise = 0.0
+
+    def add(self, x: np.ndarray, y: np.ndarray, lo: Any, hi: Any) -> None:
+        """x, y: float64 values of shape (pre, C, post); lo, hi: (1, C, 1) clamp bounds or None."""
+        self.elements += x.size
+        self.nan += int(np.isnan(x).sum())
+        if lo is not None:
+            self.clipped += int(((x < lo) | (x > hi)).sum())
+        finite_x = np.isfinite(x)
+        finite_y = np.isfinite(y)
+        ok = finite_x & finite_y
+        self.nonfinite_out += int((finite_x & ~finite_y).sum())
+        self.finite_pairs += int(ok.sum())
+        err = np.abs(y[ok] - x[ok])
+        if err.size:
+            self.max_abs_error = max(self.max_abs_error, float(err.max()))
+        self.signal += float(np.square(x[ok]).sum())
+        self.noise += float(np.square(err).sum())
+
+    def sqnr_db(self) -> float:
+        """10 log10(signal / noise) over finite pairs; NaN when there is none."""
+        if not self.finite_pairs:
+            return math.nan
+        if self.noise == 0:
+            return math.inf
+        return 10 * math.log10(self.signal / self.noise) if self.signal > 0 else -math.inf
+
+
+def _stats_of_block(stats: _ErrorStats, data: np.ndarray, target: np.ndarray, fmt: Format,
+                    extents: tuple[int, int, int], p: np.ndarray, ch: slice,
+                    clamp: bool) -> None:
+    pre, channels, post = extents
+    xs = data.reshape(pre, channels, post)
+    ys = target.reshape(pre, channels, post)
+    lo = p[2, ch].astype(np.float64)[None, :, None] if clamp else None
+    hi = p[3, ch].astype(np.float64)[None, :, None] if clamp else None
+    # Slices of the block so that the float64 copies stay small.
+    if channels * post <= _STATS_ITEMS:
+        step = max(1, _STATS_ITEMS // max(1, channels * post))
+        for i in range(0, pre, step):
+            stats.add(values_as_float64(xs[i:i + step], fmt),
+                      values_as_float64(ys[i:i + step], fmt), lo, hi)
+        return
+    step = max(1, _STATS_ITEMS // max(1, post))
+    for i in range(pre):
+        for c in range(0, channels, step):
+            sl = slice(c, c + step)
+            stats.add(values_as_float64(xs[i:i + 1, sl], fmt),
+                      values_as_float64(ys[i:i + 1, sl], fmt),
+                      None if lo is None else lo[:, sl], None if hi is None else hi[:, sl])
+
+
+def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
+                 opts: FileOptions) -> dict:
+    """The range, the parameters and the error the op would introduce; writes nothing.
+
+    Returns a dict with ``params`` (QuantizationParams), ``range``,
+    ``elements``, ``nan`` (NaN inputs), ``clipped`` (elements the clamp
+    changes; only with a given range), ``nonfinite_out``, ``max_abs_error``
+    and ``sqnr_db`` (10 log10 of signal over error energy, over finite inputs
+    with finite outputs; NaN when there are none). Memory: two chunks plus a
+    few MiB of float64 statistics, whatever the file size.
+    """
+    source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts)
+    try:
+        fmt = source.fmt
+        assert fmt is not None
+        items = chunk_items(opts.chunk_bytes, source.dtype.itemsize)
+        if given is not None:
+            lo, hi = given
+        else:
+            lo, hi, _ = range_pass(source, ax, items, opts.progress)
+        p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
+        stats = _ErrorStats()
+        n = max(1, min(items, math.prod(source.canon_shape)))
+        buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
+        out = np.empty(n * fmt.storage.itemsize, dtype=np.uint8)
+        prog = Progress(source.nbytes, "qdq error pass", opts.progress)
+        try:
+            for b in iter_blocks(source.canon_shape, source.canon_axis(ax), items):
+                data = source.read(b, buf)
+                target = out[:b.count * fmt.storage.itemsize].view(fmt.storage).reshape(b.shape)
+                _engine.run_block(_engine.APPLY, data, target, fmt, 0, b, p, args.mode)
+                _stats_of_block(stats, data, target, fmt, b.extents, p, b.channels,
+                                args.range_given)
+                source.release(b, final=True)
+                prog.update(b.count * source.dtype.itemsize)
+        finally:
+            prog.close()
+    finally:
+        source.close()
+    mn = np.asarray(lo, dtype=fmt.compute).reshape(-1)
+    mx = np.asarray(hi, dtype=fmt.compute).reshape(-1)
+    if given is None:
+        count = math.prod(source.shape)
+        per = count // max(1, mn.shape[0]) if mn.shape[0] else 0
+        mn, mx = finish_range(mn, mx, per)
+    return {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
+            "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
+            "sqnr_db": stats.sqnr_db(),
+            "params": params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode),
+            "range": (to_public(mn, fmt, None), to_public(mx, fmt, None)),
+            "shape": tuple(source.shape), "dtype": fmt.name}

@@ -1,0 +1,168 @@
+"""The engine: the one caller of the compiled kernels and of the thread count.
+
+It takes validated arguments and arrays already in the kernels' storage types
+(see :mod:`qdq._arrays`) and runs the three phases of the op (SPEC section 3):
+the range reduction, the parameters, the elementwise transform; and the other
+elementwise jobs on the same parameter rows (integer codes, dequantization,
+the gradient). Parameter rows are a ``(4, C)`` compute-type array holding
+(scale, inverse scale, adjusted min, adjusted max) per channel.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _kernels, _threads
+from ._arrays import (Block, iter_blocks, kernel_copy, kernel_layout, layout_extents,
+                      overlaps)
+from ._formats import FLOAT16, Format
+
+__all__ = ["APPLY", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
+           "int_type_index", "op_in_place_layout", "range_in_place_layout", "reduce_block",
+           "reduce_range", "run_block", "transform"]
+
+APPLY = _kernels.APPLY
+QUANTIZE = _kernels.QUANTIZE
+DEQUANTIZE = _kernels.DEQUANTIZE
+GRAD = _kernels.GRAD
+
+_INT_INDEX = {np.dtype(name): k for k, name in enumerate(_kernels.INT_TYPES)}
+
+
+def int_type_index(dtype: np.dtype) -> int | None:
+    """The kernels' index of an integer dtype (any byte order), None if they lack it."""
+    if dtype.kind not in "iu":
+        return None
+    return _INT_INDEX.get(dtype.newbyteorder("="))
+
+
+def reduce_block(data: np.ndarray, mn: np.ndarray, mx: np.ndarray, fmt: Format,
+                 extents: tuple[int, int, int]) -> None:
+    """Merge the NaN-ignoring min/max of one contiguous native block into mn, mx."""
+    _kernels.minmax(data, mn, mx, fmt.code, *extents, _threads.current())
+
+
+def reduce_range(xk: np.ndarray, fmt: Format, axis: int | None,
+                 mn: np.ndarray | None = None, mx: np.ndarray | None = None,
+                 nthreads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the raw NaN-ignoring min/max of xk (a kernel view) into mn, mx.
+
+    Returns the compute-type arrays (length C; 1 per tensor). A channel that
+    saw no non-NaN element keeps +inf / -inf.
+    """
+    channels = 1 if axis is None else xk.shape[axis]
+    if mn is None or mx is None:
+        mn = np.full(channels, np.inf, dtype=fmt.compute)
+        mx = np.full(channels, -np.inf, dtype=fmt.compute)
+    nt = _threads.current() if nthreads is None else nthreads
+    layout = kernel_layout(xk, None)
+    if layout is not None:
+        _kernels.minmax(xk, mn, mx, fmt.code, *layout_extents(xk, layout, axis), nt)
+        return mn, mx
+    for b in iter_blocks(xk.shape, axis):
+        _kernels.minmax(kernel_copy(xk[b.index], fmt.storage), mn[b.channels], mx[b.channels],
+                        fmt.code, *b.extents, nt)
+    return mn, mx
+
+
+def range_in_place_layout(xk: np.ndarray, fmt: Format) -> tuple[float, float] | None:
+    """The whole tensor's raw range in one fused call, or None if xk needs slabs."""
+    if kernel_layout(xk, None) is None:
+        return None
+    return _kernels.range_tensor(xk, fmt.code, _threads.current())
+
+
+def compute_params(mn: np.ndarray, mx: np.ndarray, fmt: Format, qmin: int,
+                   qmax: int) -> np.ndarray:
+    """Per-channel parameter rows (scale, inverse, lo, hi), SPEC step 3."""
+    mn = np.ascontiguousarray(mn, dtype=fmt.compute).reshape(-1)
+    mx = np.ascontiguousarray(mx, dtype=fmt.compute).reshape(-1)
+    out = np.empty((4, mn.shape[0]), dtype=fmt.compute)
+    _kernels.params(mn, mx, out[0], out[1], out[2], out[3], fmt.code, qmin, qmax)
+    return out
+
+
+def op_in_place_layout(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
+                       lo: Any, hi: Any, qmin: int, qmax: int, mode: int,
+                       range_given: bool) -> tuple[bool, float, float, float] | None:
+    """The whole op (range, parameters, transform) in one fused call.
+
+    Returns (whether the range has a negative bound, and per tensor the scale
+    and the adjusted range, per channel 1.0, 0.0, 0.0), or None when the arrays need the slab path, or for
+    float16 per channel, whose scales the caller must see (then nothing was
+    written). ``lo``/``hi`` are the given range (1-tuples per tensor, arrays
+    per channel).
+    """
+    layout = kernel_layout(xk, rk)
+    if layout is None:
+        return None
+    nt = _threads.current()
+    if axis is None:
+        mn = lo[0] if range_given else 0.0
+        mx = hi[0] if range_given else 0.0
+        r = _kernels.qdq_tensor(xk, rk, fmt.code, range_given, mn, mx, qmin, qmax, mode, nt)
+        return r[0] < 0, r[2], r[4], r[5]
+    if fmt is FLOAT16:
+        return None
+    return bool(_kernels.qdq_channels(xk, rk, fmt.code, *layout_extents(xk, layout, axis),
+                                      lo if range_given else None,
+                                      hi if range_given else None, qmin, qmax, mode, nt)), 1.0, 0.0, 0.0
+
+
+def run_block(op: int, data: np.ndarray, target: np.ndarray, fmt: Format, itype: int,
+              block: Block, p: np.ndarray, mode: int) -> tuple[float, float, bool]:
+    """One elementwise job over one contiguous block with its channels' parameter rows."""
+    ch = block.channels
+    return _kernels.run(op, data, None, target, fmt.code, itype, *block.extents,
+                        p[0, ch], p[1, ch], p[2, ch], p[3, ch], mode, _threads.current())
+
+
+def elementwise(op: int, xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
+                p: np.ndarray, mode: int = 0, itype: int = 0,
+                x2k: np.ndarray | None = None,
+                nthreads: int | None = None) -> tuple[float, float, bool]:
+    """Run a compiled elementwise job over arrays of any layout.
+
+    ``xk`` (and ``x2k`` for the gradient) are inputs and ``rk`` the output, all
+    in the kernels' storage types; ``p`` holds the parameter rows per channel.
+    The kernels run on the arrays themselves when all share a C or Fortran
+    layout (native, aligned); otherwise on contiguous copies of slabs. An
+    output overlapping an input without being it is computed into a
+    temporary first, as NumPy's ufuncs do. Returns the kernels' code
+    statistics (smallest and largest code, whether NaN was seen).
+    """
+    nt = _threads.current() if nthreads is None else nthreads
+    inputs = [xk] if x2k is None else [xk, x2k]
+    if any(overlaps(a, rk) for a in inputs):
+        tmp = np.empty(rk.shape, dtype=rk.dtype.newbyteorder("="))
+        stats = elementwise(op, xk, tmp, fmt, axis, p, mode, itype, x2k, nthreads)
+        rk[...] = tmp
+        return stats
+    layouts = {kernel_layout(a, rk) for a in inputs}
+    if len(layouts) == 1 and None not in layouts:
+        layout = layouts.pop()
+        assert layout is not None
+        pre, C, post = layout_extents(xk, layout, axis)
+        return _kernels.run(op, xk, x2k, rk, fmt.code, itype, pre, C, post,
+                            p[0], p[1], p[2], p[3], mode, nt)
+    lo, hi, nan = math.inf, -math.inf, False
+    out_dtype = rk.dtype.newbyteorder("=")
+    for b in iter_blocks(xk.shape, axis):
+        xb = kernel_copy(xk[b.index], xk.dtype)
+        x2b = None if x2k is None else kernel_copy(x2k[b.index], x2k.dtype)
+        ob = np.empty(b.shape, dtype=out_dtype)
+        ch = b.channels
+        s = _kernels.run(op, xb, x2b, ob, fmt.code, itype, *b.extents,
+                         p[0, ch], p[1, ch], p[2, ch], p[3, ch], mode, nt)
+        lo, hi, nan = min(lo, s[0]), max(hi, s[1]), nan or s[2]
+        rk[b.index] = ob
+    return lo, hi, nan
+
+
+def transform(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
+              p: np.ndarray, mode: int) -> None:
+    """Write the op of xk into rk with the parameter rows p."""
+    elementwise(APPLY, xk, rk, fmt, axis, p, mode)

@@ -1,0 +1,302 @@
+"""The public file functions, each a short wrapper over the pipeline.
+
+A source (``.npy``, raw file, array or memmap) is opened, checked against
+the op's arguments, run through the range pass (unless the range is given)
+and the write pass into a sink; the sink commits atomically (a path) or in
+place (an array or memmap).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _engine
+from ._codes import check_codes, params_axis
+from ._formats import file_value_dtype, format_named
+from ._io.atomic import AtomicFile, commit_together
+from ._io.sinks import FileSink, open_sink
+from ._io.sources import Source, open_source
+from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
+from ._pipeline import chunk_items, range_pass, termination_as_exit, write_pass
+from ._validate import OpArgs, check_axis, check_flag, code_type_index, given_range
+
+__all__ = ["DEFAULT_CHUNK_BYTES", "FileOptions", "default_params_path", "dequantize_file",
+           "open_for_op", "quantize_and_dequantize_file", "quantize_file", "run_op_file"]
+
+#: Bytes per chunk of the file API unless ``chunk_bytes`` says otherwise.
+DEFAULT_CHUNK_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How to read a source and how to run over it (shared by every file command)."""
+
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    progress: bool = False
+    dtype: Any = None
+    shape: Any = None
+    order: str = "C"
+    offset: int = 0
+    bfloat16_bits: bool = False
+
+
+def open_for_op(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
+                opts: FileOptions) -> tuple[Source, int | None, Any]:
+    """Open a source and check the op's arguments against it.
+
+    Returns (source, normalised axis, the given range or None); the source is
+    closed again if a check fails.
+    """
+    source = open_source(src, opts.dtype, opts.shape, opts.order, opts.offset,
+                         check_flag("bfloat16_bits", opts.bfloat16_bits))
+    try:
+        check_flag("progress", opts.progress)
+        chunk_items(opts.chunk_bytes, 1)
+        ax = check_axis(axis, len(source.shape))
+        assert source.fmt is not None
+        given = (given_range(input_min, input_max, source.fmt, source.shape, ax)
+                 if args.range_given else None)
+    except BaseException:
+        source.close()
+        raise
+    return source, ax, given
+
+
+def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
+                opts: FileOptions, codes: bool = False, params_path: Any = None
+                ) -> tuple[QuantizationParams, dict]:
+    """The op (or, with ``codes``, :func:`qdq.quantize`) over a file.
+
+    With ``params_path`` the parameters JSON is written there and committed
+    together with the codes (both written and synced before either is
+    renamed). Returns (QuantizationParams, timings dict).
+    """
+    source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts)
+    timings: dict = {"bytes": source.nbytes}
+    params_file = None
+    try:
+        fmt = source.fmt
+        assert fmt is not None
+        if codes:
+            out_dtype = code_dtype_for(fmt, args.grid)
+            op, itype = _engine.QUANTIZE, code_type_index(out_dtype)
+        else:
+            out_dtype, op, itype = source.result_dtype, _engine.APPLY, 0
+        items = chunk_items(opts.chunk_bytes, max(source.dtype.itemsize, out_dtype.itemsize))
+        with termination_as_exit():
+            if params_path is not None:
+                params_file = AtomicFile(params_path)
+            sink = open_sink(dst, source, out_dtype)
+            try:
+                if given is not None:
+                    lo, hi = given
+                else:
+                    t0 = time.perf_counter()
+                    lo, hi, _ = range_pass(source, ax, items, opts.progress)
+                    timings["range_seconds"] = time.perf_counter() - t0
+                p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
+                storage = fmt.storage if op == _engine.APPLY else out_dtype
+
+                def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
+                    stats = _engine.run_block(op, data, target, fmt, itype, b, p, args.mode)
+                    if codes:
+                        check_codes(stats, out_dtype, args.range_given)
+
+                t0 = time.perf_counter()
+                write_pass(source, sink, ax, items, opts.progress,
+                           "qdq pass 2/2, codes" if codes else "qdq pass 2/2, write", kernel,
+                           np.dtype(storage))
+                params = params_from_rows(p, fmt, args.grid, ax, ax is not None,
+                                          args.round_mode)
+                if params_file is not None:
+                    params_file.file.write((params.to_json() + "\n").encode("utf-8"))
+                    if isinstance(sink, FileSink):
+                        sink.finish()
+                        commit_together([sink.atomic, params_file])
+                    else:
+                        sink.commit()
+                        params_file.commit()
+                else:
+                    sink.commit()
+                timings["write_seconds"] = time.perf_counter() - t0
+            except BaseException:
+                sink.abort()
+                raise
+    except BaseException:
+        if params_file is not None:
+            params_file.abort()
+        raise
+    finally:
+        source.close()
+    return params, timings
+
+
+def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
+                                 input_max: Any = None, signed_input: bool = True,
+                                 num_bits: int = 8, range_given: bool = False,
+                                 round_mode: str = "HALF_TO_EVEN", narrow_range: bool = False,
+                                 axis: int | None = None, *,
+                                 chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+                                 dtype: Any = None, shape: Any = None, order: str = "C",
+                                 offset: int = 0,
+                                 bfloat16_bits: bool = False) -> QuantizationParams:
+    """Run a file or array through the op in two passes with bounded memory.
+
+    The first pass reduces the range (unless it is given), the second applies
+    the op chunk by chunk; the result equals the in-memory
+    :func:`qdq.quantize_and_dequantize` bit for bit. Memory stays at about
+    three times ``chunk_bytes`` (a chunk being read, two being written)
+    whatever the file size, and pages already processed are released from the
+    page cache.
+
+    Parameters
+    ----------
+    src : path or numpy.ndarray
+        A ``.npy`` file (read with plain file I/O; never with pickle), a raw
+        binary file (give ``dtype`` and ``shape``), or an array or
+        ``np.memmap``. C or Fortran order.
+    dst : path or numpy.ndarray
+        A ``.npy`` path, written to a temporary file beside it and renamed into
+        place once complete and synced (the source path itself works: the file
+        is replaced only at the end); or a writable array or memmap of the
+        source's shape and result type, which may be ``src`` itself (in place).
+    input_min, input_max, signed_input, num_bits, range_given, round_mode, narrow_range, axis
+        As for :func:`qdq.quantize_and_dequantize`.
+    chunk_bytes : int, default 64 MiB
+        Bytes per chunk.
+    progress : bool, default False
+        Show a progress bar with the bytes per second of each pass (tqdm when
+        installed, a plain line on stderr otherwise).
+    dtype, shape, order, offset
+        For a raw binary ``src``: its element type (``"bfloat16"`` for bit
+        patterns), shape, order and the byte offset of its data.
+    bfloat16_bits : bool, default False
+        The source holds bfloat16 bit patterns (uint16, or the 2-byte void
+        dtype of a bfloat16 ``.npy`` written through ml_dtypes).
+
+    Returns
+    -------
+    QuantizationParams
+        The parameters used.
+
+    Raises
+    ------
+    ValueError
+        For a corrupt, truncated or non-``.npy`` source, object arrays, a file
+        truncated while being read, a bad ``dst``; and as the op does.
+    TypeError
+        For unsupported element types.
+    OSError
+        When the output cannot be written (a full disk, no permission); the
+        source is untouched and no partial file is left under ``dst``.
+    KeyboardInterrupt, SystemExit
+        Passed on after the same cleanup (SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+        SIGUSR2 and SIGALRM exit with status 128 + the signal's number). When
+        ``dst`` is an array or memmap (in place included) the write cannot be
+        atomic: the exception's note (and its ``qdq_elements_written``
+        attribute) says how many elements, in memory order, were written.
+    """
+    args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    opts = FileOptions(chunk_bytes, progress, dtype, shape, order, offset, bfloat16_bits)
+    return run_op_file(src, dst, input_min, input_max, args, axis, opts)[0]
+
+
+def default_params_path(path: Any) -> str:
+    """Where the parameters of a codes file go: ``codes.npy`` -> ``codes.params.json``."""
+    path = os.fspath(path)
+    root = path[:-4] if path.endswith(".npy") else path
+    return root + ".params.json"
+
+
+def quantize_file(src: Any, dst: Any, input_min: Any = None, input_max: Any = None,
+                  signed_input: bool = True, num_bits: int = 8, range_given: bool = False,
+                  round_mode: str = "HALF_TO_EVEN", narrow_range: bool = False,
+                  axis: int | None = None, *, params_path: Any = None,
+                  chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+                  dtype: Any = None, shape: Any = None, order: str = "C", offset: int = 0,
+                  bfloat16_bits: bool = False) -> QuantizationParams:
+    """Integer codes of a file or array (:func:`qdq.quantize`), streamed to a ``.npy``.
+
+    Two passes with bounded memory, as :func:`quantize_and_dequantize_file`
+    (same sources, destinations and guarantees); the codes file has the
+    source's shape and memory order and the dtype :func:`qdq.code_dtype` gives.
+    The parameters are written beside it as JSON to ``params_path``, by
+    default ``codes.params.json`` for ``codes.npy`` (no default when ``dst``
+    is an array). Codes and parameters land together: both are written and
+    synced to temporary files before either replaces an existing file, so an
+    error (a missing directory, a full disk) leaves both old files as they were.
+
+    Returns
+    -------
+    QuantizationParams
+    """
+    args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    if params_path is None and isinstance(dst, (str, os.PathLike)):
+        params_path = default_params_path(dst)
+    opts = FileOptions(chunk_bytes, progress, dtype, shape, order, offset, bfloat16_bits)
+    return run_op_file(src, dst, input_min, input_max, args, axis, opts, codes=True,
+                       params_path=params_path)[0]
+
+
+def dequantize_file(src: Any, dst: Any, params: Any = None, *,
+                    chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+                    bfloat16_bits: bool = False) -> QuantizationParams:
+    """Values from a file of integer codes (:func:`qdq.dequantize`), streamed to a ``.npy``.
+
+    Parameters
+    ----------
+    src : path or numpy.ndarray
+        A ``.npy`` of integer codes, or an integer array or memmap.
+    dst : path or numpy.ndarray
+        As for :func:`quantize_and_dequantize_file`.
+    params : QuantizationParams or path, optional
+        The parameters, or the JSON file holding them; by default the file
+        :func:`quantize_file` wrote beside ``src``.
+    chunk_bytes, progress
+        As for :func:`quantize_and_dequantize_file`.
+    bfloat16_bits : bool, default False
+        For bfloat16, write uint16 bit patterns (a ``.npy`` of ``uint16``)
+        instead of the 2-byte void dtype ml_dtypes arrays are saved as.
+
+    Returns
+    -------
+    QuantizationParams
+        The parameters used.
+    """
+    show = check_flag("progress", progress)
+    bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
+    if params is None:
+        if not isinstance(src, (str, os.PathLike)):
+            raise TypeError("params is required when the codes are an array")
+        params = default_params_path(src)
+    if not isinstance(params, QuantizationParams):
+        params = QuantizationParams.load(params)
+    fmt = format_named(params.dtype)
+    source = open_source(src, codes=True)
+    try:
+        itype = code_type_index(source.dtype)
+        out_dtype = file_value_dtype(fmt, bits_flag)
+        items = chunk_items(chunk_bytes, max(source.dtype.itemsize, out_dtype.itemsize))
+        ax = params_axis(params, tuple(source.shape))
+        p = param_rows(params, fmt)
+
+        def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
+            _engine.run_block(_engine.DEQUANTIZE, data, target, fmt, itype, b, p, 0)
+
+        with termination_as_exit():
+            sink = open_sink(dst, source, out_dtype, result_fmt=fmt)
+            try:
+                write_pass(source, sink, ax, items, show, "qdq dequantize", kernel,
+                           np.dtype(fmt.storage))
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+    finally:
+        source.close()
+    return params

@@ -1,0 +1,296 @@
+"""The in-memory op: quantize_and_dequantize, compute_range, quantization_params.
+
+Each function validates its arguments (:mod:`qdq._validate`), brings the
+arrays to the kernels' terms (:mod:`qdq._arrays`) and hands them to the
+engine (:mod:`qdq._engine`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _engine
+from ._arrays import as_input, kernel_view, prepare_out, result_dtype
+from ._formats import FLOAT16, Format, format_named, round_to, to_public
+from ._params import QuantizationParams, params_from_rows
+from ._validate import OpArgs, check_axis, check_grid, check_real, given_range, \
+    normalize_axis_arg
+
+__all__ = ["quantize_and_dequantize", "quantize_and_dequantize_v2", "compute_range",
+           "quantization_params", "finish_range", "warn_float16_overflow",
+           "warn_unsigned_negative"]
+
+RoundMode = Literal["HALF_TO_EVEN", "HALF_UP"]
+
+
+def warn_unsigned_negative(stacklevel: int = 3) -> None:
+    """Warn about unsigned output with negative data and no given range."""
+    warnings.warn(
+        "signed_input=False with negative data and range_given=False: like TensorFlow, qdq "
+        "does not clamp, so the negative values come out meaningless; pass range_given=True "
+        "(the clamp then maps them to 0) or use signed_input=True",
+        RuntimeWarning, stacklevel=stacklevel)
+
+
+def warn_float16_overflow(fmt: Format, scale: Any, lo: Any, hi: Any,
+                          stacklevel: int = 3) -> None:
+    """Warn when a float16 scale overflows to inf (tiny ranges): the output is then inf/NaN.
+
+    TensorFlow computes the scale in T, and qdq keeps those bits; the warning
+    names the fix. ``scale``, ``lo``, ``hi``: the parameters (scalars or per
+    channel).
+    """
+    if fmt is not FLOAT16:
+        return
+    scale = np.atleast_1d(np.asarray(scale, np.float64))
+    bad = np.isinf(scale)
+    if not bad.any():
+        return
+    lo = np.broadcast_to(np.asarray(lo, np.float64), scale.shape)
+    hi = np.broadcast_to(np.asarray(hi, np.float64), scale.shape)
+    k = int(np.flatnonzero(bad)[0])
+    where = "" if scale.shape[0] == 1 else f" in {int(bad.sum())} channels (first: {k})"
+    warnings.warn(
+        f"float16 scale overflows to {float(scale[k])!r}{where}: the range "
+        f"[{float(lo[k])!r}, {float(hi[k])!r}] is too small for float16 arithmetic (its "
+        "largest magnitude is below qmax / 65504), so the output is inf/NaN, as in "
+        "TensorFlow; compute in float32 (x.astype(np.float32)) and convert the result back",
+        RuntimeWarning, stacklevel=stacklevel)
+
+
+def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None,
+                            input_max: ArrayLike | None = None, signed_input: bool = True,
+                            num_bits: int = 8, range_given: bool = False,
+                            round_mode: RoundMode = "HALF_TO_EVEN", narrow_range: bool = False,
+                            axis: int | None = None, *, out: np.ndarray | None = None,
+                            bfloat16_bits: bool = False) -> np.ndarray:
+    """Quantize to an integer grid and back, as TensorFlow's QuantizeAndDequantizeV2.
+
+    Returns, bit for bit, what TensorFlow's CPU kernel returns for float32
+    and float64 (apart from the documented deliberate differences: NaN in the
+    data is always ignored by the range reduction, subnormals follow IEEE
+    instead of flushing to zero), and the same computation in the type's own
+    arithmetic for float16 and bfloat16.
+
+    Parameters
+    ----------
+    input : array_like
+        float16, bfloat16 (an ``ml_dtypes.bfloat16`` array, or ``uint16`` bit
+        patterns with ``bfloat16_bits=True``), float32 or float64; any shape
+        (0-d included) and memory layout.
+    input_min, input_max : float or array_like, optional
+        The range, used only when ``range_given``: scalars, or with ``axis``
+        one value per channel (a scalar broadcasts). Converted to the input's
+        type (rounded to nearest even).
+    signed_input : bool, default True
+        Quantize to a signed grid (TensorFlow's name: the flag is about the
+        output grid, not the data).
+    num_bits : int, default 8
+        Bit width: 1..61 when signed, 1..62 when unsigned.
+    range_given : bool, default False
+        Use ``input_min``/``input_max`` (and clamp to the adjusted range)
+        instead of the data's NaN-ignoring min and max (no clamp).
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}
+        Tie breaking: ``rint``, or ``floor(x * scale + 0.5)`` computed in T.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value ([-127, 127] for 8 bits).
+    axis : int, optional
+        Quantize per channel along this axis (negative counts from the end);
+        None quantizes the whole tensor with one range.
+    out : numpy.ndarray, optional
+        Where to write the result: the input's shape and type, writable. May
+        be the input itself (in place) or overlap it.
+    bfloat16_bits : bool, default False
+        The input is ``uint16`` holding bfloat16 bit patterns; the result is
+        bit patterns too.
+
+    Returns
+    -------
+    numpy.ndarray
+        The result, of the input's type in native byte order and its shape
+        (``out`` when given).
+
+    Raises
+    ------
+    TypeError
+        For an unsupported input type or a wrongly typed argument.
+    ValueError
+        For ``num_bits`` out of range, an unknown ``round_mode``, a given
+        range with ``input_min > input_max`` or NaN (per channel: the channel
+        is named), per-channel bounds of the wrong length, or a bad ``out``.
+    numpy.exceptions.AxisError
+        For an axis outside ``[-ndim, ndim)``.
+
+    See Also
+    --------
+    compute_range, quantization_params
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> x = np.array([-10, -3.3, 0.01, 5, 9.921875, 10], dtype=np.float32)
+    >>> qdq.quantize_and_dequantize(x, -10, 5, range_given=True)
+    array([-10.      ,  -3.28125 ,   0.      ,   5.      ,   9.921875,
+             9.921875], dtype=float32)
+    """
+    x, fmt = as_input(input, bfloat16_bits)
+    a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    ax = check_axis(axis, x.ndim)
+    rg = a.range_given
+    lo: Any = None
+    hi: Any = None
+    if rg:
+        lo, hi = given_range(input_min, input_max, fmt, x.shape, ax)
+    res = prepare_out(out, x, result_dtype(x))
+    xk, rk = kernel_view(x, fmt), kernel_view(res, fmt)
+    if x.ndim == 0:
+        xk, rk = xk.reshape(1), rk.reshape(1)
+    fused = None
+    if out is None or out is x or not np.may_share_memory(x, out):
+        # The kernels run on the arrays as they are: one compiled call.
+        fused = _engine.op_in_place_layout(xk, rk, fmt, ax, lo, hi, a.qmin, a.qmax, a.mode, rg)
+    if fused is not None:
+        negative, scale, adjusted_min, adjusted_max = fused
+        if fmt is FLOAT16 and math.isinf(scale) and x.size:
+            warn_float16_overflow(fmt, scale, adjusted_min, adjusted_max)
+    else:
+        if not rg:
+            lo, hi = _engine.reduce_range(xk, fmt, ax)
+        p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
+        negative = bool(np.any(np.asarray(lo) < 0))
+        _engine.transform(xk, rk, fmt, ax, p, a.mode)
+        if x.size:
+            warn_float16_overflow(fmt, p[0], p[2], p[3])
+    if negative and not a.signed and not rg:
+        warn_unsigned_negative()
+    return res
+
+
+quantize_and_dequantize_v2 = quantize_and_dequantize
+
+
+def finish_range(mn: np.ndarray, mx: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw reduction results -> reported range: NaN for channels of only NaN."""
+    if count > 0:
+        empty = mn > mx
+        if empty.any():
+            mn = np.where(empty, np.nan, mn).astype(mn.dtype)
+            mx = np.where(empty, np.nan, mx).astype(mx.dtype)
+    return mn, mx
+
+
+_SCALAR_TYPE = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
+
+
+def compute_range(input: ArrayLike, axis: int | None = None, *,
+                  bfloat16_bits: bool = False) -> tuple[Any, Any]:
+    """The NaN-ignoring minimum and maximum of a tensor, in one fused pass.
+
+    Parameters
+    ----------
+    input : array_like
+        As for :func:`quantize_and_dequantize`.
+    axis : int, optional
+        Reduce each channel along this axis separately.
+    bfloat16_bits : bool, default False
+        The input holds bfloat16 bit patterns in ``uint16``.
+
+    Returns
+    -------
+    min, max : numpy scalar or numpy.ndarray
+        Scalars of the input's type, or 1-D arrays with one value per channel.
+        bfloat16 bit-pattern input gives float32 values (bfloat16 values held
+        exactly). NaN is ignored; a tensor (channel) of only NaN gives NaN; an
+        empty one gives ``(+inf, -inf)``. -0.0 counts as smaller than +0.0, so
+        the result does not depend on the order of the elements.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> qdq.compute_range(np.array([3.0, np.nan, -1.5]))
+    (np.float64(-1.5), np.float64(3.0))
+    """
+    x, fmt = as_input(input, bfloat16_bits)
+    ax = check_axis(axis, x.ndim)
+    xk = kernel_view(x, fmt)
+    if x.ndim == 0:
+        xk = xk.reshape(1)
+    dtype = None if bfloat16_bits else x.dtype
+    if ax is None:
+        fused = _engine.range_in_place_layout(xk, fmt)
+        if fused is not None:
+            lo, hi = fused
+            if lo > hi and x.size:
+                lo = hi = math.nan
+            scalar = _SCALAR_TYPE.get(fmt.name) if not bfloat16_bits else np.float32
+            if scalar is None:  # ml_dtypes.bfloat16
+                pair = np.asarray([lo, hi], np.float32).astype(x.dtype)
+                return pair[0], pair[1]
+            return scalar(lo), scalar(hi)
+    mn, mx = _engine.reduce_range(xk, fmt, ax)
+    count = x.size if ax is None else (x.size // x.shape[ax] if x.shape[ax] else 0)
+    mn, mx = finish_range(mn, mx, count)
+    mn, mx = to_public(mn, fmt, dtype), to_public(mx, fmt, dtype)
+    if ax is None:
+        return mn[0], mx[0]
+    return mn, mx
+
+
+def quantization_params(input_min: ArrayLike, input_max: ArrayLike, dtype: Any,
+                        signed_input: bool = True, num_bits: int = 8,
+                        narrow_range: bool = False, *,
+                        axis: int | None = None) -> QuantizationParams:
+    """The scale, inverse scale and adjusted range for a range, as the op computes them.
+
+    Parameters
+    ----------
+    input_min, input_max : float or array_like
+        The range: scalars, or 1-D arrays with one value per channel (a scalar
+        broadcasts against an array). Rounded to ``dtype`` first. No check is
+        made that ``input_min <= input_max`` (the op makes it when a range is
+        given); NaN or an empty range gives the values the op would use.
+    dtype : dtype-like
+        ``float16``, ``"bfloat16"`` (or ``ml_dtypes.bfloat16``), ``float32``
+        or ``float64``.
+    signed_input : bool, default True
+    num_bits : int, default 8
+    narrow_range : bool, default False
+    axis : int, optional
+        Recorded in the result for per-channel ranges.
+
+    Returns
+    -------
+    QuantizationParams
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> p = qdq.quantization_params(-10.0, 10.0, np.float32)
+    >>> p.scale, p.min_range
+    (np.float32(12.7), np.float32(-10.07874))
+    """
+    fmt = format_named(dtype)
+    grid = check_grid(signed_input, num_bits, narrow_range)
+    arrays = []
+    for name, value in (("input_min", input_min), ("input_max", input_max)):
+        a = check_real(name, value)
+        if a.ndim > 1:
+            raise ValueError(f"{name} must be a scalar or 1-D, got shape {a.shape}")
+        arrays.append(a)
+    lo, hi = arrays
+    per_channel = lo.ndim == 1 or hi.ndim == 1
+    if per_channel:
+        try:
+            lo, hi = np.broadcast_arrays(np.atleast_1d(lo), np.atleast_1d(hi))
+        except ValueError:
+            raise ValueError(f"input_min has {lo.size} values, input_max has {hi.size}") from None
+    ax = normalize_axis_arg(axis)
+    mn = np.ascontiguousarray(round_to(lo, fmt).reshape(-1))
+    mx = np.ascontiguousarray(round_to(hi, fmt).reshape(-1))
+    p = _engine.compute_params(mn, mx, fmt, grid.qmin, grid.qmax)
+    return params_from_rows(p, fmt, grid, ax, per_channel)

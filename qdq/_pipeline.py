@@ -1,0 +1,193 @@
+"""The streaming pipeline: a range pass and a write pass over a source, into a sink.
+
+Memory: the range pass holds one read buffer; the write pass one read buffer
+and two output buffers (the writer thread writes one while the next is
+computed). Chunk sizes count elements of the larger of the input and output
+item sizes, so every file command stays within about three chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import _engine
+from ._arrays import Block, iter_blocks
+from ._io.sinks import ArraySink, Sink
+from ._io.sources import Source
+from ._progress import Progress
+from ._validate import check_positive_int
+
+__all__ = ["TERMINATION_SIGNALS", "chunk_items", "range_pass", "termination_as_exit",
+           "write_pass"]
+
+#: Signals that end a process by default and that qdq turns into cleanup + exit.
+TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in
+                            ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+                            if hasattr(signal, name))
+
+
+@contextmanager
+def termination_as_exit() -> Iterator[None]:
+    """Turn catchable termination signals into SystemExit(128 + signum), so cleanup runs.
+
+    Only in the main thread, and only for signals whose handler is the
+    default (a program's own handlers are left alone).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    installed = []
+    for sig in TERMINATION_SIGNALS:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, handler)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            signal.signal(sig, signal.SIG_DFL)
+
+
+def chunk_items(chunk_bytes: int, itemsize: int) -> int:
+    """Elements per chunk: ``chunk_bytes`` of the larger item size of input and output."""
+    return max(1, check_positive_int("chunk_bytes", chunk_bytes) // itemsize)
+
+
+def _buffer(source: Source, items: int) -> np.ndarray:
+    return np.empty(max(1, min(items, max(1, math.prod(source.shape))))
+                    * source.dtype.itemsize, dtype=np.uint8)
+
+
+def range_pass(source: Source, ax: int | None, items: int,
+               progress: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Pass 1: the raw per-tensor or per-channel range of the source; and its rate."""
+    fmt = source.fmt
+    assert fmt is not None
+    channels = 1 if ax is None else source.shape[ax]
+    mn = np.full(channels, np.inf, dtype=fmt.compute)
+    mx = np.full(channels, -np.inf, dtype=fmt.compute)
+    buf = _buffer(source, items)
+    prog = Progress(source.nbytes, "qdq pass 1/2, range", progress)
+    cax = source.canon_axis(ax)
+    try:
+        for b in iter_blocks(source.canon_shape, cax, items):
+            data = source.read(b, buf)
+            _engine.reduce_block(data, mn[b.channels], mx[b.channels], fmt, b.extents)
+            source.release(b, final=False)
+            prog.update(b.count * source.dtype.itemsize)
+    finally:
+        prog.close()
+    return mn, mx, prog.rate
+
+
+class _Writer:
+    """Writes finished blocks on a background thread while the next are computed.
+
+    Buffers rotate between the two threads (at most ``nbufs`` in use), so
+    memory stays at ``nbufs`` chunks. An error in the writer is raised in the
+    caller at its next call; :meth:`close` always stops the thread first.
+    """
+
+    def __init__(self, sink: Sink, source: Source, nbufs: int, nbytes: int):
+        self.sink, self.source = sink, source
+        self.free: queue.Queue = queue.Queue()
+        for _ in range(nbufs):
+            self.free.put(np.empty(nbytes, dtype=np.uint8))
+        self.todo: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="qdq-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.todo.get()
+            if item is None:
+                return
+            block, data, buf = item
+            try:
+                if self.error is None:
+                    self.sink.write(block, data)
+                    self.source.release(block, final=True)
+            except BaseException as exc:  # handed to the caller
+                self.error = exc
+            finally:
+                self.free.put(buf)
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def buffer(self) -> np.ndarray:
+        buf = self.free.get()
+        if self.error is not None:
+            self.free.put(buf)
+            self._check()
+        return buf
+
+    def submit(self, block: Block, data: np.ndarray, buf: np.ndarray) -> None:
+        self._check()
+        self.todo.put((block, data, buf))
+
+    def close(self) -> None:
+        """Wait for the queued writes and stop; raises the writer's error if any."""
+        self.todo.put(None)
+        self.thread.join()
+        self._check()
+
+
+def _report_partial(exc: BaseException, sink: Sink, total: int) -> None:
+    """Say on the exception how far a non-atomic (in place, array) write got."""
+    if not isinstance(sink, ArraySink):
+        return
+    done = sink.elements_written
+    exc.qdq_elements_written = done  # type: ignore[attr-defined]
+    where = "in place on the source" if sink.in_place else "into the destination array"
+    note = (f"qdq: the run was writing {where}, which cannot be atomic: the first {done:,} of "
+            f"{total:,} elements (in memory order) were written when it stopped, the rest "
+            "are unchanged")
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+
+
+def write_pass(source: Source, sink: Sink, ax: int | None, items: int, progress: bool,
+               label: str, kernel: Callable[[np.ndarray, np.ndarray, Block], None],
+               out_dtype: np.dtype) -> float:
+    """Pass 2: read each block, compute it into an output buffer, hand it to the writer.
+
+    Memory: one read buffer and two output buffers of a chunk each. Returns
+    the rate in bytes per second.
+    """
+    read_buf = _buffer(source, items)
+    n = max(1, min(items, math.prod(source.canon_shape)))
+    prog = Progress(source.nbytes, label, progress)
+    cax = source.canon_axis(ax)
+    writer = _Writer(sink, source, 2, n * out_dtype.itemsize)
+    try:
+        try:
+            for b in iter_blocks(source.canon_shape, cax, items):
+                data = source.read(b, read_buf)
+                buf = writer.buffer()
+                target = buf[:b.count * out_dtype.itemsize].view(out_dtype).reshape(b.shape)
+                kernel(data, target, b)
+                writer.submit(b, target, buf)
+                prog.update(b.count * source.dtype.itemsize)
+        finally:
+            try:
+                writer.close()
+            finally:
+                prog.close()
+    except BaseException as exc:
+        _report_partial(exc, sink, math.prod(source.shape))
+        raise
+    return prog.rate
