@@ -318,7 +318,7 @@ def plot(rows: list[dict], big: int, path: str) -> bool:
     cases = ["range from data, fresh output", "range from data, out=", "range given, out="]
     dtypes = ["float16", "bfloat16", "float32", "float64"]
     fig, axes = plt.subplots(1, len(cases), figsize=(15, 4.5), sharey=True)
-    for ax, case in zip(axes, cases):
+    for ax, case in zip(axes, cases, strict=True):
         sel = [r for r in rows if r["group"] == case and r["n"] == big]
         methods = list(dict.fromkeys(r["method"] for r in sel))
         width = 0.8 / max(len(methods), 1)

@@ -148,7 +148,8 @@ def cgroup_run(src: str, dst: str, limit: int, chunk: int) -> dict:
     except OSError as exc:
         return {"skipped": f"cannot create a memory cgroup: {exc}"}
     try:
-        for name, value in (("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", limit)):
+        for name, value in (("memory.limit_in_bytes", limit),
+                            ("memory.memsw.limit_in_bytes", limit)):
             try:
                 with open(os.path.join(group, name), "w") as f:
                     f.write(str(value))

@@ -7,8 +7,12 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 from ._chunks import quantize_and_dequantize_chunks, stream
 from ._codes import code_dtype, dequantize, quantize, quantize_and_dequantize_grad
 from ._files import dequantize_file, quantize_and_dequantize_file, quantize_file
-from ._op import (compute_range, quantization_params, quantize_and_dequantize,
-                  quantize_and_dequantize_v2)
+from ._op import (
+                  compute_range,
+                  quantization_params,
+                  quantize_and_dequantize,
+                  quantize_and_dequantize_v2,
+)
 from ._params import QuantizationParams
 from ._range import RangeTracker
 from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_threads

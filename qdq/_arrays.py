@@ -8,7 +8,7 @@ storage types; everything else is cut into contiguous slabs here
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import numpy as np
 
@@ -57,7 +57,8 @@ def prepare_out(out: Any, like: np.ndarray, dtype: np.dtype,
                 needs: str = "the result needs") -> np.ndarray:
     """A fresh array of ``dtype`` in ``like``'s shape and layout, or the checked ``out``."""
     if out is None:
-        order = "F" if like.flags.f_contiguous and not like.flags.c_contiguous else "C"
+        order: Literal["C", "F"] = ("F" if like.flags.f_contiguous and
+                                    not like.flags.c_contiguous else "C")
         return np.empty(like.shape, dtype=dtype, order=order)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")

@@ -9,8 +9,15 @@ from . import _engine
 from ._arrays import as_input, kernel_view, prepare_out, result_dtype
 from ._formats import format_named, value_dtype
 from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
-from ._validate import (OpArgs, check_axis, check_code_dtype, check_flag, check_grid,
-                        code_type_index, given_range)
+from ._validate import (
+    OpArgs,
+    check_axis,
+    check_code_dtype,
+    check_flag,
+    check_grid,
+    code_type_index,
+    given_range,
+)
 
 __all__ = ["quantize", "dequantize", "quantize_and_dequantize_grad", "code_dtype",
            "check_codes", "params_axis"]

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels, _threads
-from ._arrays import (Block, iter_blocks, kernel_copy, kernel_layout, layout_extents,
-                      overlaps)
+from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_extents, overlaps
 from ._formats import FLOAT16, Format
 
 __all__ = ["APPLY", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
@@ -91,10 +90,10 @@ def op_in_place_layout(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | 
     """The whole op (range, parameters, transform) in one fused call.
 
     Returns (whether the range has a negative bound, and per tensor the scale
-    and the adjusted range, per channel 1.0, 0.0, 0.0), or None when the arrays need the slab path, or for
-    float16 per channel, whose scales the caller must see (then nothing was
-    written). ``lo``/``hi`` are the given range (1-tuples per tensor, arrays
-    per channel).
+    and the adjusted range, per channel 1.0, 0.0, 0.0), or None when the
+    arrays need the slab path, or for float16 per channel, whose scales the
+    caller must see (then nothing was written). ``lo``/``hi`` are the given
+    range (1-tuples per tensor, arrays per channel).
     """
     layout = kernel_layout(xk, rk)
     if layout is None:
@@ -109,7 +108,8 @@ def op_in_place_layout(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | 
         return None
     return bool(_kernels.qdq_channels(xk, rk, fmt.code, *layout_extents(xk, layout, axis),
                                       lo if range_given else None,
-                                      hi if range_given else None, qmin, qmax, mode, nt)), 1.0, 0.0, 0.0
+                                      hi if range_given else None, qmin, qmax, mode,
+                                      nt)), 1.0, 0.0, 0.0
 
 
 def run_block(op: int, data: np.ndarray, target: np.ndarray, fmt: Format, itype: int,

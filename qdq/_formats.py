@@ -18,7 +18,8 @@ __all__ = ["Format", "FLOAT16", "BFLOAT16", "FLOAT32", "FLOAT64", "format_of",
            "values_to_bits", "values_as_float64", "to_public", "value_dtype",
            "file_value_dtype", "dtype_name", "dtype_from_name", "is_bfloat16_dtype"]
 
-_SUPPORTED = "float16, bfloat16 (ml_dtypes.bfloat16, or uint16 bits with bfloat16_bits=True), float32, float64"
+_SUPPORTED = ("float16, bfloat16 (ml_dtypes.bfloat16, or uint16 bits with bfloat16_bits=True), "
+              "float32, float64")
 
 
 class Format:
@@ -96,7 +97,8 @@ def format_of(dtype: np.dtype, bfloat16_bits: bool = False) -> Format:
         return BFLOAT16
     if dtype.kind == "u" and dtype.itemsize == 2:
         raise TypeError(
-            "uint16 input is not a float type; pass bfloat16_bits=True if it holds bfloat16 bit patterns "
+            "uint16 input is not a float type; pass bfloat16_bits=True if it holds bfloat16 "
+            "bit patterns "
             f"(supported types: {_SUPPORTED})")
     raise TypeError(f"unsupported input dtype {dtype}; supported types: {_SUPPORTED}")
 

@@ -18,8 +18,7 @@ from . import _engine
 from ._arrays import as_input, kernel_view, prepare_out, result_dtype
 from ._formats import FLOAT16, Format, format_named, round_to, to_public
 from ._params import QuantizationParams, params_from_rows
-from ._validate import OpArgs, check_axis, check_grid, check_real, given_range, \
-    normalize_axis_arg
+from ._validate import OpArgs, check_axis, check_grid, check_real, given_range, normalize_axis_arg
 
 __all__ = ["quantize_and_dequantize", "quantize_and_dequantize_v2", "compute_range",
            "quantization_params", "finish_range", "warn_float16_overflow",

@@ -13,10 +13,18 @@ import time
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _reference
 from ._analysis import analyze_file
-from ._files import (DEFAULT_CHUNK_BYTES, FileOptions, default_params_path, dequantize_file,
-                     quantize_file, run_op_file)
+from ._files import (
+    DEFAULT_CHUNK_BYTES,
+    FileOptions,
+    default_params_path,
+    dequantize_file,
+    quantize_file,
+    run_op_file,
+)
+from ._op import quantize_and_dequantize
+from ._progress import Progress
 from ._validate import OpArgs
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6,
@@ -188,7 +196,8 @@ def cmd_info(ns) -> int:
 def cmd_quantize(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
     params_path = ns.params or default_params_path(ns.dst)
-    params = quantize_file(ns.src, ns.dst, lo, hi, not ns.unsigned, ns.num_bits, ns.range is not None,
+    params = quantize_file(ns.src, ns.dst, lo, hi, not ns.unsigned, ns.num_bits,
+                           ns.range is not None,
                            ns.round_mode, ns.narrow_range, ns.axis, params_path=params_path,
                            chunk_bytes=ns.chunk_bytes, progress=_show_progress(ns),
                            dtype=ns.dtype, shape=ns.shape, order=ns.order, offset=ns.offset,
@@ -209,8 +218,6 @@ def cmd_dequantize(ns) -> int:
 
 def _write_demo_tensor(path: str, rows: int, cols: int, progress: bool, seed: int = 0) -> None:
     """A synthetic float32 .npy written in chunks; its global extremes sit in row 0."""
-    from ._progress import Progress
-
     header = {"descr": "<f4", "fortran_order": False, "shape": (rows, cols)}
     rng = np.random.default_rng(seed)
     prog = Progress(rows * cols * 4, "writing the demo tensor", progress)
@@ -228,9 +235,6 @@ def _write_demo_tensor(path: str, rows: int, cols: int, progress: bool, seed: in
 
 
 def cmd_demo(ns) -> int:
-    import qdq
-    from . import _reference
-
     cols = 1024
     rows = max(2, ns.size // (cols * 4))
     show = _show_progress(ns)
@@ -261,7 +265,7 @@ def cmd_demo(ns) -> int:
         pick = np.unique(np.concatenate([[0], np.random.default_rng(1).integers(0, rows, 255)]))
         sample_in = np.ascontiguousarray(x[pick])
         sample_out = np.ascontiguousarray(y[pick])
-        expected = qdq.quantize_and_dequantize(sample_in)
+        expected = quantize_and_dequantize(sample_in)
         reference = _reference.quantize_and_dequantize(sample_in)
         same = np.array_equal(sample_out.view(np.uint32), expected.view(np.uint32)) and \
             np.array_equal(sample_out.view(np.uint32), reference.view(np.uint32))

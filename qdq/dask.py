@@ -34,8 +34,14 @@ from ._formats import Format, format_of, is_bfloat16_dtype, to_public
 from ._op import finish_range
 from ._params import code_dtype_for, params_from_rows
 from ._range import merge_max, merge_min
-from ._validate import (OpArgs, check_axis, check_code_dtype, check_flag, code_type_index,
-                        given_range)
+from ._validate import (
+    OpArgs,
+    check_axis,
+    check_code_dtype,
+    check_flag,
+    code_type_index,
+    given_range,
+)
 
 __all__ = ["compute_range", "quantize_and_dequantize", "quantize"]
 
@@ -288,6 +294,7 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
                              axis, bfloat16_bits)
     cdt = code_dtype_for(fmt, a.grid) if code_dtype is None else check_code_dtype(code_dtype)
     p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
-    codes = _map(x, p, fmt, ax, a.mode, _engine.QUANTIZE, code_type_index(cdt), bits, cdt, a.range_given)
+    codes = _map(x, p, fmt, ax, a.mode, _engine.QUANTIZE, code_type_index(cdt), bits, cdt,
+                 a.range_given)
     params = dask.delayed(params_from_rows)(p, fmt, a.grid, ax, ax is not None, a.round_mode)
     return codes, params

@@ -35,7 +35,8 @@ def assert_bits_equal(actual, expected, bfloat16_bits: bool = False, msg: str = 
         idx = np.argwhere(~same)[:5]
         detail = ", ".join(
             f"{tuple(i)}: got {values(actual, bfloat16_bits)[tuple(i)]!r} "
-            f"(0x{int(bits(actual)[tuple(i)]):x}) expected {values(expected, bfloat16_bits)[tuple(i)]!r} "
+            f"(0x{int(bits(actual)[tuple(i)]):x}) expected "
+            f"{values(expected, bfloat16_bits)[tuple(i)]!r} "
             f"(0x{int(bits(expected)[tuple(i)]):x})" for i in idx)
         raise AssertionError(f"{msg} {int((~same).sum())} of {same.size} elements differ: {detail}")
 

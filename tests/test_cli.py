@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal, run_python
 
 import qdq
-from _util import assert_bits_equal, run_python
 
 
 def run_qdq(*args, cwd=None):

@@ -6,13 +6,14 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype, run_python
+from hypothesis import given
+from hypothesis import strategies as st
+from test_golden import GOLDEN, _arr
+from test_properties import _call, _layout, cases
 
 import qdq
 from qdq import _reference
-from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype, run_python
-from test_golden import GOLDEN, _arr
-from test_properties import _call, _layout, cases
 
 FORMATS = ["float16", "bfloat16", "float32", "float64"]
 

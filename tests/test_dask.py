@@ -9,9 +9,10 @@ import pytest
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
+from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype  # noqa: E402
+
 import qdq  # noqa: E402
 import qdq.dask  # noqa: E402
-from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype  # noqa: E402
 
 FORMATS = ["float16", "bfloat16", "float32", "float64"]
 
@@ -32,7 +33,7 @@ def _random_chunks(shape, rng):
         cuts = np.sort(rng.choice(np.arange(1, n), size=min(n - 1, int(rng.integers(0, 4))),
                                   replace=False)) if n > 1 else []
         edges = [0, *cuts, n]
-        chunks.append(tuple(int(b - a) for a, b in zip(edges[:-1], edges[1:])) or (0,))
+        chunks.append(tuple(int(b - a) for a, b in zip(edges[:-1], edges[1:], strict=True)) or (0,))
     return tuple(chunks)
 
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal
 
 import qdq
 from qdq import _formats, _kernels, _reference
-from _util import assert_bits_equal
 
 ALL16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 

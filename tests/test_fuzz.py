@@ -11,11 +11,12 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from _util import assert_bits_equal
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import qdq
 from qdq import _reference
-from _util import assert_bits_equal
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 

@@ -13,10 +13,10 @@ import warnings
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal, bits
 
 import qdq
 from qdq import _reference
-from _util import assert_bits_equal, bits
 
 HERE = os.path.join(os.path.dirname(__file__), "golden")
 
@@ -32,7 +32,8 @@ OP_CASES = [c for c in GOLDEN["cases"] if c.get("op") != "grad"]
 
 def _arr(hexstr, dtype, shape):
     dt = np.dtype(dtype)
-    return np.frombuffer(bytes.fromhex(hexstr), dtype=dt.newbyteorder("<")).astype(dt).reshape(shape)
+    raw = np.frombuffer(bytes.fromhex(hexstr), dtype=dt.newbyteorder("<"))
+    return raw.astype(dt).reshape(shape)
 
 
 def _run(case):
@@ -127,7 +128,8 @@ def _ref_case(c):
 def test_reference_probes(case):
     x, tf_out = _ref_case(case)
     attrs = {k: v for k, v in case["attrs"].items()
-             if k in ("signed_input", "num_bits", "range_given", "round_mode", "narrow_range", "axis")}
+             if k in ("signed_input", "num_bits", "range_given", "round_mode", "narrow_range",
+                      "axis")}
     if case["op"] == "V3":
         attrs.setdefault("range_given", True)
     name = case["name"]

@@ -4,10 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal, make_dtype
 
 import qdq
 from qdq import _reference
-from _util import assert_bits_equal, make_dtype
 
 FORMATS = ["float16", "bfloat16", "float32", "float64"]
 

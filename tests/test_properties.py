@@ -11,11 +11,12 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from _util import assert_bits_equal, make_dtype
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 import qdq
 from qdq import _reference
-from _util import assert_bits_equal, make_dtype
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
@@ -197,6 +198,6 @@ def test_params_match_reference(case):
     e = _reference.quantization_params(np.nan_to_num(emn, nan=0.0), np.nan_to_num(emx, nan=0.0),
                                        name, kw["signed_input"], kw["num_bits"],
                                        kw["narrow_range"])
-    for got, exp in zip((p.scale, p.inverse_scale, p.min_range, p.max_range), e):
+    for got, exp in zip((p.scale, p.inverse_scale, p.min_range, p.max_range), e, strict=True):
         assert_bits_equal(np.asarray(got, np.float64).reshape(-1),
                           np.asarray(exp, np.float64).reshape(-1))

@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal, run_python
 
 import qdq
-from _util import assert_bits_equal, run_python
 
 
 def _work(seed):
@@ -61,7 +61,7 @@ def test_eight_threads_give_the_serial_bits(tmp_path):
         t.join()
     assert not errors, errors
     for s in range(8):
-        for got, expected in zip(results[s], serial[s]):
+        for got, expected in zip(results[s], serial[s], strict=True):
             assert_bits_equal(got, expected)
 
 

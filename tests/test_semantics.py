@@ -5,9 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal, bits
 
 import qdq
-from _util import assert_bits_equal, bits
 
 F32 = np.float32
 

@@ -7,10 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal, make_dtype, run_python
 
 import qdq
 from qdq import _engine
-from _util import assert_bits_equal, make_dtype, run_python
 
 FORMATS = ["float16", "bfloat16", "float32", "float64"]
 

@@ -1,7 +1,6 @@
 """The stub of the compiled module cannot drift from it (mypy's stubtest)."""
 
 import pytest
-
 from _util import run_python
 
 

@@ -176,7 +176,7 @@ def remove_stale_temporaries(path: Any) -> list[str]:
     """
     target = os.path.realpath(os.fspath(path))
     directory, name = os.path.dirname(target), os.path.basename(target)
-    removed = []
+    removed: list[str] = []
     try:
         entries = os.listdir(directory)
     except OSError:

@@ -84,7 +84,7 @@ class FileSink:
         data = np.ascontiguousarray(data)
         if self.swap:
             data = data.byteswap()
-        mv = memoryview(data).cast("B")
+        mv = data.data.cast("B")
         start = self.base + self.written
         self._guard(lambda: self._put(mv))
         self.written += len(mv)

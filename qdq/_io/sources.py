@@ -100,7 +100,7 @@ class FileSource(_Layout):
 
     def read(self, block: Block, buf: np.ndarray) -> np.ndarray:
         n = block.count * self.dtype.itemsize
-        view = memoryview(buf)[:n]
+        view = buf.data[:n]
         pos = self.offset + block.start * self.dtype.itemsize
         got = 0
         while got < n:
@@ -220,8 +220,7 @@ def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C"
                 dt, bits = np.dtype(np.uint16), True
             else:
                 dt = np.dtype(dtype)
-            fmt = file_format(dt, bits, path)
-            raw = FileSource(path, dims, order == "F", dt, off, fmt).open()
+            raw = FileSource(path, dims, order == "F", dt, off, file_format(dt, bits, path)).open()
             if raw.size != off + raw.nbytes:
                 raw.close()
                 raise ValueError(f"{path} has {raw.size - off} bytes of data after offset {off}, "
@@ -232,9 +231,9 @@ def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C"
                              ".npy file (its header says where the data starts)")
         with open(path, "rb") as f:
             header = npy.read_header(f, path)
+        fmt: Format | None = None
         if codes:
             _codes_dtype_check(header.dtype, path)
-            fmt = None
         else:
             fmt = file_format(header.dtype, bits, path)
         return FileSource(path, header.shape, header.fortran, header.dtype, header.data_offset,

@@ -328,7 +328,8 @@ for dtype in ("float32", "float64"):
     T = NP[dtype]
     add(f"large: {dtype} 5000 mixed", random_data(5000, dtype, "mixed"))
     add(f"large: {dtype} 3000 wide half up", random_data(3000, dtype, "wide"), round_mode="HALF_UP")
-    add(f"large: {dtype} (64, 40) axis 1", random_data(2560, dtype, "mixed").reshape(64, 40), axis=1)
+    add(f"large: {dtype} (64, 40) axis 1", random_data(2560, dtype, "mixed").reshape(64, 40),
+        axis=1)
 
 # ---------------------------------------------------------------------------
 # 7. The straight-through gradient (QuantizeAndDequantizeV4Grad).
