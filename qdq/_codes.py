@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _engine
 from ._arrays import as_input, kernel_view, prepare_out, result_dtype
-from ._formats import format_named, value_dtype
+from ._blocks import (
+    Part,
+    blocked_shape,
+    check_block_size,
+    for_rows,
+    given_block_range,
+    put_rows,
+    row_params,
+    take_rows,
+)
+from ._formats import Format, format_named, value_dtype
 from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
 from ._validate import (
     OpArgs,
@@ -50,7 +62,19 @@ def code_dtype(dtype: DTypeLike, signed_input: bool = True, num_bits: int = 8,
 
 
 def params_axis(params: QuantizationParams, shape: tuple) -> int | None:
-    """The channel axis of per-channel parameters for codes of this shape (None per tensor)."""
+    """The channel (or block) axis of the parameters for codes of this shape (None per tensor).
+
+    Per block, the parameters' blocked shape must be that of ``shape``.
+    """
+    if params.block_size is not None:
+        ax = check_axis(params.axis, len(shape))
+        assert ax is not None
+        want = blocked_shape(tuple(shape), ax, params.block_size)
+        if np.shape(params.scale) != want:
+            raise ValueError(f"the parameters have the blocked shape {np.shape(params.scale)} "
+                             f"but codes of shape {tuple(shape)} in blocks of "
+                             f"{params.block_size} along axis {ax} need {want}")
+        return ax
     if not params.per_channel:
         return None
     ax = check_axis(params.axis if params.axis is not None else 0, len(shape))
@@ -66,7 +90,8 @@ def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
              range_given: bool = False, round_mode: str = "HALF_TO_EVEN",
              narrow_range: bool = False, axis: int | None = None, *,
              out: np.ndarray | None = None, code_dtype: DTypeLike | None = None,
-             bfloat16_bits: bool = False) -> tuple[np.ndarray, QuantizationParams]:
+             bfloat16_bits: bool = False,
+             block_size: int | None = None) -> tuple[np.ndarray, QuantizationParams]:
     """The integer codes of the op: ``round(clamp(x) * scale)``, and the parameters.
 
     The codes are exactly the integers the op rounds to before it rescales,
@@ -76,8 +101,9 @@ def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
     Parameters
     ----------
     input, input_min, input_max, signed_input, num_bits, range_given, round_mode, \
-narrow_range, axis, bfloat16_bits
-        As for :func:`qdq.quantize_and_dequantize`.
+narrow_range, axis, bfloat16_bits, block_size
+        As for :func:`qdq.quantize_and_dequantize` (per block, the parameters
+        hold arrays of the blocked shape).
     out : numpy.ndarray, optional
         An integer array of the code dtype and the input's shape to write into.
     code_dtype : dtype, optional
@@ -117,8 +143,12 @@ narrow_range, axis, bfloat16_bits
     """
     x, fmt = as_input(input, bfloat16_bits)
     a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    bs = check_block_size(block_size, axis)
     ax = check_axis(axis, x.ndim)
     cdt = code_dtype_for(fmt, a.grid) if code_dtype is None else check_code_dtype(code_dtype)
+    if bs is not None:
+        assert ax is not None
+        return _quantize_blocks(x, fmt, a, ax, bs, input_min, input_max, out, cdt)
     xk = kernel_view(x, fmt)
     if x.ndim == 0:
         xk = xk.reshape(1)
@@ -134,6 +164,27 @@ narrow_range, axis, bfloat16_bits
                                 code_type_index(cdt))
     check_codes(stats, cdt, a.range_given)
     return codes, params
+
+
+def _quantize_blocks(x: np.ndarray, fmt: Format, a: OpArgs, ax: int, bs: int, input_min: Any,
+                     input_max: Any, out: Any, cdt: np.dtype
+                     ) -> tuple[np.ndarray, QuantizationParams]:
+    given = (given_block_range(input_min, input_max, fmt, x.shape, ax, bs)
+             if a.range_given else None)
+    xk = kernel_view(x, fmt)
+    codes = prepare_out(out, x, cdt, "the codes need")
+    p_all = np.empty((4,) + blocked_shape(x.shape, ax, bs), dtype=fmt.compute)
+    itype = code_type_index(cdt)
+
+    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+        p = row_params(part, rows[0], fmt, ax, a.qmin, a.qmax, given)
+        for k in range(4):
+            put_rows(p_all[k], ax, part, p[k])
+        stats = _engine.elementwise(_engine.QUANTIZE, rows[0], target, fmt, 0, p, a.mode, itype)
+        check_codes(stats, cdt, a.range_given)
+
+    for_rows([xk], codes, ax, bs, one)
+    return codes, params_from_rows(p_all, fmt, a.grid, ax, False, a.round_mode, bs)
 
 
 def check_codes(stats: tuple[float, float, bool], cdt: np.dtype, range_given: bool) -> None:
@@ -188,17 +239,28 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     ax = params_axis(params, c.shape)
     res = prepare_out(out, c, value_dtype(fmt, bits))
     rk = kernel_view(res, fmt)
+    prow = param_rows(params, fmt)
+    if params.block_size is not None:
+        assert ax is not None
+
+        def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+            p = np.stack([take_rows(prow[k], ax, part) for k in range(4)])
+            _engine.elementwise(_engine.DEQUANTIZE, rows[0], target, fmt, 0, p, 0, itype)
+
+        for_rows([c], rk, ax, params.block_size, one)
+        return res
     ck = c
     if c.ndim == 0:
         ck, rk = c.reshape(1), rk.reshape(1)
-    _engine.elementwise(_engine.DEQUANTIZE, ck, rk, fmt, ax, param_rows(params, fmt), 0, itype)
+    _engine.elementwise(_engine.DEQUANTIZE, ck, rk, fmt, ax, prow, 0, itype)
     return res
 
 
 def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_min: ArrayLike,
                                  input_max: ArrayLike, axis: int | None = None, *,
                                  out: np.ndarray | None = None,
-                                 bfloat16_bits: bool = False) -> np.ndarray:
+                                 bfloat16_bits: bool = False,
+                                 block_size: int | None = None) -> np.ndarray:
     """The straight-through gradient: TensorFlow's QuantizeAndDequantizeV4Grad.
 
     ``gradients * (input_min <= input <= input_max)``, both bounds inclusive,
@@ -219,6 +281,9 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
         Where to write the result (may be ``gradients`` itself).
     bfloat16_bits : bool, default False
         Both arrays hold bfloat16 bit patterns.
+    block_size : int, optional
+        Per block along ``axis``: the bounds have the blocked shape (see
+        :func:`qdq.quantize_and_dequantize`).
 
     Returns
     -------
@@ -232,7 +297,11 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
     if g.shape != x.shape:
         raise ValueError(f"gradients and input must have the same shape, got {g.shape} and "
                          f"{x.shape}")
+    bs = check_block_size(block_size, axis)
     ax = check_axis(axis, x.ndim)
+    if bs is not None:
+        assert ax is not None
+        return _grad_blocks(g, x, fmt, ax, bs, input_min, input_max, out)
     lo, hi = given_range(input_min, input_max, fmt, x.shape, ax, check=False)
     lo = np.ascontiguousarray(lo, dtype=fmt.compute).reshape(-1)
     hi = np.ascontiguousarray(hi, dtype=fmt.compute).reshape(-1)
@@ -242,4 +311,18 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
     if g.ndim == 0:
         gk, xk, rk = gk.reshape(1), xk.reshape(1), rk.reshape(1)
     _engine.elementwise(_engine.GRAD, gk, rk, fmt, ax, p, 0, 0, xk)
+    return res
+
+
+def _grad_blocks(g: np.ndarray, x: np.ndarray, fmt: Format, ax: int, bs: int, input_min: Any,
+                 input_max: Any, out: Any) -> np.ndarray:
+    lo_b, hi_b = given_block_range(input_min, input_max, fmt, x.shape, ax, bs, check=False)
+    res = prepare_out(out, g, result_dtype(g))
+
+    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+        lo, hi = take_rows(lo_b, ax, part), take_rows(hi_b, ax, part)
+        p = np.ascontiguousarray(np.stack([lo, lo, lo, hi]))
+        _engine.elementwise(_engine.GRAD, rows[0], target, fmt, 0, p, 0, 0, rows[1])
+
+    for_rows([kernel_view(g, fmt), kernel_view(x, fmt)], kernel_view(res, fmt), ax, bs, one)
     return res

@@ -15,7 +15,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _engine
-from ._arrays import as_input, kernel_view, prepare_out, result_dtype
+from ._arrays import as_input, kernel_copy, kernel_view, prepare_out, result_dtype
+from ._blocks import (
+    Part,
+    blocked_shape,
+    check_block_size,
+    for_rows,
+    given_block_range,
+    parts,
+    put_rows,
+    take_rows,
+)
 from ._formats import FLOAT16, Format, format_named, round_to, to_public
 from ._params import QuantizationParams, params_from_rows
 from ._validate import OpArgs, check_axis, check_grid, check_real, given_range, normalize_axis_arg
@@ -37,7 +47,7 @@ def warn_unsigned_negative(stacklevel: int = 3) -> None:
 
 
 def warn_float16_overflow(fmt: Format, scale: Any, lo: Any, hi: Any,
-                          stacklevel: int = 3) -> None:
+                          stacklevel: int = 3, unit: str = "channels") -> None:
     """Warn when a float16 scale overflows to inf (tiny ranges): the output is then inf/NaN.
 
     TensorFlow computes the scale in T, and qdq keeps those bits; the warning
@@ -53,7 +63,7 @@ def warn_float16_overflow(fmt: Format, scale: Any, lo: Any, hi: Any,
     lo = np.broadcast_to(np.asarray(lo, np.float64), scale.shape)
     hi = np.broadcast_to(np.asarray(hi, np.float64), scale.shape)
     k = int(np.flatnonzero(bad)[0])
-    where = "" if scale.shape[0] == 1 else f" in {int(bad.sum())} channels (first: {k})"
+    where = "" if scale.shape[0] == 1 else f" in {int(bad.sum())} {unit} (first: {k})"
     warnings.warn(
         f"float16 scale overflows to {float(scale[k])!r}{where}: the range "
         f"[{float(lo[k])!r}, {float(hi[k])!r}] is too small for float16 arithmetic (its "
@@ -67,7 +77,8 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
                             num_bits: int = 8, range_given: bool = False,
                             round_mode: RoundMode = "HALF_TO_EVEN", narrow_range: bool = False,
                             axis: int | None = None, *, out: np.ndarray | None = None,
-                            bfloat16_bits: bool = False) -> np.ndarray:
+                            bfloat16_bits: bool = False,
+                            block_size: int | None = None) -> np.ndarray:
     """Quantize to an integer grid and back, as TensorFlow's QuantizeAndDequantizeV2.
 
     Returns, bit for bit, what TensorFlow's CPU kernel returns for float32
@@ -107,6 +118,13 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     bfloat16_bits : bool, default False
         The input is ``uint16`` holding bfloat16 bit patterns; the result is
         bit patterns too.
+    block_size : int, optional
+        Block-wise (group-wise): with ``axis``, every slice along the axis is
+        cut into consecutive blocks of ``block_size`` elements from index 0
+        (the last one shorter when the size does not divide the axis), and
+        each block is quantized as TensorFlow quantizes one channel. Given
+        ranges then have the blocked shape: the input's shape with ``axis``
+        replaced by the number of blocks (or anything that broadcasts to it).
 
     Returns
     -------
@@ -136,11 +154,22 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     >>> qdq.quantize_and_dequantize(x, -10, 5, range_given=True)
     array([-10.      ,  -3.28125 ,   0.      ,   5.      ,   9.921875,
              9.921875], dtype=float32)
+
+    int4 with one scale per block of 4 along the last axis:
+
+    >>> w = np.array([[0.1, -0.2, 0.3, 0.05, 8.0, -6.0]], dtype=np.float32)
+    >>> qdq.quantize_and_dequantize(w, num_bits=4, axis=-1, block_size=4)
+    array([[ 0.08571429, -0.21428572,  0.3       ,  0.04285714,  8.        ,
+            -5.714286  ]], dtype=float32)
     """
     x, fmt = as_input(input, bfloat16_bits)
     a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    bs = check_block_size(block_size, axis)
     ax = check_axis(axis, x.ndim)
     rg = a.range_given
+    if bs is not None:
+        assert ax is not None
+        return _op_blocks(x, fmt, a, ax, bs, input_min, input_max, out)
     lo: Any = None
     hi: Any = None
     if rg:
@@ -173,6 +202,54 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
 quantize_and_dequantize_v2 = quantize_and_dequantize
 
 
+def _op_blocks(x: np.ndarray, fmt: Format, a: OpArgs, ax: int, bs: int, input_min: Any,
+               input_max: Any, out: Any) -> np.ndarray:
+    """The block-wise op: each block as one channel (see :mod:`qdq._blocks`)."""
+    given = (given_block_range(input_min, input_max, fmt, x.shape, ax, bs)
+             if a.range_given else None)
+    res = prepare_out(out, x, result_dtype(x))
+    xk, rk = kernel_view(x, fmt), kernel_view(res, fmt)
+    negative = False
+
+    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+        nonlocal negative
+        xr = rows[0]
+        lo = hi = None
+        if given is not None:
+            lo, hi = take_rows(given[0], ax, part), take_rows(given[1], ax, part)
+        fused = _engine.op_in_place_layout(xr, target, fmt, 0, lo, hi, a.qmin, a.qmax, a.mode,
+                                           a.range_given)
+        if fused is not None:
+            negative = negative or fused[0]
+            return
+        if lo is None or hi is None:
+            lo, hi = _engine.reduce_range(xr, fmt, 0)
+        p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
+        negative = negative or bool(np.any(lo < 0))
+        _engine.transform(xr, target, fmt, 0, p, a.mode)
+        warn_float16_overflow(fmt, p[0], p[2], p[3], stacklevel=5, unit="blocks")
+
+    for_rows([xk], rk, ax, bs, one)
+    if negative and not a.signed and not a.range_given:
+        warn_unsigned_negative(stacklevel=3)
+    return res
+
+
+def block_ranges(xk: np.ndarray, fmt: Format, ax: int, bs: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The NaN-ignoring min/max of every block, compute type, blocked shape (NaN: all NaN)."""
+    bshape = blocked_shape(xk.shape, ax, bs)
+    mn_b = np.empty(bshape, dtype=fmt.compute)
+    mx_b = np.empty(bshape, dtype=fmt.compute)
+    for part in parts(xk.shape[ax], bs):
+        rows = kernel_copy(np.moveaxis(xk, ax, -1)[..., part.elements].reshape(-1, part.length),
+                           xk.dtype)
+        mn, mx = finish_range(*_engine.reduce_range(rows, fmt, 0), part.length)
+        put_rows(mn_b, ax, part, mn)
+        put_rows(mx_b, ax, part, mx)
+    return mn_b, mx_b
+
+
 def finish_range(mn: np.ndarray, mx: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Raw reduction results -> reported range: NaN for channels of only NaN."""
     if count > 0:
@@ -187,7 +264,8 @@ _SCALAR_TYPE = {"float16": np.float16, "float32": np.float32, "float64": np.floa
 
 
 def compute_range(input: ArrayLike, axis: int | None = None, *,
-                  bfloat16_bits: bool = False) -> tuple[Any, Any]:
+                  bfloat16_bits: bool = False, block_size: int | None = None
+                  ) -> tuple[Any, Any]:
     """The NaN-ignoring minimum and maximum of a tensor, in one fused pass.
 
     Parameters
@@ -198,11 +276,15 @@ def compute_range(input: ArrayLike, axis: int | None = None, *,
         Reduce each channel along this axis separately.
     bfloat16_bits : bool, default False
         The input holds bfloat16 bit patterns in ``uint16``.
+    block_size : int, optional
+        One range per block of this many elements along ``axis`` (see
+        :func:`quantize_and_dequantize`).
 
     Returns
     -------
     min, max : numpy scalar or numpy.ndarray
-        Scalars of the input's type, or 1-D arrays with one value per channel.
+        Scalars of the input's type, or 1-D arrays with one value per channel,
+        or per block arrays of the blocked shape.
         bfloat16 bit-pattern input gives float32 values (bfloat16 values held
         exactly). NaN is ignored; a tensor (channel) of only NaN gives NaN; an
         empty one gives ``(+inf, -inf)``. -0.0 counts as smaller than +0.0, so
@@ -215,11 +297,16 @@ def compute_range(input: ArrayLike, axis: int | None = None, *,
     (np.float64(-1.5), np.float64(3.0))
     """
     x, fmt = as_input(input, bfloat16_bits)
+    bs = check_block_size(block_size, axis)
     ax = check_axis(axis, x.ndim)
     xk = kernel_view(x, fmt)
     if x.ndim == 0:
         xk = xk.reshape(1)
     dtype = None if bfloat16_bits else x.dtype
+    if bs is not None:
+        assert ax is not None
+        mn, mx = block_ranges(xk, fmt, ax, bs)
+        return to_public(mn, fmt, dtype), to_public(mx, fmt, dtype)
     if ax is None:
         fused = _engine.range_in_place_layout(xk, fmt)
         if fused is not None:

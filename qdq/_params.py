@@ -49,6 +49,10 @@ class QuantizationParams:
         The channel axis, None per tensor.
     round_mode : str
         ``"HALF_TO_EVEN"`` or ``"HALF_UP"``.
+    block_size : int or None
+        Block-wise parameters: blocks of this many elements along ``axis``;
+        the values are arrays of the blocked shape (the tensor's shape with
+        ``axis`` replaced by the number of blocks).
 
     Examples
     --------
@@ -72,6 +76,7 @@ class QuantizationParams:
     narrow_range: bool = False
     axis: int | None = None
     round_mode: str = "HALF_TO_EVEN"
+    block_size: int | None = None
 
     @property
     def code_min(self) -> int:
@@ -85,13 +90,19 @@ class QuantizationParams:
 
     @property
     def per_channel(self) -> bool:
-        """Whether the parameters hold one value per channel."""
-        return bool(np.ndim(self.scale) == 1)
+        """Whether the parameters hold one value per channel (not per block)."""
+        return self.block_size is None and bool(np.ndim(self.scale) == 1)
+
+    @property
+    def per_block(self) -> bool:
+        """Whether the parameters hold one value per block (``block_size`` is set)."""
+        return self.block_size is not None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, QuantizationParams):
             return NotImplemented
-        fields = ("dtype", "num_bits", "signed_input", "narrow_range", "axis", "round_mode")
+        fields = ("dtype", "num_bits", "signed_input", "narrow_range", "axis", "round_mode",
+                  "block_size")
         if any(getattr(self, f) != getattr(other, f) for f in fields):
             return False
         for f in _FIELDS:
@@ -139,12 +150,15 @@ _FIELDS = ("scale", "inverse_scale", "min_range", "max_range", "qmin", "qmax")
 
 
 def params_from_rows(p: np.ndarray, fmt: Format, grid: Grid, axis: int | None,
-                     per_channel: bool, round_mode: str = "HALF_TO_EVEN"
-                     ) -> QuantizationParams:
-    """QuantizationParams from the compute-type parameter rows p = (s, inv, lo, hi)."""
-    vals = [to_public(row, fmt, None) for row in p]
+                     per_channel: bool, round_mode: str = "HALF_TO_EVEN",
+                     block_size: int | None = None) -> QuantizationParams:
+    """QuantizationParams from the compute-type parameter rows p = (s, inv, lo, hi).
+
+    Per block, ``p`` is ``(4, *blocked_shape)`` and the values keep that shape.
+    """
+    vals = [to_public(np.asarray(row), fmt, None) for row in p]
     q = to_public(round_to(np.array([grid.qmin, grid.qmax], dtype=np.float64), fmt), fmt, None)
-    if per_channel:
+    if per_channel or block_size is not None:
         vals = [v.copy() for v in vals]
         for v in vals:
             v.setflags(write=False)
@@ -152,13 +166,19 @@ def params_from_rows(p: np.ndarray, fmt: Format, grid: Grid, axis: int | None,
     else:
         fields = [v[0] for v in vals]
     return QuantizationParams(fmt.name, fields[0], fields[1], fields[2], fields[3], q[0], q[1],
-                              grid.num_bits, grid.signed, grid.narrow, axis, round_mode)
+                              grid.num_bits, grid.signed, grid.narrow, axis, round_mode,
+                              block_size)
 
 
 def param_rows(params: QuantizationParams, fmt: Format) -> np.ndarray:
-    """(4, C) compute-type rows (scale, inverse, min, max) from QuantizationParams."""
-    rows = [np.asarray(v).astype(fmt.compute).reshape(-1)
+    """(4, C) compute-type rows (scale, inverse, min, max) from QuantizationParams.
+
+    Per block: (4, *blocked_shape).
+    """
+    rows = [np.asarray(v).astype(fmt.compute)
             for v in (params.scale, params.inverse_scale, params.min_range, params.max_range)]
+    if params.block_size is None:
+        rows = [r.reshape(-1) for r in rows]
     return np.ascontiguousarray(np.stack(rows))
 
 
@@ -214,7 +234,7 @@ def params_to_dict(p: QuantizationParams) -> dict:
     """A plain dict of the parameters; floats as exact hex strings (``float.hex``)."""
     def enc(v: Any) -> Any:
         a = np.asarray(v, dtype=np.float64)
-        return [_hex(x) for x in a.tolist()] if a.ndim else _hex(float(a))
+        return [_hex(x) for x in a.reshape(-1).tolist()] if a.ndim else _hex(float(a))
 
     grid = check_grid(p.signed_input, p.num_bits, p.narrow_range)
     d: dict[str, Any] = {"qdq_params": 1, "dtype": p.dtype, "axis": p.axis,
@@ -222,6 +242,9 @@ def params_to_dict(p: QuantizationParams) -> dict:
                          "signed_input": p.signed_input, "narrow_range": p.narrow_range,
                          "round_mode": p.round_mode,
                          "code_dtype": code_dtype_for(format_named(p.dtype), grid).name}
+    if p.block_size is not None:
+        d["block_size"] = p.block_size
+        d["blocked_shape"] = list(np.shape(p.scale))
     for f in _FIELDS:
         d[f] = enc(getattr(p, f))
     return d
@@ -268,6 +291,18 @@ def params_from_dict(d: dict) -> QuantizationParams:
     axis = d["axis"]
     if axis is not None and (type(axis) is not int):
         raise _bad("axis", f"must be an integer or null, got {axis!r}")
+    block_size = d.get("block_size")
+    bshape: tuple | None = None
+    if block_size is not None:
+        if type(block_size) is not int or block_size < 1 or axis is None:
+            raise _bad("block_size", f"must be a positive integer with an axis, got "
+                                     f"{block_size!r}")
+        raw_shape = d.get("blocked_shape")
+        if not isinstance(raw_shape, list) or not all(type(n) is int and n >= 0
+                                                      for n in raw_shape):
+            raise _bad("blocked_shape", f"must be a list of sizes, got {raw_shape!r}")
+        bshape = tuple(raw_shape)
+        per_channel = True  # values are lists
     vals = {}
     for f in _FIELDS:
         v = d[f]
@@ -277,10 +312,13 @@ def params_from_dict(d: dict) -> QuantizationParams:
                            ("qmin", "qmax") else "must be one value")
             vals[f] = np.array([_unhex(f, v)], dtype=np.float64)
         else:
-            if not isinstance(v, list) or not v:
+            if not isinstance(v, list) or (not v and bshape is None):
                 raise _bad(f, "must be a non-empty list when per_channel is true")
             vals[f] = np.array([_unhex(f, t) for t in v], dtype=np.float64)
     lengths = {vals[f].shape[0] for f in _FIELDS[:4]}
+    if bshape is not None and lengths != {math.prod(bshape)}:
+        raise ValueError(f"malformed qdq quantization parameters: blocked_shape {bshape} "
+                         f"needs {math.prod(bshape)} values per field")
     if len(lengths) != 1:
         raise ValueError("malformed qdq quantization parameters: scale, inverse_scale, "
                          "min_range and max_range have different lengths")
@@ -288,7 +326,11 @@ def params_from_dict(d: dict) -> QuantizationParams:
     for k, f in enumerate(_FIELDS[:4]):
         if not np.array_equal(rows[k].astype(np.float64), vals[f], equal_nan=True):
             raise _bad(f, f"holds values that are not {fmt.name} values")
-    p = params_from_rows(rows, fmt, grid, axis, per_channel, rmode)
+    if bshape is not None:
+        rows = rows.reshape((4,) + bshape)
+        p = params_from_rows(rows, fmt, grid, axis, False, rmode, block_size)
+    else:
+        p = params_from_rows(rows, fmt, grid, axis, per_channel, rmode)
     for f in ("qmin", "qmax"):
         want = np.asarray(getattr(p, f), np.float64)
         got = vals[f][0]
