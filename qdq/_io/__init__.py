@@ -1,0 +1,1 @@
+"""File formats qdq reads and writes (internal)."""
