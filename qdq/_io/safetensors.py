@@ -191,6 +191,11 @@ def _entry(path: str, name: str, raw: object) -> tuple[str, tuple[int, ...], int
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(_is_uint(o) for o in offsets)):
         raise _fail(path, f"data_offsets {offsets!r} is not two non-negative integers", name)
+    count = 1
+    for d in shape:  # the reference multiplies in 64 bits, dimension by dimension
+        count *= d
+        if count * DTYPES[dtype][0] >= 2**64:
+            raise _fail(path, f"the shape {shape} overflows 64 bits of {dtype}", name)
     return dtype, tuple(shape), offsets[0], offsets[1]
 
 

@@ -264,7 +264,10 @@ def find_checkpoint(src: str | os.PathLike[str]) -> tuple[list[str], Index | Non
     """
     path = os.fspath(src)
     if os.path.isfile(path):
-        return ([path], read_index(path)) if path.endswith(INDEX_SUFFIX) else ([path], None)
+        if path.endswith(INDEX_SUFFIX):
+            index = read_index(path)
+            return index.shard_paths, index
+        return [path], None
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: no such file or directory")
     index_path = _find_index_file(path)

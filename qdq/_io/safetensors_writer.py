@@ -109,7 +109,7 @@ def _bytes_of(dtype: str, data: object, name: str) -> memoryview:
         raise TypeError(f"tensor {name!r} is {dtype}; its data cannot be a {data.dtype} array")
     if data.dtype.byteorder == ">":
         data = data.astype(data.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(data).data.cast("B")
+    return np.ascontiguousarray(data).reshape(-1).view(np.uint8).data
 
 
 class SafetensorsWriter:
@@ -149,7 +149,6 @@ class SafetensorsWriter:
         self._done = 0
         self.data_start = len(header)
         self._put(memoryview(header))
-        self._skip_empty()
 
     def _put(self, mv: memoryview) -> None:
         written = 0
@@ -159,8 +158,10 @@ class SafetensorsWriter:
                 raise OSError(f"the file accepted no bytes after {written} of {len(mv)}")
             written += k
 
-    def _skip_empty(self) -> None:
-        while self._index < len(self._plan) and self._plan[self._index][2] == self._done:
+    def _advance_past_complete(self, name: str | None) -> None:
+        """Move past finished tensors until the tensor ``name`` (or an unfinished one)."""
+        while (self._index < len(self._plan) and self._plan[self._index][0] != name
+               and self._done == self._plan[self._index][2]):
             self._index += 1
             self._done = 0
 
@@ -168,7 +169,9 @@ class SafetensorsWriter:
         """Append a chunk (an array or bytes, C order) of tensor ``name``'s data.
 
         Tensors come in the planned order; a chunk may not run past its tensor's end.
+        An empty tensor needs no call.
         """
+        self._advance_past_complete(name)
         if self._index == len(self._plan):
             raise ValueError(f"tensor {name!r}: every tensor's data is already written")
         current, dtype, total = self._plan[self._index]
@@ -181,10 +184,10 @@ class SafetensorsWriter:
                              f"{total} (already {self._done})")
         self._put(mv)
         self._done += len(mv)
-        self._skip_empty()
 
     def finish(self) -> None:
         """Check that every tensor's data was written in full."""
+        self._advance_past_complete(None)
         if self._index < len(self._plan):
             name, _, total = self._plan[self._index]
             raise ValueError(f"tensor {name!r}: {self._done} of its {total} bytes were written")
