@@ -284,6 +284,26 @@ def test_header_bytes_match_the_package(tmp_path):
         assert buf.getvalue() == reference
 
 
+@given(st.dictionaries(st.text(max_size=10).filter(lambda n: n != "__metadata__"),
+                       st.sampled_from(sorted(NUMPY_LOADABLE)), max_size=4), metadatas)
+def test_header_bytes_match_the_package_for_any_names(names, metadata):
+    assume(names or metadata != {})
+    arrays = {n: np.zeros((len(n), 2), NUMPY_LOADABLE[d]) for n, d in names.items()}
+    reference = save(arrays, metadata=metadata)
+    buf = io.BytesIO()
+    order = [t.name for t in _header_of(reference)]
+    write_arrays(buf, {k: arrays[k] for k in order}, metadata)
+    assert buf.getvalue() == reference
+
+
+def _header_of(blob):
+    n = struct.unpack("<Q", blob[:8])[0]
+    doc = json.loads(blob[8:8 + n])
+    doc.pop("__metadata__", None)
+    return [fmt.TensorEntry(k, v["dtype"], None, tuple(v["shape"]), *v["data_offsets"])
+            for k, v in sorted(doc.items(), key=lambda kv: kv[1]["data_offsets"])]
+
+
 # ---- the writer's errors ----
 
 def test_writer_rejects_misuse():
@@ -498,3 +518,61 @@ def test_write_index_targets_and_errors(tmp_path):
             write_index(io.StringIO(), {"w": "m.safetensors"}, bad)
     with pytest.raises(ValueError, match="plain file names"):
         write_index(io.StringIO(), {"w": "/abs/m.safetensors"}, 1)
+
+
+# ---- checkpoints as PyTorch writes and reads them (most checkpoints come from PyTorch) ----
+
+TORCH_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64",
+                "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+                "U16": "uint16", "U32": "uint32", "U64": "uint64", "BOOL": "bool",
+                "C64": "complex64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+                "F8_E8M0": "float8_e8m0fnu", "F8_E4M3FNUZ": "float8_e4m3fnuz",
+                "F8_E5M2FNUZ": "float8_e5m2fnuz", "F4": "float4_e2m1fn_x2"}
+
+
+def _torch_bytes(t):
+    import torch
+
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2), (2, 3), (1, 2, 3, 4)], ids=str)
+def test_torch_round_trips(tmp_path, shape):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file as torch_load
+    from safetensors.torch import save_file as torch_save
+
+    rng = np.random.default_rng(len(shape))
+    tensors = {}
+    for st_name, torch_name in TORCH_DTYPES.items():
+        dt = getattr(torch, torch_name, None)
+        if dt is None or (st_name == "F4" and not shape):
+            continue
+        nbytes = int(np.prod(shape)) * max(dt.itemsize, 1)
+        bits = rng.integers(0, 256 if dt != torch.bool else 2, nbytes, dtype=np.uint8)
+        tensors[st_name] = torch.from_numpy(bits).view(dt).reshape(shape) if nbytes \
+            else torch.empty(shape, dtype=dt)
+    theirs = tmp_path / "torch.safetensors"
+    torch_save(tensors, str(theirs), metadata={"format": "pt"})
+    h = read_header(theirs)
+    assert h.metadata == {"format": "pt"} and sorted(h.names) == sorted(tensors)
+    with open(theirs, "rb") as f:
+        blob = f.read()
+    for name, t in tensors.items():
+        entry = h[name]
+        assert entry.dtype == name
+        expected_shape = t.shape[:-1] + (2 * t.shape[-1],) if name == "F4" else t.shape
+        assert entry.shape == tuple(expected_shape)
+        assert blob[entry.begin:entry.end] == _torch_bytes(t)
+        if entry.storage is not None:
+            assert tensor_memmap(h, name).tobytes() == _torch_bytes(t)
+    ours = tmp_path / "ours.safetensors"
+    with open(ours, "wb") as f:
+        w = SafetensorsWriter(f, [(t.name, t.dtype, t.shape) for t in h.tensors], h.metadata)
+        for t in h.tensors:
+            w.write(t.name, blob[t.begin:t.end])
+        w.finish()
+    assert ours.read_bytes() == blob  # same order, same metadata: the same file
+    loaded = torch_load(str(ours))
+    for name, t in tensors.items():
+        assert loaded[name].dtype == t.dtype and _torch_bytes(loaded[name]) == _torch_bytes(t)

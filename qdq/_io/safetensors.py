@@ -158,45 +158,80 @@ def _fail(path: str, problem: str, tensor: str | None = None) -> ValueError:
     return ValueError(f"{where}: {problem}")
 
 
-def _no_duplicates(path: str):
+class _JSONError(ValueError):
+    """A problem found while the JSON is parsed, already naming the file."""
+
+
+def _no_duplicate_keys(path: str, what: str):
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise _fail(path, f"the header repeats the key {key!r}")
-            out[key] = value
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise _JSONError(f"{path}: the {what} repeats the key {key!r}")
+                seen.add(key)
         return out
     return hook
+
+
+def load_json(raw: bytes, path: str, what: str) -> Any:
+    """Parse UTF-8 JSON strictly (no repeated key, no NaN); a ValueError names ``path``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(path, f"the {what} is not UTF-8 ({exc.reason} at byte {exc.start})"
+                    ) from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys(path, what),
+                          parse_constant=_no_constant)
+    except _JSONError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"the {what} is not valid JSON ({exc.msg} at character {exc.pos})"
+                    ) from None
+    except (ValueError, RecursionError) as exc:  # too deep, or an integer too long
+        raise _fail(path, f"the {what} is not valid JSON ({exc})") from None
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _is_uint(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**64
+def _uints(xs: object) -> bool:
+    """Whether ``xs`` is a JSON list of integers that fit 64 unsigned bits."""
+    return isinstance(xs, list) and all(type(x) is int and 0 <= x < 2**64 for x in xs)
 
 
-def _entry(path: str, name: str, raw: object) -> tuple[str, tuple[int, ...], int, int]:
+def _entry(path: str, name: str, raw: object) -> tuple[str, tuple[int, ...], int, int, int]:
     if not isinstance(raw, dict):
         raise _fail(path, f"the entry is a JSON {type(raw).__name__}, not an object", name)
-    missing = [k for k in _ENTRY_KEYS if k not in raw]
-    if missing:
-        raise _fail(path, f"the entry has no {', '.join(missing)}", name)
-    dtype, shape, offsets = raw["dtype"], raw["shape"], raw["data_offsets"]
-    if not isinstance(dtype, str) or dtype not in DTYPES:
+    try:
+        dtype, shape, offsets = raw["dtype"], raw["shape"], raw["data_offsets"]
+    except KeyError:
+        missing = [k for k in _ENTRY_KEYS if k not in raw]
+        raise _fail(path, f"the entry has no {', '.join(missing)}", name) from None
+    bits = DTYPES[dtype][0] if isinstance(dtype, str) and dtype in DTYPES else None
+    if bits is None:
         raise _fail(path, f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})", name)
-    if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
+    if not _uints(shape):
         raise _fail(path, f"the shape {shape!r} is not a list of non-negative integers", name)
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(_is_uint(o) for o in offsets)):
+    if not _uints(offsets) or len(offsets) != 2:
         raise _fail(path, f"data_offsets {offsets!r} is not two non-negative integers", name)
+    count = math.prod(shape)
+    if count * bits >= 2**64 or (count == 0 and _prefix_overflows(shape, bits)):
+        raise _fail(path, f"the shape {shape} overflows 64 bits of {dtype}", name)
+    return dtype, tuple(shape), offsets[0], offsets[1], count
+
+
+def _prefix_overflows(shape: list[int], bits: int) -> bool:
+    # The reference multiplies in 64 bits, dimension by dimension: [2**62, 2**62, 0] fails.
     count = 1
-    for d in shape:  # the reference multiplies in 64 bits, dimension by dimension
+    for d in shape:
         count *= d
-        if count * DTYPES[dtype][0] >= 2**64:
-            raise _fail(path, f"the shape {shape} overflows 64 bits of {dtype}", name)
-    return dtype, tuple(shape), offsets[0], offsets[1]
+        if count * bits >= 2**64:
+            return True
+    return False
 
 
 def read_header(path: str | os.PathLike[str]) -> Header:
@@ -248,20 +283,7 @@ def read_header(path: str | os.PathLike[str]) -> Header:
         raw = f.read(n)
     if len(raw) != n:
         raise _fail(path, "the file was truncated while its header was read")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _fail(path, f"the header is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicates(path),
-                         parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"the header is not valid JSON ({exc.msg} at character {exc.pos})"
-                    ) from None
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, ValueError) and str(exc).startswith(path):
-            raise
-        raise _fail(path, f"the header is not valid JSON ({exc})") from None
+    doc = load_json(raw, path, "header")
     if not isinstance(doc, dict):
         raise _fail(path, f"the header is a JSON {type(doc).__name__}, not an object")
     metadata = doc.pop(METADATA_KEY, None)
@@ -275,7 +297,7 @@ def read_header(path: str | os.PathLike[str]) -> Header:
     parsed.sort(key=lambda p: (p[3], p[4]))
     tensors = []
     expected = 0
-    for name, dtype, shape, begin, end in parsed:
+    for name, dtype, shape, begin, end, count in parsed:
         if begin != expected or end < begin:
             problem = ("overlaps the tensor before it" if begin < expected else
                        f"leaves a gap of {begin - expected} bytes before it" if end >= begin
@@ -283,9 +305,9 @@ def read_header(path: str | os.PathLike[str]) -> Header:
             raise _fail(path, f"data_offsets [{begin}, {end}] {problem} "
                               "(tensors must tile the data area)", name)
         bits, storage = DTYPES[dtype]
-        need = nbytes_of(bits, shape)
-        if need is None:
-            raise _fail(path, f"{math.prod(shape)} elements of {dtype} end inside a byte", name)
+        need, partial = divmod(count * bits, 8)
+        if partial:
+            raise _fail(path, f"{count} elements of {dtype} end inside a byte", name)
         if end - begin != need:
             raise _fail(path, f"data_offsets [{begin}, {end}] hold {end - begin} bytes, but "
                               f"shape {list(shape)} of {dtype} needs {need}", name)

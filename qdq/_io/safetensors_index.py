@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .safetensors import Header, read_header
+from .safetensors import Header, load_json, read_header
 
 __all__ = ["INDEX_SUFFIX", "Index", "find_checkpoint", "read_index", "write_index"]
 
@@ -134,14 +134,8 @@ def read_index(src: str | os.PathLike[str]) -> Index:
         path = found
     elif not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or directory")
-    try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"), object_pairs_hook=_no_duplicates(path))
-    except UnicodeDecodeError:
-        raise _fail(path, "the index is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"the index is not valid JSON ({exc.msg} at character {exc.pos})"
-                    ) from None
+    with open(path, "rb") as f:
+        doc = load_json(f.read(), path, "index")
     if not isinstance(doc, dict):
         raise _fail(path, "the index is not a JSON object")
     metadata = doc.get("metadata", {})
@@ -175,17 +169,6 @@ def read_index(src: str | os.PathLike[str]) -> Index:
                 raise _fail(path, f"shard {shard} holds tensor {t.name!r}, which the index "
                                   f"maps to {weight_map.get(t.name, 'no shard')}")
     return Index(path, metadata, total, dict(weight_map), shards, headers)
-
-
-def _no_duplicates(path: str):
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise _fail(path, f"the index repeats the key {key!r}")
-            out[key] = value
-        return out
-    return hook
 
 
 def write_index(dest: str | os.PathLike[str] | IO[Any], weight_map: Mapping[str, str],
