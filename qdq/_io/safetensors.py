@@ -27,8 +27,8 @@ import numpy as np
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DTYPES", "MAX_HEADER_BYTES", "Header", "TensorEntry", "TensorReader", "read_header",
-           "tensor_memmap"]
+__all__ = ["DTYPES", "MAX_HEADER_BYTES", "METADATA_KEY", "Header", "TensorEntry", "TensorReader",
+           "load_json", "nbytes_of", "read_header", "tensor_memmap"]
 
 MAX_HEADER_BYTES = 100_000_000
 """The largest JSON header accepted, as in the reference implementation."""
