@@ -187,7 +187,7 @@ def test_written_files_load_with_safetensors(tmp_path_factory, ents, metadata, r
     path = str(tmp_path_factory.mktemp("w") / "x.safetensors")
     with open(path, "wb") as f:
         w = SafetensorsWriter(f, ents, metadata)
-        for (name, _, _), blob in zip(ents, blobs):
+        for (name, _, _), blob in zip(ents, blobs, strict=True):
             half = len(blob) // 2
             w.write(name, blob[:half])
             w.write(name, memoryview(blob)[half:])
@@ -196,25 +196,25 @@ def test_written_files_load_with_safetensors(tmp_path_factory, ents, metadata, r
     with open(path, "rb") as fh:
         got = dict(deserialize(fh.read()))
     assert len(got) == len(ents)
-    for (name, dtype, shape), blob in zip(ents, blobs):
+    for (name, dtype, shape), blob in zip(ents, blobs, strict=True):
         assert got[name]["dtype"] == dtype and tuple(got[name]["shape"]) == shape
         assert bytes(got[name]["data"]) == blob
     with safe_open(path, framework="numpy") as f:
         assert f.metadata() == metadata
-        for (name, dtype, shape), blob in zip(ents, blobs):
+        for (name, dtype, shape), blob in zip(ents, blobs, strict=True):
             if dtype in NUMPY_LOADABLE:
                 arr = f.get_tensor(name)
                 assert arr.dtype == NUMPY_LOADABLE[dtype] and arr.shape == shape
                 assert arr.tobytes() == blob
     if all(dtype in NUMPY_LOADABLE for _, dtype, _ in ents):
         loaded = load_file(path)
-        for (name, _, _), blob in zip(ents, blobs):
+        for (name, _, _), blob in zip(ents, blobs, strict=True):
             assert loaded[name].tobytes() == blob
     # and back through the reader
     h = read_header(path)
     assert h.data_start % 8 == 0 and h.names == [e[0] for e in ents]
     assert h.metadata == metadata
-    for (name, dtype, _), blob in zip(ents, blobs):
+    for (name, dtype, _), blob in zip(ents, blobs, strict=True):
         if fmt.DTYPES[dtype][1] is not None:
             assert tensor_memmap(h, name).tobytes() == blob
 
@@ -244,7 +244,7 @@ def test_package_files_read_bit_identically(tmp_path_factory, specs, metadata, r
     assert sorted(h.names) == sorted(arrays) and h.metadata == metadata
     buf = np.empty(40, np.uint8)
     with TensorReader(h) as r:
-        for (name, arr), (dtype, _) in zip(arrays.items(), specs):
+        for (name, arr), (dtype, _) in zip(arrays.items(), specs, strict=True):
             entry = h[name]
             assert entry.dtype == dtype and entry.shape == arr.shape
             view = tensor_memmap(h, name)
