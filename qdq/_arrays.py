@@ -129,25 +129,33 @@ def layout_extents(a: np.ndarray, layout: str, axis: int | None) -> tuple[int, i
 class Block:
     """One slab of an array in C order (see :func:`iter_blocks`)."""
 
-    __slots__ = ("index", "shape", "start", "count", "extents", "channels")
+    __slots__ = ("index", "shape", "start", "count", "extents", "channels", "depth", "blocks")
 
     def __init__(self, index: tuple, shape: tuple, start: int, count: int,
-                 extents: tuple[int, int, int], channels: slice):
+                 extents: tuple[int, int, int], channels: slice, depth: int = 0,
+                 blocks: tuple = ()):
         self.index = index          # x[index] is the slab
         self.shape = shape          # its shape
         self.start = start          # its first element in C order
         self.count = count          # its number of elements
         self.extents = extents      # (pre, C, post) of the slab around the channel axis
         self.channels = channels    # the slice of per-channel parameters it uses
+        self.depth = depth          # how many leading axes the slab fixes
+        self.blocks = blocks        # block-wise: its part of a blocked-shape array
 
 
-def iter_blocks(shape: tuple, axis: int | None, max_items: int | None = None
-                ) -> Iterator[Block]:
+def iter_blocks(shape: tuple, axis: int | None, max_items: int | None = None,
+                block_size: int | None = None) -> Iterator[Block]:
     """Cover an array of ``shape`` in C order with slabs of at most ~max_items elements.
 
     A slab fixes the leading indices and takes a range along one axis (the
     first axis whose trailing extent fits), so it is contiguous in a C-ordered
     array. Yields :class:`Block` objects in memory order.
+
+    With ``block_size`` (blocks along ``axis``), every slab holds whole blocks:
+    it never fixes an index of ``axis``, and a range along ``axis`` starts at
+    a multiple of the block size (a slab may then exceed ``max_items``, up to
+    one block times the trailing extent).
     """
     nd = len(shape)
     if max_items is None:
@@ -161,6 +169,9 @@ def iter_blocks(shape: tuple, axis: int | None, max_items: int | None = None
     while depth < nd - 1 and suffix[depth + 1] > max_items:
         depth += 1
     rows = max(1, max_items // suffix[depth + 1])
+    if block_size is not None and axis is not None and depth >= axis:
+        depth = axis
+        rows = max(block_size, max_items // suffix[depth + 1] // block_size * block_size)
     for lead in np.ndindex(*shape[:depth]):
         base = sum(i * suffix[d + 1] for d, i in enumerate(lead))
         for a in range(0, shape[depth], rows):
@@ -180,4 +191,9 @@ def iter_blocks(shape: tuple, axis: int | None, max_items: int | None = None
                 k = axis - depth
                 ext = (math.prod(block[:k]), block[k], math.prod(block[k + 1:]))
                 ch = slice(None)
-            yield Block(index, block, start, count, ext, ch)
+            blocks: tuple = ()
+            if block_size is not None and axis is not None:
+                along = (slice(a // block_size, -(-b // block_size)) if depth == axis
+                         else slice(a, b))
+                blocks = lead + (along,)
+            yield Block(index, block, start, count, ext, ch, depth, blocks)

@@ -24,11 +24,13 @@ import numpy as np
 
 from . import _engine
 from ._arrays import kernel_copy, overlaps
+from ._diagnostics import warn_float16_overflow
 from ._formats import Format, round_to
-from ._validate import check_real
+from ._validate import OpArgs, check_real
 
-__all__ = ["Part", "blocked_shape", "check_block_size", "for_rows", "given_block_range",
-           "parts", "put_rows", "take_rows"]
+__all__ = ["Part", "blocked_shape", "check_block_size", "dequantize_blocks", "for_rows",
+           "given_block_range", "gradient_blocks", "parts", "put_rows", "quantize_blocks",
+           "take_rows", "transform_blocks"]
 
 
 def check_block_size(block_size: Any, axis: Any) -> int | None:
@@ -162,3 +164,82 @@ def row_params(part: Part, rows: np.ndarray, fmt: Format, ax: int, qmin: int, qm
     else:
         lo, hi = _engine.reduce_range(rows, fmt, 0)
     return _engine.compute_params(lo, hi, fmt, qmin, qmax)
+
+
+def _given_rows(given: tuple[np.ndarray, np.ndarray] | None, ax: int,
+                part: Part) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if given is None:
+        return None, None
+    return take_rows(given[0], ax, part), take_rows(given[1], ax, part)
+
+
+def transform_blocks(xk: np.ndarray, rk: np.ndarray, fmt: Format, ax: int, bs: int,
+                     a: OpArgs, given: tuple[np.ndarray, np.ndarray] | None,
+                     params_out: np.ndarray | None = None) -> bool:
+    """The op per block of kernel views (``given``: the blocked range in T, or None).
+
+    Returns whether a block's range has a negative bound (for the unsigned
+    warning). ``params_out`` (4, *blocked shape), if given, receives the
+    parameter rows.
+    """
+    negative = False
+
+    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+        nonlocal negative
+        xr = rows[0]
+        lo, hi = _given_rows(given, ax, part)
+        if params_out is None:
+            fused = _engine.op_in_place_layout(xr, target, fmt, 0, lo, hi, a.qmin, a.qmax,
+                                               a.mode, a.range_given)
+            if fused is not None:
+                negative = negative or fused[0]
+                return
+        if lo is None or hi is None:
+            lo, hi = _engine.reduce_range(xr, fmt, 0)
+        p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
+        if params_out is not None:
+            for k in range(4):
+                put_rows(params_out[k], ax, part, p[k])
+        negative = negative or bool(np.any(lo < 0))
+        _engine.transform(xr, target, fmt, 0, p, a.mode)
+        warn_float16_overflow(fmt, p[0], p[2], p[3], stacklevel=6, unit="blocks")
+
+    for_rows([xk], rk, ax, bs, one)
+    return negative
+
+
+def quantize_blocks(xk: np.ndarray, ck: np.ndarray, fmt: Format, ax: int, bs: int, a: OpArgs,
+                    given: tuple[np.ndarray, np.ndarray] | None, itype: int,
+                    check: Callable[[tuple[float, float, bool]], None]) -> np.ndarray:
+    """Integer codes per block into ``ck``; returns the parameter rows (4, *blocked shape)."""
+    p_all = np.empty((4,) + blocked_shape(xk.shape, ax, bs), dtype=fmt.compute)
+
+    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+        p = row_params(part, rows[0], fmt, ax, a.qmin, a.qmax, given)
+        for k in range(4):
+            put_rows(p_all[k], ax, part, p[k])
+        check(_engine.elementwise(_engine.QUANTIZE, rows[0], target, fmt, 0, p, a.mode, itype))
+
+    for_rows([xk], ck, ax, bs, one)
+    return p_all
+
+
+def dequantize_blocks(ck: np.ndarray, rk: np.ndarray, fmt: Format, ax: int, bs: int,
+                      prow: np.ndarray, itype: int) -> None:
+    """Values from codes per block, with parameter rows of the blocked shape (4, ...)."""
+    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+        p = np.stack([take_rows(prow[k], ax, part) for k in range(4)])
+        _engine.elementwise(_engine.DEQUANTIZE, rows[0], target, fmt, 0, p, 0, itype)
+
+    for_rows([ck], rk, ax, bs, one)
+
+
+def gradient_blocks(gk: np.ndarray, xk: np.ndarray, rk: np.ndarray, fmt: Format, ax: int,
+                    bs: int, lo_b: np.ndarray, hi_b: np.ndarray) -> None:
+    """The straight-through gradient per block, with bounds of the blocked shape."""
+    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
+        lo, hi = take_rows(lo_b, ax, part), take_rows(hi_b, ax, part)
+        p = np.ascontiguousarray(np.stack([lo, lo, lo, hi]))
+        _engine.elementwise(_engine.GRAD, rows[0], target, fmt, 0, p, 0, 0, rows[1])
+
+    for_rows([gk, xk], rk, ax, bs, one)

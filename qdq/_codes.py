@@ -10,14 +10,12 @@ from numpy.typing import ArrayLike, DTypeLike
 from . import _engine
 from ._arrays import as_input, kernel_view, prepare_out, result_dtype
 from ._blocks import (
-    Part,
     blocked_shape,
     check_block_size,
-    for_rows,
+    dequantize_blocks,
     given_block_range,
-    put_rows,
-    row_params,
-    take_rows,
+    gradient_blocks,
+    quantize_blocks,
 )
 from ._formats import Format, format_named, value_dtype
 from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
@@ -171,19 +169,10 @@ def _quantize_blocks(x: np.ndarray, fmt: Format, a: OpArgs, ax: int, bs: int, in
                      ) -> tuple[np.ndarray, QuantizationParams]:
     given = (given_block_range(input_min, input_max, fmt, x.shape, ax, bs)
              if a.range_given else None)
-    xk = kernel_view(x, fmt)
     codes = prepare_out(out, x, cdt, "the codes need")
-    p_all = np.empty((4,) + blocked_shape(x.shape, ax, bs), dtype=fmt.compute)
-    itype = code_type_index(cdt)
-
-    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
-        p = row_params(part, rows[0], fmt, ax, a.qmin, a.qmax, given)
-        for k in range(4):
-            put_rows(p_all[k], ax, part, p[k])
-        stats = _engine.elementwise(_engine.QUANTIZE, rows[0], target, fmt, 0, p, a.mode, itype)
-        check_codes(stats, cdt, a.range_given)
-
-    for_rows([xk], codes, ax, bs, one)
+    p_all = quantize_blocks(kernel_view(x, fmt), codes, fmt, ax, bs, a, given,
+                            code_type_index(cdt),
+                            lambda stats: check_codes(stats, cdt, a.range_given))
     return codes, params_from_rows(p_all, fmt, a.grid, ax, False, a.round_mode, bs)
 
 
@@ -242,12 +231,7 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     prow = param_rows(params, fmt)
     if params.block_size is not None:
         assert ax is not None
-
-        def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
-            p = np.stack([take_rows(prow[k], ax, part) for k in range(4)])
-            _engine.elementwise(_engine.DEQUANTIZE, rows[0], target, fmt, 0, p, 0, itype)
-
-        for_rows([c], rk, ax, params.block_size, one)
+        dequantize_blocks(c, rk, fmt, ax, params.block_size, prow, itype)
         return res
     ck = c
     if c.ndim == 0:
@@ -318,11 +302,6 @@ def _grad_blocks(g: np.ndarray, x: np.ndarray, fmt: Format, ax: int, bs: int, in
                  input_max: Any, out: Any) -> np.ndarray:
     lo_b, hi_b = given_block_range(input_min, input_max, fmt, x.shape, ax, bs, check=False)
     res = prepare_out(out, g, result_dtype(g))
-
-    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
-        lo, hi = take_rows(lo_b, ax, part), take_rows(hi_b, ax, part)
-        p = np.ascontiguousarray(np.stack([lo, lo, lo, hi]))
-        _engine.elementwise(_engine.GRAD, rows[0], target, fmt, 0, p, 0, 0, rows[1])
-
-    for_rows([kernel_view(g, fmt), kernel_view(x, fmt)], kernel_view(res, fmt), ax, bs, one)
+    gradient_blocks(kernel_view(g, fmt), kernel_view(x, fmt), kernel_view(res, fmt), fmt, ax, bs,
+                    lo_b, hi_b)
     return res

@@ -11,11 +11,20 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from . import _engine
+from ._arrays import Block
+from ._blocks import (
+    blocked_shape,
+    check_block_size,
+    dequantize_blocks,
+    given_block_range,
+    quantize_blocks,
+    transform_blocks,
+)
 from ._codes import check_codes, params_axis
 from ._formats import file_value_dtype, format_named
 from ._io.atomic import AtomicFile, commit_together
@@ -46,11 +55,13 @@ class FileOptions:
 
 
 def open_for_op(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
-                opts: FileOptions) -> tuple[Source, int | None, Any]:
+                opts: FileOptions, block_size: int | None = None
+                ) -> tuple[Source, int | None, Any]:
     """Open a source and check the op's arguments against it.
 
     Returns (source, normalised axis, the given range or None); the source is
-    closed again if a check fails.
+    closed again if a check fails. Block-wise, the given range is the blocked
+    range in memory order (reversed axes for a Fortran-ordered source).
     """
     source = open_source(src, opts.dtype, opts.shape, opts.order, opts.offset,
                          check_flag("bfloat16_bits", opts.bfloat16_bits))
@@ -59,24 +70,76 @@ def open_for_op(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: An
         chunk_items(opts.chunk_bytes, 1)
         ax = check_axis(axis, len(source.shape))
         assert source.fmt is not None
-        given = (given_range(input_min, input_max, source.fmt, source.shape, ax)
-                 if args.range_given else None)
+        given: Any = None
+        if args.range_given and block_size is not None:
+            assert ax is not None
+            lo_b, hi_b = given_block_range(input_min, input_max, source.fmt, source.shape, ax,
+                                           block_size)
+            given = (to_memory_order(lo_b, source), to_memory_order(hi_b, source))
+        elif args.range_given:
+            given = given_range(input_min, input_max, source.fmt, source.shape, ax)
     except BaseException:
         source.close()
         raise
     return source, ax, given
 
 
+def to_memory_order(a: np.ndarray, source: Source) -> np.ndarray:
+    """A logical-order array (blocked ranges, parameters) in the source's memory order."""
+    return np.ascontiguousarray(a.T) if source.transposed else a
+
+
+def _block_kernel(op: int, fmt: Any, args: OpArgs, cax: int, bs: int, given: Any, itype: int,
+                  out_dtype: np.dtype, p_all: np.ndarray | None
+                  ) -> Callable[[np.ndarray, np.ndarray, Block], None]:
+    """The write pass's job per slab, block-wise: the op, or the codes (filling p_all)."""
+    def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
+        sax = cax - b.depth
+        slab_given = None if given is None else (given[0][b.blocks], given[1][b.blocks])
+        assert p_all is not None
+        if op == _engine.APPLY:
+            transform_blocks(data, target, fmt, sax, bs, args, slab_given,
+                             p_all[(slice(None),) + b.blocks])
+            return
+        p = quantize_blocks(data, target, fmt, sax, bs, args, slab_given, itype,
+                            lambda stats: check_codes(stats, out_dtype, args.range_given))
+        p_all[(slice(None),) + b.blocks] = p
+    return kernel
+
+
+def _range_kernel(op: int, fmt: Any, args: OpArgs, itype: int, out_dtype: np.dtype,
+                  p: np.ndarray, codes: bool) -> Callable[[np.ndarray, np.ndarray, Block], None]:
+    """The write pass's job per slab with one range per tensor or channel."""
+    def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
+        stats = _engine.run_block(op, data, target, fmt, itype, b, p, args.mode)
+        if codes:
+            check_codes(stats, out_dtype, args.range_given)
+    return kernel
+
+
+def _result_params(p: np.ndarray, fmt: Any, args: OpArgs, ax: int | None, bs: int | None,
+                   source: Source, given: Any) -> QuantizationParams:
+    """The parameters a file run reports (block-wise: back in logical order)."""
+    if bs is None:
+        return params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode)
+    if source.transposed:
+        p = np.stack([np.ascontiguousarray(row.T) for row in p])
+    return params_from_rows(p, fmt, args.grid, ax, False, args.round_mode, bs)
+
+
 def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
-                opts: FileOptions, codes: bool = False, params_path: Any = None
-                ) -> tuple[QuantizationParams, dict]:
+                opts: FileOptions, codes: bool = False, params_path: Any = None,
+                block_size: Any = None) -> tuple[QuantizationParams, dict]:
     """The op (or, with ``codes``, :func:`qdq.quantize`) over a file.
 
     With ``params_path`` the parameters JSON is written there and committed
     together with the codes (both written and synced before either is
-    renamed). Returns (QuantizationParams, timings dict).
+    renamed). Block-wise (``block_size``) the range of a block lies inside
+    the block, so the source is read once. Returns (QuantizationParams,
+    timings dict).
     """
-    source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts)
+    bs = check_block_size(block_size, axis)
+    source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts, bs)
     timings: dict = {"bytes": source.nbytes}
     params_file = None
     try:
@@ -93,26 +156,28 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
                 params_file = AtomicFile(params_path)
             sink = open_sink(dst, source, out_dtype)
             try:
-                if given is not None:
-                    lo, hi = given
-                else:
-                    t0 = time.perf_counter()
-                    lo, hi, _ = range_pass(source, ax, items, opts.progress)
-                    timings["range_seconds"] = time.perf_counter() - t0
-                p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
                 storage = fmt.storage if op == _engine.APPLY else out_dtype
-
-                def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
-                    stats = _engine.run_block(op, data, target, fmt, itype, b, p, args.mode)
-                    if codes:
-                        check_codes(stats, out_dtype, args.range_given)
-
+                if bs is not None:
+                    assert ax is not None
+                    cax = source.canon_axis(ax)
+                    assert cax is not None
+                    p = np.empty((4,) + blocked_shape(source.canon_shape, cax, bs), fmt.compute)
+                    kernel = _block_kernel(op, fmt, args, cax, bs, given, itype, out_dtype, p)
+                    label = "qdq block-wise, codes" if codes else "qdq block-wise"
+                else:
+                    if given is not None:
+                        lo, hi = given
+                    else:
+                        t0 = time.perf_counter()
+                        lo, hi, _ = range_pass(source, ax, items, opts.progress)
+                        timings["range_seconds"] = time.perf_counter() - t0
+                    p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
+                    kernel = _range_kernel(op, fmt, args, itype, out_dtype, p, codes)
+                    label = "qdq pass 2/2, codes" if codes else "qdq pass 2/2, write"
                 t0 = time.perf_counter()
-                write_pass(source, sink, ax, items, opts.progress,
-                           "qdq pass 2/2, codes" if codes else "qdq pass 2/2, write", kernel,
-                           np.dtype(storage))
-                params = params_from_rows(p, fmt, args.grid, ax, ax is not None,
-                                          args.round_mode)
+                write_pass(source, sink, ax, items, opts.progress, label, kernel,
+                           np.dtype(storage), bs)
+                params = _result_params(p, fmt, args, ax, bs, source, given)
                 if params_file is not None:
                     params_file.file.write((params.to_json() + "\n").encode("utf-8"))
                     if isinstance(sink, FileSink):
@@ -144,7 +209,8 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
                                  chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
                                  dtype: Any = None, shape: Any = None, order: str = "C",
                                  offset: int = 0,
-                                 bfloat16_bits: bool = False) -> QuantizationParams:
+                                 bfloat16_bits: bool = False,
+                                 block_size: int | None = None) -> QuantizationParams:
     """Run a file or array through the op in two passes with bounded memory.
 
     The first pass reduces the range (unless it is given), the second applies
@@ -178,6 +244,9 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
     bfloat16_bits : bool, default False
         The source holds bfloat16 bit patterns (uint16, or the 2-byte void
         dtype of a bfloat16 ``.npy`` written through ml_dtypes).
+    block_size : int, optional
+        Block-wise along ``axis`` (see :func:`qdq.quantize_and_dequantize`):
+        a block's range lies inside the block, so the source is read once.
 
     Returns
     -------
@@ -203,7 +272,8 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
     """
     args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     opts = FileOptions(chunk_bytes, progress, dtype, shape, order, offset, bfloat16_bits)
-    return run_op_file(src, dst, input_min, input_max, args, axis, opts)[0]
+    return run_op_file(src, dst, input_min, input_max, args, axis, opts,
+                       block_size=block_size)[0]
 
 
 def default_params_path(path: Any) -> str:
@@ -219,7 +289,8 @@ def quantize_file(src: Any, dst: Any, input_min: Any = None, input_max: Any = No
                   axis: int | None = None, *, params_path: Any = None,
                   chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
                   dtype: Any = None, shape: Any = None, order: str = "C", offset: int = 0,
-                  bfloat16_bits: bool = False) -> QuantizationParams:
+                  bfloat16_bits: bool = False, block_size: int | None = None
+                  ) -> QuantizationParams:
     """Integer codes of a file or array (:func:`qdq.quantize`), streamed to a ``.npy``.
 
     Two passes with bounded memory, as :func:`quantize_and_dequantize_file`
@@ -240,7 +311,7 @@ def quantize_file(src: Any, dst: Any, input_min: Any = None, input_max: Any = No
         params_path = default_params_path(dst)
     opts = FileOptions(chunk_bytes, progress, dtype, shape, order, offset, bfloat16_bits)
     return run_op_file(src, dst, input_min, input_max, args, axis, opts, codes=True,
-                       params_path=params_path)[0]
+                       params_path=params_path, block_size=block_size)[0]
 
 
 def dequantize_file(src: Any, dst: Any, params: Any = None, *,
@@ -284,15 +355,24 @@ def dequantize_file(src: Any, dst: Any, params: Any = None, *,
         items = chunk_items(chunk_bytes, max(source.dtype.itemsize, out_dtype.itemsize))
         ax = params_axis(params, tuple(source.shape))
         p = param_rows(params, fmt)
+        bs = params.block_size
+        cax = source.canon_axis(ax)
+        if bs is not None:
+            p = np.stack([to_memory_order(row, source) for row in p])
 
-        def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
+        def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
+            if bs is not None:
+                assert cax is not None
+                dequantize_blocks(data, target, fmt, cax - b.depth, bs,
+                                  p[(slice(None),) + b.blocks], itype)
+                return
             _engine.run_block(_engine.DEQUANTIZE, data, target, fmt, itype, b, p, 0)
 
         with termination_as_exit():
             sink = open_sink(dst, source, out_dtype, result_fmt=fmt)
             try:
                 write_pass(source, sink, ax, items, show, "qdq dequantize", kernel,
-                           np.dtype(fmt.storage))
+                           np.dtype(fmt.storage), bs)
                 sink.commit()
             except BaseException:
                 sink.abort()

@@ -8,7 +8,6 @@ engine (:mod:`qdq._engine`).
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -17,15 +16,14 @@ from numpy.typing import ArrayLike
 from . import _engine
 from ._arrays import as_input, kernel_copy, kernel_view, prepare_out, result_dtype
 from ._blocks import (
-    Part,
     blocked_shape,
     check_block_size,
-    for_rows,
     given_block_range,
     parts,
     put_rows,
-    take_rows,
+    transform_blocks,
 )
+from ._diagnostics import warn_float16_overflow, warn_unsigned_negative
 from ._formats import FLOAT16, Format, format_named, round_to, to_public
 from ._params import QuantizationParams, params_from_rows
 from ._validate import OpArgs, check_axis, check_grid, check_real, given_range, normalize_axis_arg
@@ -35,41 +33,6 @@ __all__ = ["quantize_and_dequantize", "quantize_and_dequantize_v2", "compute_ran
            "warn_unsigned_negative"]
 
 RoundMode = Literal["HALF_TO_EVEN", "HALF_UP"]
-
-
-def warn_unsigned_negative(stacklevel: int = 3) -> None:
-    """Warn about unsigned output with negative data and no given range."""
-    warnings.warn(
-        "signed_input=False with negative data and range_given=False: like TensorFlow, qdq "
-        "does not clamp, so the negative values come out meaningless; pass range_given=True "
-        "(the clamp then maps them to 0) or use signed_input=True",
-        RuntimeWarning, stacklevel=stacklevel)
-
-
-def warn_float16_overflow(fmt: Format, scale: Any, lo: Any, hi: Any,
-                          stacklevel: int = 3, unit: str = "channels") -> None:
-    """Warn when a float16 scale overflows to inf (tiny ranges): the output is then inf/NaN.
-
-    TensorFlow computes the scale in T, and qdq keeps those bits; the warning
-    names the fix. ``scale``, ``lo``, ``hi``: the parameters (scalars or per
-    channel).
-    """
-    if fmt is not FLOAT16:
-        return
-    scale = np.atleast_1d(np.asarray(scale, np.float64))
-    bad = np.isinf(scale)
-    if not bad.any():
-        return
-    lo = np.broadcast_to(np.asarray(lo, np.float64), scale.shape)
-    hi = np.broadcast_to(np.asarray(hi, np.float64), scale.shape)
-    k = int(np.flatnonzero(bad)[0])
-    where = "" if scale.shape[0] == 1 else f" in {int(bad.sum())} {unit} (first: {k})"
-    warnings.warn(
-        f"float16 scale overflows to {float(scale[k])!r}{where}: the range "
-        f"[{float(lo[k])!r}, {float(hi[k])!r}] is too small for float16 arithmetic (its "
-        "largest magnitude is below qmax / 65504), so the output is inf/NaN, as in "
-        "TensorFlow; compute in float32 (x.astype(np.float32)) and convert the result back",
-        RuntimeWarning, stacklevel=stacklevel)
 
 
 def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None,
@@ -208,28 +171,8 @@ def _op_blocks(x: np.ndarray, fmt: Format, a: OpArgs, ax: int, bs: int, input_mi
     given = (given_block_range(input_min, input_max, fmt, x.shape, ax, bs)
              if a.range_given else None)
     res = prepare_out(out, x, result_dtype(x))
-    xk, rk = kernel_view(x, fmt), kernel_view(res, fmt)
-    negative = False
-
-    def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
-        nonlocal negative
-        xr = rows[0]
-        lo = hi = None
-        if given is not None:
-            lo, hi = take_rows(given[0], ax, part), take_rows(given[1], ax, part)
-        fused = _engine.op_in_place_layout(xr, target, fmt, 0, lo, hi, a.qmin, a.qmax, a.mode,
-                                           a.range_given)
-        if fused is not None:
-            negative = negative or fused[0]
-            return
-        if lo is None or hi is None:
-            lo, hi = _engine.reduce_range(xr, fmt, 0)
-        p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
-        negative = negative or bool(np.any(lo < 0))
-        _engine.transform(xr, target, fmt, 0, p, a.mode)
-        warn_float16_overflow(fmt, p[0], p[2], p[3], stacklevel=5, unit="blocks")
-
-    for_rows([xk], rk, ax, bs, one)
+    negative = transform_blocks(kernel_view(x, fmt), kernel_view(res, fmt), fmt, ax, bs, a,
+                                given)
     if negative and not a.signed and not a.range_given:
         warn_unsigned_negative(stacklevel=3)
     return res

@@ -162,20 +162,26 @@ def _report_partial(exc: BaseException, sink: Sink, total: int) -> None:
 
 def write_pass(source: Source, sink: Sink, ax: int | None, items: int, progress: bool,
                label: str, kernel: Callable[[np.ndarray, np.ndarray, Block], None],
-               out_dtype: np.dtype) -> float:
+               out_dtype: np.dtype, block_size: int | None = None) -> float:
     """Pass 2: read each block, compute it into an output buffer, hand it to the writer.
 
     Memory: one read buffer and two output buffers of a chunk each. Returns
-    the rate in bytes per second.
+    the rate in bytes per second. Block-wise (``block_size`` along ``ax``)
+    every slab holds whole blocks.
     """
     read_buf = _buffer(source, items)
     n = max(1, min(items, math.prod(source.canon_shape)))
     prog = Progress(source.nbytes, label, progress)
     cax = source.canon_axis(ax)
+    if block_size is not None and cax is not None:
+        # a slab holds at least one block times the trailing extent
+        n = max(n, min(math.prod(source.canon_shape),
+                       block_size * math.prod(source.canon_shape[cax + 1:])))
+        read_buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
     writer = _Writer(sink, source, 2, n * out_dtype.itemsize)
     try:
         try:
-            for b in iter_blocks(source.canon_shape, cax, items):
+            for b in iter_blocks(source.canon_shape, cax, items, block_size):
                 data = source.read(b, read_buf)
                 buf = writer.buffer()
                 target = buf[:b.count * out_dtype.itemsize].view(out_dtype).reshape(b.shape)
