@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _engine
 from ._arrays import as_input, kernel_view, result_dtype
+from ._blocks import check_block_size, given_block_range, transform_blocks
 from ._formats import Format
 from ._range import RangeTracker
 from ._validate import OpArgs, check_axis, check_flag, given_range, normalize_axis_arg
@@ -53,7 +54,8 @@ def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: 
                                    signed_input: bool = True, num_bits: int = 8,
                                    range_given: bool = True, round_mode: str = "HALF_TO_EVEN",
                                    narrow_range: bool = False, axis: int | None = None, *,
-                                   bfloat16_bits: bool = False) -> Iterator[np.ndarray]:
+                                   bfloat16_bits: bool = False,
+                                   block_size: int | None = None) -> Iterator[np.ndarray]:
     """Apply the op with a known range to each chunk; yields the output chunks.
 
     Parameters
@@ -68,18 +70,27 @@ def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: 
         False: ``input_min``/``input_max`` are the data's own range (from a
         :class:`RangeTracker` or :func:`qdq.compute_range`); no clamp, so the
         chunks come out exactly as the op with ``range_given=False`` gives them.
-    signed_input, num_bits, round_mode, narrow_range, axis, bfloat16_bits
-        As for :func:`qdq.quantize_and_dequantize`.
+    signed_input, num_bits, round_mode, narrow_range, axis, bfloat16_bits, block_size
+        As for :func:`qdq.quantize_and_dequantize`. Block-wise, a given range
+        has the blocked shape of the whole tensor (or broadcasts to it), and
+        ``range_given=False`` takes each block's range from the block itself.
 
     Returns
     -------
     iterator of numpy.ndarray
-        One output chunk per input chunk. Arguments are checked on the call;
+        One output chunk per input chunk (block-wise along axis 0: output
+        chunks are cut at block boundaries). Arguments are checked on the call;
         chunks are checked as they come.
     """
     args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
     normalize_axis_arg(axis)
+    bs = check_block_size(block_size, axis)
+    if bs is not None:
+        if is_one_tensor(chunks):
+            raise TypeError("chunks must be an iterable of chunk arrays (for example "
+                            "np.array_split(x, k)), not one array")
+        return _blocks_gen(iter(chunks), input_min, input_max, args, axis, bits_flag, bs)
     if input_min is None or input_max is None:
         raise TypeError("input_min and input_max are required (the given range, or with "
                         "range_given=False the data's own range from a RangeTracker)")
@@ -143,7 +154,8 @@ def _chunks_gen(it: Iterator, lo: Any, hi: Any, args: OpArgs, axis: Any,
 def stream(chunks: Any, input_min: Any = None, input_max: Any = None,
            signed_input: bool = True, num_bits: int = 8, range_given: bool = False,
            round_mode: str = "HALF_TO_EVEN", narrow_range: bool = False,
-           axis: int | None = None, *, bfloat16_bits: bool = False) -> Iterator[np.ndarray]:
+           axis: int | None = None, *, bfloat16_bits: bool = False,
+           block_size: int | None = None) -> Iterator[np.ndarray]:
     """The op over chunks, in two passes when the range comes from the data.
 
     Parameters
@@ -155,8 +167,10 @@ def stream(chunks: Any, input_min: Any = None, input_max: Any = None,
         each time; a one-shot iterator or generator is a TypeError. With
         ``range_given`` one pass suffices and any iterable works.
     input_min, input_max, signed_input, num_bits, range_given, round_mode, narrow_range, axis, \
-bfloat16_bits
-        As for :func:`qdq.quantize_and_dequantize`.
+bfloat16_bits, block_size
+        As for :func:`qdq.quantize_and_dequantize`. Block-wise one pass
+        suffices (a block's range lies inside the block), so any iterable
+        works.
 
     Returns
     -------
@@ -180,6 +194,12 @@ bfloat16_bits
         raise TypeError("chunks must be an iterable of chunk arrays (for example "
                         "np.array_split(x, k)), not one array; for arrays and memmaps use "
                         "quantize_and_dequantize_file")
+    bs = check_block_size(block_size, axis)
+    if bs is not None:
+        if args.range_given and (input_min is None or input_max is None):
+            raise TypeError("input_min and input_max are required when range_given=True")
+        source = chunks() if callable(chunks) else chunks
+        return _blocks_gen(iter(source), input_min, input_max, args, axis, bits_flag, bs)
     if args.range_given:
         if input_min is None or input_max is None:
             raise TypeError("input_min and input_max are required when range_given=True")
@@ -203,6 +223,69 @@ bfloat16_bits
         def again() -> Iterator:
             return iter(chunks)
     return _two_pass(again, args, axis, bits_flag)
+
+
+def _rows_of_bound(bound: Any, ndim: int, ax: int, bs: int, start: int, n: int) -> Any:
+    """The part of a whole-tensor blocked bound that covers rows [start, start + n)."""
+    a = np.asarray(bound)
+    if a.ndim < ndim or a.shape[0] == 1:
+        return a  # broadcasts along axis 0
+    if ax == 0:
+        return a[start // bs:-(-(start + n) // bs)]
+    return a[start:start + n]
+
+
+def _blocks_gen(it: Iterator, lo: Any, hi: Any, args: OpArgs, axis: Any, bits_flag: bool,
+                bs: int) -> Iterator[np.ndarray]:
+    """Block-wise op over chunks in one pass (along axis 0, cut at block boundaries)."""
+    fmt: Format | None = None
+    ax = 0
+    rest: tuple = ()
+    done = 0
+    pending: list[np.ndarray] = []
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        assert fmt is not None
+        given = None
+        if args.range_given:
+            n = x.shape[0]
+            given = given_block_range(_rows_of_bound(lo, x.ndim, ax, bs, done, n),
+                                      _rows_of_bound(hi, x.ndim, ax, bs, done, n),
+                                      fmt, x.shape, ax, bs)
+        res = np.empty(x.shape, dtype=result_dtype(x))
+        transform_blocks(kernel_view(x, fmt), kernel_view(res, fmt), fmt, ax, bs, args, given)
+        return res
+
+    for chunk in it:
+        x, cfmt = _as_chunk(chunk, bits_flag)
+        if x.ndim == 0:
+            raise ValueError("chunks must have at least one dimension (slices along axis 0)")
+        if fmt is None:
+            fmt, rest = cfmt, x.shape[1:]
+            checked = check_axis(axis, x.ndim)
+            assert checked is not None
+            ax = checked
+        elif cfmt is not fmt or x.shape[1:] != rest:
+            raise ValueError(f"chunk of shape {x.shape} and dtype {x.dtype} does not continue "
+                             "the tensor of the earlier chunks")
+        if ax != 0:
+            out = apply(x)
+            done += x.shape[0]
+            yield out
+            continue
+        pending.append(x)
+        have = sum(p.shape[0] for p in pending)
+        take = have // bs * bs
+        if take:
+            joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            pending = [joined[take:]] if take < have else []
+            out = apply(joined[:take])
+            done += take
+            yield out
+    if pending:
+        tail = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        if tail.shape[0]:
+            yield apply(tail)
 
 
 def _two_pass(again: Callable[[], Iterator], args: OpArgs, axis: Any,
