@@ -9,8 +9,10 @@ import numpy as np
 
 from . import _engine
 from ._arrays import iter_blocks
+from ._blocks import blocked_shape, check_block_size, parts, transform_blocks
 from ._files import FileOptions, open_for_op
 from ._formats import Format, to_public, values_as_float64
+from ._io.sources import Source
 from ._op import finish_range
 from ._params import params_from_rows
 from ._pipeline import chunk_items, range_pass
@@ -81,8 +83,57 @@ def _stats_of_block(stats: _ErrorStats, data: np.ndarray, target: np.ndarray, fm
                       None if lo is None else lo[:, sl], None if hi is None else hi[:, sl])
 
 
+class _BlockStats:
+    """Per-block error statistics: the worst block's error and SQNR, the mean SQNR."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.worst_error = 0.0
+        self.min_sqnr = math.inf
+        self.sqnr_sum = 0.0
+        self.sqnr_finite = 0
+
+    def add_rows(self, x: np.ndarray, y: np.ndarray) -> None:
+        """x, y: float64 (blocks, length) values of the same blocks."""
+        ok = np.isfinite(x) & np.isfinite(y)
+        err = np.where(ok, np.abs(y - x), 0.0)
+        sig = np.where(ok, x * x, 0.0).sum(axis=1)
+        noise = (err * err).sum(axis=1)
+        self.count += x.shape[0]
+        if err.size:
+            self.worst_error = max(self.worst_error, float(err.max()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sqnr = 10 * np.log10(sig / noise)
+        sqnr = np.where(noise == 0, np.inf, sqnr)
+        has = ok.any(axis=1) & (sig > 0)
+        if has.any():
+            self.min_sqnr = min(self.min_sqnr, float(sqnr[has].min()))
+            fin = has & np.isfinite(sqnr)
+            self.sqnr_sum += float(sqnr[fin].sum())
+            self.sqnr_finite += int(fin.sum())
+
+    def summary(self) -> dict:
+        return {"count": self.count, "worst_max_abs_error": self.worst_error,
+                "min_sqnr_db": self.min_sqnr if self.count else math.nan,
+                "mean_sqnr_db": (self.sqnr_sum / self.sqnr_finite if self.sqnr_finite
+                                 else math.nan)}
+
+
+def _block_slab_stats(stats: _ErrorStats, blocks: _BlockStats, data: np.ndarray,
+                      target: np.ndarray, fmt: Format, sax: int, bs: int) -> None:
+    for part in parts(data.shape[sax], bs):
+        xr = np.moveaxis(data, sax, -1)[..., part.elements].reshape(-1, part.length)
+        yr = np.moveaxis(target, sax, -1)[..., part.elements].reshape(-1, part.length)
+        step = max(1, _STATS_ITEMS // part.length)
+        for i in range(0, xr.shape[0], step):
+            x = values_as_float64(xr[i:i + step], fmt)
+            y = values_as_float64(yr[i:i + step], fmt)
+            stats.add(x, y, None, None)
+            blocks.add_rows(x, y)
+
+
 def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
-                 opts: FileOptions) -> dict:
+                 opts: FileOptions, block_size: Any = None) -> dict:
     """The range, the parameters and the error the op would introduce; writes nothing.
 
     Returns a dict with ``params`` (QuantizationParams), ``range``,
@@ -90,13 +141,19 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
     changes; only with a given range), ``nonfinite_out``, ``max_abs_error``
     and ``sqnr_db`` (10 log10 of signal over error energy, over finite inputs
     with finite outputs; NaN when there are none). Memory: two chunks plus a
-    few MiB of float64 statistics, whatever the file size.
+    few MiB of float64 statistics, whatever the file size. Block-wise, one
+    pass, and ``blocks`` summarises the error per block (worst block's max
+    error, lowest and mean SQNR).
     """
-    source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts)
+    bs = check_block_size(block_size, axis)
+    source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts, bs)
     try:
         fmt = source.fmt
         assert fmt is not None
         items = chunk_items(opts.chunk_bytes, source.dtype.itemsize)
+        if bs is not None:
+            assert ax is not None
+            return _analyze_blocks(source, fmt, args, ax, bs, given, items, opts.progress)
         if given is not None:
             lo, hi = given
         else:
@@ -132,3 +189,42 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
             "params": params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode),
             "range": (to_public(mn, fmt, None), to_public(mx, fmt, None)),
             "shape": tuple(source.shape), "dtype": fmt.name}
+
+
+def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int, given: Any,
+                    items: int, progress: bool) -> dict:
+    cax = source.canon_axis(ax)
+    assert cax is not None
+    p = np.empty((4,) + blocked_shape(source.canon_shape, cax, bs), dtype=fmt.compute)
+    stats, blocks = _ErrorStats(), _BlockStats()
+    n = max(1, min(math.prod(source.canon_shape),
+                   max(items, bs * math.prod(source.canon_shape[cax + 1:]))))
+    buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
+    out = np.empty(n * fmt.storage.itemsize, dtype=np.uint8)
+    prog = Progress(source.nbytes, "qdq block-wise error pass", progress)
+    try:
+        for b in iter_blocks(source.canon_shape, cax, items, bs):
+            data = source.read(b, buf)
+            target = out[:b.count * fmt.storage.itemsize].view(fmt.storage).reshape(b.shape)
+            sax = cax - b.depth
+            slab_given = None if given is None else (given[0][b.blocks], given[1][b.blocks])
+            transform_blocks(data, target, fmt, sax, bs, args, slab_given,
+                             p[(slice(None),) + b.blocks])
+            _block_slab_stats(stats, blocks, data, target, fmt, sax, bs)
+            source.release(b, final=True)
+            prog.update(b.count * source.dtype.itemsize)
+    finally:
+        prog.close()
+    if source.transposed:
+        p = np.stack([np.ascontiguousarray(row.T) for row in p])
+    params = params_from_rows(p, fmt, args.grid, ax, False, args.round_mode, bs)
+    if given is not None:
+        lo, hi = (np.ascontiguousarray(g.T) if source.transposed else g for g in given)
+    else:
+        lo, hi = np.asarray(params.min_range), np.asarray(params.max_range)
+    return {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
+            "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
+            "sqnr_db": stats.sqnr_db(), "params": params,
+            "range": (to_public(np.asarray(lo, fmt.compute), fmt, None),
+                      to_public(np.asarray(hi, fmt.compute), fmt, None)),
+            "shape": tuple(source.shape), "dtype": fmt.name, "blocks": blocks.summary()}

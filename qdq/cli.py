@@ -113,6 +113,9 @@ def _op_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--round-mode", default="HALF_TO_EVEN", choices=["HALF_TO_EVEN", "HALF_UP"])
     g.add_argument("--narrow-range", action="store_true", help="signed grid without its minimum")
     g.add_argument("--axis", type=int, default=None, help="per channel along this axis")
+    g.add_argument("--block-size", type=int, default=None, metavar="B",
+                   help="block-wise: one range per block of B elements along --axis "
+                        "(e.g. --axis -1 --block-size 128 for int4 group-wise); one pass")
     g = p.add_argument_group("input")
     _chunk_option(g)
     g.add_argument("--dtype", help="element type of a raw binary SRC (float16, bfloat16, "
@@ -146,6 +149,15 @@ def _fmt(v) -> str:
 def describe_params(params, out=None) -> None:
     """Print the range and scale used (a summary per channel)."""
     out = out or sys.stdout
+    if params.per_block:
+        s = np.asarray(params.scale, np.float64)
+        where = (f"{s.size:,} blocks of {params.block_size} along axis {params.axis} "
+                 f"({params.dtype}), integer grid [{params.code_min}, {params.code_max}]")
+        if s.size == 0:
+            print(f"{where}: nothing to quantize", file=out)
+            return
+        print(f"{where}: scale from {float(s.min())!r} to {float(s.max())!r}", file=out)
+        return
     if not params.per_channel:
         print(f"range [{_fmt(params.min_range)}, {_fmt(params.max_range)}] (adjusted), scale "
               f"{_fmt(params.scale)}, inverse scale {_fmt(params.inverse_scale)}, integer grid "
@@ -164,7 +176,8 @@ def describe_params(params, out=None) -> None:
 
 def cmd_run(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
-    params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns))
+    params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
+                            block_size=ns.block_size)
     describe_params(params)
     total = t.get("range_seconds", 0.0) + t["write_seconds"]
     passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
@@ -176,11 +189,15 @@ def cmd_run(ns) -> int:
 
 def cmd_info(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
-    st = analyze_file(ns.src, lo, hi, _op_args(ns), ns.axis, _file_options(ns))
+    st = analyze_file(ns.src, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
+                      block_size=ns.block_size)
     mn, mx = st["range"]
     print(f"{ns.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
           + (f", {st['nan']:,} NaN" if st["nan"] else ""))
-    if ns.range is None:
+    if ns.range is None and "blocks" in st:
+        print(f"data range per block: min from {float(np.nanmin(mn)) if mn.size else 0.0!r}, "
+              f"max up to {float(np.nanmax(mx)) if mx.size else 0.0!r} (NaN ignored)")
+    elif ns.range is None:
         if mn.size == 1:
             print(f"data range [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
         else:
@@ -190,6 +207,11 @@ def cmd_info(ns) -> int:
     print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {st['sqnr_db']:.2f} dB, clipped "
           f"{st['clipped']:,}" + (f", non-finite outputs {st['nonfinite_out']:,}"
                                   if st["nonfinite_out"] else ""))
+    if "blocks" in st:
+        b = st["blocks"]
+        print(f"per block ({b['count']:,} blocks): worst max abs error "
+              f"{b['worst_max_abs_error']:.6g}, lowest SQNR {b['min_sqnr_db']:.2f} dB, mean "
+              f"SQNR {b['mean_sqnr_db']:.2f} dB")
     return 0
 
 
@@ -201,7 +223,7 @@ def cmd_quantize(ns) -> int:
                            ns.round_mode, ns.narrow_range, ns.axis, params_path=params_path,
                            chunk_bytes=ns.chunk_bytes, progress=_show_progress(ns),
                            dtype=ns.dtype, shape=ns.shape, order=ns.order, offset=ns.offset,
-                           bfloat16_bits=ns.bfloat16_bits)
+                           bfloat16_bits=ns.bfloat16_bits, block_size=ns.block_size)
     describe_params(params)
     code = np.load(ns.dst, mmap_mode="r").dtype
     print(f"wrote {ns.dst} ({code} codes) and {params_path}")
