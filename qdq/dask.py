@@ -29,9 +29,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import _engine
 from ._arrays import as_input, kernel_view
+from ._blocks import check_block_size, given_block_range
 from ._codes import check_codes
 from ._formats import Format, format_of, is_bfloat16_dtype, to_public
 from ._op import finish_range
+from ._op import quantize_and_dequantize as quantize_and_dequantize_np
 from ._params import code_dtype_for, params_from_rows
 from ._range import merge_max, merge_min
 from ._validate import (
@@ -248,19 +250,71 @@ def _param_array(x, a: OpArgs, fmt: Format, ax: int | None, bits: bool, input_mi
                            meta=np.empty((0, 0), fmt.compute))
 
 
+def _aligned_chunks(chunks: tuple, bs: int) -> tuple:
+    """Chunk sizes along an axis with every boundary moved up to a multiple of bs."""
+    total = sum(chunks)
+    bounds: list[int] = []
+    edge = 0
+    for c in chunks:
+        edge += c
+        b = min(total, -(-edge // bs) * bs)
+        if not bounds or b > bounds[-1]:
+            bounds.append(b)
+    sizes: list[int] = []
+    prev = 0
+    for b in bounds:
+        sizes.append(b - prev)
+        prev = b
+    return tuple(sizes) if sizes else chunks
+
+
+def _op_chunk(block, lo=None, hi=None, *, ax, bs, a, bits, block_info=None):
+    """The in-memory block-wise op on one chunk (its part of a given blocked range)."""
+    given = a.range_given
+    if given:
+        loc = block_info[0]["array-location"]
+        index = tuple(slice(s0 // bs, -(-s1 // bs)) if d == ax else slice(s0, s1)
+                      for d, (s0, s1) in enumerate(loc))
+        lo, hi = lo[index], hi[index]
+    return quantize_and_dequantize_np(block, lo, hi, a.signed, a.num_bits, given,
+                                      a.round_mode, a.narrow, ax, bfloat16_bits=bits,
+                                      block_size=bs)
+
+
+def _blockwise_op(x, a: OpArgs, fmt: Format, ax: int, bs: int, bits: bool, input_min,
+                  input_max):
+    chunks = list(x.chunks)
+    chunks[ax] = _aligned_chunks(x.chunks[ax], bs)
+    if tuple(chunks) != x.chunks:
+        x = x.rechunk(tuple(chunks))
+    kw = dict(ax=ax, bs=bs, a=a, bits=bits)
+    if a.range_given:
+        lo, hi = given_block_range(input_min, input_max, fmt, x.shape, ax, bs)
+        kw.update(lo=lo, hi=hi)
+    return x.map_blocks(partial(_op_chunk, **kw), dtype=x.dtype.newbyteorder("="),
+                        meta=np.empty((0,) * x.ndim, dtype=x.dtype.newbyteorder("=")),
+                        name="qdq-blocks")
+
+
 def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
                             range_given=False, round_mode="HALF_TO_EVEN", narrow_range=False,
-                            axis=None, *, bfloat16_bits=False):
+                            axis=None, *, bfloat16_bits=False, block_size=None):
     """The op on a Dask array, lazily: :func:`qdq.quantize_and_dequantize` per block.
 
     With the range from the data, one graph reduces it first (each block read
     once for the range) and maps the op over the blocks with the parameters;
     per channel along any axis, with blocks cut anywhere.
 
+    Block-wise (``block_size`` along ``axis``) a block's range lies inside
+    the block: the chunks are realigned so that chunk boundaries along the
+    axis fall on block boundaries (when they do not already), and each chunk
+    is quantized on its own, in one read. A given range has the blocked shape.
+
     Returns
     -------
     dask.array.Array
-        Of the input's type, shape and chunks.
+        Of the input's type and shape; of its chunks, except block-wise when
+        they had to be realigned.
 
     Examples
     --------
@@ -272,6 +326,10 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
     """
     a, fmt, ax, bits = _args(x, signed_input, num_bits, range_given, round_mode, narrow_range,
                              axis, bfloat16_bits)
+    bs = check_block_size(block_size, axis)
+    if bs is not None:
+        assert ax is not None
+        return _blockwise_op(x, a, fmt, ax, bs, bits, input_min, input_max)
     p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
     return _map(x, p, fmt, ax, a.mode, _engine.APPLY, 0, bits, x.dtype.newbyteorder("="))
 
