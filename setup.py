@@ -87,7 +87,7 @@ def _extensions():
     ext = Extension(
         "qdq._kernels",
         sources=["qdq/_kernels.pyx"],
-        depends=sorted(glob.glob("qdq/*.h")),
+        depends=sorted(glob.glob("qdq/csrc/*.h")),
         include_dirs=["qdq"],
     )
     return cythonize(

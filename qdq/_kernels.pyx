@@ -21,7 +21,7 @@ from libc.stdint cimport uint16_t, int64_t
 from libc.float cimport FLT_MAX, DBL_MAX
 from libc.math cimport INFINITY
 
-cdef extern from "_simd.h" nogil:
+cdef extern from "csrc/dispatch.h" nogil:
     enum:
         QDQ_F16
         QDQ_BF16

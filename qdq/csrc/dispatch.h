@@ -170,7 +170,7 @@ QDQ_DEFINE_SCALAR_OP(qdq_op1_d, double, rint, floor)
 #define QDQ_SFX(name) name##_base
 #define QDQ_TARGET
 #define QDQ_F16C 0
-#include "_simd_impl.h"
+#include "isa_copy.h"
 #undef QDQ_VB
 #undef QDQ_SFX
 #undef QDQ_TARGET
@@ -181,7 +181,7 @@ QDQ_DEFINE_SCALAR_OP(qdq_op1_d, double, rint, floor)
 #  define QDQ_SFX(name) name##_avx2
 #  define QDQ_TARGET __attribute__((target("avx2,f16c")))
 #  define QDQ_F16C 1
-#  include "_simd_impl.h"
+#  include "isa_copy.h"
 #  undef QDQ_VB
 #  undef QDQ_SFX
 #  undef QDQ_TARGET
