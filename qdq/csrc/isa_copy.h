@@ -1,10 +1,14 @@
 /*
- * One instruction-set copy of the qdq kernels; included by _simd.h with
+ * One instruction-set copy of the qdq kernels: its vector types and helpers,
+ * then the kernels of every float format and code type. Included by
+ * dispatch.h once per instruction set (twice on x86-64: baseline and AVX2;
+ * once elsewhere), with
  *   QDQ_VB        vector width in bytes (16 or 32)
  *   QDQ_SFX(name) the suffix of this copy (name_base, name_avx2)
  *   QDQ_TARGET    the function attribute that selects the instruction set
  *   QDQ_F16C      1 in the AVX2 copy: F16C conversions and AVX rounding instructions
- * The four element types are instantiated from _simd_body.h.
+ * It includes format_kernels.h once per float format (4 times) and
+ * int_codes.h once per (compute type, integer type) pair (16 times).
  */
 
 #define QDQ_FN static inline __attribute__((always_inline)) QDQ_TARGET
