@@ -84,14 +84,16 @@ def _extensions():
     from Cython.Build import cythonize
 
     debug = _env("QDQ_DEBUG_CYTHON") == "1"
-    ext = Extension(
-        "qdq._kernels",
-        sources=["qdq/_kernels.pyx"],
-        depends=sorted(glob.glob("qdq/*.h")),
-        include_dirs=["qdq"],
-    )
+    # The C sources in qdq/csrc/ are headers, included as "csrc/<name>.h".
+    headers = sorted(glob.glob("qdq/csrc/*.h"))
+    exts = [
+        Extension(f"qdq.{name}", sources=[f"qdq/{name}.pyx"], depends=headers,
+                  include_dirs=["qdq"])
+        # _testing_kernels: the scalar converters, for the exhaustive tests only
+        for name in ("_kernels", "_testing_kernels")
+    ]
     return cythonize(
-        [ext],
+        exts,
         compiler_directives={
             "language_level": 3,
             "boundscheck": debug,

@@ -14,14 +14,15 @@ argument is the number of OpenMP threads to use (1 without OpenMP).
 
 from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
+cimport cython
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
-from libc.stdint cimport uint16_t, int64_t
+from libc.stdint cimport int64_t
 from libc.float cimport FLT_MAX, DBL_MAX
 from libc.math cimport INFINITY
 
-cdef extern from "_simd.h" nogil:
+cdef extern from "csrc/dispatch.h" nogil:
     enum:
         QDQ_F16
         QDQ_BF16
@@ -29,10 +30,6 @@ cdef extern from "_simd.h" nogil:
         QDQ_F64
         QDQ_CLAMP
         QDQ_HALF_UP
-    float qdq_f16_to_f32(uint16_t h)
-    uint16_t qdq_f32_to_f16(float v)
-    float qdq_bf16_to_f32(uint16_t h)
-    uint16_t qdq_f32_to_bf16(float v)
     float qdq_rnd_float(float v, int fmt)
     double qdq_round_value(int fmt, double d)
     void qdq_min1_f(float v, float *mn)
@@ -169,20 +166,56 @@ cdef inline Py_ssize_t _csz(int fmt) noexcept nogil:
     return 8 if fmt == QDQ_F64 else 4
 
 
-cdef int _get(object obj, Py_buffer *view, bint writable, Py_ssize_t nbytes,
-              str name, Py_ssize_t align=1) except -1:
-    """Acquire a contiguous buffer of at least nbytes, aligned to align bytes."""
-    cdef int flags = PyBUF_ANY_CONTIGUOUS
-    if writable:
-        flags |= PyBUF_WRITABLE
-    PyObject_GetBuffer(obj, view, flags)
-    if view.len < nbytes:
-        PyBuffer_Release(view)
-        raise ValueError(f"qdq kernel: {name} holds {view.len} bytes, needs {nbytes}")
-    if (<size_t>view.buf) % <size_t>align != 0:
-        PyBuffer_Release(view)
-        raise ValueError(f"qdq kernel: {name} is not aligned to {align} bytes")
-    return 0
+cdef enum:
+    MAX_BUFFERS = 8
+
+
+@cython.auto_pickle(False)
+cdef class _Buffers:
+    """The buffers of one kernel call's arguments, and its scratch memory.
+
+    An entry point makes one, acquires its arguments' buffers with ``get``
+    and, when it returns or raises, the object goes away and releases them
+    all (and frees the scratch memory).
+    """
+    cdef Py_buffer views[MAX_BUFFERS]
+    cdef int count
+    cdef void *work
+
+    cdef Py_buffer *get(self, object obj, bint writable, Py_ssize_t nbytes, str name,
+                        Py_ssize_t align) except NULL:
+        """A contiguous buffer of at least nbytes, aligned to align bytes."""
+        cdef int flags = PyBUF_ANY_CONTIGUOUS
+        cdef Py_buffer *view
+        if self.count == MAX_BUFFERS:
+            raise RuntimeError("qdq kernel: too many buffers")
+        view = &self.views[self.count]
+        if writable:
+            flags |= PyBUF_WRITABLE
+        PyObject_GetBuffer(obj, view, flags)
+        if view.len < nbytes:
+            PyBuffer_Release(view)
+            raise ValueError(f"qdq kernel: {name} holds {view.len} bytes, needs {nbytes}")
+        if (<size_t>view.buf) % <size_t>align != 0:
+            PyBuffer_Release(view)
+            raise ValueError(f"qdq kernel: {name} is not aligned to {align} bytes")
+        self.count += 1
+        return view
+
+    cdef char *scratch(self, size_t nbytes) except NULL:
+        """nbytes of memory for the call (one block per call)."""
+        if self.work != NULL:
+            raise RuntimeError("qdq kernel: scratch memory taken twice")
+        self.work = malloc(nbytes)
+        if self.work == NULL:
+            raise MemoryError()
+        return <char *>self.work
+
+    def __dealloc__(self):
+        free(self.work)
+        while self.count > 0:
+            self.count -= 1
+            PyBuffer_Release(&self.views[self.count])
 
 
 cdef int _check_fmt(int fmt) except -1:
@@ -271,8 +304,6 @@ cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_
     cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, c0, c1, Ce, k
     cdef int nt, tid
     cdef char *part
-    cdef char *emn
-    cdef char *emx
     if n == 0:
         return 0
     if 1 < post < EXPAND_POST and C * post <= EXPAND_LIMIT:
@@ -331,28 +362,21 @@ def minmax(x, mn, mx, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     ``mx`` are writable compute-type arrays of length ``C``, updated in place
     (start them at +inf and -inf). -0.0 counts as smaller than +0.0.
     """
-    cdef Py_buffer xb, nb, xb2
+    cdef _Buffers b = _Buffers()
+    cdef const char *xp
+    cdef char *mnp
+    cdef char *mxp
     cdef int rc
     _check_fmt(fmt)
     if pre < 0 or C < 0 or post < 0:
         raise ValueError("qdq kernel: negative extent")
-    _get(x, &xb, False, pre * C * post * _isz(fmt), "x", _isz(fmt))
-    try:
-        _get(mn, &nb, True, C * _csz(fmt), "mn", _csz(fmt))
-        try:
-            _get(mx, &xb2, True, C * _csz(fmt), "mx", _csz(fmt))
-            try:
-                with nogil:
-                    rc = _reduce(fmt, <const char *>xb.buf, pre, C, post,
-                                 <char *>nb.buf, <char *>xb2.buf, max(nthreads, 1))
-                if rc != 0:
-                    raise MemoryError()
-            finally:
-                PyBuffer_Release(&xb2)
-        finally:
-            PyBuffer_Release(&nb)
-    finally:
-        PyBuffer_Release(&xb)
+    xp = <const char *>b.get(x, False, pre * C * post * _isz(fmt), "x", _isz(fmt)).buf
+    mnp = <char *>b.get(mn, True, C * _csz(fmt), "mn", _csz(fmt)).buf
+    mxp = <char *>b.get(mx, True, C * _csz(fmt), "mx", _csz(fmt)).buf
+    with nogil:
+        rc = _reduce(fmt, xp, pre, C, post, mnp, mxp, max(nthreads, 1))
+    if rc != 0:
+        raise MemoryError()
 
 
 # ---------------------------------------------------------------------------
@@ -412,29 +436,25 @@ def params(mn, mx, scale, inv, lo, hi, int fmt, int64_t qmin, int64_t qmax):
     ``mn`` and ``mx`` hold the range of each channel (values of T in the
     compute type); the four outputs are written, all of length ``len(mn)``.
     """
-    cdef Py_buffer b[6]
-    cdef object objs = (mn, mx, scale, inv, lo, hi)
-    cdef Py_ssize_t csz, C, k, got = 0
+    cdef _Buffers b = _Buffers()
+    cdef void *p[6]
+    cdef Py_ssize_t csz, C
     _check_fmt(fmt)
     csz = _csz(fmt)
     C = len(mn)
-    try:
-        for k in range(6):
-            _get(objs[k], &b[k], k >= 2, C * csz, ("mn", "mx", "scale", "inv", "lo", "hi")[k],
-                 csz)
-            got += 1
-        with nogil:
-            if fmt == QDQ_F64:
-                _params[double](fmt, C, <double *>b[0].buf, <double *>b[1].buf, qmin, qmax,
-                                <double *>b[2].buf, <double *>b[3].buf,
-                                <double *>b[4].buf, <double *>b[5].buf)
-            else:
-                _params[float](fmt, C, <float *>b[0].buf, <float *>b[1].buf, qmin, qmax,
-                               <float *>b[2].buf, <float *>b[3].buf,
-                               <float *>b[4].buf, <float *>b[5].buf)
-    finally:
-        for k in range(got):
-            PyBuffer_Release(&b[k])
+    p[0] = b.get(mn, False, C * csz, "mn", csz).buf
+    p[1] = b.get(mx, False, C * csz, "mx", csz).buf
+    p[2] = b.get(scale, True, C * csz, "scale", csz).buf
+    p[3] = b.get(inv, True, C * csz, "inv", csz).buf
+    p[4] = b.get(lo, True, C * csz, "lo", csz).buf
+    p[5] = b.get(hi, True, C * csz, "hi", csz).buf
+    with nogil:
+        if fmt == QDQ_F64:
+            _params[double](fmt, C, <double *>p[0], <double *>p[1], qmin, qmax,
+                            <double *>p[2], <double *>p[3], <double *>p[4], <double *>p[5])
+        else:
+            _params[float](fmt, C, <float *>p[0], <float *>p[1], qmin, qmax,
+                           <float *>p[2], <float *>p[3], <float *>p[4], <float *>p[5])
 
 
 # ---------------------------------------------------------------------------
@@ -454,7 +474,7 @@ cdef struct Job:
     const char *x       # input (codes for OP_DEQUANTIZE, gradients for OP_GRAD)
     const char *x2      # OP_GRAD: the forward input
     char *out
-    Py_ssize_t xsz, osz # bytes per element of x (and x2) and of out
+    Py_ssize_t xsz, osz  # bytes per element of x (and x2) and of out
     Py_ssize_t C, post
     const char *s       # per-channel parameters in the compute type, C each
     const char *inv
@@ -512,7 +532,8 @@ cdef void _job_span(const Job *j, Py_ssize_t start, Py_ssize_t end,
         i += seg
 
 
-cdef void _expand(int fmt, char *dst, const char *src, Py_ssize_t C, Py_ssize_t post) noexcept nogil:
+cdef void _expand(int fmt, char *dst, const char *src, Py_ssize_t C,
+                  Py_ssize_t post) noexcept nogil:
     """dst[c * post + q] = src[c]."""
     cdef Py_ssize_t c, q
     if fmt == QDQ_F64:
@@ -592,38 +613,6 @@ cdef int _transform(int fmt, const char *x, char *o, Py_ssize_t pre, Py_ssize_t 
     return _run_job(&j, pre, nthreads, stats)
 
 
-def apply(x, out, scale, inv, lo, hi, int fmt, Py_ssize_t pre, Py_ssize_t C,
-          Py_ssize_t post, int mode, int nthreads=1):
-    """``out = round(clamp?(x) * scale) * inv`` per channel of a ``[pre, C, post]`` block.
-
-    ``mode`` combines ``CLAMP`` (clamp to ``[lo, hi]`` first) and ``HALF_UP``
-    (round half up instead of half to even). ``out`` may be ``x`` itself.
-    """
-    cdef Py_buffer b[6]
-    cdef object objs = (x, out, scale, inv, lo, hi)
-    cdef Py_ssize_t k, got = 0, n
-    cdef int rc
-    _check_fmt(fmt)
-    if pre < 0 or C < 0 or post < 0:
-        raise ValueError("qdq kernel: negative extent")
-    n = pre * C * post
-    try:
-        for k in range(6):
-            _get(objs[k], &b[k], k == 1, n * _isz(fmt) if k < 2 else C * _csz(fmt),
-                 ("x", "out", "scale", "inv", "lo", "hi")[k], _isz(fmt) if k < 2 else _csz(fmt))
-            got += 1
-        with nogil:
-            rc = _transform(fmt, <const char *>b[0].buf, <char *>b[1].buf, pre, C, post,
-                            <const char *>b[2].buf, <const char *>b[3].buf,
-                            <const char *>b[4].buf, <const char *>b[5].buf, mode,
-                            max(nthreads, 1))
-        if rc != 0:
-            raise MemoryError()
-    finally:
-        for k in range(got):
-            PyBuffer_Release(&b[k])
-
-
 APPLY = OP_APPLY
 QUANTIZE = OP_QUANTIZE
 DEQUANTIZE = OP_DEQUANTIZE
@@ -646,9 +635,8 @@ def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
     exact range and NaN flag of the codes of the blocks where that happened;
     otherwise (and for the other operations) ``(+inf, -inf, False)``.
     """
-    cdef Py_buffer b[8]
-    cdef object objs = (x, out, scale, inv, lo, hi, x2)
-    cdef Py_ssize_t k, got = 0, n, csz
+    cdef _Buffers b = _Buffers()
+    cdef Py_ssize_t n, csz
     cdef int rc
     cdef Job j
     cdef double stats[3]
@@ -666,24 +654,19 @@ def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
     j.osz = <Py_ssize_t>qdq_int_size(itype) if op == OP_QUANTIZE else _isz(fmt)
     j.C, j.post = C, post
     stats[0], stats[1], stats[2] = INFINITY, -INFINITY, 0
-    try:
-        for k in range(7 if op == OP_GRAD else 6):
-            _get(objs[k], &b[k], k == 1,
-                 n * j.xsz if k in (0, 6) else (n * j.osz if k == 1 else C * csz),
-                 ("x", "out", "scale", "inv", "lo", "hi", "x2")[k],
-                 j.xsz if k in (0, 6) else (j.osz if k == 1 else csz))
-            got += 1
-        j.x, j.out = <const char *>b[0].buf, <char *>b[1].buf
-        j.s, j.inv = <const char *>b[2].buf, <const char *>b[3].buf
-        j.lo, j.hi = <const char *>b[4].buf, <const char *>b[5].buf
-        j.x2 = <const char *>b[6].buf if op == OP_GRAD else NULL
-        with nogil:
-            rc = _run_job(&j, pre, max(nthreads, 1), stats)
-        if rc != 0:
-            raise MemoryError()
-    finally:
-        for k in range(got):
-            PyBuffer_Release(&b[k])
+    j.x = <const char *>b.get(x, False, n * j.xsz, "x", j.xsz).buf
+    j.out = <char *>b.get(out, True, n * j.osz, "out", j.osz).buf
+    j.s = <const char *>b.get(scale, False, C * csz, "scale", csz).buf
+    j.inv = <const char *>b.get(inv, False, C * csz, "inv", csz).buf
+    j.lo = <const char *>b.get(lo, False, C * csz, "lo", csz).buf
+    j.hi = <const char *>b.get(hi, False, C * csz, "hi", csz).buf
+    j.x2 = NULL
+    if op == OP_GRAD:
+        j.x2 = <const char *>b.get(x2, False, n * j.xsz, "x2", j.xsz).buf
+    with nogil:
+        rc = _run_job(&j, pre, max(nthreads, 1), stats)
+    if rc != 0:
+        raise MemoryError()
     return stats[0], stats[1], stats[2] != 0
 
 
@@ -695,49 +678,43 @@ def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,
     Returns ``(min, max, scale, inv, lo, hi)`` as Python floats, ``min`` and
     ``max`` being the raw reduction (+inf, -inf when nothing was seen).
     """
-    cdef Py_buffer xb, ob
+    cdef _Buffers b = _Buffers()
+    cdef Py_buffer *xb
+    cdef const char *xp
+    cdef char *outp
     cdef Py_ssize_t n, isz, k
     cdef float f[6]
     cdef double d[6]
     cdef int rc = 0
     _check_fmt(fmt)
     isz = _isz(fmt)
-    _get(x, &xb, False, 0, "x", isz)
-    try:
-        _get(out, &ob, True, xb.len, "out", isz)
-        try:
-            n = xb.len // isz
-            with nogil:
-                if fmt == QDQ_F64:
-                    d[0] = mn if range_given else INFINITY
-                    d[1] = mx if range_given else -INFINITY
-                    if not range_given:
-                        rc = _reduce(fmt, <const char *>xb.buf, 1, 1, n, <char *>&d[0],
-                                     <char *>&d[1], nthreads)
-                    _params[double](fmt, 1, &d[0], &d[1], qmin, qmax, &d[2], &d[3], &d[4], &d[5])
-                    if rc == 0:
-                        rc = _transform(fmt, <const char *>xb.buf, <char *>ob.buf, 1, 1, n,
-                                        <char *>&d[2], <char *>&d[3], <char *>&d[4],
-                                        <char *>&d[5], mode, nthreads)
-                else:
-                    f[0] = <float>mn if range_given else INFINITY
-                    f[1] = <float>mx if range_given else -INFINITY
-                    if not range_given:
-                        rc = _reduce(fmt, <const char *>xb.buf, 1, 1, n, <char *>&f[0],
-                                     <char *>&f[1], nthreads)
-                    _params[float](fmt, 1, &f[0], &f[1], qmin, qmax, &f[2], &f[3], &f[4], &f[5])
-                    if rc == 0:
-                        rc = _transform(fmt, <const char *>xb.buf, <char *>ob.buf, 1, 1, n,
-                                        <char *>&f[2], <char *>&f[3], <char *>&f[4],
-                                        <char *>&f[5], mode, nthreads)
-                    for k in range(6):
-                        d[k] = f[k]
-            if rc != 0:
-                raise MemoryError()
-        finally:
-            PyBuffer_Release(&ob)
-    finally:
-        PyBuffer_Release(&xb)
+    xb = b.get(x, False, 0, "x", isz)
+    xp = <const char *>xb.buf
+    outp = <char *>b.get(out, True, xb.len, "out", isz).buf
+    n = xb.len // isz
+    with nogil:
+        if fmt == QDQ_F64:
+            d[0] = mn if range_given else INFINITY
+            d[1] = mx if range_given else -INFINITY
+            if not range_given:
+                rc = _reduce(fmt, xp, 1, 1, n, <char *>&d[0], <char *>&d[1], nthreads)
+            _params[double](fmt, 1, &d[0], &d[1], qmin, qmax, &d[2], &d[3], &d[4], &d[5])
+            if rc == 0:
+                rc = _transform(fmt, xp, outp, 1, 1, n, <char *>&d[2], <char *>&d[3],
+                                <char *>&d[4], <char *>&d[5], mode, nthreads)
+        else:
+            f[0] = <float>mn if range_given else INFINITY
+            f[1] = <float>mx if range_given else -INFINITY
+            if not range_given:
+                rc = _reduce(fmt, xp, 1, 1, n, <char *>&f[0], <char *>&f[1], nthreads)
+            _params[float](fmt, 1, &f[0], &f[1], qmin, qmax, &f[2], &f[3], &f[4], &f[5])
+            if rc == 0:
+                rc = _transform(fmt, xp, outp, 1, 1, n, <char *>&f[2], <char *>&f[3],
+                                <char *>&f[4], <char *>&f[5], mode, nthreads)
+            for k in range(6):
+                d[k] = f[k]
+    if rc != 0:
+        raise MemoryError()
     return (d[0], d[1], d[2], d[3], d[4], d[5])
 
 
@@ -749,87 +726,84 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     length ``C``), or None to reduce the range from the data. Returns whether
     any channel's minimum is negative.
     """
-    cdef Py_buffer b[4]
-    cdef object objs = (x, out, lo, hi)
-    cdef Py_ssize_t k, got = 0, n, csz, c
+    cdef _Buffers b = _Buffers()
+    cdef Py_ssize_t n, isz, csz, c
     cdef int rc = 0
     cdef bint given = lo is not None, negative = False
-    cdef char *work = NULL
+    cdef const char *xp
+    cdef char *outp
+    cdef const void *lop = NULL
+    cdef const void *hip = NULL
+    cdef char *work
     _check_fmt(fmt)
     if pre < 0 or C < 0 or post < 0:
         raise ValueError("qdq kernel: negative extent")
     if given and hi is None:
         raise ValueError("qdq kernel: lo without hi")
     n = pre * C * post
+    isz = _isz(fmt)
     csz = _csz(fmt)
-    try:
-        for k in range(4 if given else 2):
-            _get(objs[k], &b[k], k == 1, n * _isz(fmt) if k < 2 else C * csz,
-                 ("x", "out", "lo", "hi")[k], _isz(fmt) if k < 2 else csz)
-            got += 1
-        work = <char *>malloc(6 * max(C, 1) * csz)
-        if work == NULL:
-            raise MemoryError()
-        with nogil:
-            if given:
-                memcpy(work, b[2].buf, C * csz)
-                memcpy(work + C * csz, b[3].buf, C * csz)
-            else:
-                _fill(fmt, work, C, INFINITY)
-                _fill(fmt, work + C * csz, C, -INFINITY)
-                rc = _reduce(fmt, <const char *>b[0].buf, pre, C, post, work, work + C * csz,
-                             nthreads)
-            for c in range(C):
-                if (fmt == QDQ_F64 and (<double *>work)[c] < 0) or \
-                        (fmt != QDQ_F64 and (<float *>work)[c] < 0):
-                    negative = True
-            if fmt == QDQ_F64:
-                _params[double](fmt, C, <double *>work, <double *>(work + C * csz), qmin, qmax,
-                                <double *>(work + 2 * C * csz), <double *>(work + 3 * C * csz),
-                                <double *>(work + 4 * C * csz), <double *>(work + 5 * C * csz))
-            else:
-                _params[float](fmt, C, <float *>work, <float *>(work + C * csz), qmin, qmax,
-                               <float *>(work + 2 * C * csz), <float *>(work + 3 * C * csz),
-                               <float *>(work + 4 * C * csz), <float *>(work + 5 * C * csz))
-            if rc == 0:
-                rc = _transform(fmt, <const char *>b[0].buf, <char *>b[1].buf, pre, C, post,
-                                work + 2 * C * csz, work + 3 * C * csz, work + 4 * C * csz,
-                                work + 5 * C * csz, mode, max(nthreads, 1))
-        if rc != 0:
-            raise MemoryError()
-    finally:
-        free(work)
-        for k in range(got):
-            PyBuffer_Release(&b[k])
+    xp = <const char *>b.get(x, False, n * isz, "x", isz).buf
+    outp = <char *>b.get(out, True, n * isz, "out", isz).buf
+    if given:
+        lop = b.get(lo, False, C * csz, "lo", csz).buf
+        hip = b.get(hi, False, C * csz, "hi", csz).buf
+    # min, max, then scale, inv, lo, hi: C compute-type values each
+    work = b.scratch(6 * max(C, 1) * csz)
+    with nogil:
+        if given:
+            memcpy(work, lop, C * csz)
+            memcpy(work + C * csz, hip, C * csz)
+        else:
+            _fill(fmt, work, C, INFINITY)
+            _fill(fmt, work + C * csz, C, -INFINITY)
+            rc = _reduce(fmt, xp, pre, C, post, work, work + C * csz, nthreads)
+        for c in range(C):
+            if (fmt == QDQ_F64 and (<double *>work)[c] < 0) or \
+                    (fmt != QDQ_F64 and (<float *>work)[c] < 0):
+                negative = True
+        if fmt == QDQ_F64:
+            _params[double](fmt, C, <double *>work, <double *>(work + C * csz), qmin, qmax,
+                            <double *>(work + 2 * C * csz), <double *>(work + 3 * C * csz),
+                            <double *>(work + 4 * C * csz), <double *>(work + 5 * C * csz))
+        else:
+            _params[float](fmt, C, <float *>work, <float *>(work + C * csz), qmin, qmax,
+                           <float *>(work + 2 * C * csz), <float *>(work + 3 * C * csz),
+                           <float *>(work + 4 * C * csz), <float *>(work + 5 * C * csz))
+        if rc == 0:
+            rc = _transform(fmt, xp, outp, pre, C, post, work + 2 * C * csz, work + 3 * C * csz,
+                            work + 4 * C * csz, work + 5 * C * csz, mode, max(nthreads, 1))
+    if rc != 0:
+        raise MemoryError()
     return negative
 
 
 def range_tensor(x, int fmt, int nthreads=1):
     """The raw NaN-ignoring (min, max) of a whole contiguous array, as floats."""
-    cdef Py_buffer xb
+    cdef _Buffers b = _Buffers()
+    cdef Py_buffer *xb
+    cdef const char *xp
+    cdef Py_ssize_t n
     cdef float f[2]
     cdef double d[2]
     cdef int rc
     _check_fmt(fmt)
-    _get(x, &xb, False, 0, "x", _isz(fmt))
-    try:
-        with nogil:
-            if fmt == QDQ_F64:
-                d[0] = INFINITY
-                d[1] = -INFINITY
-                rc = _reduce(fmt, <const char *>xb.buf, 1, 1, xb.len // 8, <char *>d,
-                             <char *>&d[1], max(nthreads, 1))
-            else:
-                f[0] = INFINITY
-                f[1] = -INFINITY
-                rc = _reduce(fmt, <const char *>xb.buf, 1, 1, xb.len // _isz(fmt), <char *>f,
-                             <char *>&f[1], max(nthreads, 1))
-                d[0] = f[0]
-                d[1] = f[1]
-        if rc != 0:
-            raise MemoryError()
-    finally:
-        PyBuffer_Release(&xb)
+    xb = b.get(x, False, 0, "x", _isz(fmt))
+    xp = <const char *>xb.buf
+    n = xb.len // _isz(fmt)
+    with nogil:
+        if fmt == QDQ_F64:
+            d[0] = INFINITY
+            d[1] = -INFINITY
+            rc = _reduce(fmt, xp, 1, 1, n, <char *>d, <char *>&d[1], max(nthreads, 1))
+        else:
+            f[0] = INFINITY
+            f[1] = -INFINITY
+            rc = _reduce(fmt, xp, 1, 1, n, <char *>f, <char *>&f[1], max(nthreads, 1))
+            d[0] = f[0]
+            d[1] = f[1]
+    if rc != 0:
+        raise MemoryError()
     return d[0], d[1]
 
 
@@ -837,47 +811,3 @@ def round_value(int fmt, double v):
     """A float rounded once (to nearest even) to the format, as a float."""
     _check_fmt(fmt)
     return qdq_round_value(fmt, v)
-
-
-# ---------------------------------------------------------------------------
-# 16-bit converters, exposed for the exhaustive tests
-# ---------------------------------------------------------------------------
-
-def f16_to_f32(const uint16_t[::1] h, float[::1] out):
-    """float16 bit patterns to float32 values (exact)."""
-    cdef Py_ssize_t i
-    if out.shape[0] != h.shape[0]:
-        raise ValueError("length mismatch")
-    with nogil:
-        for i in range(h.shape[0]):
-            out[i] = qdq_f16_to_f32(h[i])
-
-
-def f32_to_f16(const float[::1] v, uint16_t[::1] out):
-    """float32 values to float16 bit patterns (round to nearest even)."""
-    cdef Py_ssize_t i
-    if out.shape[0] != v.shape[0]:
-        raise ValueError("length mismatch")
-    with nogil:
-        for i in range(v.shape[0]):
-            out[i] = qdq_f32_to_f16(v[i])
-
-
-def bf16_to_f32(const uint16_t[::1] h, float[::1] out):
-    """bfloat16 bit patterns to float32 values (exact)."""
-    cdef Py_ssize_t i
-    if out.shape[0] != h.shape[0]:
-        raise ValueError("length mismatch")
-    with nogil:
-        for i in range(h.shape[0]):
-            out[i] = qdq_bf16_to_f32(h[i])
-
-
-def f32_to_bf16(const float[::1] v, uint16_t[::1] out):
-    """float32 values to bfloat16 bit patterns (round to nearest even)."""
-    cdef Py_ssize_t i
-    if out.shape[0] != v.shape[0]:
-        raise ValueError("length mismatch")
-    with nogil:
-        for i in range(v.shape[0]):
-            out[i] = qdq_f32_to_bf16(v[i])

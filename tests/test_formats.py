@@ -5,7 +5,7 @@ import pytest
 from _util import assert_bits_equal
 
 import qdq
-from qdq import _formats, _kernels, _reference
+from qdq import _formats, _kernels, _reference, _testing_kernels
 
 ALL16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
@@ -22,16 +22,16 @@ def _f32_sample():
 
 def test_f16_to_f32_all_patterns():
     out = np.empty(ALL16.size, np.float32)
-    _kernels.f16_to_f32(ALL16, out)
+    _testing_kernels.f16_to_f32(ALL16, out)
     expected = ALL16.view(np.float16).astype(np.float32)
     assert (out.view(np.uint32) == expected.view(np.uint32)).all()
 
 
 def test_f16_round_trip_all_patterns():
     widened = np.empty(ALL16.size, np.float32)
-    _kernels.f16_to_f32(ALL16, widened)
+    _testing_kernels.f16_to_f32(ALL16, widened)
     back = np.empty(ALL16.size, np.uint16)
-    _kernels.f32_to_f16(widened, back)
+    _testing_kernels.f32_to_f16(widened, back)
     assert (back == ALL16).all()
 
 
@@ -40,14 +40,14 @@ def test_f32_to_f16_matches_numpy():
     out = np.empty(v.size, np.uint16)
     with np.errstate(over="ignore"):
         expected = v.astype(np.float16).view(np.uint16)
-    _kernels.f32_to_f16(v, out)
+    _testing_kernels.f32_to_f16(v, out)
     assert (out == expected).all()
 
 
 def test_bf16_to_f32_all_patterns():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     out = np.empty(ALL16.size, np.float32)
-    _kernels.bf16_to_f32(ALL16, out)
+    _testing_kernels.bf16_to_f32(ALL16, out)
     expected = ALL16.view(ml_dtypes.bfloat16).astype(np.float32)
     assert (out.view(np.uint32) == expected.view(np.uint32)).all()
 
@@ -56,7 +56,7 @@ def test_f32_to_bf16_matches_ml_dtypes():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     v = _f32_sample()
     out = np.empty(v.size, np.uint16)
-    _kernels.f32_to_bf16(v, out)
+    _testing_kernels.f32_to_bf16(v, out)
     with np.errstate(invalid="ignore"):
         expected = v.astype(ml_dtypes.bfloat16).view(np.uint16)
     assert (out == expected).all()
@@ -65,7 +65,7 @@ def test_f32_to_bf16_matches_ml_dtypes():
 def test_numpy_side_bf16_bits_match_kernel():
     v = _f32_sample()
     out = np.empty(v.size, np.uint16)
-    _kernels.f32_to_bf16(v, out)
+    _testing_kernels.f32_to_bf16(v, out)
     assert (_formats.values_to_bits(v) == out).all()
     assert (_formats.bits_to_values(ALL16).view(np.uint32)
             == (ALL16.astype(np.uint32) << 16)).all()

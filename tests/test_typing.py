@@ -4,10 +4,11 @@ import pytest
 from _util import run_python
 
 
-def test_kernels_stub_matches_the_module(tmp_path):
+@pytest.mark.parametrize("module", ["qdq._kernels", "qdq._testing_kernels"])
+def test_kernels_stub_matches_the_module(tmp_path, module):
     pytest.importorskip("mypy")
 
-    res = run_python(["-m", "mypy.stubtest", "qdq._kernels"], cwd=tmp_path)
+    res = run_python(["-m", "mypy.stubtest", module], cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -1,6 +1,7 @@
 /*
- * The kernels of one element type in one instruction-set copy; included by
- * _simd_impl.h, which defines:
+ * The kernels of one float format in one instruction-set copy. Included by
+ * isa_copy.h once per format (float16, bfloat16, float32, float64: 4 times
+ * per copy), which defines:
  *   QDQ_T, QDQ_ST, QDQ_CT, QDQ_FMT   type tag, storage type, compute type, format
  *   QDQ_SLOAD, QDQ_SSTORE, QDQ_SOP   scalar load (widen), store (round), element op
  *   QDQ_SMIN, QDQ_SMAX               scalar total-order min/max steps

@@ -1,10 +1,14 @@
 /*
- * One instruction-set copy of the qdq kernels; included by _simd.h with
+ * One instruction-set copy of the qdq kernels: its vector types and helpers,
+ * then the kernels of every float format and code type. Included by
+ * dispatch.h once per instruction set (twice on x86-64: baseline and AVX2;
+ * once elsewhere), with
  *   QDQ_VB        vector width in bytes (16 or 32)
  *   QDQ_SFX(name) the suffix of this copy (name_base, name_avx2)
  *   QDQ_TARGET    the function attribute that selects the instruction set
  *   QDQ_F16C      1 in the AVX2 copy: F16C conversions and AVX rounding instructions
- * The four element types are instantiated from _simd_body.h.
+ * It includes format_kernels.h once per float format (4 times) and
+ * int_codes.h once per (compute type, integer type) pair (16 times).
  */
 
 #define QDQ_FN static inline __attribute__((always_inline)) QDQ_TARGET
@@ -223,7 +227,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VRND(v) QDQ_SFX(f16_round)(v)
 #  define QDQ_VP(name) QDQ_SFX(vf_##name)
 #endif
-#include "_simd_body.h"
+#include "format_kernels.h"
 
 /* bfloat16: storage uint16, compute float32 */
 #define QDQ_T bf16
@@ -244,7 +248,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VRND(v) QDQ_SFX(bf16_round)(v)
 #  define QDQ_VP(name) QDQ_SFX(vf_##name)
 #endif
-#include "_simd_body.h"
+#include "format_kernels.h"
 
 /* float32 */
 #define QDQ_T f32
@@ -265,7 +269,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VRND(v) (v)
 #  define QDQ_VP(name) QDQ_SFX(vf_##name)
 #endif
-#include "_simd_body.h"
+#include "format_kernels.h"
 
 /* float64 */
 #define QDQ_T f64
@@ -286,7 +290,7 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VRND(v) (v)
 #  define QDQ_VP(name) QDQ_SFX(vd_##name)
 #endif
-#include "_simd_body.h"
+#include "format_kernels.h"
 
 /* integer codes: every integer type, for the float and the double compute type; the
  * bounds are the integer range as the compute type holds it (rounded down where inexact) */
@@ -303,49 +307,49 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_ILO ((float)-128)
 #define QDQ_IHI ((float)127)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint8_t
 #define QDQ_ITAG u8
 #define QDQ_ILO ((float)0)
 #define QDQ_IHI ((float)255)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT int16_t
 #define QDQ_ITAG i16
 #define QDQ_ILO ((float)-32768)
 #define QDQ_IHI ((float)32767)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint16_t
 #define QDQ_ITAG u16
 #define QDQ_ILO ((float)0)
 #define QDQ_IHI ((float)65535)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT int32_t
 #define QDQ_ITAG i32
 #define QDQ_ILO ((float)-2147483648.0f)
 #define QDQ_IHI ((float)2147483520.0f)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint32_t
 #define QDQ_ITAG u32
 #define QDQ_ILO ((float)0.0f)
 #define QDQ_IHI ((float)4294967040.0f)
 #define QDQ_WIDE32 0
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT int64_t
 #define QDQ_ITAG i64
 #define QDQ_ILO ((float)-9223372036854775808.0f)
 #define QDQ_IHI ((float)9223371487098961920.0f)
 #define QDQ_WIDE32 0
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint64_t
 #define QDQ_ITAG u64
 #define QDQ_ILO ((float)0.0f)
 #define QDQ_IHI ((float)18446742974197923840.0f)
 #define QDQ_WIDE32 0
-#include "_simd_int.h"
+#include "int_codes.h"
 #undef QDQ_CT
 #undef QDQ_CTAG
 #if QDQ_HAVE_VEC
@@ -367,49 +371,49 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #define QDQ_ILO ((double)-128)
 #define QDQ_IHI ((double)127)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint8_t
 #define QDQ_ITAG u8
 #define QDQ_ILO ((double)0)
 #define QDQ_IHI ((double)255)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT int16_t
 #define QDQ_ITAG i16
 #define QDQ_ILO ((double)-32768)
 #define QDQ_IHI ((double)32767)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint16_t
 #define QDQ_ITAG u16
 #define QDQ_ILO ((double)0)
 #define QDQ_IHI ((double)65535)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT int32_t
 #define QDQ_ITAG i32
 #define QDQ_ILO ((double)-2147483648.0)
 #define QDQ_IHI ((double)2147483647.0)
 #define QDQ_WIDE32 1
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint32_t
 #define QDQ_ITAG u32
 #define QDQ_ILO ((double)0.0)
 #define QDQ_IHI ((double)4294967295.0)
 #define QDQ_WIDE32 0
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT int64_t
 #define QDQ_ITAG i64
 #define QDQ_ILO ((double)-9223372036854775808.0)
 #define QDQ_IHI ((double)9223372036854774784.0)
 #define QDQ_WIDE32 0
-#include "_simd_int.h"
+#include "int_codes.h"
 #define QDQ_IT uint64_t
 #define QDQ_ITAG u64
 #define QDQ_ILO ((double)0.0)
 #define QDQ_IHI ((double)18446744073709549568.0)
 #define QDQ_WIDE32 0
-#include "_simd_int.h"
+#include "int_codes.h"
 #undef QDQ_CT
 #undef QDQ_CTAG
 #if QDQ_HAVE_VEC

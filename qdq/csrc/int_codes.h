@@ -1,7 +1,9 @@
 /*
- * Integer codes <-> compute-type values, one (compute type, integer type)
- * pair per inclusion; included by _simd_impl.h with
- *   QDQ_CT, QDQ_V, QDQ_VM, QDQ_L, QDQ_VP(name)   the compute type and its vectors
+ * Integer codes <-> compute-type values for one (compute type, integer type)
+ * pair. Included by isa_copy.h once per pair (float and double, times the 8
+ * integer types: 16 times per copy), with
+ *   QDQ_CT, QDQ_CTAG                              the compute type and its name
+ *   QDQ_V, QDQ_VM, QDQ_L, QDQ_VP(name)            its vectors (with QDQ_HAVE_VEC)
  *   QDQ_IT, QDQ_ITAG                              the integer type and its name
  *   QDQ_ILO, QDQ_IHI                              the integer range as compute-type values
  *                                                 (the largest below it where inexact)
@@ -49,7 +51,9 @@ static QDQ_TARGET void QDQ_INAME(qdq_to)(const QDQ_CT *r, QDQ_IT *codes, size_t 
     if (n >= QDQ_L) {
         const QDQ_V vlo = QDQ_VP(splat)(lo), vhi = QDQ_VP(splat)(hi), zero = QDQ_VP(splat)(0);
         QDQ_VM vbad = (QDQ_VM)(zero != zero);
+#if QDQ_WIDE32
         int32_t w[QDQ_L * 64];
+#endif
         int k;
         while (i + QDQ_L <= n) {
             size_t m = n - i < (size_t)(QDQ_L * 64) ? (n - i) / QDQ_L * QDQ_L : QDQ_L * 64, j;
