@@ -72,11 +72,13 @@ class BuildExt(build_ext):
         elif omp_setting in ("auto", ""):
             use_omp = ctype == "msvc" or _compiler_accepts(self.compiler, omp_flags)
             if not use_omp:
-                print("qdq: OpenMP not available; building single-threaded kernels", file=sys.stderr)
+                print("qdq: OpenMP not available; building single-threaded kernels",
+                      file=sys.stderr)
         for ext in self.extensions:
             ext.extra_compile_args = compile_args + (omp_flags if use_omp else [])
             if ctype != "msvc":
-                ext.extra_link_args = (link_omp if use_omp else [a for a in link_omp if a != "-fopenmp"])
+                ext.extra_link_args = (link_omp if use_omp
+                                       else [a for a in link_omp if a != "-fopenmp"])
         super().build_extensions()
 
 
