@@ -189,10 +189,10 @@ def transform_blocks(xk: np.ndarray, rk: np.ndarray, fmt: Format, ax: int, bs: i
         xr = rows[0]
         lo, hi = _given_rows(given, ax, part)
         if params_out is None:
-            fused = _engine.op_in_place_layout(xr, target, fmt, 0, lo, hi, a.qmin, a.qmax,
-                                               a.mode, a.range_given)
+            fused = _engine.op_rows(xr, target, fmt, lo, hi, a.qmin, a.qmax, a.mode,
+                                    a.range_given)
             if fused is not None:
-                negative = negative or fused[0]
+                negative = negative or fused
                 return
         if lo is None or hi is None:
             lo, hi = _engine.reduce_range(xr, fmt, 0)

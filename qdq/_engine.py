@@ -20,7 +20,7 @@ from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_exte
 from ._formats import FLOAT16, Format
 
 __all__ = ["APPLY", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
-           "int_type_index", "op_in_place_layout", "range_in_place_layout", "reduce_block",
+           "int_type_index", "op_in_place_layout", "op_rows", "range_in_place_layout", "reduce_block",
            "reduce_range", "run_block", "transform"]
 
 APPLY = _kernels.APPLY
@@ -110,6 +110,21 @@ def op_in_place_layout(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | 
                                       lo if range_given else None,
                                       hi if range_given else None, qmin, qmax, mode,
                                       nt)), 1.0, 0.0, 0.0
+
+
+def op_rows(xr: np.ndarray, rr: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin: int,
+            qmax: int, mode: int, range_given: bool) -> bool | None:
+    """The op on each row of a (rows, length) kernel array as its own channel, fused.
+
+    Returns whether a row's minimum is negative, or None when the arrays need
+    another path (float16, whose scales the caller must see for the overflow
+    warning; or arrays the kernels cannot take as they are).
+    """
+    if fmt is FLOAT16 or kernel_layout(xr, rr) != "C" or xr.ndim != 2:
+        return None
+    return bool(_kernels.qdq_rows(xr, rr, fmt.code, xr.shape[0], xr.shape[1],
+                                  lo if range_given else None, hi if range_given else None,
+                                  qmin, qmax, mode, _threads.current()))
 
 
 def run_block(op: int, data: np.ndarray, target: np.ndarray, fmt: Format, itype: int,

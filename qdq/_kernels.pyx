@@ -778,6 +778,84 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     return negative
 
 
+cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
+                 const char *lo, const char *hi, int64_t qmin, int64_t qmax,
+                 int mode) noexcept nogil:
+    """The op on one row as one channel: range (unless given), parameters, transform.
+
+    Returns 1 when the row's minimum is negative, else 0.
+    """
+    cdef float f[6]
+    cdef double d[6]
+    if fmt == QDQ_F64:
+        if given:
+            d[0] = (<const double *>lo)[0]
+            d[1] = (<const double *>hi)[0]
+        else:
+            d[0] = INFINITY
+            d[1] = -INFINITY
+            qdq_minmax(fmt, x, length, &d[0], &d[1])
+        _params[double](fmt, 1, &d[0], &d[1], qmin, qmax, &d[2], &d[3], &d[4], &d[5])
+        qdq_apply(fmt, x, o, length, d[2], d[3], d[4], d[5], mode)
+        return 1 if d[0] < 0 else 0
+    if given:
+        f[0] = (<const float *>lo)[0]
+        f[1] = (<const float *>hi)[0]
+    else:
+        f[0] = INFINITY
+        f[1] = -INFINITY
+        qdq_minmax(fmt, x, length, &f[0], &f[1])
+    _params[float](fmt, 1, &f[0], &f[1], qmin, qmax, &f[2], &f[3], &f[4], &f[5])
+    qdq_apply(fmt, x, o, length, f[2], f[3], f[4], f[5], mode)
+    return 1 if f[0] < 0 else 0
+
+
+def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_t qmin,
+             int64_t qmax, int mode, int nthreads=1):
+    """The op on each row of a contiguous ``[rows, length]`` block as its own channel.
+
+    Block-wise quantization: every row is one block, reduced, given its
+    parameters and transformed while it is in cache (one read, one write).
+    ``lo`` and ``hi`` are the given per-row range (compute-type arrays of
+    length ``rows``), or None for each row's own range. Returns whether any
+    row's minimum is negative.
+    """
+    cdef _Buffers b = _Buffers()
+    cdef Py_ssize_t n, isz, csz, r
+    cdef bint given = lo is not None
+    cdef int negative = 0, nt
+    cdef const char *xp
+    cdef char *outp
+    cdef const char *lop = NULL
+    cdef const char *hip = NULL
+    _check_fmt(fmt)
+    if rows < 0 or length < 1:
+        raise ValueError("qdq kernel: bad row extents")
+    if given and hi is None:
+        raise ValueError("qdq kernel: lo without hi")
+    n = rows * length
+    isz = _isz(fmt)
+    csz = _csz(fmt)
+    xp = <const char *>b.get(x, False, n * isz, "x", isz).buf
+    outp = <char *>b.get(out, True, n * isz, "out", isz).buf
+    if given:
+        lop = <const char *>b.get(lo, False, rows * csz, "lo", csz).buf
+        hip = <const char *>b.get(hi, False, rows * csz, "hi", csz).buf
+    nt = _threads(n * isz, 1 << 18, nthreads)
+    with nogil:
+        if nt <= 1:
+            for r in range(rows):
+                negative |= _row_op(fmt, xp + r * length * isz, outp + r * length * isz,
+                                    length, given, lop + r * csz if given else NULL,
+                                    hip + r * csz if given else NULL, qmin, qmax, mode)
+        else:
+            for r in prange(rows, num_threads=nt, schedule='static'):
+                negative |= _row_op(fmt, xp + r * length * isz, outp + r * length * isz,
+                                    length, given, lop + r * csz if given else NULL,
+                                    hip + r * csz if given else NULL, qmin, qmax, mode)
+    return negative != 0
+
+
 def range_tensor(x, int fmt, int nthreads=1):
     """The raw NaN-ignoring (min, max) of a whole contiguous array, as floats."""
     cdef _Buffers b = _Buffers()

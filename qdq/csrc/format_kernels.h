@@ -27,11 +27,19 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *m
             QDQ_VP(minmax)(QDQ_VLOAD(x + i), &mn0, &mx0);
             QDQ_VP(minmax)(QDQ_VLOAD(x + i + QDQ_L), &mn1, &mx1);
         }
+        /* Merge the second pair of accumulators into the first with the vector
+         * rule (neither holds NaN), then fold the lanes without branches: the
+         * per-call cost matters for short rows (block-wise quantization). */
+        {
+            QDQ_V t = mx0;
+            QDQ_VP(minmax)(mn1, &mn0, &t);
+            t = mn0;
+            QDQ_VP(minmax)(mx1, &t, &mx0);
+        }
         for (k = 0; k < QDQ_L; k++) {
-            QDQ_SMIN(mn0[k], &a);
-            QDQ_SMIN(mn1[k], &a);
-            QDQ_SMAX(mx0[k], &b);
-            QDQ_SMAX(mx1[k], &b);
+            QDQ_CT u = mn0[k], w = mx0[k];
+            a = ((u < a) | ((u == a) & (signbit(u) != 0))) ? u : a;
+            b = ((w > b) | ((w == b) & (signbit(w) == 0))) ? w : b;
         }
     }
 #endif
