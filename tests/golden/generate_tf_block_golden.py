@@ -132,7 +132,7 @@ def add(name, x, axis, block_size, input_min=0.0, input_max=0.0, signed_input=Tr
     dtype = x.dtype.name
     T = NP[dtype]
     # One minmax_shape for both bounds, as in tf_golden.json.
-    mn, mx = (np.ascontiguousarray(a) for a in np.broadcast_arrays(
+    mn, mx = (np.array(a, order="C") for a in np.broadcast_arrays(
         np.asarray(input_min, dtype=T), np.asarray(input_max, dtype=T)))
     if range_given:
         bshape = blocked_shape(x.shape, axis, block_size)
