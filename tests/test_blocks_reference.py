@@ -7,39 +7,14 @@ both. The twins are then checked, for all four formats, against a plain loop
 that quantizes each block as a tensor of its own.
 """
 
-import json
 import os
 
 import numpy as np
 import pytest
 
 from qdq import _reference
+from _blocks_cases import BLOCK_CASES, BLOCK_GOLDEN, PATH, block_case, blocks
 from _util import assert_bits_equal, make_dtype
-
-HERE = os.path.join(os.path.dirname(__file__), "golden")
-PATH = os.path.join(HERE, "tf_block_golden.json")
-
-with open(PATH) as _f:
-    BLOCK_GOLDEN = json.load(_f)
-BLOCK_CASES = BLOCK_GOLDEN["cases"]
-
-ARG_NAMES = ("signed_input", "num_bits", "range_given", "round_mode", "narrow_range")
-
-
-def _arr(hexstr, dtype, shape):
-    dt = np.dtype(dtype)
-    return np.frombuffer(bytes.fromhex(hexstr), dtype=dt.newbyteorder("<")).astype(dt).reshape(
-        shape)
-
-
-def block_case(case):
-    """(x, input_min, input_max, keyword arguments, TensorFlow's output) of a golden case."""
-    x = _arr(case["x"], case["dtype"], case["shape"])
-    mn = _arr(case["input_min"], case["dtype"], case["minmax_shape"])
-    mx = _arr(case["input_max"], case["dtype"], case["minmax_shape"])
-    kw = {k: case[k] for k in ARG_NAMES}
-    kw.update(axis=case["axis"], block_size=case["block_size"])
-    return x, mn, mx, kw, _arr(case["out"], case["dtype"], case["shape"])
 
 
 def _twin(x, mn, mx, kw):
@@ -148,23 +123,9 @@ def test_golden_file_coverage():
 # The twins against a plain loop over the blocks, for all four formats.
 # ---------------------------------------------------------------------------
 
-def _blocks(shape, axis, block_size):
-    """(index of the block in the blocked shape, index of its elements) for every block."""
-    axis %= len(shape)
-    d = shape[axis]
-    others = shape[:axis] + (1,) + shape[axis + 1:]
-    for idx in np.ndindex(*others):
-        for j, start in enumerate(range(0, d, block_size)):
-            where = list(idx)
-            where[axis] = slice(start, min(start + block_size, d))
-            block = list(idx)
-            block[axis] = j
-            yield tuple(block), tuple(where)
-
-
 def _looped(x, axis, block_size, lo=None, hi=None, **kw):
     out = np.empty(x.shape, x.dtype)
-    for block, where in _blocks(x.shape, axis, block_size):
+    for block, where in blocks(x.shape, axis, block_size):
         rg = kw.get("range_given", False)
         out[where] = _reference.quantize_and_dequantize(
             x[where], lo[block] if rg else None, hi[block] if rg else None, **kw)
@@ -198,18 +159,18 @@ def test_twins_equal_a_loop_over_blocks(name, shape, axis):
                               msg=f"{name} B={block_size} {kw}")
         mn, mx = _reference.compute_range_blocks(x, axis, block_size)
         assert mn.shape == mx.shape == bshape
-        for block, where in _blocks(shape, axis, block_size):
+        for block, where in blocks(shape, axis, block_size):
             emn, emx = _reference.compute_range(x[where])
             assert_bits_equal(mn[block], emn)
             assert_bits_equal(mx[block], emx)
         codes = _reference.quantize_blocks(x, axis, block_size, lo, hi, num_bits=5,
                                            range_given=True)
-        for block, where in _blocks(shape, axis, block_size):
+        for block, where in blocks(shape, axis, block_size):
             assert_bits_equal(codes[where], _reference.quantize(x[where], lo[block], hi[block],
                                                                 num_bits=5, range_given=True))
         g = rng.standard_normal(shape).astype(x.dtype)
         grad = _reference.gradient_blocks(g, x, lo, hi, axis, block_size)
-        for block, where in _blocks(shape, axis, block_size):
+        for block, where in blocks(shape, axis, block_size):
             assert_bits_equal(grad[where], _reference.gradient(g[where], x[where], lo[block],
                                                                hi[block]))
 
