@@ -14,8 +14,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from qdq import _reference
-from _util import make_dtype
 from test_golden import _arr
+from test_properties import KINDS, LAYOUTS, SPECIALS, _encode
 
 HERE = os.path.join(os.path.dirname(__file__), "golden")
 PATH = os.path.join(HERE, "tf_block_golden.json")
@@ -50,54 +50,7 @@ def blocks(shape, axis, block_size):
             yield tuple(block), tuple(where)
 
 
-try:
-    import ml_dtypes  # noqa: F401
-    KINDS = ["float16", "bfloat16", "bfloat16_bits", "float32", "float64"]
-except ImportError:  # pragma: no cover - ml_dtypes is a test dependency
-    KINDS = ["float16", "float32", "float64"]
 FORMATS = [k for k in KINDS if k != "bfloat16_bits"]
-LAYOUTS = ["C", "F", "strided", "reversed", "permuted", "byteswapped", "misaligned"]
-SPECIALS = [0.0, -0.0, 0.5, -0.5, 1.5, -2.5, 127.0, -128.0, 1e-3, 6e-8, 1e-40, 3e38, -3e38,
-            np.inf, -np.inf, np.nan, 65504.0, 65520.0]
-
-
-def fmt_name(kind):
-    """The format of a kind ("bfloat16_bits" is bfloat16 held as uint16 bit patterns)."""
-    return "bfloat16" if kind.startswith("bfloat16") else kind
-
-
-def encode_kind(v, kind):
-    """float64 values -> an array of the kind (values rounded to the format)."""
-    r = _reference.round_to_format(v, fmt_name(kind))
-    if kind == "bfloat16_bits":
-        return _reference.encode(r, np.zeros(0, np.uint16), bfloat16_bits=True)
-    return r.astype(make_dtype(fmt_name(kind)))
-
-
-def in_layout(x, layout):
-    """x's values in another memory layout (a copy)."""
-    if x.ndim == 0 or x.size == 0:
-        return x.copy()
-    if layout == "F":
-        return np.asfortranarray(x)
-    if layout == "strided":
-        big = np.zeros((x.shape[0] * 2,) + x.shape[1:], x.dtype)
-        big[::2] = x
-        return big[::2]
-    if layout == "reversed":
-        return np.ascontiguousarray(x[::-1])[::-1]
-    if layout == "permuted":
-        return np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 0, -1)), -1, 0)
-    if layout == "byteswapped":
-        if x.dtype.kind not in "fu":
-            return x.copy()
-        return x.astype(x.dtype.newbyteorder("S"))
-    if layout == "misaligned":
-        buf = np.zeros(x.nbytes + 1, np.uint8)
-        m = np.ndarray(x.shape, x.dtype, buffer=buf, offset=1)
-        m[...] = x
-        return m
-    return x.copy()
 
 
 def quiet(fn, *args, **kw):
@@ -182,7 +135,7 @@ def block_cases(draw):
                      rng.standard_normal(n) * 5)
     if draw(st.booleans()):
         v = np.where(rng.random(n) < 0.6, np.abs(v), v)
-    x = encode_kind(v.reshape(shape), kind)
+    x = _encode(v.reshape(shape), kind)
     signed = draw(st.booleans())
     bits = draw(st.one_of(st.integers(1, 10), st.integers(1, 61 if signed else 62)))
     kw = dict(signed_input=signed, num_bits=bits, narrow_range=draw(st.booleans()),

@@ -29,10 +29,10 @@ from hypothesis import given, strategies as st
 
 import qdq
 from qdq import _reference
-from _blocks_cases import (BLOCK_CASES, FORMATS, LAYOUTS, block_case, block_cases,
-                           blocked_ranges, blocks, fmt_name, in_layout, quiet, range_dtype,
-                           ref_codes, ref_op)
+from _blocks_cases import (BLOCK_CASES, FORMATS, block_case, block_cases, blocked_ranges, blocks,
+                           quiet, range_dtype, ref_codes, ref_op)
 from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype
+from test_properties import LAYOUTS, _format, _layout
 
 pytestmark = pytest.mark.skipif(
     "block_size" not in inspect.signature(qdq.quantize_and_dequantize).parameters,
@@ -69,7 +69,7 @@ def check_codes(x, xv, kw, kind):
     """quantize's codes equal the reference's; dequantize gives the op back (zero signs aside)."""
     bits_mode = kind == "bfloat16_bits"
     expected = ref_codes(x, kw, bits_mode)
-    cdt = qdq.code_dtype(fmt_name(kind), kw["signed_input"], kw["num_bits"], kw["narrow_range"])
+    cdt = qdq.code_dtype(_format(kind), kw["signed_input"], kw["num_bits"], kw["narrow_range"])
     info = np.iinfo(cdt)
     try:
         codes, params = qdq.quantize(xv, bfloat16_bits=bits_mode, **kw)
@@ -104,7 +104,7 @@ def test_op_matches_reference(case):
     kind, x, kw, layout, out_mode = case
     bits_mode = kind == "bfloat16_bits"
     expected = ref_op(x, kw, bits_mode)
-    xv = in_layout(x, layout)
+    xv = _layout(x, layout)
     if out_mode == "fresh":
         got = quiet(qdq.quantize_and_dequantize, xv, bfloat16_bits=bits_mode, **kw)
     elif out_mode == "out":
@@ -123,7 +123,7 @@ def test_range_matches_reference(case):
     kind, x, kw, layout, _ = case
     bits_mode = kind == "bfloat16_bits"
     axis, block_size = kw["axis"], kw["block_size"]
-    mn, mx = qdq.compute_range(in_layout(x, layout), axis, block_size=block_size,
+    mn, mx = qdq.compute_range(_layout(x, layout), axis, block_size=block_size,
                                bfloat16_bits=bits_mode)
     emn, emx = _reference.compute_range_blocks(x, axis, block_size, bfloat16_bits=bits_mode)
     for got, exp in ((mn, emn), (mx, emx)):
@@ -136,7 +136,7 @@ def test_range_matches_reference(case):
 @given(block_cases())
 def test_codes_match_reference(case):
     kind, x, kw, layout, _ = case
-    check_codes(x, in_layout(x, layout), kw, kind)
+    check_codes(x, _layout(x, layout), kw, kind)
 
 
 @given(block_cases(), st.sampled_from(["full", "keepdims", "scalar"]))
@@ -150,9 +150,9 @@ def test_gradient_matches_reference(case, range_layout):
         g.reshape(-1)[0] = _reference.encode(np.array([np.inf]), x.reshape(-1)[:1], bits_mode)[0]
     bshape = _reference.blocked_shape(x.shape, axis, block_size)
     # Unordered bounds too: the gradient does not check them (it is then zero).
-    lo, hi = blocked_ranges(rng, bshape, range_layout, fmt_name(kind), ordered=x.size % 2 == 0)
+    lo, hi = blocked_ranges(rng, bshape, range_layout, _format(kind), ordered=x.size % 2 == 0)
     expected = _reference.gradient_blocks(g, x, lo, hi, axis, block_size, bfloat16_bits=bits_mode)
-    gv, xv = in_layout(g, layout), in_layout(x, layout)
+    gv, xv = _layout(g, layout), _layout(x, layout)
     if out_mode == "inplace":
         got = qdq.quantize_and_dequantize_grad(gv, xv, lo, hi, axis=axis, block_size=block_size,
                                                out=gv, bfloat16_bits=bits_mode)
@@ -317,7 +317,7 @@ def test_layouts_and_out(name, layout):
         for kw in (dict(), dict(input_min=lo, input_max=hi, range_given=True)):
             kw.update(axis=axis, block_size=block_size)
             expected = ref_op(x, kw)
-            xv = in_layout(x, layout)
+            xv = _layout(x, layout)
             got = qdq.quantize_and_dequantize(xv, **kw)
             assert_bits_equal(got, expected)
             if layout == "F":
@@ -327,7 +327,7 @@ def test_layouts_and_out(name, layout):
             assert_bits_equal(out, expected)
             assert qdq.quantize_and_dequantize(xv, out=xv, **kw) is xv
             assert_bits_equal(xv.astype(xv.dtype.newbyteorder("=")), expected)
-            mn, mx = qdq.compute_range(in_layout(x, layout), axis, block_size=block_size)
+            mn, mx = qdq.compute_range(_layout(x, layout), axis, block_size=block_size)
             emn, emx = _reference.compute_range_blocks(x, axis, block_size)
             assert_bits_equal(np.asarray(mn).astype(np.float64), emn)
             assert_bits_equal(np.asarray(mx).astype(np.float64), emx)
