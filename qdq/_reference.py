@@ -292,6 +292,7 @@ def _block_rows(x: np.ndarray, axis: int, block_size: int, bfloat16_bits: bool) 
     """
     moved = np.moveaxis(x, axis, -1)
     d = moved.shape[-1]
+    block_size = min(block_size, max(d, 1))   # the same blocks, without a huge padding
     pad = -(-d // block_size) * block_size - d
     if pad:
         fill = np.broadcast_to(_nan_like(x, bfloat16_bits), moved.shape[:-1] + (pad,))

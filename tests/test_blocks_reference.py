@@ -190,11 +190,16 @@ def test_twins_on_bfloat16_bits():
 
 def test_empty_and_one_block():
     x = np.arange(12, dtype=np.float32).reshape(3, 4) - 5
-    for b in (4, 5, 100):
+    for b in (4, 5, 100, 2**40):
         assert_bits_equal(_reference.quantize_and_dequantize_blocks(x, 1, b),
                           _reference.quantize_and_dequantize(x, axis=0))
         assert_bits_equal(_reference.quantize_and_dequantize_blocks(x.reshape(-1), 0, 3 * b),
                           _reference.quantize_and_dequantize(x.reshape(-1)))
+        mn, mx = _reference.compute_range_blocks(x, -1, b)
+        assert mn.shape == (3, 1) and (mn[:, 0] == x.min(axis=1)).all()
+        assert (mx[:, 0] == x.max(axis=1)).all()
+        grad = _reference.gradient_blocks(np.ones_like(x), x, -1.0, mx, 1, b)
+        assert_bits_equal(grad, ((x >= -1) & (x <= mx)).astype(np.float32))
     for shape, axis in (((3, 0), 1), ((0, 5), 1), ((0, 5), 0)):
         e = np.zeros(shape, np.float32)
         assert _reference.quantize_and_dequantize_blocks(e, axis, 2).shape == shape
