@@ -255,3 +255,130 @@ def gradient(g, x, input_min, input_max, axis=None, *, bfloat16_bits=False) -> n
     inside = (xv >= lo) & (xv <= hi)
     out = T(np.multiply, gv, inside.astype(np.float64)).astype(np.float64)
     return encode(out, np.asarray(g), bfloat16_bits)
+
+
+# ---------------------------------------------------------------------------
+# Block-wise (group-wise) ranges: every 1-D slice along ``axis`` is cut into
+# blocks of ``block_size`` elements from index 0 (the last one shorter when
+# block_size does not divide the axis length), and each block is one channel of
+# the functions above. Ranges use ONNX's blocked layout: broadcastable to the
+# input's shape with ``axis`` replaced by the number of blocks.
+# ---------------------------------------------------------------------------
+
+__all__ += ["blocked_shape", "compute_range_blocks", "quantize_and_dequantize_blocks",
+            "quantize_blocks", "gradient_blocks"]
+
+
+def blocked_shape(shape, axis: int, block_size: int) -> tuple:
+    """``shape`` with ``axis`` replaced by ``ceil(shape[axis] / block_size)``."""
+    shape = tuple(shape)
+    axis = axis + len(shape) if axis < 0 else axis
+    return shape[:axis] + (-(-shape[axis] // block_size),) + shape[axis + 1:]
+
+
+def _nan_like(x: np.ndarray, bfloat16_bits: bool) -> np.ndarray:
+    """One NaN of ``x``'s type (a quiet-NaN bit pattern for bfloat16 bits)."""
+    if bfloat16_bits:
+        return np.array(0x7FC0, dtype=x.dtype)
+    return np.array(np.nan, dtype=np.float32).astype(x.dtype)
+
+
+def _block_rows(x: np.ndarray, axis: int, block_size: int, bfloat16_bits: bool) -> np.ndarray:
+    """(blocks, block_size) rows, one per block, the short last block padded with NaN.
+
+    Rows follow the C order of the blocked shape with ``axis`` moved last. NaN
+    padding changes nothing that is kept: the range ignores NaN, and the
+    padding's own results are cut off by :func:`_unblock`.
+    """
+    moved = np.moveaxis(x, axis, -1)
+    d = moved.shape[-1]
+    block_size = min(block_size, max(d, 1))   # the same blocks, without a huge padding
+    pad = -(-d // block_size) * block_size - d
+    if pad:
+        fill = np.broadcast_to(_nan_like(x, bfloat16_bits), moved.shape[:-1] + (pad,))
+        moved = np.concatenate([moved, fill], axis=-1)
+    return moved.reshape(-1, block_size)
+
+
+def _unblock(rows: np.ndarray, shape: tuple, axis: int) -> np.ndarray:
+    """Inverse of :func:`_block_rows` for arrays of the input's shape."""
+    moved = list(shape)
+    moved.append(moved.pop(axis))
+    nb = -(-moved[-1] // rows.shape[1])
+    full = rows.reshape(tuple(moved[:-1]) + (nb * rows.shape[1],))
+    return np.moveaxis(full[..., :moved[-1]], -1, axis)
+
+
+def _block_values(value, shape: tuple, axis: int, block_size: int) -> np.ndarray:
+    """Blocked-layout ranges -> one value per block, in the order of the rows."""
+    b = np.broadcast_to(np.asarray(value), blocked_shape(shape, axis, block_size))
+    return np.moveaxis(b, axis, -1).reshape(-1)
+
+
+def _unblock_values(values: np.ndarray, shape: tuple, axis: int, block_size: int) -> np.ndarray:
+    """One value per block (in the order of the rows) -> the blocked shape."""
+    moved = list(blocked_shape(shape, axis, block_size))
+    moved.append(moved.pop(axis))
+    return np.moveaxis(np.asarray(values).reshape(moved), -1, axis)
+
+
+def _positive_axis(x: np.ndarray, axis: int) -> int:
+    return axis + x.ndim if axis < 0 else axis
+
+
+def compute_range_blocks(x, axis: int, block_size: int, *, bfloat16_bits=False):
+    """Twin of ``qdq.compute_range(x, axis, block_size=...)``: float64 (min, max) per block.
+
+    Both arrays have the blocked shape; a block of only NaN gives NaN.
+    """
+    x = np.asarray(x)
+    axis = _positive_axis(x, axis)
+    rows = _block_rows(x, axis, block_size, bfloat16_bits)
+    mn, mx = compute_range(rows, 0, bfloat16_bits=bfloat16_bits)
+    return (_unblock_values(mn, x.shape, axis, block_size),
+            _unblock_values(mx, x.shape, axis, block_size))
+
+
+def _block_call(fn, x, axis, block_size, input_min, input_max, range_given, bfloat16_bits,
+                **kw):
+    x = np.asarray(x)
+    axis = _positive_axis(x, axis)
+    rows = _block_rows(x, axis, block_size, bfloat16_bits)
+    if range_given:
+        input_min = _block_values(input_min, x.shape, axis, block_size)
+        input_max = _block_values(input_max, x.shape, axis, block_size)
+    res = fn(rows, input_min, input_max, range_given=range_given, axis=0,
+             bfloat16_bits=bfloat16_bits, **kw)
+    return _unblock(res, x.shape, axis)
+
+
+def quantize_and_dequantize_blocks(x, axis, block_size, input_min=None, input_max=None,
+                                   signed_input=True, num_bits=8, range_given=False,
+                                   round_mode="HALF_TO_EVEN", narrow_range=False, *,
+                                   bfloat16_bits=False) -> np.ndarray:
+    """Twin of ``qdq.quantize_and_dequantize(..., axis=axis, block_size=block_size)``."""
+    return _block_call(quantize_and_dequantize, x, axis, block_size, input_min, input_max,
+                       range_given, bfloat16_bits, signed_input=signed_input,
+                       num_bits=num_bits, round_mode=round_mode, narrow_range=narrow_range)
+
+
+def quantize_blocks(x, axis, block_size, input_min=None, input_max=None, signed_input=True,
+                    num_bits=8, range_given=False, round_mode="HALF_TO_EVEN",
+                    narrow_range=False, *, bfloat16_bits=False) -> np.ndarray:
+    """Twin of the block-wise codes, as float64 integers (NaN where there is none)."""
+    return _block_call(quantize, x, axis, block_size, input_min, input_max, range_given,
+                       bfloat16_bits, signed_input=signed_input, num_bits=num_bits,
+                       round_mode=round_mode, narrow_range=narrow_range)
+
+
+def gradient_blocks(g, x, input_min, input_max, axis, block_size, *,
+                    bfloat16_bits=False) -> np.ndarray:
+    """Twin of ``qdq.quantize_and_dequantize_grad(..., axis=axis, block_size=block_size)``."""
+    x = np.asarray(x)
+    axis = _positive_axis(x, axis)
+    g_rows = _block_rows(np.asarray(g), axis, block_size, bfloat16_bits)
+    x_rows = _block_rows(x, axis, block_size, bfloat16_bits)
+    lo = _block_values(input_min, x.shape, axis, block_size)
+    hi = _block_values(input_max, x.shape, axis, block_size)
+    res = gradient(g_rows, x_rows, lo, hi, 0, bfloat16_bits=bfloat16_bits)
+    return _unblock(res, x.shape, axis)
