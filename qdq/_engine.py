@@ -20,8 +20,8 @@ from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_exte
 from ._formats import FLOAT16, Format
 
 __all__ = ["APPLY", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
-           "int_type_index", "op_in_place_layout", "op_rows", "range_in_place_layout", "reduce_block",
-           "reduce_range", "run_block", "transform"]
+           "int_type_index", "op_in_place_layout", "op_rows", "range_in_place_layout",
+           "reduce_block", "reduce_range", "run_block", "transform"]
 
 APPLY = _kernels.APPLY
 QUANTIZE = _kernels.QUANTIZE

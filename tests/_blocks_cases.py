@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 from hypothesis import strategies as st
-
-from qdq import _reference
 from test_golden import _arr
 from test_properties import KINDS, LAYOUTS, SPECIALS, _encode
+
+from qdq import _reference
 
 HERE = os.path.join(os.path.dirname(__file__), "golden")
 PATH = os.path.join(HERE, "tf_block_golden.json")

@@ -25,14 +25,25 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from _blocks_cases import (
+    BLOCK_CASES,
+    FORMATS,
+    block_case,
+    block_cases,
+    blocked_ranges,
+    blocks,
+    quiet,
+    range_dtype,
+    ref_codes,
+    ref_op,
+)
+from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype
+from hypothesis import given
+from hypothesis import strategies as st
+from test_properties import LAYOUTS, _format, _layout
 
 import qdq
 from qdq import _reference
-from _blocks_cases import (BLOCK_CASES, FORMATS, block_case, block_cases, blocked_ranges, blocks,
-                           quiet, range_dtype, ref_codes, ref_op)
-from _util import assert_bits_equal, assert_equal_but_zero_signs, make_dtype
-from test_properties import LAYOUTS, _format, _layout
 
 pytestmark = pytest.mark.skipif(
     "block_size" not in inspect.signature(qdq.quantize_and_dequantize).parameters,

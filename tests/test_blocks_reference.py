@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 import pytest
-
-from qdq import _reference
 from _blocks_cases import BLOCK_CASES, BLOCK_GOLDEN, PATH, block_case, blocks
 from _util import assert_bits_equal, make_dtype
+
+from qdq import _reference
 
 
 def _twin(x, mn, mx, kw):
