@@ -36,9 +36,10 @@ class RangeTracker:
     (each chunk then brings new channels).
 
     :meth:`update` and :meth:`merge` may be called from several threads at
-    once: the reduction runs outside the tracker's lock, only the merge of its
-    result is serialised. Per channel along axis 0 the chunks' order is the
-    order their updates finish, so feed axis-0 trackers from one thread.
+    once: updates of one tracker are serialised by its lock (the reduction
+    itself runs on all of qdq's threads). Per channel along axis 0 the
+    chunks' order is the order their updates finish, so feed axis-0 trackers
+    from one thread.
 
     Parameters
     ----------
@@ -102,14 +103,16 @@ class RangeTracker:
                 self._check(x, fmt)
             ax = self._ax
         xk = kernel_view(x, fmt)
-        part = _engine.reduce_range(xk, fmt, ax) if (ax != 0 or x.shape[0]) else None
-        with self._lock:
-            if part is not None:
-                if ax == 0:
+        if ax == 0:  # new channels: reduce outside the lock, append under it
+            part = _engine.reduce_range(xk, fmt, 0) if x.shape[0] else None
+            with self._lock:
+                if part is not None:
                     self._parts.append(part)
-                else:
-                    self._mn = merge_min(self._mn, part[0]).astype(fmt.compute)
-                    self._mx = merge_max(self._mx, part[1]).astype(fmt.compute)
+                self.rows += x.shape[0]
+                self.count += x.size
+            return self
+        with self._lock:  # merge into the accumulators in place (the kernel's own rule)
+            _engine.reduce_range(xk, fmt, ax, self._mn, self._mx)
             self.rows += x.shape[0]
             self.count += x.size
         return self
