@@ -17,7 +17,7 @@ import numpy as np
 
 from .._arrays import Block, as_input, kernel_view, result_dtype
 from .._formats import BFLOAT16, Format, format_of
-from .._validate import check_flag, code_type_index
+from .._validate import check_flag, check_int, code_type_index
 from . import npy
 from .pagecache import drop_pages, memory_available
 
@@ -188,18 +188,6 @@ def _raw_shape(shape: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _offset(offset: Any) -> int:
-    if isinstance(offset, (bool, np.bool_)):
-        raise TypeError(f"offset must be an int, got {offset!r}")
-    try:
-        off = operator.index(offset)
-    except TypeError:
-        raise TypeError(f"offset must be an int, got {type(offset).__name__}") from None
-    if off < 0:
-        raise ValueError(f"offset must not be negative, got {off}")
-    return off
-
-
 def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C",
                 offset: Any = 0, bfloat16_bits: Any = False, codes: bool = False) -> Source:
     """A source for the file API: a .npy path, a raw path (dtype and shape), or an array.
@@ -209,7 +197,7 @@ def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C"
     bits = check_flag("bfloat16_bits", bfloat16_bits)
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
-        off = _offset(offset)
+        off = check_int("offset", offset, 0)
         if dtype is not None or shape is not None:
             if dtype is None or shape is None:
                 raise ValueError("a raw binary file needs both dtype= and shape=")
