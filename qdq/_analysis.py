@@ -59,26 +59,34 @@ class _ErrorStats:
 
 def _stats_of_block(stats: _ErrorStats, data: np.ndarray, target: np.ndarray, fmt: Format,
                     extents: tuple[int, int, int], p: np.ndarray, ch: slice,
-                    clamp: bool) -> None:
+                    clamp: bool, limit: int) -> None:
+    """Add a block to the statistics, at most ``limit`` elements converted at a time."""
     pre, channels, post = extents
     xs = data.reshape(pre, channels, post)
     ys = target.reshape(pre, channels, post)
     lo = p[2, ch].astype(np.float64)[None, :, None] if clamp else None
     hi = p[3, ch].astype(np.float64)[None, :, None] if clamp else None
+
+    def add(i: slice, c: slice, k: slice) -> None:
+        stats.add(values_as_float64(xs[i, c, k], fmt), values_as_float64(ys[i, c, k], fmt),
+                  None if lo is None else lo[:, c], None if hi is None else hi[:, c])
+
     # Slices of the block so that the float64 copies stay small.
-    if channels * post <= _STATS_ITEMS:
-        step = max(1, _STATS_ITEMS // max(1, channels * post))
+    every = slice(None)
+    if channels * post <= limit:
+        step = max(1, limit // max(1, channels * post))
         for i in range(0, pre, step):
-            stats.add(values_as_float64(xs[i:i + step], fmt),
-                      values_as_float64(ys[i:i + step], fmt), lo, hi)
-        return
-    step = max(1, _STATS_ITEMS // max(1, post))
-    for i in range(pre):
-        for c in range(0, channels, step):
-            sl = slice(c, c + step)
-            stats.add(values_as_float64(xs[i:i + 1, sl], fmt),
-                      values_as_float64(ys[i:i + 1, sl], fmt),
-                      None if lo is None else lo[:, sl], None if hi is None else hi[:, sl])
+            add(slice(i, i + step), every, every)
+    elif post <= limit:
+        step = max(1, limit // max(1, post))
+        for i in range(pre):
+            for c in range(0, channels, step):
+                add(slice(i, i + 1), slice(c, c + step), every)
+    else:
+        for i in range(pre):
+            for c in range(channels):
+                for k in range(0, post, limit):
+                    add(slice(i, i + 1), slice(c, c + 1), slice(k, k + limit))
 
 
 def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
@@ -89,8 +97,8 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
     ``elements``, ``nan`` (NaN inputs), ``clipped`` (elements the clamp
     changes; only with a given range), ``nonfinite_out``, ``max_abs_error``
     and ``sqnr_db`` (10 log10 of signal over error energy, over finite inputs
-    with finite outputs; NaN when there are none). Memory: two chunks plus a
-    few MiB of float64 statistics, whatever the file size.
+    with finite outputs; NaN when there are none). Memory: two chunks plus
+    float64 statistics of under a chunk, whatever the file size.
     """
     source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts)
     try:
@@ -103,6 +111,9 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
             lo, hi, _ = range_pass(source, ax, items, opts.progress)
         p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
         stats = _ErrorStats()
+        # The float64 copies of the statistics (and their temporaries, about six
+        # times their size) stay below a chunk.
+        limit = max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64))
         n = max(1, min(items, math.prod(source.canon_shape)))
         buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
         out = np.empty(n * fmt.storage.itemsize, dtype=np.uint8)
@@ -113,7 +124,7 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
                 target = out[:b.count * fmt.storage.itemsize].view(fmt.storage).reshape(b.shape)
                 _engine.run_block(_engine.APPLY, data, target, fmt, 0, b, p, args.mode)
                 _stats_of_block(stats, data, target, fmt, b.extents, p, b.channels,
-                                args.range_given)
+                                args.range_given, limit)
                 source.release(b, final=True)
                 prog.update(b.count * source.dtype.itemsize)
         finally:

@@ -23,6 +23,7 @@ from ._files import (
     quantize_file,
     run_op_file,
 )
+from ._io.atomic import remove_stale_temporaries
 from ._op import quantize_and_dequantize
 from ._progress import Progress
 from ._validate import OpArgs
@@ -162,8 +163,16 @@ def describe_params(params, out=None) -> None:
           f"{float(np.max(params.max_range))!r}", file=out)
 
 
+def _remove_stale(*paths) -> None:
+    """Remove temporaries an interrupted qdq left beside these destinations; say so."""
+    for path in paths:
+        for tmp in remove_stale_temporaries(path):
+            print(f"removed {tmp} (a temporary file left by an interrupted qdq)")
+
+
 def cmd_run(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
+    _remove_stale(ns.dst)
     params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns))
     describe_params(params)
     total = t.get("range_seconds", 0.0) + t["write_seconds"]
@@ -181,13 +190,17 @@ def cmd_info(ns) -> int:
     print(f"{ns.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
           + (f", {st['nan']:,} NaN" if st["nan"] else ""))
     if ns.range is None:
-        if mn.size == 1:
+        if ns.axis is None:
             print(f"data range [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
+        elif mn.size == 0 or np.isnan(mn).all():
+            print(f"data range per channel: {mn.size} channels, none holding a non-NaN value")
         else:
             print(f"data range per channel: min from {float(np.nanmin(mn))!r}, max up to "
                   f"{float(np.nanmax(mx))!r} (NaN ignored)")
     describe_params(st["params"])
-    print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {st['sqnr_db']:.2f} dB, clipped "
+    sqnr = ("n/a (no finite outputs)" if math.isnan(st["sqnr_db"])
+            else f"{st['sqnr_db']:.2f} dB")
+    print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {sqnr}, clipped "
           f"{st['clipped']:,}" + (f", non-finite outputs {st['nonfinite_out']:,}"
                                   if st["nonfinite_out"] else ""))
     return 0
@@ -196,6 +209,7 @@ def cmd_info(ns) -> int:
 def cmd_quantize(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
     params_path = ns.params or default_params_path(ns.dst)
+    _remove_stale(ns.dst, params_path)
     params = quantize_file(ns.src, ns.dst, lo, hi, not ns.unsigned, ns.num_bits,
                            ns.range is not None,
                            ns.round_mode, ns.narrow_range, ns.axis, params_path=params_path,
@@ -209,6 +223,7 @@ def cmd_quantize(ns) -> int:
 
 
 def cmd_dequantize(ns) -> int:
+    _remove_stale(ns.dst)
     params = dequantize_file(ns.src, ns.dst, ns.params, chunk_bytes=ns.chunk_bytes,
                              progress=_show_progress(ns), bfloat16_bits=ns.bfloat16_bits)
     describe_params(params)
