@@ -231,6 +231,12 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
         place once complete and synced (the source path itself works: the file
         is replaced only at the end); or a writable array or memmap of the
         source's shape and result type, which may be ``src`` itself (in place).
+        A new file gets mode ``0666 & ~umask``; a replaced file keeps its mode,
+        and one without write permission is refused (PermissionError). A
+        symbolic link is written through to its target (the link stays); a
+        file with other hard links is replaced by a new file, so the other
+        links keep the old contents. A raw ``src`` run in place (the same
+        path) keeps the bytes before ``offset``.
     input_min, input_max, signed_input, num_bits, range_given, round_mode, narrow_range, axis
         As for :func:`qdq.quantize_and_dequantize`.
     chunk_bytes : int, default 64 MiB

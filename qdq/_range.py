@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _engine
 from ._arrays import as_input, kernel_view
-from ._formats import Format, dtype_from_name, dtype_name, format_named, to_public
+from ._formats import Format, dtype_from_name, dtype_name, format_named, format_of, to_public
 from ._op import finish_range
 from ._params import QuantizationParams, params_from_rows
 from ._validate import check_axis, check_flag, check_grid, normalize_axis_arg
@@ -257,6 +257,8 @@ class RangeTracker:
         try:
             fmt = format_named(state["format"])
             dtype = dtype_from_name(state["dtype"])
+            if format_of(dtype, t.bfloat16_bits) is not fmt:
+                raise ValueError(f"format {fmt.name} does not match dtype {dtype}")
             rest = tuple(state["rest"])
             ax = state["ax"]
             mn = np.array([float.fromhex(v) for v in state["min"]], dtype=np.float64)
@@ -276,6 +278,16 @@ class RangeTracker:
         t._fmt, t._dtype, t._rest, t._ax = fmt, dtype, rest, ax
         t._mn, t._mx = mn.astype(fmt.compute), mx.astype(fmt.compute)
         return t
+
+    def __getstate__(self) -> dict:
+        # (pickle and copy: everything but the lock)
+        with self._lock:
+            self._join()
+            return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         if self._fmt is None:

@@ -76,8 +76,9 @@ class FileSource(_Layout):
     """A tensor stored in a file at a byte offset, read with positional reads."""
 
     def __init__(self, path: Any, shape: tuple, fortran: bool, dtype: np.dtype, offset: int,
-                 fmt: Format | None):
+                 fmt: Format | None, raw: bool = False):
         self.path = os.fspath(path)
+        self.raw = raw  # a raw file: in place, the bytes around the tensor are kept
         self.shape, self.transposed, self.dtype, self.offset, self.fmt = (
             tuple(shape), fortran and len(shape) > 1, dtype, offset, fmt)
         self.stored = _storage_dtype(fmt, dtype)
@@ -208,7 +209,8 @@ def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C"
                 dt, bits = np.dtype(np.uint16), True
             else:
                 dt = np.dtype(dtype)
-            raw = FileSource(path, dims, order == "F", dt, off, file_format(dt, bits, path)).open()
+            raw = FileSource(path, dims, order == "F", dt, off, file_format(dt, bits, path),
+                             raw=True).open()
             if raw.size != off + raw.nbytes:
                 raw.close()
                 raise ValueError(f"{path} has {raw.size - off} bytes of data after offset {off}, "
