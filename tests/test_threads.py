@@ -53,3 +53,20 @@ def test_huge_omp_num_threads_is_clamped_with_a_warning(tmp_path, value):
     assert f"threads {expected} ok True" in res.stdout
     if qdq.openmp_enabled():
         assert "RuntimeWarning" in res.stderr and f"OMP_NUM_THREADS={value}" in res.stderr
+
+
+def test_threadpoolctl_limits_apply():
+    """qdq reads the OpenMP runtime's count at each call, so threadpool_limits caps it."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not qdq.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    qdq.set_num_threads(None)
+    with threadpoolctl.threadpool_limits(1):
+        assert qdq.get_num_threads() == 1
+        x = np.linspace(-1, 1, 1 << 20, dtype=np.float32)
+        assert np.isfinite(qdq.quantize_and_dequantize(x)).all()
+    with qdq.num_threads(1):
+        assert qdq.get_num_threads() == 1
+    # the context manager restores "follow the runtime", not a pinned count
+    with threadpoolctl.threadpool_limits(1):
+        assert qdq.get_num_threads() == 1
