@@ -90,8 +90,9 @@ def _extensions():
         depends=sorted(glob.glob("qdq/*.h")),
         include_dirs=["qdq"],
     )
+    hist = Extension("qdq._histkernel", sources=["qdq/_histkernel.pyx"])
     return cythonize(
-        [ext],
+        [ext, hist],
         compiler_directives={
             "language_level": 3,
             "boundscheck": debug,

@@ -4,6 +4,8 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 :func:`quantization_params` expose its two halves.
 """
 
+from ._calibrate import calibrate
+from ._histogram import HistogramTracker
 from ._api import (QuantizationParams, compute_range, quantization_params,
                    quantize_and_dequantize, quantize_and_dequantize_v2)
 from ._codes import code_dtype, dequantize, quantize, quantize_and_dequantize_grad
@@ -14,8 +16,10 @@ from ._stream import (RangeTracker, dequantize_file, quantize_and_dequantize_chu
 __version__ = "0.1.0"
 
 __all__ = [
+    "HistogramTracker",
     "QuantizationParams",
     "RangeTracker",
+    "calibrate",
     "code_dtype",
     "compute_range",
     "dequantize",

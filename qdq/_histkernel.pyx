@@ -1,0 +1,295 @@
+# cython: language_level=3
+"""Histogram kernel of qdq's calibration (private).
+
+One pass over a chunk bins every element ``x`` of a channel into bin
+``floor(x / 2**k)`` of that channel's signed histogram (``bins`` counts for
+bin indices ``[-bins/2, bins/2)``), counts NaN, +inf and -inf apart, and
+tracks the exact NaN-ignoring minimum and maximum (-0.0 below +0.0). When an
+element does not fit (``|x| >= bins/2 * 2**k``) the channel's ``k`` grows to
+the smallest exponent that fits it and the counts so far are summed in groups
+of ``2**d`` adjacent bins (exact, since bins nest). Per tensor, each thread
+fills a private histogram over its share of the elements; the histograms are
+brought to the largest ``k`` and summed at the end, so the counts are exact
+integers independent of the thread count. Per channel, threads own disjoint
+channels. The GIL is released throughout.
+"""
+
+from libc.stdint cimport int64_t, uint16_t, uint64_t
+
+import numpy as np
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <stdlib.h>
+    #include <string.h>
+    #ifdef _OPENMP
+    #include <omp.h>
+    #endif
+
+    enum { HK_F16 = 0, HK_BF16 = 1, HK_F32 = 2, HK_F64 = 3 };
+
+    /* The state of one channel's histogram. */
+    typedef struct {
+        double lim, s1, s2;      /* bins/2 * 2^k; 2^-k = s1 * s2 (two factors: 2^1074 overflows) */
+        int k;
+        uint64_t *cnt;           /* bins counts; cnt[h + j] is bin j */
+        uint64_t nan, pinf, ninf;
+        double mn, mx;
+    } hk_chan;
+
+    /* Smallest k >= kfloor with a < h * 2^k (a finite, >= 0). */
+    static int hk_kfor(double a, int64_t h, int kfloor) {
+        int e, k;
+        if (!(a > 0.0)) return kfloor;
+        (void)frexp(a, &e);                       /* a < 2^e */
+        k = e;
+        while (k > kfloor && a < ldexp((double)h, k - 1)) k--;
+        while (!(a < ldexp((double)h, k))) k++;
+        return k < kfloor ? kfloor : k;
+    }
+
+    static void hk_set_k(hk_chan *c, int64_t h, int k) {
+        c->k = k;
+        c->lim = ldexp((double)h, k);
+        if (-k > 1000) { c->s1 = ldexp(1.0, 1000); c->s2 = ldexp(1.0, -k - 1000); }
+        else { c->s1 = ldexp(1.0, -k); c->s2 = 1.0; }
+    }
+
+    /* Sum groups of 2^d adjacent bins: bin j goes to floor(j / 2^d). */
+    static int hk_coarsen(uint64_t *cnt, int64_t bins, int d) {
+        int64_t h = bins / 2, i;
+        uint64_t *tmp;
+        if (d <= 0) return 0;
+        tmp = (uint64_t *)calloc((size_t)bins, sizeof(uint64_t));
+        if (!tmp) return -1;
+        for (i = 0; i < bins; i++) {
+            int64_t j = i - h, jj;
+            if (!cnt[i]) continue;
+            if (d >= 62) jj = j < 0 ? -1 : 0;
+            else jj = j >= 0 ? (j >> d) : -(((-j - 1) >> d) + 1);
+            tmp[h + jj] += cnt[i];
+        }
+        memcpy(cnt, tmp, (size_t)bins * sizeof(uint64_t));
+        free(tmp);
+        return 0;
+    }
+
+    #define HK_LOAD_F16(p, i) ((double)lut[((const uint16_t *)(p))[i]])
+    #define HK_LOAD_BF16(p, i) ((double)lut[((const uint16_t *)(p))[i]])
+    #define HK_LOAD_F32(p, i) ((double)((const float *)(p))[i])
+    #define HK_LOAD_F64(p, i) (((const double *)(p))[i])
+
+    /* Bin n elements p[0], p[stride], ... into channel c. Returns -1 on allocation failure. */
+    #define HK_RUN(NAME, LOAD, UNDERFLOW)                                                   \
+    static int NAME(const void *p, int64_t n, int64_t stride, const float *lut,          \
+                    hk_chan *cs, int64_t bins, int kfloor) {                              \
+        hk_chan c = *cs;                                                                  \
+        int64_t h = bins / 2, i;                                                          \
+        uint64_t *mid = c.cnt + h;                                                        \
+        (void)lut;                                                                        \
+        for (i = 0; i < n; i++) {                                                         \
+            double v = LOAD(p, i * stride);                                               \
+            double a = fabs(v), y;                                                        \
+            int64_t t;                                                                    \
+            if (!(a < c.lim)) {                                                           \
+                if (v != v) { c.nan++; continue; }                                        \
+                if (isinf(v)) {                                                           \
+                    if (v > 0) { c.pinf++; c.mx = v; } else { c.ninf++; c.mn = v; }       \
+                    continue;                                                             \
+                }                                                                         \
+                {                                                                         \
+                    int nk = hk_kfor(a, h, kfloor);                                       \
+                    if (hk_coarsen(c.cnt, bins, nk - c.k)) { *cs = c; return -1; }        \
+                    hk_set_k(&c, h, nk);                                                  \
+                }                                                                         \
+            }                                                                             \
+            if (v <= c.mn) { if (v < c.mn || signbit(v)) c.mn = v; }                      \
+            if (v >= c.mx) { if (v > c.mx || !signbit(v)) c.mx = v; }                     \
+            y = (v * c.s1) * c.s2;                                                        \
+            t = (int64_t)y;                                                               \
+            t -= (double)t > y;                                                           \
+            if (UNDERFLOW) t -= (y == 0.0) & (v < 0.0);                                   \
+            mid[t]++;                                                                     \
+        }                                                                                 \
+        *cs = c;                                                                          \
+        return 0;                                                                         \
+    }
+    HK_RUN(hk_run_f16, HK_LOAD_F16, 0)
+    HK_RUN(hk_run_bf16, HK_LOAD_BF16, 0)
+    HK_RUN(hk_run_f32, HK_LOAD_F32, 0)
+    HK_RUN(hk_run_f64, HK_LOAD_F64, 1)
+
+    typedef int (*hk_run_fn)(const void *, int64_t, int64_t, const float *, hk_chan *,
+                             int64_t, int);
+
+    static hk_run_fn hk_pick(int fmt) {
+        switch (fmt) {
+        case HK_F16: return hk_run_f16;
+        case HK_BF16: return hk_run_bf16;
+        case HK_F32: return hk_run_f32;
+        default: return hk_run_f64;
+        }
+    }
+
+    static int hk_fmt_size(int fmt) { return fmt == HK_F64 ? 8 : fmt == HK_F32 ? 4 : 2; }
+
+    static void hk_merge_minmax(hk_chan *into, const hk_chan *c) {
+        if (c->mn < into->mn || (c->mn == into->mn && signbit(c->mn))) into->mn = c->mn;
+        if (c->mx > into->mx || (c->mx == into->mx && !signbit(c->mx))) into->mx = c->mx;
+    }
+
+    /* One tensor of n contiguous elements, split among nt threads. Returns -1 on failure. */
+    static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
+                         int64_t bins, int kfloor, int nt) {
+        hk_run_fn run = hk_pick(fmt);
+        int sz = hk_fmt_size(fmt), t, K, err = 0;
+        hk_chan *loc;
+        uint64_t *buf;
+        if (nt < 1) nt = 1;
+        if (n < ((int64_t)1 << 16)) nt = 1;
+        if (nt == 1) return run(x, n, 1, lut, g, bins, kfloor);
+        loc = (hk_chan *)calloc((size_t)nt, sizeof(hk_chan));
+        buf = (uint64_t *)calloc((size_t)nt * (size_t)bins, sizeof(uint64_t));
+        if (!loc || !buf) { free(loc); free(buf); return -1; }
+        for (t = 0; t < nt; t++) {
+            loc[t] = *g;
+            loc[t].cnt = buf + (size_t)t * (size_t)bins;
+            loc[t].nan = loc[t].pinf = loc[t].ninf = 0;
+        }
+        #ifdef _OPENMP
+        #pragma omp parallel for num_threads(nt) schedule(static, 1) reduction(|:err)
+        #endif
+        for (t = 0; t < nt; t++) {
+            int64_t a = n / nt * t + (t < n % nt ? t : n % nt);
+            int64_t m = n / nt + (t < n % nt);
+            err |= run((const char *)x + a * sz, m, 1, lut, &loc[t], bins, kfloor);
+        }
+        K = g->k;
+        for (t = 0; t < nt; t++) if (loc[t].k > K) K = loc[t].k;
+        if (!err) err |= hk_coarsen(g->cnt, bins, K - g->k);
+        for (t = 0; t < nt && !err; t++) {
+            int64_t i;
+            err |= hk_coarsen(loc[t].cnt, bins, K - loc[t].k);
+            for (i = 0; i < bins; i++) g->cnt[i] += loc[t].cnt[i];
+            g->nan += loc[t].nan; g->pinf += loc[t].pinf; g->ninf += loc[t].ninf;
+            hk_merge_minmax(g, &loc[t]);
+        }
+        hk_set_k(g, bins / 2, K);
+        free(loc); free(buf);
+        return err ? -1 : 0;
+    }
+
+    /* Channels along the middle axis of a C-ordered (pre, C, post) array; threads own
+       contiguous blocks of channels. */
+    static int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
+                           const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) {
+        hk_run_fn run = hk_pick(fmt);
+        int sz = hk_fmt_size(fmt), t, err = 0;
+        if (nt < 1) nt = 1;
+        if ((int64_t)nt > C) nt = (int)C;
+        if (pre * C * post < ((int64_t)1 << 16)) nt = 1;
+        #ifdef _OPENMP
+        #pragma omp parallel for num_threads(nt) schedule(static, 1) reduction(|:err)
+        #endif
+        for (t = 0; t < nt; t++) {
+            int64_t c0 = C / nt * t + (t < C % nt ? t : C % nt);
+            int64_t c1 = c0 + C / nt + (t < C % nt);
+            int64_t p, c;
+            if (post == 1) {
+                /* rows of C elements: stride through the row, channel by channel */
+                for (p = 0; p < pre && !err; p++)
+                    for (c = c0; c < c1; c++)
+                        err |= run((const char *)x + (p * C + c) * sz, 1, 1, lut, &cs[c],
+                                   bins, kfloor);
+            } else {
+                for (p = 0; p < pre && !err; p++)
+                    for (c = c0; c < c1; c++)
+                        err |= run((const char *)x + (p * C + c) * post * sz, post, 1, lut,
+                                   &cs[c], bins, kfloor);
+            }
+        }
+        return err ? -1 : 0;
+    }
+    """
+    ctypedef struct hk_chan:
+        double lim, s1, s2
+        int k
+        uint64_t *cnt
+        uint64_t nan, pinf, ninf
+        double mn, mx
+    void hk_set_k(hk_chan *c, int64_t h, int k) noexcept nogil
+    int hk_kfor(double a, int64_t h, int kfloor) noexcept nogil
+    int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
+                  int64_t bins, int kfloor, int nt) noexcept nogil
+    int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
+                    const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) noexcept nogil
+
+#: Format codes of :func:`update`.
+F16 = 0
+BF16 = 1
+F32 = 2
+F64 = 3
+
+
+def kfor(double a, int64_t h, int kfloor):
+    """The smallest ``k >= kfloor`` with ``a < h * 2**k`` (``a`` finite, >= 0)."""
+    return hk_kfor(a, h, kfloor)
+
+
+def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
+           k, counts, special, mn, mx, int kfloor, int nthreads):
+    """Bin the C-contiguous ``x`` (storage type of ``fmt``) of C-order shape (pre, C, post).
+
+    Per tensor ``C == 1`` (and ``pre == 1``). ``k`` (int64, C), ``counts``
+    (uint64, (C, bins)), ``special`` (uint64, (C, 3): NaN, +inf, -inf), ``mn``
+    and ``mx`` (float64, C) are updated in place; all must be C-contiguous.
+    ``lut`` is the float32 value of every 16-bit pattern for float16/bfloat16.
+    """
+    cdef int64_t bins = counts.shape[1], c, n = x.size
+    cdef int64_t[::1] kv = k
+    cdef uint64_t[:, ::1] cv = counts
+    cdef uint64_t[:, ::1] sv = special
+    cdef double[::1] mnv = mn, mxv = mx
+    cdef const float[::1] lv
+    cdef const float *lp = NULL
+    cdef int err = 0
+    cdef hk_chan *cs
+    cdef const unsigned char[::1] xb
+    cdef unsigned char[::1] av
+    cdef const void *xp
+    if not x.flags.c_contiguous or counts.shape[0] != C or k.shape[0] != C:
+        raise ValueError("histogram kernel: bad arguments")
+    if fmt == F16 or fmt == BF16:
+        lv = lut
+        lp = &lv[0]
+    if C == 0 or n == 0:
+        return
+    xb = x.reshape(-1).view(np.uint8)
+    xp = <const void *> &xb[0]
+    arr = np.zeros(C * sizeof(hk_chan), np.uint8)
+    av = arr
+    cs = <hk_chan *> &av[0]
+    for c in range(C):
+        hk_set_k(&cs[c], bins // 2, <int>kv[c])
+        cs[c].cnt = &cv[c, 0]
+        cs[c].nan = sv[c, 0]
+        cs[c].pinf = sv[c, 1]
+        cs[c].ninf = sv[c, 2]
+        cs[c].mn = mnv[c]
+        cs[c].mx = mxv[c]
+    with nogil:
+        if C == 1:
+            err = hk_tensor(xp, n, fmt, lp, &cs[0], bins, kfloor, nthreads)
+        else:
+            err = hk_channels(xp, pre, C, post, fmt, lp, cs, bins, kfloor, nthreads)
+    for c in range(C):
+        kv[c] = cs[c].k
+        sv[c, 0] = cs[c].nan
+        sv[c, 1] = cs[c].pinf
+        sv[c, 2] = cs[c].ninf
+        mnv[c] = cs[c].mn
+        mxv[c] = cs[c].mx
+    if err:
+        raise MemoryError("histogram kernel: out of memory")
