@@ -5,10 +5,11 @@ Four ways to pick ``(input_min, input_max)`` for the op with ``range_given``:
 * ``"minmax"``: the exact NaN-ignoring min/max (tracked alongside the counts).
 * ``"percentile"``: the lower ``(100 - p)/100`` and upper ``p/100`` quantiles
   of the finite values, to the bin: the upper end is the upper edge of the bin
-  holding the element of rank ``ceil(p/100 * (N - 1))``, the lower end the
-  lower edge of the bin holding rank ``floor((1 - p/100) * (N - 1))``, so each
-  end lies within one bin width outside np.quantile's (linear) quantile when
-  the two neighbouring order statistics share a bin.
+  holding the element of rank ``floor(p/100 * (N - 1))`` (0-based, sorted),
+  the lower end the lower edge of the bin holding rank
+  ``ceil((1 - p/100) * (N - 1))``. Each end lies within one bin width of
+  np.quantile's (linear) quantile whenever the two order statistics it
+  interpolates share a bin or sit in adjacent ones (always, for p = 100).
 * ``"mse"``: the candidate range (pairs of bin edges) whose quantizer, with the
   op's own parameters (TF's scale rule in the data's type, via
   :func:`qdq.quantization_params`' computation) and clamp, has the least
@@ -38,6 +39,7 @@ __all__ = ["calibrate", "histogram_range", "METHODS"]
 
 METHODS = ("percentile", "mse", "entropy", "minmax")
 _CAND_BLOCK = 128
+_COARSE = 128
 
 
 def check_method(method: Any, percentile: Any) -> tuple[str, float]:
@@ -71,8 +73,10 @@ def _percentile(counts: np.ndarray, h: int, p: float) -> tuple[float, float]:
         return math.nan, math.nan
     n = int(counts.sum(dtype=np.uint64))
     q = p / 100.0
-    r_hi = min(n - 1, math.ceil(q * (n - 1)))
-    r_lo = max(0, math.floor((1.0 - q) * (n - 1)))
+    # np.quantile's (linear) value lies between the order statistics of ranks
+    # floor(r) and ceil(r): take the far edge of the bin of the nearer one.
+    r_hi = min(n - 1, math.floor(q * (n - 1)))
+    r_lo = max(0, min(n - 1, math.ceil((1.0 - q) * (n - 1))))
     cum = np.cumsum(counts, dtype=np.uint64)
     b_hi = int(np.searchsorted(cum, np.uint64(r_hi), side="right"))
     b_lo = int(np.searchsorted(cum, np.uint64(r_lo), side="right"))
@@ -96,7 +100,8 @@ def _g(x: np.ndarray, d, clo, chi, qlo, qhi) -> np.ndarray:
     return g
 
 
-def _candidates(j_lo: int, j_hi: int, qmin: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(j_lo: int, j_hi: int, qmin: int,
+                qmax: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """Candidate (lo, hi) edge pairs, one per dominant edge; the other side as wide as it
     can be without taking over the scale, and within the data's extent."""
     neg_ext, pos_ext = min(0, j_lo), max(0, j_hi + 1)
@@ -116,8 +121,11 @@ def _candidates(j_lo: int, j_hi: int, qmin: int, qmax: int) -> tuple[np.ndarray,
         los.append(-j)
         his.append(hi)
     if not los:
-        return np.array([neg_ext], np.float64), np.array([pos_ext], np.float64)
-    return np.concatenate(los).astype(np.float64), np.concatenate(his).astype(np.float64)
+        return np.array([neg_ext], np.float64), np.array([pos_ext], np.float64), [(0, 1)]
+    sizes = np.cumsum([0] + [v.size for v in los])
+    families = [(int(sizes[i]), int(sizes[i + 1])) for i in range(len(los))]
+    return (np.concatenate(los).astype(np.float64), np.concatenate(his).astype(np.float64),
+            families)
 
 
 def _mse(counts: np.ndarray, h: int, k: int, fmt: Format, args: OpArgs) -> tuple[float, float]:
@@ -125,7 +133,7 @@ def _mse(counts: np.ndarray, h: int, k: int, fmt: Format, args: OpArgs) -> tuple
     if ext is None:
         return math.nan, math.nan
     j_lo, j_hi = ext
-    lo_u, hi_u = _candidates(j_lo, j_hi, args.qmin, args.qmax)
+    lo_u, hi_u, families = _candidates(j_lo, j_hi, args.qmin, args.qmax)
     # candidate ranges as values of the data's type, and the op's parameters for them
     lo_t = round_to(np.ldexp(lo_u, k), fmt)
     hi_t = round_to(np.ldexp(hi_u, k), fmt)
@@ -136,16 +144,31 @@ def _mse(counts: np.ndarray, h: int, k: int, fmt: Format, args: OpArgs) -> tuple
         clo, chi = np.ldexp(lo_adj, -k), np.ldexp(hi_adj, -k)
         qlo, qhi = np.rint(lo_adj * scale) * d, np.rint(hi_adj * scale) * d
         ok = np.isfinite(d) & (d > 0) & np.isfinite(clo) & np.isfinite(chi)
-    edges = np.arange(j_lo, j_hi + 2, dtype=np.float64)
-    w = counts[j_lo + h:j_hi + 1 + h].astype(np.float64)
+    # G at the edges of the non-empty bins only
+    nz = np.flatnonzero(counts[j_lo + h:j_hi + 1 + h]) + j_lo
+    edges = np.concatenate([nz, nz + 1]).astype(np.float64)
+    w = counts[nz + h].astype(np.float64)
     err = np.full(lo_u.shape[0], np.inf)
-    idx = np.flatnonzero(ok)
-    for s in range(0, idx.size, _CAND_BLOCK):
-        c = idx[s:s + _CAND_BLOCK, None]
-        with np.errstate(all="ignore"):
-            g = _g(edges[None, :], d[c], clo[c], chi[c], qlo[c], qhi[c])
-            err[c[:, 0]] = np.diff(g, axis=1) @ w
-    err = np.where(np.isnan(err), np.inf, err)
+
+    def evaluate(cands: np.ndarray) -> None:
+        cands = cands[ok[cands] & np.isinf(err[cands])]
+        for s in range(0, cands.size, _CAND_BLOCK):
+            c = cands[s:s + _CAND_BLOCK, None]
+            with np.errstate(all="ignore"):
+                g = _g(edges[None, :], d[c], clo[c], chi[c], qlo[c], qhi[c])
+                e = (g[:, nz.size:] - g[:, :nz.size]) @ w
+            err[c[:, 0]] = np.where(np.isnan(e), np.inf, e)
+
+    # Each family (hi sets the scale, lo sets it) is ordered by its step: a coarse
+    # pass, then every candidate around the three best coarse ones.
+    for a, b in families:
+        n = b - a
+        stride = max(1, n // _COARSE)
+        coarse = np.unique(np.r_[np.arange(a, b, stride), b - 1])
+        evaluate(coarse)
+        best3 = coarse[np.argsort(err[coarse], kind="stable")[:3]]
+        for c0 in best3:
+            evaluate(np.arange(max(a, c0 - stride), min(b, c0 + stride + 1)))
     best = int(np.argmin(err))  # the first minimum: deterministic tie-break
     if not np.isfinite(err[best]):
         return float(np.ldexp(float(min(0, j_lo)), k)), float(np.ldexp(float(j_hi + 1), k))
@@ -177,7 +200,7 @@ def _entropy(counts: np.ndarray, h: int, args: OpArgs) -> tuple[float, float]:
     tail = np.concatenate([np.cumsum(a[::-1])[::-1], [0.0]])  # tail[i] = a[i:].sum()
     unsigned = args.qmin >= 0
     nbins = 1 << min(args.bits - 1 + int(unsigned), 40)
-    start = min(128, stop)
+    start = min(max(1, h // 8), stop)  # TensorRT: 128 of 2048 bins of |x|
     best_i, best = stop, math.inf
     for i in range(start, stop + 1):
         nb = min(nbins, i)
