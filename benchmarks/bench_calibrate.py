@@ -49,7 +49,7 @@ def main() -> None:
     if a.numpy:
         methods["numpy floor+bincount"] = lambda: numpy_histogram(x)
     times: dict[str, list[float]] = {name: [] for name in methods}
-    for name, f in methods.items():  # warm-up
+    for f in methods.values():  # warm-up
         f()
     for _ in range(a.rounds):
         for name, f in methods.items():

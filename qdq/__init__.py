@@ -4,11 +4,11 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 :func:`quantization_params` expose its two halves.
 """
 
-from ._calibrate import calibrate
-from ._histogram import HistogramTracker
 from ._api import (QuantizationParams, compute_range, quantization_params,
                    quantize_and_dequantize, quantize_and_dequantize_v2)
+from ._calibrate import calibrate
 from ._codes import code_dtype, dequantize, quantize, quantize_and_dequantize_grad
+from ._histogram import HistogramTracker
 from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_threads
 from ._stream import (RangeTracker, dequantize_file, quantize_and_dequantize_chunks,
                       quantize_and_dequantize_file, quantize_file, stream)

@@ -160,7 +160,7 @@ def test_calibrate_array_chunks_and_generators_agree():
     for data in (list(np.array_split(x, 7)), (c for c in np.array_split(x, 3)),
                  iter([x])):
         got = qdq.calibrate(data, "mse", axis=1)
-        assert all((bits(a) == bits(b)).all() for a, b in zip(got, ref))
+        assert all((bits(a) == bits(b)).all() for a, b in zip(got, ref, strict=True))
     assert ref[0].shape == (100,)
     assert qdq.calibrate([1.0, -2.0, 3.0], "minmax") == (-2.0, 3.0)
 
@@ -217,3 +217,14 @@ def test_calibrate_bad_input():
         qdq.calibrate(x, round_mode="UP")
     with pytest.raises(TypeError, match="data"):
         qdq.calibrate("abc")
+
+
+@pytest.mark.parametrize("name", ["_histogram", "_calibrate"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"qdq.{name}")
+    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE,
+                                      extraglobs={"qdq": qdq})
+    assert failures == 0 and tried > 0

@@ -103,7 +103,7 @@ def _same(a: qdq.HistogramTracker, b: qdq.HistogramTracker) -> None:
     assert (a.counts == b.counts).all()
     assert bits(a.exponent).tolist() == bits(b.exponent).tolist()
     assert (bits(a.edges) == bits(b.edges)).all()
-    for u, v in zip(_ranges(a), _ranges(b)):
+    for u, v in zip(_ranges(a), _ranges(b), strict=True):
         assert u.dtype == v.dtype and (bits(u) == bits(v)).all()
 
 
@@ -273,7 +273,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="shape"):
         qdq.HistogramTracker().update(np.zeros((2, 3))).update(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="no chunk"):
-        qdq.HistogramTracker().counts
+        _ = qdq.HistogramTracker().counts
     with pytest.raises(ValueError, match="no data"):
         qdq.HistogramTracker().update(np.zeros(0)).range()
     with pytest.raises(ValueError, match="method"):
@@ -290,3 +290,11 @@ def test_bad_arguments():
         t.merge(qdq.HistogramTracker().update(np.zeros(3)))
     with pytest.raises(ValueError, match="HistogramTracker state"):
         qdq.HistogramTracker.from_state({"qdq_range_tracker": 1})
+
+
+def test_kernel_stub_matches_the_module(tmp_path):
+    pytest.importorskip("mypy")
+    from _util import run_python
+
+    res = run_python(["-m", "mypy.stubtest", "qdq._histkernel"], cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
