@@ -169,106 +169,106 @@ cdef extern from *:
         memset(sub, 0, (size_t)(HK_SUBS * bins) * sizeof(uint32_t));
     }
 
-    #define HK_FAST(NAME, T, UT, KT, SHIFT, ABSMASK, INFBITS, SCALAR, S1, S2)              \
+    /* One block of m <= HK_BLK elements of channel c. With sub, the increments go to
+       the four uint32 sub-histograms (the caller flushes them at the end of its run);
+       without, straight into the channel's counts. */
+    #define HK_BLOCK(NAME, T, UT, KT, SHIFT, ABSMASK, INFBITS, SCALAR, S1, S2)             \
     HK_CLONES                                                                             \
-    static int NAME(const T *x, int64_t n, hk_chan *cs, int64_t bins, int kfloor,         \
-                    uint32_t *sub) {                                                      \
-        hk_chan c = *cs;                                                                  \
-        int64_t h = bins / 2, done = 0, pending = 0;                                      \
+    static int NAME(const T *p, int64_t m, hk_chan *c, int64_t bins, int kfloor,          \
+                    uint32_t *sub, int64_t *pending) {                                    \
+        int64_t h = bins / 2, i;                                                          \
         int32_t idx[HK_BLK];                                                              \
-        KT kmin = (KT)(((UT)1 << SHIFT) - 1), kmax = (KT)((UT)1 << SHIFT);                \
-        int seen = 0;                                                                     \
-        while (done < n) {                                                                \
-            int64_t m = n - done < HK_BLK ? n - done : HK_BLK, i;                         \
-            const T *p = x + done;                                                        \
-            UT amax = 0;                                                                  \
-            KT bmin = kmin, bmax = kmax;                                                  \
-            T s1, s2;                                                                     \
-            for (i = 0; i < m; i++) {                                                     \
-                UT b, a; KT key;                                                          \
-                memcpy(&b, &p[i], sizeof b);                                              \
-                a = b & (UT)ABSMASK;                                                      \
-                amax = a > amax ? a : amax;                                               \
-                key = (KT)(b ^ (((UT)((KT)b >> SHIFT)) >> 1));                            \
-                bmin = key < bmin ? key : bmin;                                           \
-                bmax = key > bmax ? key : bmax;                                           \
-            }                                                                             \
-            if (amax >= (UT)INFBITS) {                                                    \
-                hk_flush(&c, sub, bins); pending = 0;                                     \
-                if (SCALAR(p, m, 1, NULL, &c, bins, kfloor)) { *cs = c; return -1; }      \
-                done += m;                                                                \
-                continue;                                                                 \
-            }                                                                             \
-            kmin = bmin; kmax = bmax; seen = 1;                                           \
-            {                                                                             \
-                T av; double ad;                                                          \
-                memcpy(&av, &amax, sizeof av);                                            \
-                ad = (double)av;                                                          \
-                if (!(ad < c.lim)) {                                                      \
-                    int nk = hk_kfor(ad, h, kfloor);                                      \
-                    hk_flush(&c, sub, bins); pending = 0;                                 \
-                    if (hk_coarsen(c.cnt, bins, nk - c.k)) { *cs = c; return -1; }        \
-                    hk_set_k(&c, h, nk);                                                  \
-                }                                                                         \
-            }                                                                             \
-            s1 = c.S1; s2 = c.S2;                                                         \
-            for (i = 0; i < m; i++) {                                                     \
-                T v = p[i];                                                               \
-                T y = (v * s1) * s2;   /* exact but where it underflows to below 1 */     \
-                int32_t t = (int32_t)y;                                                   \
-                t -= (T)t > y;                                                            \
-                t -= (y == (T)0) & (v < (T)0);                                            \
-                idx[i] = t + (int32_t)h;                                                  \
-            }                                                                             \
-            for (i = 0; i + HK_SUBS <= m; i += HK_SUBS) {                                 \
-                if (!(i & 15)) HK_PREFETCH((const char *)(p + m) + i * sizeof(T));          \
-                sub[idx[i]]++;                                                            \
-                sub[bins + idx[i + 1]]++;                                                 \
-                sub[2 * bins + idx[i + 2]]++;                                             \
-                sub[3 * bins + idx[i + 3]]++;                                             \
-            }                                                                             \
-            for (; i < m; i++) sub[idx[i]]++;                                             \
-            pending += m;                                                                 \
-            if (pending > ((int64_t)1 << 30)) { hk_flush(&c, sub, bins); pending = 0; }   \
-            done += m;                                                                    \
+        UT amax = 0;                                                                      \
+        KT bmin = (KT)(((UT)1 << SHIFT) - 1), bmax = (KT)((UT)1 << SHIFT);                \
+        T s1, s2;                                                                         \
+        for (i = 0; i < m; i++) {                                                         \
+            UT b, a; KT key;                                                              \
+            memcpy(&b, &p[i], sizeof b);                                                  \
+            a = b & (UT)ABSMASK;                                                          \
+            amax = a > amax ? a : amax;                                                   \
+            key = (KT)(b ^ (((UT)((KT)b >> SHIFT)) >> 1));                                \
+            bmin = key < bmin ? key : bmin;                                               \
+            bmax = key > bmax ? key : bmax;                                               \
         }                                                                                 \
-        hk_flush(&c, sub, bins);                                                          \
-        if (seen) {                                                                       \
-            UT b; T v;                                                                    \
-            b = (UT)kmin ^ (((UT)(kmin >> SHIFT)) >> 1); memcpy(&v, &b, sizeof v);        \
-            if ((double)v < c.mn || ((double)v == c.mn && signbit(v))) c.mn = (double)v;  \
-            b = (UT)kmax ^ (((UT)(kmax >> SHIFT)) >> 1); memcpy(&v, &b, sizeof v);        \
-            if ((double)v > c.mx || ((double)v == c.mx && !signbit(v))) c.mx = (double)v; \
+        if (amax >= (UT)INFBITS) {  /* NaN or inf: the scalar path */                     \
+            if (sub) { hk_flush(c, sub, bins); *pending = 0; }                            \
+            return SCALAR(p, m, 1, NULL, c, bins, kfloor);                                \
         }                                                                                 \
-        *cs = c;                                                                          \
+        {                                                                                 \
+            T av; double ad;                                                              \
+            UT ub;                                                                        \
+            memcpy(&av, &amax, sizeof av);                                                \
+            ad = (double)av;                                                              \
+            if (!(ad < c->lim)) {                                                         \
+                int nk = hk_kfor(ad, h, kfloor);                                          \
+                if (sub) { hk_flush(c, sub, bins); *pending = 0; }                        \
+                if (hk_coarsen(c->cnt, bins, nk - c->k)) return -1;                       \
+                hk_set_k(c, h, nk);                                                       \
+            }                                                                             \
+            ub = (UT)bmin ^ (((UT)(bmin >> SHIFT)) >> 1); memcpy(&av, &ub, sizeof av);    \
+            if ((double)av < c->mn || ((double)av == c->mn && signbit(av))) c->mn = av;   \
+            ub = (UT)bmax ^ (((UT)(bmax >> SHIFT)) >> 1); memcpy(&av, &ub, sizeof av);    \
+            if ((double)av > c->mx || ((double)av == c->mx && !signbit(av))) c->mx = av;  \
+        }                                                                                 \
+        s1 = c->S1; s2 = c->S2;                                                           \
+        for (i = 0; i < m; i++) {                                                         \
+            T v = p[i];                                                                   \
+            T y = (v * s1) * s2;   /* exact but where it underflows to below 1 */         \
+            int32_t t = (int32_t)y;                                                       \
+            t -= (T)t > y;                                                                \
+            t -= (y == (T)0) & (v < (T)0);                                                \
+            idx[i] = t + (int32_t)h;                                                      \
+        }                                                                                 \
+        if (!sub) {                                                                       \
+            for (i = 0; i < m; i++) c->cnt[idx[i]]++;                                     \
+            return 0;                                                                     \
+        }                                                                                 \
+        for (i = 0; i + HK_SUBS <= m; i += HK_SUBS) {                                     \
+            if (!(i & 15)) HK_PREFETCH((const char *)(p + m) + i * sizeof(T));            \
+            sub[idx[i]]++;                                                                \
+            sub[bins + idx[i + 1]]++;                                                     \
+            sub[2 * bins + idx[i + 2]]++;                                                 \
+            sub[3 * bins + idx[i + 3]]++;                                                 \
+        }                                                                                 \
+        for (; i < m; i++) sub[idx[i]]++;                                                 \
+        *pending += m;                                                                    \
+        if (*pending > ((int64_t)1 << 30)) { hk_flush(c, sub, bins); *pending = 0; }      \
         return 0;                                                                         \
     }
-    HK_FAST(hk_fast_f32, float, uint32_t, int32_t, 31, 0x7fffffffu, 0x7f800000u, hk_run_f32,
-            fs1, fs2)
-    HK_FAST(hk_fast_f64, double, uint64_t, int64_t, 63, 0x7fffffffffffffffull,
-            0x7ff0000000000000ull, hk_run_f64, s1, s2)
+    HK_BLOCK(hk_blk_f32, float, uint32_t, int32_t, 31, 0x7fffffffu, 0x7f800000u, hk_run_f32,
+             fs1, fs2)
+    HK_BLOCK(hk_blk_f64, double, uint64_t, int64_t, 63, 0x7fffffffffffffffull,
+             0x7ff0000000000000ull, hk_run_f64, s1, s2)
 
-    /* A contiguous run of any format: the fast path when it applies (16-bit formats are
-       widened to float32 block by block through the table). */
-    static int hk_run_fast(const void *x, int64_t n, int fmt, const float *lut, hk_chan *c,
-                           int64_t bins, int kfloor, uint32_t *sub) {
-        if (!sub) return hk_pick(fmt)(x, n, 1, lut, c, bins, kfloor);
-        if (fmt == HK_F32) return hk_fast_f32((const float *)x, n, c, bins, kfloor, sub);
-        if (fmt == HK_F64) return hk_fast_f64((const double *)x, n, c, bins, kfloor, sub);
+    /* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32). */
+    static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan *c,
+                        int64_t bins, int kfloor, uint32_t *sub, int64_t *pending) {
+        if (fmt == HK_F32) return hk_blk_f32((const float *)x, m, c, bins, kfloor, sub, pending);
+        if (fmt == HK_F64) return hk_blk_f64((const double *)x, m, c, bins, kfloor, sub, pending);
         {
             float buf[HK_BLK];
             const uint16_t *u = (const uint16_t *)x;
-            int64_t done = 0, i;
-            while (done < n) {
-                int64_t m = n - done < HK_BLK ? n - done : HK_BLK;
-                for (i = 0; i < m; i++) buf[i] = lut[u[done + i]];
-                if (hk_fast_f32(buf, m, c, bins, kfloor, sub)) return -1;
-                done += m;
-            }
+            int64_t i;
+            for (i = 0; i < m; i++) buf[i] = lut[u[i]];
+            return hk_blk_f32(buf, m, c, bins, kfloor, sub, pending);
         }
-        return 0;
     }
 
+    /* A contiguous run of n elements of one channel, block by block. */
+    static int hk_run_fast(const void *x, int64_t n, int fmt, const float *lut, hk_chan *c,
+                           int64_t bins, int kfloor, uint32_t *sub) {
+        int sz = fmt == HK_F64 ? 8 : fmt == HK_F32 ? 4 : 2;
+        int64_t done = 0, pending = 0;
+        if (!sub) return hk_pick(fmt)(x, n, 1, lut, c, bins, kfloor);
+        while (done < n) {
+            int64_t m = n - done < HK_BLK ? n - done : HK_BLK;
+            if (hk_block((const char *)x + done * sz, m, fmt, lut, c, bins, kfloor, sub,
+                         &pending)) return -1;
+            done += m;
+        }
+        hk_flush(c, sub, bins);
+        return 0;
+    }
 
     static int hk_fmt_size(int fmt) { return fmt == HK_F64 ? 8 : fmt == HK_F32 ? 4 : 2; }
 
@@ -331,7 +331,6 @@ cdef extern from *:
        contiguous blocks of channels. */
     static int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
                            const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) {
-        hk_run_fn run = hk_pick(fmt);
         int sz = hk_fmt_size(fmt), t, err = 0;
         if (nt < 1) nt = 1;
         if ((int64_t)nt > C) nt = (int)C;
@@ -342,26 +341,37 @@ cdef extern from *:
         for (t = 0; t < nt; t++) {
             int64_t c0 = C / nt * t + (t < C % nt ? t : C % nt);
             int64_t c1 = c0 + C / nt + (t < C % nt);
-            int64_t p, c;
-            uint32_t *sub = NULL;
-            if (post >= 4 * bins) sub = hk_sub_alloc(bins);  /* a flush costs O(bins) */
-            if (sub) {
+            int64_t p, c, q;
+            int64_t pending = 0;
+            unsigned char buf[HK_BLK * 8];
+            if (post >= HK_BLK) {
+                /* long contiguous runs: block by block, straight into the counts */
                 for (p = 0; p < pre && !err; p++)
-                    for (c = c0; c < c1; c++)
-                        err |= hk_run_fast((const char *)x + (p * C + c) * post * sz, post,
-                                           fmt, lut, &cs[c], bins, kfloor, sub);
-                free(sub);
-            } else if (post == 1) {
-                /* rows of C elements: stride through the row, channel by channel */
-                for (p = 0; p < pre && !err; p++)
-                    for (c = c0; c < c1; c++)
-                        err |= run((const char *)x + (p * C + c) * sz, 1, 1, lut, &cs[c],
-                                   bins, kfloor);
+                    for (c = c0; c < c1 && !err; c++)
+                        for (q = 0; q < post && !err; q += HK_BLK)
+                            err |= hk_block((const char *)x + ((p * C + c) * post + q) * sz,
+                                            post - q < HK_BLK ? post - q : HK_BLK, fmt, lut,
+                                            &cs[c], bins, kfloor, NULL, &pending);
             } else {
-                for (p = 0; p < pre && !err; p++)
-                    for (c = c0; c < c1; c++)
-                        err |= run((const char *)x + (p * C + c) * post * sz, post, 1, lut,
-                                   &cs[c], bins, kfloor);
+                /* short runs: gather a tile of rows of one channel into a block */
+                int64_t rows = HK_BLK / post;
+                for (p = 0; p < pre && !err; p += rows) {
+                    int64_t r, nr = pre - p < rows ? pre - p : rows;
+                    for (c = c0; c < c1 && !err; c++) {
+                        if (post == 1) {
+                            for (r = 0; r < nr; r++)
+                                memcpy(buf + r * sz, (const char *)x + ((p + r) * C + c) * sz,
+                                       (size_t)sz);
+                        } else {
+                            for (r = 0; r < nr; r++)
+                                memcpy(buf + r * post * sz,
+                                       (const char *)x + ((p + r) * C + c) * post * sz,
+                                       (size_t)(post * sz));
+                        }
+                        err |= hk_block(buf, nr * post, fmt, lut, &cs[c], bins, kfloor, NULL,
+                                        &pending);
+                    }
+                }
             }
         }
         return err ? -1 : 0;

@@ -141,26 +141,30 @@ def test_invariant_to_chunking_order_threads_and_merges(case, axis):
         qdq.set_num_threads(old)
 
 
-def test_threads_on_large_tensor():
+@pytest.mark.parametrize("axis", [None, 1])
+def test_threads_on_large_tensor(axis):
     rng = np.random.default_rng(3)
     x = (rng.standard_t(3, 1 << 20) * 10).astype(np.float32)
-    x[rng.choice(x.size, 100)] = np.nan
+    x[rng.choice(x.size, 100, replace=False)] = np.nan
+    x = x.reshape(256, 8, 512)
     old = qdq.get_num_threads()
     try:
         res = []
         for nt in (1, 2):
             qdq.set_num_threads(nt)
-            res.append(qdq.HistogramTracker().update(x))
+            res.append(qdq.HistogramTracker(axis).update(x))
     finally:
         qdq.set_num_threads(old)
     _same(res[0], res[1])
     assert int(res[0].counts.sum()) == x.size - 100
 
 
-def test_per_channel_matches_each_channel():
+@pytest.mark.parametrize("shape", [(64, 5, 300), (3, 5, 2500), (700, 5, 1)])
+def test_per_channel_matches_each_channel(shape):
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((64, 5, 300)).astype(np.float32) * np.float32([1, 10, 1e-3, 0, 5e3])[
+    x = rng.standard_normal(shape).astype(np.float32) * np.float32([1, 10, 1e-3, 0, 5e3])[
         None, :, None]
+    x[0, 1, 0] = np.nan
     t = qdq.HistogramTracker(axis=1, bins=128).update(x)
     assert t.counts.shape == (5, 128) and t.edges.shape == (5, 129)
     for c in range(5):
