@@ -145,9 +145,13 @@ cdef extern from *:
        elements share a bin), added into the uint64 counts before they could overflow. */
     #define HK_BLK 1024
     #define HK_FAST_MAX_BINS 65536
-    static uint32_t *hk_sub_alloc(int64_t bins) {
+    /* uint16 sub-histograms (4 x 2048 take 16 KiB, next to the block in L1), added into
+       the counts at least every HK_SUB_LIMIT increments, before any could overflow. */
+    typedef uint16_t hk_sub_t;
+    #define HK_SUB_LIMIT ((int64_t)4 * 60000)
+    static hk_sub_t *hk_sub_alloc(int64_t bins) {
         if (bins > HK_FAST_MAX_BINS) return NULL;
-        return (uint32_t *)calloc((size_t)(4 * bins), sizeof(uint32_t));
+        return (hk_sub_t *)calloc((size_t)(4 * bins), sizeof(hk_sub_t));
     }
     #define HK_SUBS 4
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -161,21 +165,21 @@ cdef extern from *:
     #define HK_PREFETCH(a) ((void)0)
     #endif
 
-    static void hk_flush(hk_chan *c, uint32_t *sub, int64_t bins) {
+    static void hk_flush(hk_chan *c, hk_sub_t *sub, int64_t bins) {
         int64_t i;
         for (i = 0; i < bins; i++) {
             c->cnt[i] += (uint64_t)sub[i] + sub[bins + i] + sub[2 * bins + i] + sub[3 * bins + i];
         }
-        memset(sub, 0, (size_t)(HK_SUBS * bins) * sizeof(uint32_t));
+        memset(sub, 0, (size_t)(HK_SUBS * bins) * sizeof(hk_sub_t));
     }
 
     /* One block of m <= HK_BLK elements of channel c. With sub, the increments go to
-       the four uint32 sub-histograms (the caller flushes them at the end of its run);
+       the four sub-histograms (the caller flushes them at the end of its run);
        without, straight into the channel's counts. */
     #define HK_BLOCK(NAME, T, UT, KT, SHIFT, ABSMASK, INFBITS, SCALAR, S1, S2)             \
     HK_CLONES                                                                             \
     static int NAME(const T *p, int64_t m, hk_chan *c, int64_t bins, int kfloor,          \
-                    uint32_t *sub, int64_t *pending) {                                    \
+                    hk_sub_t *sub, int64_t *pending) {                                    \
         int64_t h = bins / 2, i;                                                          \
         int32_t idx[HK_BLK];                                                              \
         UT amax = 0;                                                                      \
@@ -232,7 +236,7 @@ cdef extern from *:
         }                                                                                 \
         for (; i < m; i++) sub[idx[i]]++;                                                 \
         *pending += m;                                                                    \
-        if (*pending > ((int64_t)1 << 30)) { hk_flush(c, sub, bins); *pending = 0; }      \
+        if (*pending > HK_SUB_LIMIT) { hk_flush(c, sub, bins); *pending = 0; }              \
         return 0;                                                                         \
     }
     HK_BLOCK(hk_blk_f32, float, uint32_t, int32_t, 31, 0x7fffffffu, 0x7f800000u, hk_run_f32,
@@ -242,7 +246,7 @@ cdef extern from *:
 
     /* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32). */
     static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan *c,
-                        int64_t bins, int kfloor, uint32_t *sub, int64_t *pending) {
+                        int64_t bins, int kfloor, hk_sub_t *sub, int64_t *pending) {
         if (fmt == HK_F32) return hk_blk_f32((const float *)x, m, c, bins, kfloor, sub, pending);
         if (fmt == HK_F64) return hk_blk_f64((const double *)x, m, c, bins, kfloor, sub, pending);
         {
@@ -256,7 +260,7 @@ cdef extern from *:
 
     /* A contiguous run of n elements of one channel, block by block. */
     static int hk_run_fast(const void *x, int64_t n, int fmt, const float *lut, hk_chan *c,
-                           int64_t bins, int kfloor, uint32_t *sub) {
+                           int64_t bins, int kfloor, hk_sub_t *sub) {
         int sz = fmt == HK_F64 ? 8 : fmt == HK_F32 ? 4 : 2;
         int64_t done = 0, pending = 0;
         if (!sub) return hk_pick(fmt)(x, n, 1, lut, c, bins, kfloor);
@@ -288,7 +292,7 @@ cdef extern from *:
         if (n < ((int64_t)1 << 16)) nt = 1;
         (void)run;
         if (nt == 1) {
-            uint32_t *sub = hk_sub_alloc(bins);
+            hk_sub_t *sub = hk_sub_alloc(bins);
             int r;
             r = hk_run_fast(x, n, fmt, lut, g, bins, kfloor, sub);
             free(sub);
@@ -308,7 +312,7 @@ cdef extern from *:
         for (t = 0; t < nt; t++) {
             int64_t a = n / nt * t + (t < n % nt ? t : n % nt);
             int64_t m = n / nt + (t < n % nt);
-            uint32_t *sub = hk_sub_alloc(bins);
+            hk_sub_t *sub = hk_sub_alloc(bins);
             err |= hk_run_fast((const char *)x + a * sz, m, fmt, lut, &loc[t], bins, kfloor, sub);
             free(sub);
         }
