@@ -80,12 +80,11 @@ cdef extern from *:
         return 0;
     }
 
-    #define HK_LOAD_F16(p, i) ((double)lut[((const uint16_t *)(p))[i]])
-    #define HK_LOAD_BF16(p, i) ((double)lut[((const uint16_t *)(p))[i]])
     #define HK_LOAD_F32(p, i) ((double)((const float *)(p))[i])
     #define HK_LOAD_F64(p, i) (((const double *)(p))[i])
 
-    /* Bin n elements p[0], p[stride], ... into channel c. Returns -1 on allocation failure. */
+    /* The scalar path (blocks holding NaN or inf): bin n elements p[0], p[stride], ...
+       into channel c. Returns -1 on allocation failure. */
     #define HK_RUN(NAME, LOAD, UNDERFLOW)                                                   \
     static int NAME(const void *p, int64_t n, int64_t stride, const float *lut,          \
                     hk_chan *cs, int64_t bins, int kfloor) {                              \
@@ -120,29 +119,16 @@ cdef extern from *:
         *cs = c;                                                                          \
         return 0;                                                                         \
     }
-    HK_RUN(hk_run_f16, HK_LOAD_F16, 0)
-    HK_RUN(hk_run_bf16, HK_LOAD_BF16, 0)
     HK_RUN(hk_run_f32, HK_LOAD_F32, 0)
     HK_RUN(hk_run_f64, HK_LOAD_F64, 1)
 
-    typedef int (*hk_run_fn)(const void *, int64_t, int64_t, const float *, hk_chan *,
-                             int64_t, int);
-
-    static hk_run_fn hk_pick(int fmt) {
-        switch (fmt) {
-        case HK_F16: return hk_run_f16;
-        case HK_BF16: return hk_run_bf16;
-        case HK_F32: return hk_run_f32;
-        default: return hk_run_f64;
-        }
-    }
-
-    /* The fast path for a contiguous run of float32 / float64: blocks of HK_BLK elements.
-       Pass 1 (vectorisable, integer): the largest |x| bit pattern and the min/max as
-       order-preserving integer keys (-0.0 below +0.0); a block holding NaN or inf goes to
-       the scalar path. Pass 2 (vectorisable): the bin indices. Pass 3: increments spread
-       over four private uint32 sub-histograms (no store-forwarding chain when many
-       elements share a bin), added into the uint64 counts before they could overflow. */
+    /* The fast path works on blocks of HK_BLK elements (float32 or float64; 16-bit
+       formats are widened to float32 through the table). Pass 1 (vectorised, integer):
+       the largest |x| bit pattern and the min/max as order-preserving integer keys (-0.0
+       below +0.0); a block holding NaN or inf goes to the scalar path. Pass 2
+       (vectorised): the bin indices, at the k the block needs. Pass 3: the increments,
+       spread over four private sub-histograms (independent store chains when many
+       elements share a bin) that are added into the uint64 counts. */
     #define HK_BLK 1024
     #define HK_FAST_MAX_BINS 65536
     /* uint16 sub-histograms (4 x 2048 take 16 KiB, next to the block in L1), added into
@@ -263,14 +249,13 @@ cdef extern from *:
                            int64_t bins, int kfloor, hk_sub_t *sub) {
         int sz = fmt == HK_F64 ? 8 : fmt == HK_F32 ? 4 : 2;
         int64_t done = 0, pending = 0;
-        if (!sub) return hk_pick(fmt)(x, n, 1, lut, c, bins, kfloor);
-        while (done < n) {
+        while (done < n) {  /* without sub (bins > HK_FAST_MAX_BINS): straight increments */
             int64_t m = n - done < HK_BLK ? n - done : HK_BLK;
             if (hk_block((const char *)x + done * sz, m, fmt, lut, c, bins, kfloor, sub,
                          &pending)) return -1;
             done += m;
         }
-        hk_flush(c, sub, bins);
+        if (sub) hk_flush(c, sub, bins);
         return 0;
     }
 
@@ -284,13 +269,11 @@ cdef extern from *:
     /* One tensor of n contiguous elements, split among nt threads. Returns -1 on failure. */
     static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
                          int64_t bins, int kfloor, int nt) {
-        hk_run_fn run = hk_pick(fmt);
         int sz = hk_fmt_size(fmt), t, K, err = 0;
         hk_chan *loc;
         uint64_t *buf;
         if (nt < 1) nt = 1;
         if (n < ((int64_t)1 << 16)) nt = 1;
-        (void)run;
         if (nt == 1) {
             hk_sub_t *sub = hk_sub_alloc(bins);
             int r;
