@@ -221,8 +221,11 @@ class HistogramTracker:
         else:
             self._check(x, fmt)
         assert self._h is not None and self._fmt is not None
-        xk = kernel_copy(kernel_view(x, fmt), fmt.storage)
         ax = self._ax
+        xk = kernel_view(x, fmt)
+        if ax is None and xk.flags.f_contiguous and not xk.flags.c_contiguous:
+            xk = xk.T  # per tensor the order of the elements does not matter
+        xk = kernel_copy(xk, fmt.storage)
         shape = x.shape
         if ax is None:
             pre, C, post = 1, 1, x.size

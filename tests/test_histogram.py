@@ -176,6 +176,15 @@ def test_per_channel_matches_each_channel(shape):
             assert bits(lo[c]) == bits(a) and bits(hi[c]) == bits(b)
 
 
+def test_layouts_give_the_same_histogram():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((300, 40))
+    ref = qdq.HistogramTracker(axis=1, bins=64).update(x)
+    for y in (np.asfortranarray(x), x.astype(">f8"), x[:, ::-1][:, ::-1]):
+        _same(qdq.HistogramTracker(axis=1, bins=64).update(y), ref)
+        _same(qdq.HistogramTracker(bins=64).update(y), qdq.HistogramTracker(bins=64).update(x))
+
+
 def test_axis0_channels_concatenate():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((12, 500))
