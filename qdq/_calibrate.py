@@ -40,6 +40,7 @@ __all__ = ["calibrate", "histogram_range", "METHODS"]
 METHODS = ("percentile", "mse", "entropy", "minmax")
 _CAND_BLOCK = 128
 _COARSE = 128
+_ENTROPY_ROWS = 64
 
 
 def check_method(method: Any, percentile: Any) -> tuple[str, float]:
@@ -175,16 +176,16 @@ def _mse(counts: np.ndarray, h: int, k: int, fmt: Format, args: OpArgs) -> tuple
     return float(lo_t[best]), float(hi_t[best])
 
 
-def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(p || q) of unnormalised p, q (scipy.stats.entropy's convention)."""
-    sp, sq = p.sum(), q.sum()
-    if sp <= 0 or sq <= 0:
-        return math.inf
+def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """KL(p || q) of each row of unnormalised p, q (scipy.stats.entropy's convention)."""
+    sp, sq = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
     m = p > 0
-    if (q[m] <= 0).any():
-        return math.inf
-    pn, qn = p[m] / sp, q[m] / sq
-    return float(np.sum(pn * np.log(pn / qn)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pn, qn = p / sp, q / sq
+        terms = np.where(m, pn * np.log(np.where(m, pn, 1.0) / np.where(m, qn, 1.0)), 0.0)
+    kl = terms.sum(axis=1)
+    bad = (m & (q <= 0)).any(axis=1) | (sp[:, 0] <= 0) | (sq[:, 0] <= 0)
+    return np.where(bad, np.inf, kl)
 
 
 def _entropy(counts: np.ndarray, h: int, args: OpArgs) -> tuple[float, float]:
@@ -199,22 +200,31 @@ def _entropy(counts: np.ndarray, h: int, args: OpArgs) -> tuple[float, float]:
         a[0] = a[1]  # TensorRT's guard against a spike of zeros
     tail = np.concatenate([np.cumsum(a[::-1])[::-1], [0.0]])  # tail[i] = a[i:].sum()
     unsigned = args.qmin >= 0
-    nbins = 1 << min(args.bits - 1 + int(unsigned), 40)
+    nbins = min(1 << min(args.bits - 1 + int(unsigned), 62), stop)
     start = min(max(1, h // 8), stop)  # TensorRT: 128 of 2048 bins of |x|
+    cum = np.concatenate([[0.0], np.cumsum(a)])                    # cum[i] = a[:i].sum()
+    cnz = np.concatenate([[0], np.cumsum(a != 0)])
     best_i, best = stop, math.inf
-    for i in range(start, stop + 1):
-        nb = min(nbins, i)
-        g = np.digitize(np.arange(i), np.linspace(0, i, nb + 1)) - 1
-        part = a[:i]
-        nz = part != 0
-        sums = np.bincount(g, weights=part, minlength=nb)
-        nnz = np.bincount(g[nz], minlength=nb)
-        q = np.where(nz, sums[g] / np.maximum(nnz[g], 1), 0.0)
-        p = part.copy()
-        p[-1] += tail[i]
-        kl = _kl(p, q)
-        if kl <= best:  # the last minimum, as TensorRT
-            best, best_i = kl, i
+    for r0 in range(start, stop + 1, _ENTROPY_ROWS):  # a block of candidate ends i
+        i = np.arange(r0, min(r0 + _ENTROPY_ROWS, stop + 1), dtype=np.int64)[:, None]
+        width = int(i[-1, 0])
+        j = np.arange(width, dtype=np.int64)[None, :]
+        nb = np.minimum(nbins, i)
+        inside = j < i
+        # bin j of a[:i] is in group g = floor(j * nb / i), which holds bins
+        # [ceil(g * i / nb), ceil((g + 1) * i / nb))
+        g = np.where(inside, (j * nb) // i, 0)
+        first, last = -((-g * i) // nb), -((-(g + 1) * i) // nb)
+        nz = inside & (a[None, :width] != 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(nz, (cum[last] - cum[first]) / (cnz[last] - cnz[first]), 0.0)
+        p = np.where(inside, a[None, :width], 0.0)
+        rows = np.arange(i.shape[0])
+        p[rows, i[:, 0] - 1] += tail[i[:, 0]]
+        kl = _kl_rows(p, q)
+        for r in range(kl.shape[0]):
+            if kl[r] <= best:  # the last minimum, as TensorRT
+                best, best_i = float(kl[r]), int(i[r, 0])
     amax = float(best_i)
     lo = 0.0 if unsigned else max(-amax, float(min(0, j_lo)))
     hi = min(amax, float(max(0, j_hi + 1))) if not unsigned else amax
