@@ -205,11 +205,15 @@ def test_zero_only_and_subnormal_data():
     assert t.exponent == k and (t.counts == counts).all()
 
 
-def test_float64_tiny_negative_with_huge_exponent():
+@pytest.mark.parametrize("case", CASES)
+def test_tiny_negative_with_huge_exponent(case):
     # x / 2**k underflows to -0.0: the element still belongs to bin -1.
-    x = np.float64([1e300, -1e-310, -5e-324, 5e-324, -0.0])
-    t = qdq.HistogramTracker(bins=16).update(x)
-    k, counts = ref_counts(x, 16, K_FLOOR["float64"])
+    big = {"float16": 60000.0, "float64": 1e300}.get(fmt_name(case), 3e38)
+    tiny = 2.0 ** K_FLOOR[fmt_name(case)]
+    vals = np.array([big, -tiny, -3 * tiny, tiny, -0.0] + [0.5] * 5000)
+    x, b = make(case, vals)
+    t = qdq.HistogramTracker(bins=16, bfloat16_bits=b).update(x)
+    k, counts = ref_counts(values(x, b), 16, K_FLOOR[fmt_name(case)])
     assert t.exponent == k and (t.counts == counts).all()
     assert t.counts[7] == 2
 
