@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from ._engine import compute_params
-from ._validate import OpArgs
 from ._formats import Format, round_to
+from ._validate import OpArgs
 
 __all__ = ["calibrate", "histogram_range", "METHODS"]
 
@@ -201,7 +201,7 @@ def _entropy(counts: np.ndarray, h: int, args: OpArgs) -> tuple[float, float]:
         a[0] = a[1]  # TensorRT's guard against a spike of zeros
     tail = np.concatenate([np.cumsum(a[::-1])[::-1], [0.0]])  # tail[i] = a[i:].sum()
     unsigned = args.qmin >= 0
-    nbins = min(1 << min(args.bits - 1 + int(unsigned), 62), stop)
+    nbins = min(1 << min(args.num_bits - 1 + int(unsigned), 62), stop)
     start = min(max(1, h // 8), stop)  # TensorRT: 128 of 2048 bins of |x|
     cum = np.concatenate([[0.0], np.cumsum(a)])                    # cum[i] = a[:i].sum()
     cnz = np.concatenate([[0], np.cumsum(a != 0)])

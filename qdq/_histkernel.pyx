@@ -14,7 +14,7 @@ integers independent of the thread count. Per channel, threads own disjoint
 channels. The GIL is released throughout.
 """
 
-from libc.stdint cimport int64_t, uint16_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t
 
 import numpy as np
 

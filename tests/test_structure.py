@@ -7,6 +7,7 @@
 """
 
 import ast
+import importlib.machinery
 import os
 
 import pytest
@@ -32,7 +33,9 @@ def _modules():
 
 
 MODULES = _modules()
-COMPILED = {"qdq." + f.split(".")[0] for f in os.listdir(PACKAGE) if f.endswith(".pyx")}
+# compiled modules: their sources (a checkout) or their built files (an installed wheel)
+COMPILED = {"qdq." + f.split(".")[0] for f in os.listdir(PACKAGE)
+            if f.endswith((".pyx", *importlib.machinery.EXTENSION_SUFFIXES))}
 
 
 def _resolve(module, node):
