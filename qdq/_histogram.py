@@ -31,11 +31,13 @@ from ._arrays import as_input, kernel_copy, kernel_view
 from ._formats import (
     FLOAT16,
     Format,
+    bfloat16_dtype,
     bits_to_values,
     format_named,
     is_bfloat16_dtype,
     to_public,
 )
+from ._histogram_ranges import histogram_range
 from ._validate import check_axis, check_flag
 
 __all__ = ["HistogramTracker", "K_FLOOR"]
@@ -76,8 +78,6 @@ def _dtype_name(dt: np.dtype) -> str:
 
 def _dtype_from_name(name: str) -> np.dtype:
     if name == "bfloat16":
-        from ._formats import bfloat16_dtype
-
         return bfloat16_dtype()
     return np.dtype(name)
 
@@ -407,8 +407,6 @@ class HistogramTracker:
         >>> t.range("minmax")
         (np.float64(-1.0), np.float64(50.0))
         """
-        from ._calibrate import histogram_range
-
         h = self._join()
         if self.count == 0:
             raise ValueError("no data: the tracker has seen no element")
