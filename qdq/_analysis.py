@@ -10,8 +10,9 @@ import numpy as np
 from . import _engine
 from ._arrays import iter_blocks
 from ._blocks import blocked_shape, check_block_size, parts, transform_blocks
-from ._files import FileOptions, open_for_op
+from ._files import Calibration, FileOptions, open_for_op
 from ._formats import Format, to_public, values_as_float64
+from ._histogram_ranges import parse_calibration
 from ._io.sources import Source
 from ._op import finish_range
 from ._params import params_from_rows
@@ -141,7 +142,7 @@ def _block_slab_stats(stats: _ErrorStats, blocks: _BlockStats, data: np.ndarray,
 
 
 def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
-                 opts: FileOptions, block_size: Any = None) -> dict:
+                 opts: FileOptions, block_size: Any = None, calibrate: Any = None) -> dict:
     """The range, the parameters and the error the op would introduce; writes nothing.
 
     Returns a dict with ``params`` (QuantizationParams), ``range``,
@@ -151,9 +152,16 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
     with finite outputs; NaN when there are none). Memory: two chunks plus
     float64 statistics of under a chunk, whatever the file size. Block-wise,
     one pass, and ``blocks`` summarises the error per block (worst block's
-    max error, lowest and mean SQNR).
+    max error, lowest and mean SQNR). With ``calibrate`` the range is the
+    calibrated one (clamped), and ``minmax`` holds the error statistics of
+    the data's min/max range, from the same read.
     """
     bs = check_block_size(block_size, axis)
+    if calibrate is not None:
+        parse_calibration(calibrate)
+        if bs is not None or args.range_given:
+            raise ValueError("calibrate takes the range from the data's histogram: it goes "
+                             "with neither a given range nor block_size")
     source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts, bs)
     try:
         fmt = source.fmt
@@ -163,12 +171,19 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
             assert ax is not None
             return _analyze_blocks(source, fmt, args, ax, bs, given, items, opts.progress,
                                    max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64)))
+        p_minmax = None
         if given is not None:
             lo, hi = given
         else:
-            lo, hi, _ = range_pass(source, ax, items, opts.progress)
+            calib = None if calibrate is None else Calibration(calibrate, source, ax)
+            lo, hi, _ = range_pass(source, ax, items, opts.progress,
+                                   None if calib is None else calib.update)
+            if calib is not None:
+                p_minmax = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
+                lo, hi = calib.range(args)
+                args = OpArgs(args.signed, args.num_bits, True, args.round_mode, args.narrow)
         p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
-        stats = _ErrorStats()
+        stats, stats_minmax = _ErrorStats(), _ErrorStats()
         # The float64 copies of the statistics (and their temporaries, about six
         # times their size) stay below a chunk.
         limit = max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64))
@@ -183,6 +198,11 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
                 _engine.run_block(_engine.APPLY, data, target, fmt, 0, b, p, args.mode)
                 _stats_of_block(stats, data, target, fmt, b.extents, p, b.channels,
                                 args.range_given, limit)
+                if p_minmax is not None:
+                    mode = args.mode & ~_engine.CLAMP
+                    _engine.run_block(_engine.APPLY, data, target, fmt, 0, b, p_minmax, mode)
+                    _stats_of_block(stats_minmax, data, target, fmt, b.extents, p_minmax,
+                                    b.channels, False, limit)
                 source.release(b, final=True)
                 prog.update(b.count * source.dtype.itemsize)
         finally:
@@ -191,16 +211,22 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
         source.close()
     mn = np.asarray(lo, dtype=fmt.compute).reshape(-1)
     mx = np.asarray(hi, dtype=fmt.compute).reshape(-1)
-    if given is None:
+    if given is None and p_minmax is None:
         count = math.prod(source.shape)
         per = count // max(1, mn.shape[0]) if mn.shape[0] else 0
         mn, mx = finish_range(mn, mx, per)
-    return {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
-            "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
-            "sqnr_db": stats.sqnr_db(),
-            "params": params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode),
-            "range": (to_public(mn, fmt, None), to_public(mx, fmt, None)),
-            "shape": tuple(source.shape), "dtype": fmt.name}
+    result = {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
+              "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
+              "sqnr_db": stats.sqnr_db(),
+              "params": params_from_rows(p, fmt, args.grid, ax, ax is not None,
+                                         args.round_mode),
+              "range": (to_public(mn, fmt, None), to_public(mx, fmt, None)),
+              "shape": tuple(source.shape), "dtype": fmt.name}
+    if p_minmax is not None:
+        result["calibrate"] = calibrate
+        result["minmax"] = {"max_abs_error": stats_minmax.max_abs_error,
+                            "sqnr_db": stats_minmax.sqnr_db()}
+    return result
 
 
 def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int, given: Any,

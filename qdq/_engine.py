@@ -19,7 +19,7 @@ from . import _histkernel, _kernels, _threads
 from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_extents, overlaps
 from ._formats import FLOAT16, Format
 
-__all__ = ["APPLY", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
+__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
            "histogram_update", "int_type_index", "op_in_place_layout", "op_rows",
            "range_in_place_layout",
            "reduce_block", "reduce_range", "run_block", "transform"]
@@ -28,6 +28,7 @@ APPLY = _kernels.APPLY
 QUANTIZE = _kernels.QUANTIZE
 DEQUANTIZE = _kernels.DEQUANTIZE
 GRAD = _kernels.GRAD
+CLAMP = _kernels.CLAMP
 
 _INT_INDEX = {np.dtype(name): k for k, name in enumerate(_kernels.INT_TYPES)}
 

@@ -36,7 +36,7 @@ from ._engine import compute_params
 from ._formats import Format, round_to
 from ._validate import OpArgs
 
-__all__ = ["check_method", "histogram_range", "METHODS"]
+__all__ = ["check_method", "histogram_range", "parse_calibration", "METHODS"]
 
 METHODS = ("percentile", "mse", "entropy", "minmax")
 _CAND_BLOCK = 128
@@ -55,6 +55,26 @@ def check_method(method: Any, percentile: Any) -> tuple[str, float]:
     if not 50.0 < p <= 100.0:
         raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
     return method, p
+
+
+def parse_calibration(spec: Any) -> tuple[str, float]:
+    """``"mse"``, ``"entropy"``, ``"minmax"``, ``"percentile"`` or ``"percentile:99.9"``.
+
+    Returns the method and the percentile (99.99 unless given), checked.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"calibrate must be a method name such as 'mse' or "
+                        f"'percentile:99.99', got {spec!r}")
+    method, _, rest = spec.partition(":")
+    percentile: Any = 99.99
+    if rest:
+        if method != "percentile":
+            raise ValueError(f"only 'percentile' takes a value after ':', got {spec!r}")
+        try:
+            percentile = float(rest)
+        except ValueError:
+            raise ValueError(f"not a percentile in {spec!r}") from None
+    return check_method(method, percentile)
 
 
 # ---------------------------------------------------------------------------

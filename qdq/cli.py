@@ -114,6 +114,9 @@ def _op_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--round-mode", default="HALF_TO_EVEN", choices=["HALF_TO_EVEN", "HALF_UP"])
     g.add_argument("--narrow-range", action="store_true", help="signed grid without its minimum")
     g.add_argument("--axis", type=int, default=None, help="per channel along this axis")
+    g.add_argument("--calibrate", default=None, metavar="METHOD",
+                   help="a calibrated range instead of min/max: mse, entropy, minmax, "
+                        "percentile or percentile:P (e.g. percentile:99.99); clamped")
     g.add_argument("--block-size", type=int, default=None, metavar="B",
                    help="block-wise: one range per block of B elements along --axis "
                         "(e.g. --axis -1 --block-size 128 for int4 group-wise); one pass")
@@ -186,7 +189,7 @@ def cmd_run(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
     _remove_stale(ns.dst)
     params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
-                            block_size=ns.block_size)
+                            block_size=ns.block_size, calibrate=ns.calibrate)
     describe_params(params)
     total = t.get("range_seconds", 0.0) + t["write_seconds"]
     passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
@@ -199,14 +202,16 @@ def cmd_run(ns) -> int:
 def cmd_info(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
     st = analyze_file(ns.src, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
-                      block_size=ns.block_size)
+                      block_size=ns.block_size, calibrate=ns.calibrate)
     mn, mx = st["range"]
     print(f"{ns.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
           + (f", {st['nan']:,} NaN" if st["nan"] else ""))
     if ns.range is None:
         unit = "block" if "blocks" in st else "channel"
         if ns.axis is None:
-            print(f"data range [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
+            label = (f"calibrated range ({st['calibrate']})" if "minmax" in st
+                     else "data range")
+            print(f"{label} [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
         elif mn.size == 0 or np.isnan(mn).all():
             print(f"data range per {unit}: {mn.size} {unit}s, none holding a non-NaN value")
         else:
@@ -218,6 +223,11 @@ def cmd_info(ns) -> int:
     print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {sqnr}, clipped "
           f"{st['clipped']:,}" + (f", non-finite outputs {st['nonfinite_out']:,}"
                                   if st["nonfinite_out"] else ""))
+    if "minmax" in st:
+        m = st["minmax"]
+        msq = "n/a" if math.isnan(m["sqnr_db"]) else f"{m['sqnr_db']:.2f} dB"
+        print(f"calibrated ({st['calibrate']}) against min/max: SQNR {sqnr} against {msq}, "
+              f"max abs error {st['max_abs_error']:.6g} against {m['max_abs_error']:.6g}")
     if "blocks" in st:
         b = st["blocks"]
         low = ("n/a" if math.isnan(b["min_sqnr_db"]) else f"{b['min_sqnr_db']:.2f} dB")
