@@ -40,6 +40,15 @@ def make_data(dtype: str, rows: int, cols: int):
     return x.astype(dtype), {}
 
 
+def methods_for(x: np.ndarray, out: np.ndarray, kw: dict, blocks: list[int]) -> dict:
+    """The per-channel call and one block-wise call per block size, all with out=."""
+    methods = {"per channel": lambda: qdq.quantize_and_dequantize(x, axis=-1, out=out, **kw)}
+    for b in blocks:
+        methods[f"B={b}"] = (lambda b=b: qdq.quantize_and_dequantize(
+            x, axis=-1, block_size=b, out=out, **kw))
+    return methods
+
+
 def time_round_robin(methods: dict, rounds: int) -> dict[str, float]:
     """The median time of each method, the methods run in turn each round."""
     times: dict[str, list[float]] = {label: [] for label in methods}
@@ -74,11 +83,7 @@ def main(argv=None) -> int:
     for dtype in args.dtypes.split(","):
         x, kw = make_data(dtype, args.rows, args.cols)
         out = np.empty_like(x)
-        methods = {"per channel": lambda: qdq.quantize_and_dequantize(x, axis=-1, out=out, **kw)}
-        for b in blocks:
-            methods[f"B={b}"] = (lambda b=b: qdq.quantize_and_dequantize(
-                x, axis=-1, block_size=b, out=out, **kw))
-        med = time_round_robin(methods, args.repeat)
+        med = time_round_robin(methods_for(x, out, kw, blocks), args.repeat)
         base = med["per channel"]
         print(f"\n{dtype} {args.rows} x {args.cols}, axis -1, out=, {args.repeat} rounds")
         for label, t in med.items():
