@@ -295,12 +295,97 @@ QDQ_FN int QDQ_NAME(qdq_lane_rev)(int k)
 #endif
 }
 
+/* The parameters of the rows in the lanes of a (min) and b (max): those of
+ * the per-channel rule (_params in _kernels.pyx), with the same operations
+ * in the same order, lane by lane. s_min = rnd(qmin / a) if rnd(qmin * a) > 0
+ * else big, s_max likewise; the side with the smaller scale sets the inverse
+ * and the other end of the range. */
+QDQ_FN void QDQ_NAME(qdq_row_params)(QDQ_V a, QDQ_V b, QDQ_V vqmin, QDQ_V vqmax, QDQ_V vbig,
+                                     QDQ_V *s, QDQ_V *inv, QDQ_V *lo, QDQ_V *hi)
+{
+    const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0);
+    QDQ_V smin = QDQ_VP(sel)(QDQ_VRND(vqmin * a) > zero, QDQ_VRND(vqmin / a), vbig);
+    QDQ_V smax = QDQ_VP(sel)(QDQ_VRND(vqmax * b) > zero, QDQ_VRND(vqmax / b), vbig);
+    QDQ_VM usemin = smin < smax;
+    QDQ_V invmin = QDQ_VRND(a / vqmin), invmax = QDQ_VRND(b / vqmax);
+    *s = QDQ_VP(sel)(usemin, smin, smax);
+    *inv = QDQ_VP(sel)(usemin, invmin, invmax);
+    *lo = QDQ_VP(sel)(usemin, a, QDQ_VRND(vqmin * invmax));
+    *hi = QDQ_VP(sel)(usemin, QDQ_VRND(vqmax * invmin), b);
+}
+
+/* The min/max (is_max) of every aligned run of len lanes of v (len a power
+ * of two below QDQ_L; v holds no NaN), in each lane of the run: lanes
+ * k ^ h are combined for h = 1, 2, ... < len. */
+QDQ_FN QDQ_V QDQ_NAME(qdq_fold_runs)(QDQ_V v, size_t len, const int is_max)
+{
+#if QDQ_L == 8
+    if (len > 1)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 1, 0, 3, 2, 5, 4, 7, 6), is_max);
+    if (len > 2)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 2, 3, 0, 1, 6, 7, 4, 5), is_max);
+    if (len > 4)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 4, 5, 6, 7, 0, 1, 2, 3), is_max);
+#elif QDQ_L == 4
+    if (len > 1)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 1, 0, 3, 2), is_max);
+    if (len > 2)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 2, 3, 0, 1), is_max);
+#else
+    if (len > 1)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 1, 0), is_max);
+#endif
+    return v;
+}
+
+/* Rows shorter than a vector whose length divides QDQ_L: one vector holds
+ * QDQ_L / len whole rows. Each row's min/max is folded into its own lanes,
+ * the parameters are computed in every lane and the vector transformed with
+ * them (as qdq_apply_lanes). Does the whole vectors' rows; returns how many,
+ * and merges "a row's minimum is negative" into *neg. */
+QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
+                                       const QDQ_CT *lo, const QDQ_CT *hi, QDQ_V vqmin,
+                                       QDQ_V vqmax, QDQ_V vbig, QDQ_VM *neg, const int mode)
+{
+    const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0);
+    const size_t per = QDQ_L / len, nvec = rows / per;
+    QDQ_CT t0[QDQ_L], t1[QDQ_L];
+    size_t i;
+    int k;
+    for (i = 0; i < nvec; i++) {
+        QDQ_V v = QDQ_VLOAD(x + i * QDQ_L), a, b, s, inv, vlo, vhi, y, r;
+        if (lo != NULL) {
+            for (k = 0; k < QDQ_L; k++) {
+                t0[k] = lo[i * per + (size_t)k / len];
+                t1[k] = hi[i * per + (size_t)k / len];
+            }
+            a = QDQ_VP(load)(t0);
+            b = QDQ_VP(load)(t1);
+        } else {
+            a = QDQ_VP(splat)((QDQ_CT)INFINITY);
+            b = QDQ_VP(splat)((QDQ_CT)-INFINITY);
+            QDQ_VP(minmax)(v, &a, &b);
+            a = QDQ_NAME(qdq_fold_runs)(a, len, 0);
+            b = QDQ_NAME(qdq_fold_runs)(b, len, 1);
+        }
+        *neg |= a < zero;
+        QDQ_NAME(qdq_row_params)(a, b, vqmin, vqmax, vbig, &s, &inv, &vlo, &vhi);
+        if (mode & QDQ_CLAMP) {
+            v = QDQ_VP(sel)(vhi < v, vhi, v);
+            v = QDQ_VP(sel)(v < vlo, vlo, v);
+        }
+        y = QDQ_VRND(v * s);
+        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
+        else r = QDQ_VP(rint)(y);
+        QDQ_VSTORE(o + i * QDQ_L, r * inv);
+    }
+    return nvec * per;
+}
+
 /* The op on rows [0, rows) of a [rows, len] block, each row one channel
  * whose range is its own (lo == NULL) or lo[r], hi[r]. qmin, qmax are the
- * integer bounds as values of T, big the largest finite T. The parameters
- * are those of the per-channel rule (_params in _kernels.pyx), with the same
- * operations in the same order, lane by lane. Returns 1 when a row's minimum
- * is negative. */
+ * integer bounds as values of T, big the largest finite T (the parameters:
+ * qdq_row_params). Returns 1 when a row's minimum is negative. */
 QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
                                    const QDQ_CT *lo, const QDQ_CT *hi, QDQ_CT qmin,
                                    QDQ_CT qmax, QDQ_CT big, const int mode)
@@ -310,13 +395,14 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
     const QDQ_V pinf = QDQ_VP(splat)((QDQ_CT)INFINITY), ninf = QDQ_VP(splat)((QDQ_CT)-INFINITY);
     QDQ_CT ps[QDQ_L], pinv[QDQ_L], plo[QDQ_L], phi[QDQ_L];
     QDQ_VM neg = (QDQ_VM)(zero != zero);
-    size_t r0, g, r, j;
+    size_t r0 = 0, g, r, j;
     int i, k;
-    for (r0 = 0; r0 < rows; r0 += g) {
+    if (len < QDQ_L && QDQ_L % len == 0)
+        r0 = QDQ_NAME(qdq_short_rows)(x, o, rows, len, lo, hi, vqmin, vqmax, vbig, &neg, mode);
+    for (; r0 < rows; r0 += g) {
         const QDQ_ST *xg = x + r0 * len;
         QDQ_ST *og = o + r0 * len;
-        QDQ_V a, b, smin, smax, invmin, invmax;
-        QDQ_VM usemin;
+        QDQ_V a, b, vs, vinv, vlo, vhi;
         g = rows - r0 < QDQ_L ? rows - r0 : QDQ_L;
         if (lo != NULL) {
             for (k = 0; k < QDQ_L; k++) {
@@ -347,18 +433,11 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
             b = QDQ_NAME(qdq_fold_rows)(amx, 1);
         }
         neg |= a < zero;
-        /* _params: s_min = rnd(qmin / a) if rnd(qmin * a) > 0 else big, s_max
-         * likewise; the side with the smaller scale sets the inverse and the
-         * other end of the range. */
-        smin = QDQ_VP(sel)(QDQ_VRND(vqmin * a) > zero, QDQ_VRND(vqmin / a), vbig);
-        smax = QDQ_VP(sel)(QDQ_VRND(vqmax * b) > zero, QDQ_VRND(vqmax / b), vbig);
-        usemin = smin < smax;
-        invmin = QDQ_VRND(a / vqmin);
-        invmax = QDQ_VRND(b / vqmax);
-        QDQ_VP(store)(ps, QDQ_VP(sel)(usemin, smin, smax));
-        QDQ_VP(store)(pinv, QDQ_VP(sel)(usemin, invmin, invmax));
-        QDQ_VP(store)(plo, QDQ_VP(sel)(usemin, a, QDQ_VRND(vqmin * invmax)));
-        QDQ_VP(store)(phi, QDQ_VP(sel)(usemin, QDQ_VRND(vqmax * invmin), b));
+        QDQ_NAME(qdq_row_params)(a, b, vqmin, vqmax, vbig, &vs, &vinv, &vlo, &vhi);
+        QDQ_VP(store)(ps, vs);
+        QDQ_VP(store)(pinv, vinv);
+        QDQ_VP(store)(plo, vlo);
+        QDQ_VP(store)(phi, vhi);
         for (r = 0; r < g; r++)
             QDQ_NAME(qdq_apply_body)(xg + r * len, og + r * len, len, ps[r], pinv[r], plo[r],
                                      phi[r], mode);
