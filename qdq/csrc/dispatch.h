@@ -1,6 +1,7 @@
 /*
  * The entry points of qdq's element kernels (qdq_minmax, qdq_apply,
- * qdq_quantize, ...), which choose an instruction-set copy at run time.
+ * qdq_rows_op, qdq_quantize, ...), which choose an instruction-set copy at
+ * run time.
  * Included once, by _kernels.pyx. It includes scalar.h, then isa_copy.h once
  * per instruction set: the baseline copy, and on x86-64 the AVX2 copy.
  *

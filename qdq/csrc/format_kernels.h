@@ -235,10 +235,12 @@ static QDQ_TARGET void QDQ_NAME(qdq_grad)(const QDQ_ST *g, const QDQ_ST *x, QDQ_
 #if QDQ_HAVE_VEC
 /* ------------------------------------------------------------------------ */
 /* Rows: each row of a [rows, len] block is one channel (block-wise         */
-/* quantization). Rows go in groups of QDQ_L: each row's min/max is reduced */
-/* to one vector, the group's vectors are folded so that lane k holds row   */
-/* k's min/max, the parameters of the QDQ_L rows are computed in the lanes, */
-/* then each row is transformed with its own, while the group is in cache.  */
+/* quantization), with no per-row call or scalar step. Rows go in groups of */
+/* QDQ_L: each row's min/max is reduced to one vector, the group's vectors  */
+/* are folded so that lane k holds row k's min/max, the parameters of the   */
+/* QDQ_L rows are computed in the lanes, then each row is transformed with  */
+/* its own while the group is in cache. Rows whose length divides QDQ_L go  */
+/* QDQ_L / len to a vector instead, each with its parameters in its lanes.  */
 /* ------------------------------------------------------------------------ */
 
 /* The total-order min (is_max 0) or max (is_max 1) of two vectors that hold
