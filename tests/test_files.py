@@ -325,6 +325,8 @@ def _peak_growth(tmp_path, *args):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's shadow memory and quarantine are not qdq's")
 @pytest.mark.parametrize("axis", ["None", "1"])
 def test_memory_is_bounded_by_the_chunk(tmp_path, axis):
     """Peak RssAnon grows with chunk_bytes, not with the file (96 MiB file, 2 MiB chunks)."""
@@ -339,6 +341,8 @@ def test_memory_is_bounded_by_the_chunk(tmp_path, axis):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's shadow memory and quarantine are not qdq's")
 @pytest.mark.parametrize("kind, out", [("info", None), ("dequantize", np.float32),
                                        ("dequantize", np.float64)])
 def test_memory_of_info_and_dequantize_stays_within_three_chunks(tmp_path, kind, out):
