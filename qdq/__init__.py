@@ -4,6 +4,7 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 :func:`quantization_params` expose its two halves.
 """
 
+from ._checkpoint import quantize_and_dequantize_checkpoint
 from ._chunks import quantize_and_dequantize_chunks, stream
 from ._codes import code_dtype, dequantize, quantize, quantize_and_dequantize_grad
 from ._files import dequantize_file, quantize_and_dequantize_file, quantize_file
@@ -33,6 +34,7 @@ __all__ = [
     "quantize",
     "quantize_file",
     "quantize_and_dequantize",
+    "quantize_and_dequantize_checkpoint",
     "quantize_and_dequantize_chunks",
     "quantize_and_dequantize_file",
     "quantize_and_dequantize_grad",

@@ -19,13 +19,13 @@ from ._pipeline import chunk_items, range_pass
 from ._progress import Progress
 from ._validate import OpArgs
 
-__all__ = ["analyze_file"]
+__all__ = ["ErrorStats", "analyze_file"]
 
 # Elements converted to float64 at a time for the error statistics (bounded memory).
 _STATS_ITEMS = 1 << 20
 
 
-class _ErrorStats:
+class ErrorStats:
     """Running error statistics over (input, output) value pairs."""
 
     def __init__(self) -> None:
@@ -59,7 +59,7 @@ class _ErrorStats:
         return 10 * math.log10(self.signal / self.noise) if self.signal > 0 else -math.inf
 
 
-def _stats_of_block(stats: _ErrorStats, data: np.ndarray, target: np.ndarray, fmt: Format,
+def _stats_of_block(stats: ErrorStats, data: np.ndarray, target: np.ndarray, fmt: Format,
                     extents: tuple[int, int, int], p: np.ndarray, ch: slice,
                     clamp: bool) -> None:
     pre, channels, post = extents
@@ -119,7 +119,7 @@ class _BlockStats:
                                  else math.nan)}
 
 
-def _block_slab_stats(stats: _ErrorStats, blocks: _BlockStats, data: np.ndarray,
+def _block_slab_stats(stats: ErrorStats, blocks: _BlockStats, data: np.ndarray,
                       target: np.ndarray, fmt: Format, sax: int, bs: int) -> None:
     for part in parts(data.shape[sax], bs):
         xr = np.moveaxis(data, sax, -1)[..., part.elements].reshape(-1, part.length)
@@ -159,7 +159,7 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
         else:
             lo, hi, _ = range_pass(source, ax, items, opts.progress)
         p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
-        stats = _ErrorStats()
+        stats = ErrorStats()
         n = max(1, min(items, math.prod(source.canon_shape)))
         buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
         out = np.empty(n * fmt.storage.itemsize, dtype=np.uint8)
@@ -196,7 +196,7 @@ def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int,
     cax = source.canon_axis(ax)
     assert cax is not None
     p = np.empty((4,) + blocked_shape(source.canon_shape, cax, bs), dtype=fmt.compute)
-    stats, blocks = _ErrorStats(), _BlockStats()
+    stats, blocks = ErrorStats(), _BlockStats()
     n = max(1, min(math.prod(source.canon_shape),
                    max(items, bs * math.prod(source.canon_shape[cax + 1:]))))
     buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
