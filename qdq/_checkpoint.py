@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,9 @@ from ._io.pagecache import drop_pages
 from ._io.safetensors import read_header
 from ._io.safetensors_index import write_index
 from ._io.safetensors_writer import plan_layout
-from ._io.sinks import AppendSink, DiscardSink, Sink
+from ._io.sinks import AppendSink, DiscardSink
 from ._io.sources import FileSource
-from ._pipeline import chunk_items, range_pass, termination_as_exit, write_pass
+from ._pipeline import Writer, chunk_items, range_pass, termination_as_exit, write_pass
 from ._progress import Progress
 from ._validate import OpArgs, check_flag, check_positive_int
 
@@ -56,9 +57,21 @@ def _record(shard: ShardPlan, t: TensorPlan, status: str, **figures: Any) -> Ten
                         t.action, t.reason, t.settings, status, nbytes=e.nbytes, **figures)
 
 
-def run_tensor(shard: ShardPlan, t: TensorPlan, sink: Sink, chunk_bytes: int,
-               prog: Any, status: str = "written") -> TensorRecord:
-    """One tensor through the op into ``sink``, with its error statistics."""
+def _stop(writer: Writer) -> None:
+    """Stop the writer after an error elsewhere (its own error, if any, is secondary)."""
+    try:
+        writer.close()
+    except BaseException:  # the first error is the one to raise
+        pass
+
+
+def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int,
+               prog: Any, records: list[TensorRecord], status: str = "written") -> None:
+    """One tensor through the op into the writer's sink; its record is added to ``records``.
+
+    The error statistics run on the writer's thread (with the write), so the
+    record is added there too, once the tensor's last block is written.
+    """
     e, s = t.entry, t.settings
     assert s is not None and e.storage is not None
     t0 = time.perf_counter()
@@ -81,29 +94,38 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, sink: Sink, chunk_bytes: int,
 
         def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
             kern(data, target, b)
-            stats.add(data, target)
             prog.update(b.count * itemsize)
 
-        write_pass(source, sink, ax, items, False, "", kernel, out, bs)
-    finally:
+        write_pass(source, writer.sink, ax, items, False, "", kernel, out, bs, writer,
+                   stats.add)
+    except BaseException:
+        _stop(writer)
         source.close()
-    rows = p.reshape(4, -1).astype(np.float64)
-    return _record(shard, t, status,
-                   range=(float(np.fmin.reduce(rows[2])), float(np.fmax.reduce(rows[3]))),
-                   scale=(float(np.fmin.reduce(rows[0])), float(np.fmax.reduce(rows[0]))),
-                   max_abs_error=stats.max_abs_error, sqnr_db=stats.sqnr_db(),
-                   clipped=stats.clipped, nan=stats.nan, seconds=time.perf_counter() - t0)
+        raise
+
+    def done() -> None:
+        source.close()
+        rows = p.reshape(4, -1).astype(np.float64)
+        records.append(_record(
+            shard, t, status,
+            range=(float(np.fmin.reduce(rows[2])), float(np.fmax.reduce(rows[3]))),
+            scale=(float(np.fmin.reduce(rows[0])), float(np.fmax.reduce(rows[0]))),
+            max_abs_error=stats.max_abs_error, sqnr_db=stats.sqnr_db(), clipped=stats.clipped,
+            nan=stats.nan, seconds=time.perf_counter() - t0))
+
+    writer.call(done)
 
 
-def _copy_tensor(fd: int, shard: ShardPlan, t: TensorPlan, sink: AppendSink, buf: np.ndarray,
-                 prog: Any) -> TensorRecord:
-    """A tensor's bytes, unchanged."""
+def _copy_tensor(fd: int, shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int,
+                 prog: Any, records: list[TensorRecord]) -> None:
+    """A tensor's bytes, unchanged, through the writer."""
     t0 = time.perf_counter()
     e = t.entry
     pos, end = e.begin, e.end
-    view = buf.data.cast("B")
     while pos < end:
-        n = min(len(view), end - pos)
+        n = min(chunk_bytes, end - pos)
+        buf = writer.buffer(n)
+        view = buf.data.cast("B")
         got = 0
         while got < n:
             k = os.preadv(fd, [view[got:n]], pos + got)
@@ -111,11 +133,12 @@ def _copy_tensor(fd: int, shard: ShardPlan, t: TensorPlan, sink: AppendSink, buf
                 raise ValueError(f"{shard.src} was truncated while being read (at byte "
                                  f"{pos + got}, tensor {e.name!r} ends at {end})")
             got += k
-        sink.write_bytes(view[:n])
         drop_pages(fd, pos, n)
+        writer.submit(None, buf[:n], buf)
         prog.update(n)
         pos += n
-    return _record(shard, t, "written", seconds=time.perf_counter() - t0)
+    writer.call(lambda: records.append(_record(shard, t, "written",
+                                               seconds=time.perf_counter() - t0)))
 
 
 def shard_complete(shard: ShardPlan) -> bool:
@@ -128,33 +151,43 @@ def shard_complete(shard: ShardPlan) -> bool:
             and [(t.name, t.dtype, t.shape) for t in h.tensors] == shard.entries)
 
 
+def _check_position(sink: AppendSink, name: str, expect: int) -> None:
+    if sink.position != expect:  # pragma: no cover - a bug
+        raise RuntimeError(f"{sink.path}: tensor {name!r} ended at {sink.position}, its "
+                           f"header says {expect}")
+
+
 def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None) -> list[TensorRecord]:
-    """Write one output shard (temporary file, renamed when complete); its records."""
+    """Write one output shard (temporary file, renamed when complete); its records.
+
+    One writer thread serves the whole shard, so the writes of a tensor
+    overlap the reads and the op of the next.
+    """
     prog = prog if prog is not None else _NoProgress()
     remove_stale_temporaries(shard.dst)
     header, offsets = plan_layout(shard.entries, shard.metadata)
-    copy_bytes = max((t.entry.nbytes for t in shard.tensors if t.settings is None), default=0)
-    buf = np.empty(max(1, min(copy_bytes, chunk_bytes)), np.uint8)
-    records = []
+    records: list[TensorRecord] = []
     sink = AppendSink(AtomicFile(shard.dst), 0, sys.byteorder == "big")
     try:
         sink.write_bytes(memoryview(header))
-        fd = os.open(shard.src, os.O_RDONLY)
+        writer = Writer(sink)
         try:
-            for t, (begin, end) in zip(shard.tensors, offsets, strict=True):
-                if sink.position != len(header) + begin:  # pragma: no cover - a bug
-                    raise RuntimeError(f"{shard.dst}: tensor {t.entry.name!r} would start at "
-                                       f"{sink.position}, its header says {len(header) + begin}")
-                prog.set_note(t.entry.name)
-                if t.settings is None:
-                    records.append(_copy_tensor(fd, shard, t, sink, buf, prog))
-                else:
-                    records.append(run_tensor(shard, t, sink, chunk_bytes, prog))
-                if sink.position != len(header) + end:  # pragma: no cover - a bug
-                    raise RuntimeError(f"{shard.dst}: tensor {t.entry.name!r} ended at "
-                                       f"{sink.position}, its header says {len(header) + end}")
-        finally:
-            os.close(fd)
+            fd = os.open(shard.src, os.O_RDONLY)
+            try:
+                for t, (_, end) in zip(shard.tensors, offsets, strict=True):
+                    prog.set_note(t.entry.name)
+                    if t.settings is None:
+                        _copy_tensor(fd, shard, t, writer, chunk_bytes, prog, records)
+                    else:
+                        run_tensor(shard, t, writer, chunk_bytes, prog, records)
+                    writer.call(partial(_check_position, sink, t.entry.name,
+                                        len(header) + end))
+            finally:
+                os.close(fd)
+            writer.close()
+        except BaseException:
+            _stop(writer)
+            raise
         sink.commit()
     except BaseException:
         sink.abort()
@@ -363,16 +396,18 @@ def analyze_checkpoint(src: Any, rules: Any, skip: Any, settings: dict, chunk_by
     total = sum(t.entry.nbytes for s in plan.shards for t in s.tensors if t.settings)
     prog = Progress(total, "qdq info", progress)
     report = CheckpointReport(nbytes=plan.nbytes)
+    writer = Writer(DiscardSink())
     try:
         for s in plan.shards:
             for t in s.tensors:
                 prog.set_note(t.entry.name)
                 if t.settings is None:
-                    report.tensors.append(_record(s, t, "analyzed"))
+                    writer.call(partial(report.tensors.append, _record(s, t, "analyzed")))
                 else:
-                    report.tensors.append(run_tensor(s, t, DiscardSink(), chunk_bytes, prog,
-                                                     "analyzed"))
+                    run_tensor(s, t, writer, chunk_bytes, prog, report.tensors, "analyzed")
+        writer.close()
     finally:
+        _stop(writer)
         prog.close()
     report.seconds = time.perf_counter() - t0
     return report

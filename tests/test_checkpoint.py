@@ -87,12 +87,14 @@ def test_sharded_defaults_bit_exact_and_layout_kept(sharded, tmp_path):
             assert r.sqnr_db is not None and r.max_abs_error is not None
             assert r.clipped == 0 and r.range[0] <= r.range[1] and r.scale[0] > 0
     assert report["odd.nan"].nan == 1
-    y = qdq.quantize_and_dequantize(arrays["layer2.float32.r2"])
-    err = np.abs(y.astype(np.float64) - arrays["layer2.float32.r2"])
-    assert report["layer2.float32.r2"].max_abs_error == err.max()
-    sig = np.square(arrays["layer2.float32.r2"].astype(np.float64)).sum()
-    assert report["layer2.float32.r2"].sqnr_db == pytest.approx(
-        10 * np.log10(sig / np.square(err).sum()), rel=1e-12)
+    for r in report:  # the error figures, against float64 arithmetic on the in-memory op
+        if r.action != "qdq" or r.name == "odd.nan":
+            continue
+        x = arrays[r.name].astype(np.float64)
+        err = np.abs(qdq.quantize_and_dequantize(arrays[r.name]).astype(np.float64) - x)
+        assert r.max_abs_error == err.max(), r.name
+        assert r.sqnr_db == pytest.approx(10 * np.log10(np.square(x).sum()
+                                                        / np.square(err).sum()), rel=1e-5)
     assert len(report.shards_written) == 3 and not report.shards_skipped
 
 
