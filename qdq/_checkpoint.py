@@ -15,9 +15,11 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from ._io.sinks import AppendSink, DiscardSink
 from ._io.sources import FileSource
 from ._pipeline import Writer, chunk_items, range_pass, termination_as_exit, write_pass
 from ._progress import Progress
+from ._threads import get_num_threads, set_num_threads
 from ._validate import OpArgs, check_flag, check_positive_int
 
 __all__ = ["analyze_checkpoint", "finish_checkpoint", "prepare_checkpoint",
@@ -195,9 +198,43 @@ def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None) -> list[Te
     return records
 
 
-def shard_task(shard: ShardPlan, chunk_bytes: int) -> list[TensorRecord]:
-    """One shard as a task of a process pool or a Dask graph (no progress bar)."""
-    with termination_as_exit():
+_THREADS_LOCK = threading.Lock()
+_THREADS_USERS = [0, 0]  # runs inside kernel_threads, the thread count they replaced
+
+
+@contextmanager
+def kernel_threads(n: int) -> Iterator[None]:
+    """The kernels' thread count for a checkpoint run (restored by the last run to end).
+
+    The writer thread computes the error statistics while the kernels run,
+    so the kernels leave it a core: on two cores, kernels on two threads
+    plus the writer would be three busy threads, and an OpenMP region waits
+    for its slowest thread. Results are bit-identical for every count.
+    """
+    with _THREADS_LOCK:
+        if _THREADS_USERS[0] == 0:
+            _THREADS_USERS[1] = set_num_threads(n)
+        _THREADS_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS_USERS[0] -= 1
+            if _THREADS_USERS[0] == 0:
+                set_num_threads(_THREADS_USERS[1])
+
+
+def fewer_threads() -> int:
+    """The kernels' threads beside a writer thread: one fewer than :func:`qdq.get_num_threads`."""
+    return max(1, get_num_threads() - 1)
+
+
+def shard_task(shard: ShardPlan, chunk_bytes: int, threads: int = 1) -> list[TensorRecord]:
+    """One shard as a task of a process pool or a Dask graph (no progress bar).
+
+    The kernels use ``threads`` threads (the pool or Dask supplies the parallelism).
+    """
+    with termination_as_exit(), kernel_threads(threads):
         return write_shard(shard, chunk_bytes)
 
 
@@ -265,7 +302,8 @@ def _run_workers(todo: list[ShardPlan], chunk_bytes: int, show: bool, workers: i
     ctx = multiprocessing.get_context("spawn")  # no fork after OpenMP threads started
     ex = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
-        futures = {ex.submit(shard_task, s, chunk_bytes): s for s in todo}
+        threads = max(1, get_num_threads() // min(workers, len(todo)) - 1)
+        futures = {ex.submit(shard_task, s, chunk_bytes, threads): s for s in todo}
         for fut in concurrent.futures.as_completed(futures):
             s = futures[fut]
             done[s.dst] = fut.result()
@@ -383,7 +421,8 @@ def quantize_and_dequantize_checkpoint(
         if nworkers is not None and nworkers > 1 and len(todo) > 1:
             done = _run_workers(todo, chunk_bytes, show, nworkers)
         else:
-            done = _run_serial(todo, chunk_bytes, show)
+            with kernel_threads(fewer_threads()):
+                done = _run_serial(todo, chunk_bytes, show)
         finish_checkpoint(plan)
     return report_of(plan, done, t0)
 
@@ -398,14 +437,15 @@ def analyze_checkpoint(src: Any, rules: Any, skip: Any, settings: dict, chunk_by
     report = CheckpointReport(nbytes=plan.nbytes)
     writer = Writer(DiscardSink())
     try:
-        for s in plan.shards:
-            for t in s.tensors:
-                prog.set_note(t.entry.name)
-                if t.settings is None:
-                    writer.call(partial(report.tensors.append, _record(s, t, "analyzed")))
-                else:
-                    run_tensor(s, t, writer, chunk_bytes, prog, report.tensors, "analyzed")
-        writer.close()
+        with kernel_threads(fewer_threads()):
+            for s in plan.shards:
+                for t in s.tensors:
+                    prog.set_note(t.entry.name)
+                    if t.settings is None:
+                        writer.call(partial(report.tensors.append, _record(s, t, "analyzed")))
+                    else:
+                        run_tensor(s, t, writer, chunk_bytes, prog, report.tensors, "analyzed")
+            writer.close()
     finally:
         _stop(writer)
         prog.close()
