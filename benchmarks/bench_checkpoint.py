@@ -156,7 +156,7 @@ def memory_proof(work: str, limit: int) -> dict:
     big_rows = (1280 << 20) // (COLS * 4)           # 1.25 GiB
     other = (256 << 20) // (COLS * 4)               # 256 MiB each
     shards = [[("big", big_rows), ("a", other)], [(f"b{i}", other) for i in range(4)],
-              [(f"c{i}", other) for i in range(3)]]
+              [(f"c{i}", other) for i in range(4)]]
     nbytes = build(src, shards, seed=1)
     evict(src)
     group = os.path.join(root, f"qdq-bench-ckpt-{os.getpid()}")

@@ -42,6 +42,12 @@ class TensorRecord:
         Time spent on the tensor.
     nbytes : int
         Its bytes of data.
+
+    Examples
+    --------
+    >>> t = TensorRecord("b", "m.safetensors", "F32", (4,), "copy", "default: rank 1")
+    >>> t.action, t.sqnr_db is None
+    ('copy', True)
     """
 
     name: str
@@ -104,6 +110,17 @@ class CheckpointReport:
         Bytes of tensor data in the checkpoint.
     seconds : float
         Wall time of the run.
+
+    Examples
+    --------
+    >>> r = CheckpointReport([TensorRecord("w", "m.safetensors", "F32", (2, 2), "copy",
+    ...                                    "rule 'w'", nbytes=16)], nbytes=16)
+    >>> r["w"].reason, len(r), r.totals()["copied_bytes"]
+    ("rule 'w'", 1, 16)
+    >>> print(r.table())
+    tensor  shape  dtype  settings  SQNR dB  max error  clipped
+    w       2x2    F32    copy
+    1 tensors: 0 quantized (0.0 MiB), 1 copied (0.0 MiB), clipped 0
     """
 
     tensors: list[TensorRecord] = field(default_factory=list)
