@@ -62,6 +62,7 @@ def _record(shard: ShardPlan, t: TensorPlan, status: str, **figures: Any) -> Ten
 
 def _stop(writer: Writer) -> None:
     """Stop the writer after an error elsewhere (its own error, if any, is secondary)."""
+    writer.cancel()
     try:
         writer.close()
     except BaseException:  # the first error is the one to raise
@@ -250,7 +251,7 @@ def prepare_checkpoint(plan: CheckpointPlan) -> list[ShardPlan]:
     checkpoint until the new index lands.
     """
     todo = [s for s in plan.shards if not shard_complete(s)]
-    if plan.index is not None:
+    if plan.to_directory:
         os.makedirs(plan.dst_dir, exist_ok=True)
     if todo and plan.index_dst is not None and os.path.lexists(plan.index_dst):
         os.unlink(plan.index_dst)

@@ -177,6 +177,7 @@ class CheckpointPlan:
     index: Index | None
     index_dst: str | None
     dst_dir: str
+    to_directory: bool
 
     @property
     def nbytes(self) -> int:
@@ -203,8 +204,9 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _destinations(src: str, dst: str, paths: list[str], index: Index | None
-                  ) -> tuple[list[str], str | None, str]:
-    if index is not None or os.path.isdir(dst) or dst.endswith(os.sep):
+                  ) -> tuple[list[str], str | None, str, bool]:
+    to_directory = index is not None or os.path.isdir(dst) or dst.endswith(os.sep)
+    if to_directory:
         out_dir = dst
         outs = [os.path.join(out_dir, os.path.basename(p)) for p in paths]
     else:
@@ -217,7 +219,7 @@ def _destinations(src: str, dst: str, paths: list[str], index: Index | None
     index_dst = None if index is None else os.path.join(out_dir, os.path.basename(index.path))
     if index is not None and os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{src} is a sharded checkpoint: dst {dst!r} must be a directory")
-    return outs, index_dst, out_dir
+    return outs, index_dst, out_dir, to_directory
 
 
 def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping[str, Any]
@@ -230,9 +232,9 @@ def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping
     dst_path = os.fspath(dst) if dst is not None else None
     paths, index = find_checkpoint(src_path)
     if dst_path is None:  # an analysis: nothing will be written
-        outs, index_dst, out_dir = [""] * len(paths), None, ""
+        outs, index_dst, out_dir, to_dir = [""] * len(paths), None, "", False
     else:
-        outs, index_dst, out_dir = _destinations(src_path, dst_path, paths, index)
+        outs, index_dst, out_dir, to_dir = _destinations(src_path, dst_path, paths, index)
     shards = []
     for path, out in zip(paths, outs, strict=True):
         header = index.headers[os.path.basename(path)] if index is not None \
@@ -241,4 +243,4 @@ def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping
                    for e in header.tensors]
         shards.append(ShardPlan(path, out, header, tuple(tensors),
                                 _stamp(path, header, tensors)))
-    return CheckpointPlan(tuple(shards), index, index_dst, out_dir)
+    return CheckpointPlan(tuple(shards), index, index_dst, out_dir, to_dir)

@@ -114,6 +114,7 @@ class Writer:
         self.todo: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self.closed = False
+        self.cancelled = False
         self.thread = threading.Thread(target=self._run, name="qdq-writer", daemon=True)
         self.thread.start()
 
@@ -130,7 +131,7 @@ class Writer:
                 continue
             source, block, data, target, buf, inbuf, observe = item
             try:
-                if self.error is None:
+                if self.error is None and not self.cancelled:
                     if observe is not None:
                         observe(data, target)
                     self.sink.write(block, target)
@@ -182,6 +183,10 @@ class Writer:
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the writer's thread once the blocks queued so far are written."""
         self.todo.put(fn)
+
+    def cancel(self) -> None:
+        """Skip the blocks still queued (their output is being thrown away)."""
+        self.cancelled = True
 
     def close(self) -> None:
         """Wait for the queued work and stop; raises the writer's error if any."""

@@ -213,6 +213,9 @@ def test_single_file_into_a_directory_and_missing_source(tmp_path):
     (tmp_path / "out").mkdir()
     r = qdq.quantize_and_dequantize_checkpoint(tmp_path / "m.safetensors", tmp_path / "out")
     assert r.shards_written == [str(tmp_path / "out" / "m.safetensors")]
+    new_dir = str(tmp_path / "new") + os.sep  # a directory to create
+    r = qdq.quantize_and_dequantize_checkpoint(tmp_path / "m.safetensors", new_dir)
+    assert os.listdir(new_dir) == ["m.safetensors"]
     with pytest.raises(FileNotFoundError):
         qdq.quantize_and_dequantize_checkpoint(tmp_path / "none.safetensors", tmp_path / "x")
 
