@@ -41,9 +41,9 @@ from ._progress import Progress
 from ._threads import get_num_threads, set_num_threads
 from ._validate import OpArgs, check_flag, check_positive_int
 
-__all__ = ["analyze_checkpoint", "finish_checkpoint", "prepare_checkpoint",
-           "quantize_and_dequantize_checkpoint", "report_of", "shard_complete", "shard_task",
-           "write_shard"]
+__all__ = ["analyze_checkpoint", "fewer_threads", "finish_checkpoint", "kernel_threads",
+           "prepare_checkpoint", "quantize_and_dequantize_checkpoint", "report_of", "run_tensor",
+           "shard_complete", "shard_task", "write_shard"]
 
 
 class _NoProgress:
