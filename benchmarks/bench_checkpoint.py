@@ -3,12 +3,13 @@
     python benchmarks/bench_checkpoint.py --size 1GiB --repeat 5
     python benchmarks/bench_checkpoint.py --size 1GiB --repeat 5 --memory 1GiB
 
-The checkpoint: two shards of float32 (4096, 1024) weights (16 MiB each) with
-a float32 bias (copied) after each; the .npy: the same weights' bytes as one
-(rows, 1024) float32 array. Rounds interleave the two methods; before each
-step every source is evicted from the page cache (``posix_fadvise``
-DONTNEED after fsync), so each step reads from disk. Medians are reported,
-and the ratio of the checkpoint's throughput to the file API's.
+The checkpoint: two shards of float32 (4096, 1024) weights (16 MiB each;
+``--dtype F16`` or ``BF16`` for 8 MiB ones) with a float32 bias (copied)
+after each; the .npy: the same weights' bytes as one (rows, 1024) array.
+Rounds interleave the two methods; before each step every source is evicted
+from the page cache (``posix_fadvise`` DONTNEED after fsync), so each step
+reads from disk. Medians are reported, and the ratio of the checkpoint's
+throughput to the file API's.
 
 ``--memory LIMIT`` (Linux, cgroup v1 memory controller, root) also builds a
 3.5 GiB checkpoint with a 1.25 GiB tensor, runs ``qdq run`` on it inside a
@@ -52,12 +53,21 @@ def evict(path: str) -> None:
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def _rows(rng: np.random.Generator, rows: int) -> np.ndarray:
-    return rng.standard_normal((rows, COLS), dtype=np.float32)
+#: safetensors dtype -> (.npy descr, bytes per element)
+DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2)}
+
+
+def _rows(rng: np.random.Generator, rows: int, dtype: str = "F32") -> np.ndarray:
+    x = rng.standard_normal((rows, COLS), dtype=np.float32)
+    if dtype == "F16":
+        return x.astype(np.float16)
+    if dtype == "BF16":  # bfloat16 bits (truncated float32)
+        return (x.view(np.uint32) >> 16).astype(np.uint16)
+    return x
 
 
 def build(directory: str, shards: list[list[tuple[str, int]]], seed: int = 0,
-          npy: str | None = None) -> int:
+          npy: str | None = None, dtype: str = "F32") -> int:
     """Shards of float32 (rows, COLS) weights, each followed by a (COLS,) bias.
 
     Written chunk by chunk with qdq's safetensors writer (bounded memory);
@@ -68,28 +78,30 @@ def build(directory: str, shards: list[list[tuple[str, int]]], seed: int = 0,
     rng = np.random.default_rng(seed)
     total_rows = sum(r for s in shards for _, r in s)
     out = open(npy, "wb") if npy else None
+    descr, size = DTYPES[dtype]
     if out is not None:
         np.lib.format.write_array_header_1_0(
-            out, {"descr": "<f4", "fortran_order": False, "shape": (total_rows, COLS)})
+            out, {"descr": descr, "fortran_order": False, "shape": (total_rows, COLS)})
     weight_map = {}
     total = 0
-    step = (64 << 20) // (COLS * 4)
+    step = (64 << 20) // (COLS * size)
     for k, tensors in enumerate(shards):
         fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
         entries = []
         for name, rows in tensors:
-            entries += [(f"{name}.weight", "F32", (rows, COLS)), (f"{name}.bias", "F32", (COLS,))]
+            entries += [(f"{name}.weight", dtype, (rows, COLS)),
+                        (f"{name}.bias", "F32", (COLS,))]
         with open(os.path.join(directory, fname), "wb") as f:
             w = SafetensorsWriter(f, entries, {"format": "pt"})
             for name, rows in tensors:
                 for r in range(0, rows, step):
-                    block = _rows(rng, min(step, rows - r))
+                    block = _rows(rng, min(step, rows - r), dtype)
                     w.write(f"{name}.weight", block)
                     if out is not None:
                         out.write(block.tobytes())
                 w.write(f"{name}.bias", rng.standard_normal(COLS, dtype=np.float32))
                 weight_map[f"{name}.weight"] = weight_map[f"{name}.bias"] = fname
-                total += rows * COLS * 4 + COLS * 4
+                total += rows * COLS * size + COLS * 4
             w.finish()
             os.fsync(f.fileno())
     if out is not None:
@@ -108,10 +120,10 @@ def time_checkpoint(src: str, dst: str, chunk: int) -> float:
     return dt
 
 
-def time_file(src: str, dst: str, chunk: int) -> float:
+def time_file(src: str, dst: str, chunk: int, bits: bool = False) -> float:
     evict(src)
     t0 = time.perf_counter()
-    qdq.quantize_and_dequantize_file(src, dst, chunk_bytes=chunk)
+    qdq.quantize_and_dequantize_file(src, dst, chunk_bytes=chunk, bfloat16_bits=bits)
     dt = time.perf_counter() - t0
     os.unlink(dst)
     return dt
@@ -200,6 +212,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=parse_size, default=1 << 30)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--chunk-mb", type=float, default=64)
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="F32",
+                    help="the weights' dtype (the .npy of BF16 holds bit patterns)")
     ap.add_argument("--dir", default=None, help="where to put the files (default: temp dir)")
     ap.add_argument("--memory", type=parse_size, default=None,
                     help="also the memory proof in a cgroup with this limit")
@@ -209,13 +223,13 @@ def main(argv=None) -> int:
     work = tempfile.mkdtemp(prefix="qdq-bench-ckpt-", dir=a.dir)
     try:
         rows = 4096
-        n = max(2, a.size // (rows * COLS * 4))
+        n = max(2, a.size // (rows * COLS * DTYPES[a.dtype][1]))
         half = n // 2
         shards = [[(f"layers.{i}", rows) for i in range(half)],
                   [(f"layers.{i}", rows) for i in range(half, n)]]
         src, npy = os.path.join(work, "ckpt"), os.path.join(work, "x.npy")
-        nbytes = build(src, shards, npy=npy)
-        print(f"checkpoint: 2 shards, {n} float32 ({rows}, {COLS}) weights + {n} biases, "
+        nbytes = build(src, shards, npy=npy, dtype=a.dtype)
+        print(f"checkpoint: 2 shards, {n} {a.dtype} ({rows}, {COLS}) weights + {n} F32 biases, "
               f"{nbytes / 2**30:.3f} GiB; .npy: {os.path.getsize(npy) / 2**30:.3f} GiB; "
               f"chunks of {chunk >> 20} MiB; qdq threads {qdq.get_num_threads()}")
         times: dict[str, list[float]] = {"checkpoint": [], "file": []}
@@ -225,7 +239,8 @@ def main(argv=None) -> int:
                 if method == "checkpoint":
                     times[method].append(time_checkpoint(src, os.path.join(work, "out"), chunk))
                 else:
-                    times[method].append(time_file(npy, os.path.join(work, "y.npy"), chunk))
+                    times[method].append(time_file(npy, os.path.join(work, "y.npy"), chunk,
+                                                   a.dtype == "BF16"))
         med = {k: statistics.median(v) for k, v in times.items()}
         rate = {"checkpoint": nbytes / med["checkpoint"], "file": os.path.getsize(npy)
                 / med["file"]}
@@ -234,7 +249,8 @@ def main(argv=None) -> int:
         for k in times:
             print(f"| {k} | {med[k]:.2f} s | {rate[k] / 1e9:.2f} |")
         print(f"\ncheckpoint throughput / file API throughput: {ratio:.2f}")
-        result = {"bytes": nbytes, "npy_bytes": os.path.getsize(npy), "chunk_bytes": chunk,
+        result = {"dtype": a.dtype, "bytes": nbytes, "npy_bytes": os.path.getsize(npy),
+                  "chunk_bytes": chunk,
                   "repeat": a.repeat, "times": times, "median_s": med,
                   "bytes_per_s": rate, "ratio": ratio}
         shutil.rmtree(src)
@@ -256,7 +272,8 @@ def main(argv=None) -> int:
                       f"({mp['peak'] / 2**20:.0f} MiB in all); big tensor bit-exact: "
                       f"{mp['big_tensor_bit_exact']}")
         os.makedirs(a.out, exist_ok=True)
-        with open(os.path.join(a.out, "bench_checkpoint.json"), "w") as f:
+        suffix = "" if a.dtype == "F32" else f"_{a.dtype.lower()}"
+        with open(os.path.join(a.out, f"bench_checkpoint{suffix}.json"), "w") as f:
             json.dump(result, f, indent=1)
         return 0
     finally:
