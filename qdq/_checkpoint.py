@@ -73,8 +73,10 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
                prog: Any, records: list[TensorRecord], status: str = "written") -> None:
     """One tensor through the op into the writer's sink; its record is added to ``records``.
 
-    The error statistics run on the writer's thread (with the write), so the
-    record is added there too, once the tensor's last block is written.
+    The error statistics of each block are shared between this thread (its
+    first half, after the op) and the writer's (its second half, before the
+    write), so that neither waits for the other; the record is added on the
+    writer's thread once the tensor's last block is written.
     """
     e, s = t.entry, t.settings
     assert s is not None and e.storage is not None
@@ -87,7 +89,7 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
     source = FileSource(shard.src, e.shape, False, e.storage, e.begin, fmt).open()
     try:
         items = chunk_items(chunk_bytes, max(itemsize, out.itemsize))
-        stats = TensorErrorStats(fmt)
+        stats, stats_w = TensorErrorStats(fmt), TensorErrorStats(fmt)
         if bs is not None:
             p = np.empty((4,) + blocked_shape(source.canon_shape, ax, bs), fmt.compute)
             kern = block_kernel(_engine.APPLY, fmt, args, ax, bs, None, 0, out, p)
@@ -98,10 +100,15 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
 
         def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
             kern(data, target, b)
+            half = b.count // 2
+            stats.add(data.reshape(-1)[:half], target.reshape(-1)[:half])
             prog.update(b.count * itemsize)
 
-        write_pass(source, writer.sink, ax, items, False, "", kernel, out, bs, writer,
-                   stats.add)
+        def observe(data: np.ndarray, target: np.ndarray) -> None:
+            half = data.size // 2
+            stats_w.add(data.reshape(-1)[half:], target.reshape(-1)[half:])
+
+        write_pass(source, writer.sink, ax, items, False, "", kernel, out, bs, writer, observe)
     except BaseException:
         _stop(writer)
         source.close()
@@ -109,6 +116,7 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
 
     def done() -> None:
         source.close()
+        stats.merge(stats_w)
         rows = p.reshape(4, -1).astype(np.float64)
         records.append(_record(
             shard, t, status,

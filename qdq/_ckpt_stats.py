@@ -92,6 +92,23 @@ class TensorErrorStats:
                 self.slow.add(values_as_float64(xs, self.fmt), values_as_float64(ys, self.fmt),
                               None, None)
 
+    def merge(self, other: "TensorErrorStats") -> None:
+        """Add the statistics another accumulator gathered over other elements."""
+        self.fast_elements += other.fast_elements
+        self.pairs += other.pairs
+        self.signal += other.signal
+        self.noise += other.noise
+        self.max_abs = max(self.max_abs, other.max_abs)
+        a, b = self.slow, other.slow
+        a.elements += b.elements
+        a.nan += b.nan
+        a.clipped += b.clipped
+        a.nonfinite_out += b.nonfinite_out
+        a.finite_pairs += b.finite_pairs
+        a.max_abs_error = max(a.max_abs_error, b.max_abs_error)
+        a.signal += b.signal
+        a.noise += b.noise
+
     @property
     def elements(self) -> int:
         return self.fast_elements + self.slow.elements
