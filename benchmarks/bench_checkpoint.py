@@ -111,10 +111,10 @@ def build(directory: str, shards: list[list[tuple[str, int]]], seed: int = 0,
     return total
 
 
-def time_checkpoint(src: str, dst: str, chunk: int) -> float:
+def time_checkpoint(src: str, dst: str, chunk: int, error_stats: bool = True) -> float:
     evict(src)
     t0 = time.perf_counter()
-    qdq.quantize_and_dequantize_checkpoint(src, dst, chunk_bytes=chunk)
+    qdq.quantize_and_dequantize_checkpoint(src, dst, chunk_bytes=chunk, error_stats=error_stats)
     dt = time.perf_counter() - t0
     shutil.rmtree(dst)
     return dt
@@ -214,6 +214,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-mb", type=float, default=64)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="F32",
                     help="the weights' dtype (the .npy of BF16 holds bit patterns)")
+    ap.add_argument("--no-error-stats", dest="error_stats", action="store_false",
+                    help="run the checkpoint without its error statistics")
     ap.add_argument("--dir", default=None, help="where to put the files (default: temp dir)")
     ap.add_argument("--memory", type=parse_size, default=None,
                     help="also the memory proof in a cgroup with this limit")
@@ -229,7 +231,8 @@ def main(argv=None) -> int:
                   [(f"layers.{i}", rows) for i in range(half, n)]]
         src, npy = os.path.join(work, "ckpt"), os.path.join(work, "x.npy")
         nbytes = build(src, shards, npy=npy, dtype=a.dtype)
-        print(f"checkpoint: 2 shards, {n} {a.dtype} ({rows}, {COLS}) weights + {n} F32 biases, "
+        print(f"error statistics: {'on' if a.error_stats else 'off'}; "
+              f"checkpoint: 2 shards, {n} {a.dtype} ({rows}, {COLS}) weights + {n} F32 biases, "
               f"{nbytes / 2**30:.3f} GiB; .npy: {os.path.getsize(npy) / 2**30:.3f} GiB; "
               f"chunks of {chunk >> 20} MiB; qdq threads {qdq.get_num_threads()}")
         times: dict[str, list[float]] = {"checkpoint": [], "file": []}
@@ -237,7 +240,8 @@ def main(argv=None) -> int:
             order = ("checkpoint", "file") if r % 2 == 0 else ("file", "checkpoint")
             for method in order:
                 if method == "checkpoint":
-                    times[method].append(time_checkpoint(src, os.path.join(work, "out"), chunk))
+                    times[method].append(time_checkpoint(src, os.path.join(work, "out"), chunk,
+                                                         a.error_stats))
                 else:
                     times[method].append(time_file(npy, os.path.join(work, "y.npy"), chunk,
                                                    a.dtype == "BF16"))
@@ -249,8 +253,8 @@ def main(argv=None) -> int:
         for k in times:
             print(f"| {k} | {med[k]:.2f} s | {rate[k] / 1e9:.2f} |")
         print(f"\ncheckpoint throughput / file API throughput: {ratio:.2f}")
-        result = {"dtype": a.dtype, "bytes": nbytes, "npy_bytes": os.path.getsize(npy),
-                  "chunk_bytes": chunk,
+        result = {"dtype": a.dtype, "error_stats": a.error_stats, "bytes": nbytes,
+                  "npy_bytes": os.path.getsize(npy), "chunk_bytes": chunk,
                   "repeat": a.repeat, "times": times, "median_s": med,
                   "bytes_per_s": rate, "ratio": ratio}
         shutil.rmtree(src)
@@ -272,7 +276,8 @@ def main(argv=None) -> int:
                       f"({mp['peak'] / 2**20:.0f} MiB in all); big tensor bit-exact: "
                       f"{mp['big_tensor_bit_exact']}")
         os.makedirs(a.out, exist_ok=True)
-        suffix = "" if a.dtype == "F32" else f"_{a.dtype.lower()}"
+        suffix = ("" if a.dtype == "F32" else f"_{a.dtype.lower()}") + \
+            ("" if a.error_stats else "_nostats")
         with open(os.path.join(a.out, f"bench_checkpoint{suffix}.json"), "w") as f:
             json.dump(result, f, indent=1)
         return 0

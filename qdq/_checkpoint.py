@@ -15,11 +15,9 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from functools import partial
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +26,7 @@ from ._blocks import blocked_shape
 from ._ckpt_plan import FORMATS, CheckpointPlan, ShardPlan, TensorPlan, plan_checkpoint
 from ._ckpt_report import CheckpointReport, TensorRecord
 from ._ckpt_stats import TensorErrorStats
+from ._ckpt_threads import fewer_threads, kernel_threads
 from ._files import DEFAULT_CHUNK_BYTES, block_kernel, range_kernel
 from ._io.atomic import AtomicFile, remove_stale_temporaries
 from ._io.pagecache import drop_pages
@@ -38,12 +37,12 @@ from ._io.sinks import AppendSink, DiscardSink
 from ._io.sources import FileSource
 from ._pipeline import Writer, chunk_items, range_pass, termination_as_exit, write_pass
 from ._progress import Progress
-from ._threads import get_num_threads, set_num_threads
+from ._threads import get_num_threads
 from ._validate import OpArgs, check_flag, check_positive_int
 
-__all__ = ["analyze_checkpoint", "fewer_threads", "finish_checkpoint", "kernel_threads",
-           "prepare_checkpoint", "quantize_and_dequantize_checkpoint", "report_of", "run_tensor",
-           "shard_complete", "shard_task", "write_shard"]
+__all__ = ["analyze_checkpoint", "finish_checkpoint", "prepare_checkpoint",
+           "quantize_and_dequantize_checkpoint", "report_of", "run_tensor", "shard_complete",
+           "shard_task", "write_shard"]
 
 
 class _NoProgress:
@@ -70,13 +69,16 @@ def _stop(writer: Writer) -> None:
 
 
 def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int,
-               prog: Any, records: list[TensorRecord], status: str = "written") -> None:
+               prog: Any, records: list[TensorRecord], status: str = "written",
+               error_stats: bool = True) -> None:
     """One tensor through the op into the writer's sink; its record is added to ``records``.
 
     The error statistics of each block are shared between this thread (its
     first half, after the op) and the writer's (its second half, before the
     write), so that neither waits for the other; the record is added on the
-    writer's thread once the tensor's last block is written.
+    writer's thread once the tensor's last block is written. Without
+    ``error_stats`` the record has no error figures (and the input buffers
+    do not rotate: one chunk less).
     """
     e, s = t.entry, t.settings
     assert s is not None and e.storage is not None
@@ -100,15 +102,17 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
 
         def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
             kern(data, target, b)
-            half = b.count // 2
-            stats.add(data.reshape(-1)[:half], target.reshape(-1)[:half])
+            if error_stats:
+                half = b.count // 2
+                stats.add(data.reshape(-1)[:half], target.reshape(-1)[:half])
             prog.update(b.count * itemsize)
 
         def observe(data: np.ndarray, target: np.ndarray) -> None:
             half = data.size // 2
             stats_w.add(data.reshape(-1)[half:], target.reshape(-1)[half:])
 
-        write_pass(source, writer.sink, ax, items, False, "", kernel, out, bs, writer, observe)
+        write_pass(source, writer.sink, ax, items, False, "", kernel, out, bs, writer,
+                   observe if error_stats else None)
     except BaseException:
         _stop(writer)
         source.close()
@@ -118,12 +122,14 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
         source.close()
         stats.merge(stats_w)
         rows = p.reshape(4, -1).astype(np.float64)
+        figures = {} if not error_stats else {
+            "max_abs_error": stats.max_abs_error, "sqnr_db": stats.sqnr_db(),
+            "clipped": stats.clipped, "nan": stats.nan}
         records.append(_record(
             shard, t, status,
             range=(float(np.fmin.reduce(rows[2])), float(np.fmax.reduce(rows[3]))),
             scale=(float(np.fmin.reduce(rows[0])), float(np.fmax.reduce(rows[0]))),
-            max_abs_error=stats.max_abs_error, sqnr_db=stats.sqnr_db(), clipped=stats.clipped,
-            nan=stats.nan, seconds=time.perf_counter() - t0))
+            seconds=time.perf_counter() - t0, **figures))
 
     writer.call(done)
 
@@ -169,7 +175,8 @@ def _check_position(sink: AppendSink, name: str, expect: int) -> None:
                            f"header says {expect}")
 
 
-def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None) -> list[TensorRecord]:
+def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None,
+                error_stats: bool = True) -> list[TensorRecord]:
     """Write one output shard (temporary file, renamed when complete); its records.
 
     One writer thread serves the whole shard, so the writes of a tensor
@@ -191,7 +198,8 @@ def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None) -> list[Te
                     if t.settings is None:
                         _copy_tensor(fd, shard, t, writer, chunk_bytes, prog, records)
                     else:
-                        run_tensor(shard, t, writer, chunk_bytes, prog, records)
+                        run_tensor(shard, t, writer, chunk_bytes, prog, records,
+                                   error_stats=error_stats)
                     writer.call(partial(_check_position, sink, t.entry.name,
                                         len(header) + end))
             finally:
@@ -207,44 +215,14 @@ def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None) -> list[Te
     return records
 
 
-_THREADS_LOCK = threading.Lock()
-_THREADS_USERS = [0, 0]  # runs inside kernel_threads, the thread count they replaced
-
-
-@contextmanager
-def kernel_threads(n: int) -> Iterator[None]:
-    """The kernels' thread count for a checkpoint run (restored by the last run to end).
-
-    The writer thread computes the error statistics while the kernels run,
-    so the kernels leave it a core: on two cores, kernels on two threads
-    plus the writer would be three busy threads, and an OpenMP region waits
-    for its slowest thread. Results are bit-identical for every count.
-    """
-    with _THREADS_LOCK:
-        if _THREADS_USERS[0] == 0:
-            _THREADS_USERS[1] = set_num_threads(n)
-        _THREADS_USERS[0] += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _THREADS_USERS[0] -= 1
-            if _THREADS_USERS[0] == 0:
-                set_num_threads(_THREADS_USERS[1])
-
-
-def fewer_threads() -> int:
-    """The kernels' threads beside a writer thread: one fewer than :func:`qdq.get_num_threads`."""
-    return max(1, get_num_threads() - 1)
-
-
-def shard_task(shard: ShardPlan, chunk_bytes: int, threads: int = 1) -> list[TensorRecord]:
+def shard_task(shard: ShardPlan, chunk_bytes: int, threads: int = 1,
+               error_stats: bool = True) -> list[TensorRecord]:
     """One shard as a task of a process pool or a Dask graph (no progress bar).
 
     The kernels use ``threads`` threads (the pool or Dask supplies the parallelism).
     """
     with termination_as_exit(), kernel_threads(threads):
-        return write_shard(shard, chunk_bytes)
+        return write_shard(shard, chunk_bytes, None, error_stats)
 
 
 def _skipped(shard: ShardPlan) -> list[TensorRecord]:
@@ -292,27 +270,28 @@ def report_of(plan: CheckpointPlan, done: dict[str, list[TensorRecord]],
     return report
 
 
-def _run_serial(todo: list[ShardPlan], chunk_bytes: int, show: bool
+def _run_serial(todo: list[ShardPlan], chunk_bytes: int, show: bool, error_stats: bool
                 ) -> dict[str, list[TensorRecord]]:
     done = {}
     prog = Progress(sum(s.nbytes for s in todo), "qdq checkpoint", show)
     try:
         for s in todo:
-            done[s.dst] = write_shard(s, chunk_bytes, prog)
+            done[s.dst] = write_shard(s, chunk_bytes, prog, error_stats)
     finally:
         prog.close()
     return done
 
 
-def _run_workers(todo: list[ShardPlan], chunk_bytes: int, show: bool, workers: int
-                 ) -> dict[str, list[TensorRecord]]:
+def _run_workers(todo: list[ShardPlan], chunk_bytes: int, show: bool, workers: int,
+                 error_stats: bool) -> dict[str, list[TensorRecord]]:
     done = {}
     prog = Progress(sum(s.nbytes for s in todo), "qdq checkpoint", show)
     ctx = multiprocessing.get_context("spawn")  # no fork after OpenMP threads started
     ex = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
         threads = max(1, get_num_threads() // min(workers, len(todo)) - 1)
-        futures = {ex.submit(shard_task, s, chunk_bytes, threads): s for s in todo}
+        futures = {ex.submit(shard_task, s, chunk_bytes, threads, error_stats): s
+                   for s in todo}
         for fut in concurrent.futures.as_completed(futures):
             s = futures[fut]
             done[s.dst] = fut.result()
@@ -332,7 +311,8 @@ def quantize_and_dequantize_checkpoint(
         signed_input: bool = True, narrow_range: bool = False,
         round_mode: str = "HALF_TO_EVEN", axis: int | None = None,
         block_size: int | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-        progress: bool = False, workers: int | None = None) -> CheckpointReport:
+        progress: bool = False, workers: int | None = None,
+        error_stats: bool = True) -> CheckpointReport:
     """Quantize-dequantize every weight of a safetensors checkpoint, streaming, with resume.
 
     Every float16, bfloat16, float32 or float64 tensor of rank 2 or more goes
@@ -378,6 +358,11 @@ def quantize_and_dequantize_checkpoint(
     workers : int, optional
         Write this many shards at once in local processes (the output is the
         same, bit for bit).
+    error_stats : bool, default True
+        Measure each tensor's error (max abs error, SQNR). The measurement
+        runs beside the writes; for float16 it is the slowest part of a run
+        (NumPy converts float16 slowly), so ``False`` buys speed; the records
+        then have no error figures.
 
     Returns
     -------
@@ -420,6 +405,7 @@ def quantize_and_dequantize_checkpoint(
     """
     t0 = time.perf_counter()
     show = check_flag("progress", progress)
+    stats = check_flag("error_stats", error_stats)
     chunk_items(chunk_bytes, 1)
     nworkers = None if workers is None else check_positive_int("workers", workers)
     settings = {"num_bits": num_bits, "signed_input": signed_input, "narrow_range": narrow_range,
@@ -428,10 +414,10 @@ def quantize_and_dequantize_checkpoint(
     with termination_as_exit():
         todo = prepare_checkpoint(plan)
         if nworkers is not None and nworkers > 1 and len(todo) > 1:
-            done = _run_workers(todo, chunk_bytes, show, nworkers)
+            done = _run_workers(todo, chunk_bytes, show, nworkers, stats)
         else:
             with kernel_threads(fewer_threads()):
-                done = _run_serial(todo, chunk_bytes, show)
+                done = _run_serial(todo, chunk_bytes, show, stats)
         finish_checkpoint(plan)
     return report_of(plan, done, t0)
 

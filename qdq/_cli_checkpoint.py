@@ -112,6 +112,8 @@ def add_checkpoint_options(p: argparse.ArgumentParser, info: bool) -> None:
     else:
         g.add_argument("--workers", type=int, default=None, metavar="N",
                        help="write N shards at once in local processes")
+        g.add_argument("--no-error-stats", dest="error_stats", action="store_false",
+                       help="do not measure each tensor's error (faster for float16)")
 
 
 def _rules(ns: argparse.Namespace) -> list[tuple[str, Any]]:
@@ -142,7 +144,7 @@ def cmd_run_checkpoint(ns: argparse.Namespace) -> int:
     s = _settings(ns)
     report = quantize_and_dequantize_checkpoint(
         ns.src, ns.dst, rules=_rules(ns), skip=ns.skip, chunk_bytes=ns.chunk_bytes,
-        progress=_progress(ns), workers=ns.workers, **s)
+        progress=_progress(ns), workers=ns.workers, error_stats=ns.error_stats, **s)
     print(report.table())
     print(f"wrote {ns.dst}: {len(report.shards_written)} file(s) written, "
           f"{len(report.shards_skipped)} already complete, {report.nbytes / 2**20:,.1f} MiB "

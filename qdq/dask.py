@@ -367,7 +367,7 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
 def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bits=8,
                                        signed_input=True, narrow_range=False,
                                        round_mode="HALF_TO_EVEN", axis=None, block_size=None,
-                                       chunk_bytes=DEFAULT_CHUNK_BYTES):
+                                       chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True):
     """:func:`qdq.quantize_and_dequantize_checkpoint` with one task per shard on Dask.
 
     The plan (every header read and checked, every tensor's settings) is made
@@ -397,7 +397,8 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
                 "round_mode": round_mode, "axis": axis, "block_size": block_size}
     plan = plan_checkpoint(src, dst, rules, skip, settings)
     todo = prepare_checkpoint(plan)
-    tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes) for s in todo]
+    stats = check_flag("error_stats", error_stats)
+    tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes, 1, stats) for s in todo]
     results = dask.compute(*tasks)
     finish_checkpoint(plan)
     return report_of(plan, {s.dst: r for s, r in zip(todo, results, strict=True)}, t0)

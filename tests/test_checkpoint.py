@@ -309,3 +309,16 @@ def test_progress_shows_the_tensor_names(sharded, tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert err.startswith("qdq checkpoint") and "MiB" in err and err.endswith("\n")
     assert sorted(notes) == sorted(arrays)
+
+
+def test_without_error_statistics_same_files(sharded, tmp_path):
+    src, _, _ = sharded
+    a = qdq.quantize_and_dequantize_checkpoint(src, tmp_path / "a", num_bits=4, axis=0)
+    b = qdq.quantize_and_dequantize_checkpoint(src, tmp_path / "b", num_bits=4, axis=0,
+                                               error_stats=False)
+    for name in os.listdir(tmp_path / "a"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    for ra, rb in zip(a, b, strict=True):
+        assert rb.sqnr_db is None and rb.max_abs_error is None and rb.range == ra.range
+    with pytest.raises(TypeError, match="error_stats"):
+        qdq.quantize_and_dequantize_checkpoint(src, tmp_path / "c", error_stats=1)

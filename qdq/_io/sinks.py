@@ -1,10 +1,13 @@
 """Sinks: where the pipeline's output blocks go.
 
-A :class:`FileSink` writes a ``.npy`` (or, in place, the source's raw file,
-header bytes kept) through the atomic writer, handing written data to the
-disk as it goes and dropping it from the page cache. An :class:`ArraySink`
-writes into an array or memmap (in place on a memmap is not atomic: see the
-README's reliability section).
+An :class:`AppendSink` appends blocks to a file open through the atomic
+writer, handing written data to the disk as it goes and dropping it from the
+page cache (a checkpoint shard: several tensors, one after another, at the
+offsets its header planned). A :class:`FileSink` is one writing a ``.npy``
+(or, in place, the source's raw file, header bytes kept). An
+:class:`ArraySink` writes into an array or memmap (in place on a memmap is
+not atomic: see the README's reliability section); a :class:`DiscardSink`
+keeps nothing.
 """
 
 from __future__ import annotations
