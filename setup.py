@@ -94,6 +94,8 @@ def _extensions():
         # _testing_kernels: the scalar converters, for the exhaustive tests only
         for name in ("_kernels", "_testing_kernels")
     ]
+    # _histkernel: the exact power-of-two histograms of calibration
+    exts.append(Extension("qdq._histkernel", sources=["qdq/_histkernel.pyx"]))
     return cythonize(
         exts,
         compiler_directives={

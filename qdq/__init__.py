@@ -4,15 +4,17 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 :func:`quantization_params` expose its two halves.
 """
 
+from ._calibrate import calibrate
 from ._checkpoint import quantize_and_dequantize_checkpoint
 from ._chunks import quantize_and_dequantize_chunks, stream
 from ._codes import code_dtype, dequantize, quantize, quantize_and_dequantize_grad
 from ._files import dequantize_file, quantize_and_dequantize_file, quantize_file
+from ._histogram import HistogramTracker
 from ._op import (
-                  compute_range,
-                  quantization_params,
-                  quantize_and_dequantize,
-                  quantize_and_dequantize_v2,
+    compute_range,
+    quantization_params,
+    quantize_and_dequantize,
+    quantize_and_dequantize_v2,
 )
 from ._params import QuantizationParams
 from ._range import RangeTracker
@@ -21,8 +23,10 @@ from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_thre
 __version__ = "0.1.0"
 
 __all__ = [
+    "HistogramTracker",
     "QuantizationParams",
     "RangeTracker",
+    "calibrate",
     "code_dtype",
     "compute_range",
     "dequantize",

@@ -10,8 +10,9 @@ import numpy as np
 from . import _engine
 from ._arrays import iter_blocks
 from ._blocks import blocked_shape, check_block_size, parts, transform_blocks
-from ._files import FileOptions, open_for_op
+from ._files import Calibration, FileOptions, open_for_op
 from ._formats import Format, to_public, values_as_float64
+from ._histogram_ranges import parse_calibration
 from ._io.sources import Source
 from ._op import finish_range
 from ._params import params_from_rows
@@ -61,26 +62,34 @@ class ErrorStats:
 
 def _stats_of_block(stats: ErrorStats, data: np.ndarray, target: np.ndarray, fmt: Format,
                     extents: tuple[int, int, int], p: np.ndarray, ch: slice,
-                    clamp: bool) -> None:
+                    clamp: bool, limit: int) -> None:
+    """Add a block to the statistics, at most ``limit`` elements converted at a time."""
     pre, channels, post = extents
     xs = data.reshape(pre, channels, post)
     ys = target.reshape(pre, channels, post)
     lo = p[2, ch].astype(np.float64)[None, :, None] if clamp else None
     hi = p[3, ch].astype(np.float64)[None, :, None] if clamp else None
+
+    def add(i: slice, c: slice, k: slice) -> None:
+        stats.add(values_as_float64(xs[i, c, k], fmt), values_as_float64(ys[i, c, k], fmt),
+                  None if lo is None else lo[:, c], None if hi is None else hi[:, c])
+
     # Slices of the block so that the float64 copies stay small.
-    if channels * post <= _STATS_ITEMS:
-        step = max(1, _STATS_ITEMS // max(1, channels * post))
+    every = slice(None)
+    if channels * post <= limit:
+        step = max(1, limit // max(1, channels * post))
         for i in range(0, pre, step):
-            stats.add(values_as_float64(xs[i:i + step], fmt),
-                      values_as_float64(ys[i:i + step], fmt), lo, hi)
-        return
-    step = max(1, _STATS_ITEMS // max(1, post))
-    for i in range(pre):
-        for c in range(0, channels, step):
-            sl = slice(c, c + step)
-            stats.add(values_as_float64(xs[i:i + 1, sl], fmt),
-                      values_as_float64(ys[i:i + 1, sl], fmt),
-                      None if lo is None else lo[:, sl], None if hi is None else hi[:, sl])
+            add(slice(i, i + step), every, every)
+    elif post <= limit:
+        step = max(1, limit // max(1, post))
+        for i in range(pre):
+            for c in range(0, channels, step):
+                add(slice(i, i + 1), slice(c, c + step), every)
+    else:
+        for i in range(pre):
+            for c in range(channels):
+                for k in range(0, post, limit):
+                    add(slice(i, i + 1), slice(c, c + 1), slice(k, k + limit))
 
 
 class _BlockStats:
@@ -120,11 +129,11 @@ class _BlockStats:
 
 
 def _block_slab_stats(stats: ErrorStats, blocks: _BlockStats, data: np.ndarray,
-                      target: np.ndarray, fmt: Format, sax: int, bs: int) -> None:
+                      target: np.ndarray, fmt: Format, sax: int, bs: int, limit: int) -> None:
     for part in parts(data.shape[sax], bs):
         xr = np.moveaxis(data, sax, -1)[..., part.elements].reshape(-1, part.length)
         yr = np.moveaxis(target, sax, -1)[..., part.elements].reshape(-1, part.length)
-        step = max(1, _STATS_ITEMS // part.length)
+        step = max(1, limit // part.length)
         for i in range(0, xr.shape[0], step):
             x = values_as_float64(xr[i:i + step], fmt)
             y = values_as_float64(yr[i:i + step], fmt)
@@ -133,19 +142,26 @@ def _block_slab_stats(stats: ErrorStats, blocks: _BlockStats, data: np.ndarray,
 
 
 def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
-                 opts: FileOptions, block_size: Any = None) -> dict:
+                 opts: FileOptions, block_size: Any = None, calibrate: Any = None) -> dict:
     """The range, the parameters and the error the op would introduce; writes nothing.
 
     Returns a dict with ``params`` (QuantizationParams), ``range``,
     ``elements``, ``nan`` (NaN inputs), ``clipped`` (elements the clamp
     changes; only with a given range), ``nonfinite_out``, ``max_abs_error``
     and ``sqnr_db`` (10 log10 of signal over error energy, over finite inputs
-    with finite outputs; NaN when there are none). Memory: two chunks plus a
-    few MiB of float64 statistics, whatever the file size. Block-wise, one
-    pass, and ``blocks`` summarises the error per block (worst block's max
-    error, lowest and mean SQNR).
+    with finite outputs; NaN when there are none). Memory: two chunks plus
+    float64 statistics of under a chunk, whatever the file size. Block-wise,
+    one pass, and ``blocks`` summarises the error per block (worst block's
+    max error, lowest and mean SQNR). With ``calibrate`` the range is the
+    calibrated one (clamped), and ``minmax`` holds the error statistics of
+    the data's min/max range, from the same read.
     """
     bs = check_block_size(block_size, axis)
+    if calibrate is not None:
+        parse_calibration(calibrate)
+        if bs is not None or args.range_given:
+            raise ValueError("calibrate takes the range from the data's histogram: it goes "
+                             "with neither a given range nor block_size")
     source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts, bs)
     try:
         fmt = source.fmt
@@ -153,13 +169,24 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
         items = chunk_items(opts.chunk_bytes, source.dtype.itemsize)
         if bs is not None:
             assert ax is not None
-            return _analyze_blocks(source, fmt, args, ax, bs, given, items, opts.progress)
+            return _analyze_blocks(source, fmt, args, ax, bs, given, items, opts.progress,
+                                   max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64)))
+        p_minmax = None
         if given is not None:
             lo, hi = given
         else:
-            lo, hi, _ = range_pass(source, ax, items, opts.progress)
+            calib = None if calibrate is None else Calibration(calibrate, source, ax)
+            lo, hi, _ = range_pass(source, ax, items, opts.progress,
+                                   None if calib is None else calib.update)
+            if calib is not None:
+                p_minmax = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
+                lo, hi = calib.range(args)
+                args = OpArgs(args.signed, args.num_bits, True, args.round_mode, args.narrow)
         p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
-        stats = ErrorStats()
+        stats, stats_minmax = ErrorStats(), ErrorStats()
+        # The float64 copies of the statistics (and their temporaries, about six
+        # times their size) stay below a chunk.
+        limit = max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64))
         n = max(1, min(items, math.prod(source.canon_shape)))
         buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
         out = np.empty(n * fmt.storage.itemsize, dtype=np.uint8)
@@ -170,7 +197,12 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
                 target = out[:b.count * fmt.storage.itemsize].view(fmt.storage).reshape(b.shape)
                 _engine.run_block(_engine.APPLY, data, target, fmt, 0, b, p, args.mode)
                 _stats_of_block(stats, data, target, fmt, b.extents, p, b.channels,
-                                args.range_given)
+                                args.range_given, limit)
+                if p_minmax is not None:
+                    mode = args.mode & ~_engine.CLAMP
+                    _engine.run_block(_engine.APPLY, data, target, fmt, 0, b, p_minmax, mode)
+                    _stats_of_block(stats_minmax, data, target, fmt, b.extents, p_minmax,
+                                    b.channels, False, limit)
                 source.release(b, final=True)
                 prog.update(b.count * source.dtype.itemsize)
         finally:
@@ -179,20 +211,26 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
         source.close()
     mn = np.asarray(lo, dtype=fmt.compute).reshape(-1)
     mx = np.asarray(hi, dtype=fmt.compute).reshape(-1)
-    if given is None:
+    if given is None and p_minmax is None:
         count = math.prod(source.shape)
         per = count // max(1, mn.shape[0]) if mn.shape[0] else 0
         mn, mx = finish_range(mn, mx, per)
-    return {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
-            "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
-            "sqnr_db": stats.sqnr_db(),
-            "params": params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode),
-            "range": (to_public(mn, fmt, None), to_public(mx, fmt, None)),
-            "shape": tuple(source.shape), "dtype": fmt.name}
+    result = {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
+              "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
+              "sqnr_db": stats.sqnr_db(),
+              "params": params_from_rows(p, fmt, args.grid, ax, ax is not None,
+                                         args.round_mode),
+              "range": (to_public(mn, fmt, None), to_public(mx, fmt, None)),
+              "shape": tuple(source.shape), "dtype": fmt.name}
+    if p_minmax is not None:
+        result["calibrate"] = calibrate
+        result["minmax"] = {"max_abs_error": stats_minmax.max_abs_error,
+                            "sqnr_db": stats_minmax.sqnr_db()}
+    return result
 
 
 def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int, given: Any,
-                    items: int, progress: bool) -> dict:
+                    items: int, progress: bool, limit: int) -> dict:
     cax = source.canon_axis(ax)
     assert cax is not None
     p = np.empty((4,) + blocked_shape(source.canon_shape, cax, bs), dtype=fmt.compute)
@@ -210,7 +248,7 @@ def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int,
             slab_given = None if given is None else (given[0][b.blocks], given[1][b.blocks])
             transform_blocks(data, target, fmt, sax, bs, args, slab_given,
                              p[(slice(None),) + b.blocks])
-            _block_slab_stats(stats, blocks, data, target, fmt, sax, bs)
+            _block_slab_stats(stats, blocks, data, target, fmt, sax, bs, limit)
             source.release(b, final=True)
             prog.update(b.count * source.dtype.itemsize)
     finally:

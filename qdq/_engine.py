@@ -15,18 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels, _threads
+from . import _histkernel, _kernels, _threads
 from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_extents, overlaps
 from ._formats import FLOAT16, Format
 
-__all__ = ["APPLY", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
-           "int_type_index", "op_in_place_layout", "op_rows", "range_in_place_layout",
+__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
+           "histogram_update", "int_type_index", "op_in_place_layout", "op_rows",
+           "range_in_place_layout",
            "reduce_block", "reduce_range", "run_block", "transform"]
 
 APPLY = _kernels.APPLY
 QUANTIZE = _kernels.QUANTIZE
 DEQUANTIZE = _kernels.DEQUANTIZE
 GRAD = _kernels.GRAD
+CLAMP = _kernels.CLAMP
 
 _INT_INDEX = {np.dtype(name): k for k, name in enumerate(_kernels.INT_TYPES)}
 
@@ -125,6 +127,22 @@ def op_rows(xr: np.ndarray, rr: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin:
     return bool(_kernels.qdq_rows(xr, rr, fmt.code, xr.shape[0], xr.shape[1],
                                   lo if range_given else None, hi if range_given else None,
                                   qmin, qmax, mode, _threads.current()))
+
+
+_HIST_CODE = {"float16": _histkernel.F16, "bfloat16": _histkernel.BF16,
+              "float32": _histkernel.F32, "float64": _histkernel.F64}
+
+
+def histogram_update(xk: np.ndarray, fmt: Format, lut: np.ndarray | None, pre: int, C: int,
+                     post: int, k: np.ndarray, counts: np.ndarray, special: np.ndarray,
+                     mn: np.ndarray, mx: np.ndarray, k_floor: int) -> None:
+    """Add a contiguous (pre, C, post) block to per-channel power-of-two histograms.
+
+    See :mod:`qdq._histogram` for the bins; ``k``, ``counts``, ``special``,
+    ``mn`` and ``mx`` are the histograms' state, updated in place.
+    """
+    _histkernel.update(xk, _HIST_CODE[fmt.name], lut, pre, C, post, k, counts, special, mn, mx,
+                       k_floor, _threads.current())
 
 
 def run_block(op: int, data: np.ndarray, target: np.ndarray, fmt: Format, itype: int,

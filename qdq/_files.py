@@ -26,7 +26,9 @@ from ._blocks import (
     transform_blocks,
 )
 from ._codes import check_codes, params_axis
-from ._formats import file_value_dtype, format_named
+from ._formats import BFLOAT16, FLOAT16, file_value_dtype, format_named
+from ._histogram import HistogramTracker
+from ._histogram_ranges import parse_calibration
 from ._io.atomic import AtomicFile, commit_together
 from ._io.sinks import FileSink, open_sink
 from ._io.sources import Source, open_source
@@ -128,18 +130,64 @@ def result_params(p: np.ndarray, fmt: Any, args: OpArgs, ax: int | None, bs: int
     return params_from_rows(p, fmt, args.grid, ax, False, args.round_mode, bs)
 
 
+class Calibration:
+    """A histogram fed with the range pass's slabs, and the calibrated range it gives.
+
+    Per tensor any slab will do (the histogram is of a multiset); per channel
+    every slab must hold every channel (or, along axis 0, whole rows in
+    order), which the slabs of :func:`qdq._arrays.iter_blocks` do unless a
+    single row is larger than the chunk.
+    """
+
+    def __init__(self, spec: Any, source: Source, ax: int | None):
+        self.method, self.percentile = parse_calibration(spec)
+        self.cax = source.canon_axis(ax)
+        self.tracker: HistogramTracker | None = None
+        self.depth: int | None = None
+        self.fmt = source.fmt
+
+    def update(self, data: np.ndarray, b: Block) -> None:
+        if self.tracker is None:
+            self.depth = b.depth
+            axis = None if self.cax is None else self.cax - b.depth
+            if axis is not None and (axis < 0 or (axis == 0 and b.depth > 0)):
+                raise ValueError("per-channel calibration of a file needs chunks that hold "
+                                 "whole channels; raise chunk_bytes")
+            self.tracker = HistogramTracker(axis, bfloat16_bits=self.fmt is BFLOAT16)
+        chunk = data if data.ndim else data.reshape(1)
+        self.tracker.update(chunk.view(np.uint16) if self.fmt is BFLOAT16 else
+                            chunk.view(np.float16) if self.fmt is FLOAT16 else chunk)
+
+    def range(self, args: OpArgs) -> tuple[np.ndarray, np.ndarray]:
+        """The calibrated (input_min, input_max) as compute-type values."""
+        assert self.tracker is not None and self.fmt is not None
+        lo, hi = self.tracker.range(self.method, percentile=self.percentile,
+                                    num_bits=args.num_bits, signed_input=args.signed,
+                                    narrow_range=args.narrow, round_mode=args.round_mode)
+        return (np.asarray(lo).astype(self.fmt.compute).reshape(-1),
+                np.asarray(hi).astype(self.fmt.compute).reshape(-1))
+
+
 def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs, axis: Any,
                 opts: FileOptions, codes: bool = False, params_path: Any = None,
-                block_size: Any = None) -> tuple[QuantizationParams, dict]:
+                block_size: Any = None, calibrate: Any = None
+                ) -> tuple[QuantizationParams, dict]:
     """The op (or, with ``codes``, :func:`qdq.quantize`) over a file.
 
     With ``params_path`` the parameters JSON is written there and committed
     together with the codes (both written and synced before either is
     renamed). Block-wise (``block_size``) the range of a block lies inside
-    the block, so the source is read once. Returns (QuantizationParams,
-    timings dict).
+    the block, so the source is read once. With ``calibrate`` (a method:
+    ``"mse"``, ``"entropy"``, ``"percentile:99.99"``, ``"minmax"``) the first
+    pass builds a histogram and the second applies the op with the calibrated
+    range, clamped (``range_given``). Returns (QuantizationParams, timings dict).
     """
     bs = check_block_size(block_size, axis)
+    if calibrate is not None:
+        parse_calibration(calibrate)
+        if bs is not None or args.range_given:
+            raise ValueError("calibrate takes the range from the data's histogram: it goes "
+                             "with neither a given range nor block_size")
     source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts, bs)
     timings: dict = {"bytes": source.nbytes}
     params_file = None
@@ -170,7 +218,13 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
                         lo, hi = given
                     else:
                         t0 = time.perf_counter()
-                        lo, hi, _ = range_pass(source, ax, items, opts.progress)
+                        calib = None if calibrate is None else Calibration(calibrate, source, ax)
+                        lo, hi, _ = range_pass(source, ax, items, opts.progress,
+                                               None if calib is None else calib.update)
+                        if calib is not None:
+                            lo, hi = calib.range(args)
+                            args = OpArgs(args.signed, args.num_bits, True, args.round_mode,
+                                          args.narrow)
                         timings["range_seconds"] = time.perf_counter() - t0
                     p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
                     kernel = range_kernel(op, fmt, args, itype, out_dtype, p, codes)
@@ -211,7 +265,8 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
                                  dtype: Any = None, shape: Any = None, order: str = "C",
                                  offset: int = 0,
                                  bfloat16_bits: bool = False,
-                                 block_size: int | None = None) -> QuantizationParams:
+                                 block_size: int | None = None,
+                                 calibrate: str | None = None) -> QuantizationParams:
     """Run a file or array through the op in two passes with bounded memory.
 
     The first pass reduces the range (unless it is given), the second applies
@@ -232,6 +287,12 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
         place once complete and synced (the source path itself works: the file
         is replaced only at the end); or a writable array or memmap of the
         source's shape and result type, which may be ``src`` itself (in place).
+        A new file gets mode ``0666 & ~umask``; a replaced file keeps its mode,
+        and one without write permission is refused (PermissionError). A
+        symbolic link is written through to its target (the link stays); a
+        file with other hard links is replaced by a new file, so the other
+        links keep the old contents. A raw ``src`` run in place (the same
+        path) keeps the bytes before ``offset``.
     input_min, input_max, signed_input, num_bits, range_given, round_mode, narrow_range, axis
         As for :func:`qdq.quantize_and_dequantize`.
     chunk_bytes : int, default 64 MiB
@@ -248,6 +309,12 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
     block_size : int, optional
         Block-wise along ``axis`` (see :func:`qdq.quantize_and_dequantize`):
         a block's range lies inside the block, so the source is read once.
+    calibrate : str, optional
+        A calibrated range instead of min/max: ``"mse"``, ``"entropy"``,
+        ``"percentile"`` (99.99) or ``"percentile:P"``, or ``"minmax"`` (see
+        :func:`qdq.calibrate`). The first pass builds the histogram in the
+        same read as the range; the second applies the op with the calibrated
+        range, clamped, as ``range_given=True`` does.
 
     Returns
     -------
@@ -274,7 +341,7 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
     args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     opts = FileOptions(chunk_bytes, progress, dtype, shape, order, offset, bfloat16_bits)
     return run_op_file(src, dst, input_min, input_max, args, axis, opts,
-                       block_size=block_size)[0]
+                       block_size=block_size, calibrate=calibrate)[0]
 
 
 def default_params_path(path: Any) -> str:

@@ -52,6 +52,8 @@ cdef extern from "csrc/dispatch.h" nogil:
     void qdq_gradient(int fmt, const void *g, const void *x, void *o, size_t n,
                       const void *lo, const void *hi, int lanes)
     size_t qdq_int_size(int itype)
+    int qdq_rows_op(int fmt, const void *x, void *o, size_t rows, size_t len, const void *lo,
+                    const void *hi, double qmin, double qmax, double big, int mode)
     int qdq_set_isa(int level)
     int qdq_get_isa()
     int qdq_isa_available()
@@ -113,6 +115,9 @@ cdef enum:
     # Work is handed to threads in pieces of about this size, dynamically, so
     # that a thread slowed by another process does not hold the others up.
     CHUNK_BYTES = 1 << 20
+    # Rows up to this size go through the group kernel (qdq_rows); longer
+    # ones one by one, where the per-row cost no longer matters.
+    ROWS_GROUP_BYTES = 1 << 13
 
 
 def sync_range(int fd, long long offset, long long nbytes, bint wait):
@@ -810,20 +815,51 @@ cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
     return 1 if f[0] < 0 else 0
 
 
+cdef int _rows_span(int fmt, const char *x, char *o, Py_ssize_t r0, Py_ssize_t r1,
+                    Py_ssize_t length, bint given, const char *lo, const char *hi,
+                    int64_t qmin, int64_t qmax, double qminT, double qmaxT, double big,
+                    int mode, bint grouped) noexcept nogil:
+    """The op on rows [r0, r1): a group kernel call, or row by row (long rows,
+    or a build without the group kernel). Returns 1 when a row's minimum is
+    negative, else 0."""
+    cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt), r
+    cdef int neg = -1
+    cdef const char *glo = NULL
+    cdef const char *ghi = NULL
+    if r1 <= r0:
+        return 0
+    if grouped:
+        if given:
+            glo = lo + r0 * csz
+            ghi = hi + r0 * csz
+        neg = qdq_rows_op(fmt, x + r0 * length * isz, o + r0 * length * isz, r1 - r0,
+                          length, glo, ghi, qminT, qmaxT, big, mode)
+        if neg >= 0:
+            return neg
+    neg = 0
+    for r in range(r0, r1):
+        neg |= _row_op(fmt, x + r * length * isz, o + r * length * isz, length, given,
+                       lo + r * csz if given else NULL, hi + r * csz if given else NULL,
+                       qmin, qmax, mode)
+    return neg
+
+
 def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_t qmin,
              int64_t qmax, int mode, int nthreads=1):
     """The op on each row of a contiguous ``[rows, length]`` block as its own channel.
 
     Block-wise quantization: every row is one block, reduced, given its
     parameters and transformed while it is in cache (one read, one write).
-    ``lo`` and ``hi`` are the given per-row range (compute-type arrays of
-    length ``rows``), or None for each row's own range. Returns whether any
-    row's minimum is negative.
+    Short rows go in groups of one vector's lanes, whose ranges and parameters
+    are computed together, a row in each lane. ``lo`` and ``hi`` are the given
+    per-row range (compute-type arrays of length ``rows``), or None for each
+    row's own range. Returns whether any row's minimum is negative.
     """
     cdef _Buffers b = _Buffers()
-    cdef Py_ssize_t n, isz, csz, r
-    cdef bint given = lo is not None
+    cdef Py_ssize_t n, isz, csz, t, k
+    cdef bint given = lo is not None, grouped
     cdef int negative = 0, nt
+    cdef double qminT, qmaxT, big
     cdef const char *xp
     cdef char *outp
     cdef const char *lop = NULL
@@ -841,18 +877,26 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     if given:
         lop = <const char *>b.get(lo, False, rows * csz, "lo", csz).buf
         hip = <const char *>b.get(hi, False, rows * csz, "hi", csz).buf
+    # the integer bounds and the largest finite value in T, as _params has them
+    if fmt == QDQ_F64:
+        qminT, qmaxT, big = <double>qmin, <double>qmax, DBL_MAX
+    else:
+        qminT = _rnd(<float>qmin, fmt)
+        qmaxT = _rnd(<float>qmax, fmt)
+        big = _tmax(fmt, <float>0)
+    grouped = length * isz <= ROWS_GROUP_BYTES
     nt = _threads(n * isz, 1 << 18, nthreads)
     with nogil:
         if nt <= 1:
-            for r in range(rows):
-                negative |= _row_op(fmt, xp + r * length * isz, outp + r * length * isz,
-                                    length, given, lop + r * csz if given else NULL,
-                                    hip + r * csz if given else NULL, qmin, qmax, mode)
+            negative = _rows_span(fmt, xp, outp, 0, rows, length, given, lop, hip, qmin, qmax,
+                                  qminT, qmaxT, big, mode, grouped)
         else:
-            for r in prange(rows, num_threads=nt, schedule='static'):
-                negative |= _row_op(fmt, xp + r * length * isz, outp + r * length * isz,
-                                    length, given, lop + r * csz if given else NULL,
-                                    hip + r * csz if given else NULL, qmin, qmax, mode)
+            # pieces of about CHUNK_BYTES, whole groups of rows (64-row aligned)
+            k = _chunks(n * isz, nt)
+            for t in prange(k, num_threads=nt, schedule='dynamic'):
+                negative |= _rows_span(fmt, xp, outp, _split(rows, k, t), _split(rows, k, t + 1),
+                                       length, given, lop, hip, qmin, qmax, qminT, qmaxT, big,
+                                       mode, grouped)
     return negative != 0
 
 

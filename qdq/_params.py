@@ -282,9 +282,9 @@ def params_from_dict(d: dict) -> QuantizationParams:
                            "axis", "per_channel") + _FIELDS if k not in d]
     if missing:
         raise ValueError(f"malformed qdq quantization parameters: missing {', '.join(missing)}")
-    fmt = format_named(d["dtype"]) if isinstance(d["dtype"], str) else None
-    if fmt is None:
-        raise _bad("dtype", f"must name a float type, got {d['dtype']!r}")
+    if not (isinstance(d["dtype"], str) and d["dtype"] in _PRECISION):
+        raise _bad("dtype", f"must be one of {', '.join(_PRECISION)}, got {d['dtype']!r}")
+    fmt = format_named(d["dtype"])
     grid = check_grid(d["signed_input"], d["num_bits"], d["narrow_range"])
     rmode = check_round_mode(d["round_mode"])
     per_channel = check_flag("per_channel", d["per_channel"])
@@ -312,8 +312,8 @@ def params_from_dict(d: dict) -> QuantizationParams:
                            ("qmin", "qmax") else "must be one value")
             vals[f] = np.array([_unhex(f, v)], dtype=np.float64)
         else:
-            if not isinstance(v, list) or (not v and bshape is None):
-                raise _bad(f, "must be a non-empty list when per_channel is true")
+            if not isinstance(v, list):
+                raise _bad(f, "must be a list when per_channel is true")
             vals[f] = np.array([_unhex(f, t) for t in v], dtype=np.float64)
     lengths = {vals[f].shape[0] for f in _FIELDS[:4]}
     if bshape is not None and lengths != {math.prod(bshape)}:
@@ -326,6 +326,10 @@ def params_from_dict(d: dict) -> QuantizationParams:
     for k, f in enumerate(_FIELDS[:4]):
         if not np.array_equal(rows[k].astype(np.float64), vals[f], equal_nan=True):
             raise _bad(f, f"holds values that are not {fmt.name} values")
+    if "code_dtype" in d and d["code_dtype"] != code_dtype_for(fmt, grid).name:
+        raise _bad("code_dtype", f"is {d['code_dtype']!r}, but the grid of num_bits, "
+                   f"signed_input and narrow_range in {fmt.name} needs "
+                   f"{code_dtype_for(fmt, grid).name!r}")
     if bshape is not None:
         rows = rows.reshape((4,) + bshape)
         p = params_from_rows(rows, fmt, grid, axis, False, rmode, block_size)

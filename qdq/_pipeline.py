@@ -69,9 +69,14 @@ def _buffer(source: Source, items: int) -> np.ndarray:
                     * source.dtype.itemsize, dtype=np.uint8)
 
 
-def range_pass(source: Source, ax: int | None, items: int,
-               progress: bool) -> tuple[np.ndarray, np.ndarray, float]:
-    """Pass 1: the raw per-tensor or per-channel range of the source; and its rate."""
+def range_pass(source: Source, ax: int | None, items: int, progress: bool,
+               also: Callable[[np.ndarray, Block], None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Pass 1: the raw per-tensor or per-channel range of the source; and its rate.
+
+    ``also(data, block)``, if given, sees every slab in the same read (the
+    calibration histogram is built so).
+    """
     fmt = source.fmt
     assert fmt is not None
     channels = 1 if ax is None else source.shape[ax]
@@ -84,6 +89,8 @@ def range_pass(source: Source, ax: int | None, items: int,
         for b in iter_blocks(source.canon_shape, cax, items):
             data = source.read(b, buf)
             _engine.reduce_block(data, mn[b.channels], mx[b.channels], fmt, b.extents)
+            if also is not None:
+                also(data, b)
             source.release(b, final=False)
             prog.update(b.count * source.dtype.itemsize)
     finally:

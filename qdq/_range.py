@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _engine
 from ._arrays import as_input, kernel_view
-from ._formats import Format, dtype_from_name, dtype_name, format_named, to_public
+from ._formats import Format, dtype_from_name, dtype_name, format_named, format_of, to_public
 from ._op import finish_range
 from ._params import QuantizationParams, params_from_rows
 from ._validate import check_axis, check_flag, check_grid, normalize_axis_arg
@@ -36,9 +36,10 @@ class RangeTracker:
     (each chunk then brings new channels).
 
     :meth:`update` and :meth:`merge` may be called from several threads at
-    once: the reduction runs outside the tracker's lock, only the merge of its
-    result is serialised. Per channel along axis 0 the chunks' order is the
-    order their updates finish, so feed axis-0 trackers from one thread.
+    once: updates of one tracker are serialised by its lock (the reduction
+    itself runs on all of qdq's threads). Per channel along axis 0 the
+    chunks' order is the order their updates finish, so feed axis-0 trackers
+    from one thread.
 
     Parameters
     ----------
@@ -102,14 +103,16 @@ class RangeTracker:
                 self._check(x, fmt)
             ax = self._ax
         xk = kernel_view(x, fmt)
-        part = _engine.reduce_range(xk, fmt, ax) if (ax != 0 or x.shape[0]) else None
-        with self._lock:
-            if part is not None:
-                if ax == 0:
+        if ax == 0:  # new channels: reduce outside the lock, append under it
+            part = _engine.reduce_range(xk, fmt, 0) if x.shape[0] else None
+            with self._lock:
+                if part is not None:
                     self._parts.append(part)
-                else:
-                    self._mn = merge_min(self._mn, part[0]).astype(fmt.compute)
-                    self._mx = merge_max(self._mx, part[1]).astype(fmt.compute)
+                self.rows += x.shape[0]
+                self.count += x.size
+            return self
+        with self._lock:  # merge into the accumulators in place (the kernel's own rule)
+            _engine.reduce_range(xk, fmt, ax, self._mn, self._mx)
             self.rows += x.shape[0]
             self.count += x.size
         return self
@@ -254,6 +257,8 @@ class RangeTracker:
         try:
             fmt = format_named(state["format"])
             dtype = dtype_from_name(state["dtype"])
+            if format_of(dtype, t.bfloat16_bits) is not fmt:
+                raise ValueError(f"format {fmt.name} does not match dtype {dtype}")
             rest = tuple(state["rest"])
             ax = state["ax"]
             mn = np.array([float.fromhex(v) for v in state["min"]], dtype=np.float64)
@@ -273,6 +278,16 @@ class RangeTracker:
         t._fmt, t._dtype, t._rest, t._ax = fmt, dtype, rest, ax
         t._mn, t._mx = mn.astype(fmt.compute), mx.astype(fmt.compute)
         return t
+
+    def __getstate__(self) -> dict:
+        # (pickle and copy: everything but the lock)
+        with self._lock:
+            self._join()
+            return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         if self._fmt is None:

@@ -16,33 +16,43 @@ __all__ = ["get_num_threads", "set_num_threads", "num_threads", "openmp_enabled"
 MAX_THREADS = 1 << 12
 
 
-def _default_threads() -> int:
-    if not _kernels.OPENMP:
-        return 1
+def _check_environment() -> bool:
+    """Warn once about an OMP_NUM_THREADS larger than qdq uses; whether it is clamped."""
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            n = 0
-        if n > MAX_THREADS:
-            warnings.warn(f"OMP_NUM_THREADS={env} is more than qdq uses; using {MAX_THREADS}",
-                          RuntimeWarning, stacklevel=2)
-            return MAX_THREADS
-        if n >= 1:
-            return n
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        n = int(env) if env else 0
+    except ValueError:
+        return False
+    if n > MAX_THREADS and _kernels.OPENMP:
+        warnings.warn(f"OMP_NUM_THREADS={env} is more than qdq uses; using {MAX_THREADS}",
+                      RuntimeWarning, stacklevel=2)
+        return True
+    return False
 
 
-_threads = _default_threads()
+# A huge OMP_NUM_THREADS overflows or is ignored by OpenMP runtimes: qdq uses
+# MAX_THREADS as long as the runtime's count is the one it started with.
+_clamped_env = _check_environment()
+_runtime_start = _kernels.openmp_max_threads()
+# None: follow the OpenMP runtime (OMP_NUM_THREADS, threadpoolctl); else set_num_threads's.
+_explicit: int | None = None
 
 
 def current() -> int:
-    """The thread count the kernels use now (what :func:`get_num_threads` returns)."""
-    return _threads
+    """The thread count the kernels use now (what :func:`get_num_threads` returns).
+
+    Read at every call: set by :func:`set_num_threads`, or else the OpenMP
+    runtime's ``omp_get_max_threads()``, so ``OMP_NUM_THREADS`` and
+    ``threadpoolctl.threadpool_limits`` apply.
+    """
+    if _explicit is not None:
+        return _explicit
+    if not _kernels.OPENMP:
+        return 1
+    n = _kernels.openmp_max_threads()
+    if _clamped_env and n == _runtime_start:
+        return MAX_THREADS
+    return min(max(1, n), MAX_THREADS)
 
 
 def openmp_enabled() -> bool:
@@ -53,12 +63,20 @@ def openmp_enabled() -> bool:
 def get_num_threads() -> int:
     """The number of threads qdq's kernels use for large inputs.
 
-    The default is ``OMP_NUM_THREADS`` when set, otherwise the number of CPUs
-    this process may run on; always 1 when qdq was built without OpenMP.
-    Inputs below a few hundred KiB are processed on one thread whatever this
-    says. Results are bit-identical for every thread count.
+    Unless :func:`set_num_threads` chose a count, this is the OpenMP
+    runtime's, read at each call: ``OMP_NUM_THREADS`` when set, otherwise the
+    number of CPUs this process may run on, and limits set with
+    ``threadpoolctl.threadpool_limits`` apply. Always 1 when qdq was built
+    without OpenMP. Inputs below a few hundred KiB are processed on one thread
+    whatever this says. Results are bit-identical for every thread count.
+
+    Examples
+    --------
+    >>> import qdq
+    >>> qdq.get_num_threads() >= 1
+    True
     """
-    return _threads
+    return current()
 
 
 def set_num_threads(n: int | None) -> int:
@@ -67,18 +85,32 @@ def set_num_threads(n: int | None) -> int:
     Parameters
     ----------
     n : int or None
-        A positive thread count, or None for the default (see
-        :func:`get_num_threads`). Without OpenMP the count stays 1.
+        A positive thread count (at most 4096), or None to follow the OpenMP
+        runtime again (see :func:`get_num_threads`). Without OpenMP the count
+        stays 1.
+
+    Returns
+    -------
+    int
+        The count in force before the call.
+
+    Examples
+    --------
+    >>> import qdq
+    >>> previous = qdq.set_num_threads(1)
+    >>> qdq.get_num_threads()
+    1
+    >>> _ = qdq.set_num_threads(None)
     """
-    global _threads
-    previous = _threads
+    global _explicit
+    previous = current()
     if n is None:
-        _threads = _default_threads()
+        _explicit = None
     else:
         n = check_positive_int("the number of threads", n)
         if n > MAX_THREADS:
             raise ValueError(f"the number of threads must be at most {MAX_THREADS}, got {n}")
-        _threads = n if _kernels.OPENMP else 1
+        _explicit = n if _kernels.OPENMP else 1
     return previous
 
 
@@ -93,8 +125,10 @@ def num_threads(n: int | None):
     ...     qdq.get_num_threads()
     1
     """
-    previous = set_num_threads(n)
+    global _explicit
+    saved = _explicit
+    set_num_threads(n)
     try:
         yield
     finally:
-        set_num_threads(previous)
+        _explicit = saved

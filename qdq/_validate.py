@@ -17,7 +17,7 @@ from . import _kernels
 from ._formats import Format, is_bfloat16_dtype, round_scalar, round_to
 
 __all__ = ["ROUND_MODES", "Grid", "OpArgs", "check_axis", "check_code_dtype", "check_flag",
-           "check_grid", "code_type_index",
+           "check_grid", "check_int", "code_type_index",
            "check_num_bits", "check_positive_int", "check_real", "check_round_mode",
            "given_range", "integer_grid", "normalize_axis_arg"]
 
@@ -34,17 +34,22 @@ def check_flag(name: str, value: Any) -> bool:
     raise TypeError(f"{name} must be a bool, got {value!r}")
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """A count given by the user: an int of at least 1 (TypeError, ValueError otherwise)."""
+def check_int(name: str, value: Any, smallest: int) -> int:
+    """An int given by the user, at least ``smallest`` (TypeError, ValueError otherwise)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     try:
         n = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if n < 1:
-        raise ValueError(f"{name} must be at least 1, got {n}")
+    if n < smallest:
+        raise ValueError(f"{name} must be at least {smallest}, got {n}")
     return n
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """A count given by the user: an int of at least 1 (TypeError, ValueError otherwise)."""
+    return check_int(name, value, 1)
 
 
 def check_num_bits(num_bits: Any, signed: bool) -> int:

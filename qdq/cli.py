@@ -29,6 +29,7 @@ from ._files import (
     quantize_file,
     run_op_file,
 )
+from ._io.atomic import remove_stale_temporaries
 from ._op import quantize_and_dequantize
 from ._progress import Progress
 from ._validate import OpArgs
@@ -119,6 +120,9 @@ def _op_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--round-mode", default="HALF_TO_EVEN", choices=["HALF_TO_EVEN", "HALF_UP"])
     g.add_argument("--narrow-range", action="store_true", help="signed grid without its minimum")
     g.add_argument("--axis", type=int, default=None, help="per channel along this axis")
+    g.add_argument("--calibrate", default=None, metavar="METHOD",
+                   help="a calibrated range instead of min/max: mse, entropy, minmax, "
+                        "percentile or percentile:P (e.g. percentile:99.99); clamped")
     g.add_argument("--block-size", type=int, default=None, metavar="B",
                    help="block-wise: one range per block of B elements along --axis "
                         "(e.g. --axis -1 --block-size 128 for int4 group-wise); one pass")
@@ -180,12 +184,20 @@ def describe_params(params, out=None) -> None:
           f"{float(np.max(params.max_range))!r}", file=out)
 
 
+def _remove_stale(*paths) -> None:
+    """Remove temporaries an interrupted qdq left beside these destinations; say so."""
+    for path in paths:
+        for tmp in remove_stale_temporaries(path):
+            print(f"removed {tmp} (a temporary file left by an interrupted qdq)")
+
+
 def cmd_run(ns) -> int:
     if is_checkpoint(ns.src):
         return cmd_run_checkpoint(ns)
     lo, hi = (ns.range if ns.range is not None else (None, None))
+    _remove_stale(ns.dst)
     params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
-                            block_size=ns.block_size)
+                            block_size=ns.block_size, calibrate=ns.calibrate)
     describe_params(params)
     total = t.get("range_seconds", 0.0) + t["write_seconds"]
     passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
@@ -200,34 +212,45 @@ def cmd_info(ns) -> int:
         return cmd_info_checkpoint(ns)
     lo, hi = (ns.range if ns.range is not None else (None, None))
     st = analyze_file(ns.src, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
-                      block_size=ns.block_size)
+                      block_size=ns.block_size, calibrate=ns.calibrate)
     mn, mx = st["range"]
     print(f"{ns.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
           + (f", {st['nan']:,} NaN" if st["nan"] else ""))
-    if ns.range is None and "blocks" in st:
-        print(f"data range per block: min from {float(np.nanmin(mn)) if mn.size else 0.0!r}, "
-              f"max up to {float(np.nanmax(mx)) if mx.size else 0.0!r} (NaN ignored)")
-    elif ns.range is None:
-        if mn.size == 1:
-            print(f"data range [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
+    if ns.range is None:
+        unit = "block" if "blocks" in st else "channel"
+        if ns.axis is None:
+            label = (f"calibrated range ({st['calibrate']})" if "minmax" in st
+                     else "data range")
+            print(f"{label} [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
+        elif mn.size == 0 or np.isnan(mn).all():
+            print(f"data range per {unit}: {mn.size} {unit}s, none holding a non-NaN value")
         else:
-            print(f"data range per channel: min from {float(np.nanmin(mn))!r}, max up to "
+            print(f"data range per {unit}: min from {float(np.nanmin(mn))!r}, max up to "
                   f"{float(np.nanmax(mx))!r} (NaN ignored)")
     describe_params(st["params"])
-    print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {st['sqnr_db']:.2f} dB, clipped "
+    sqnr = ("n/a (no finite outputs)" if math.isnan(st["sqnr_db"])
+            else f"{st['sqnr_db']:.2f} dB")
+    print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {sqnr}, clipped "
           f"{st['clipped']:,}" + (f", non-finite outputs {st['nonfinite_out']:,}"
                                   if st["nonfinite_out"] else ""))
+    if "minmax" in st:
+        m = st["minmax"]
+        msq = "n/a" if math.isnan(m["sqnr_db"]) else f"{m['sqnr_db']:.2f} dB"
+        print(f"calibrated ({st['calibrate']}) against min/max: SQNR {sqnr} against {msq}, "
+              f"max abs error {st['max_abs_error']:.6g} against {m['max_abs_error']:.6g}")
     if "blocks" in st:
         b = st["blocks"]
+        low = ("n/a" if math.isnan(b["min_sqnr_db"]) else f"{b['min_sqnr_db']:.2f} dB")
+        mean = ("n/a" if math.isnan(b["mean_sqnr_db"]) else f"{b['mean_sqnr_db']:.2f} dB")
         print(f"per block ({b['count']:,} blocks): worst max abs error "
-              f"{b['worst_max_abs_error']:.6g}, lowest SQNR {b['min_sqnr_db']:.2f} dB, mean "
-              f"SQNR {b['mean_sqnr_db']:.2f} dB")
+              f"{b['worst_max_abs_error']:.6g}, lowest SQNR {low}, mean SQNR {mean}")
     return 0
 
 
 def cmd_quantize(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
     params_path = ns.params or default_params_path(ns.dst)
+    _remove_stale(ns.dst, params_path)
     params = quantize_file(ns.src, ns.dst, lo, hi, not ns.unsigned, ns.num_bits,
                            ns.range is not None,
                            ns.round_mode, ns.narrow_range, ns.axis, params_path=params_path,
@@ -241,6 +264,7 @@ def cmd_quantize(ns) -> int:
 
 
 def cmd_dequantize(ns) -> int:
+    _remove_stale(ns.dst)
     params = dequantize_file(ns.src, ns.dst, ns.params, chunk_bytes=ns.chunk_bytes,
                              progress=_show_progress(ns), bfloat16_bits=ns.bfloat16_bits)
     describe_params(params)

@@ -36,6 +36,8 @@ from ._ckpt_plan import plan_checkpoint
 from ._codes import check_codes
 from ._files import DEFAULT_CHUNK_BYTES
 from ._formats import Format, format_of, is_bfloat16_dtype, to_public
+from ._histogram import HistogramTracker
+from ._histogram_ranges import check_method
 from ._op import finish_range
 from ._op import quantize_and_dequantize as quantize_and_dequantize_np
 from ._params import code_dtype_for, params_from_rows
@@ -50,7 +52,7 @@ from ._validate import (
     given_range,
 )
 
-__all__ = ["compute_range", "quantize_and_dequantize", "quantize",
+__all__ = ["calibrate", "compute_range", "quantize_and_dequantize", "quantize",
            "quantize_and_dequantize_checkpoint"]
 
 
@@ -402,3 +404,54 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
     results = dask.compute(*tasks)
     finish_checkpoint(plan)
     return report_of(plan, {s.dst: r for s, r in zip(todo, results, strict=True)}, t0)
+
+
+# ---------------------------------------------------------------------------
+# Calibration: exact histograms per block, merged
+# ---------------------------------------------------------------------------
+
+def _block_histogram(block, axis, bins, bits):
+    return HistogramTracker(axis, bins=bins, bfloat16_bits=bits).update(block).state_dict()
+
+
+def _merged_range(states, method, range_kw):
+    tracker = HistogramTracker.from_state(states[0])
+    for state in states[1:]:
+        tracker.merge(HistogramTracker.from_state(state))
+    return tracker.range(method, **range_kw)
+
+
+def calibrate(x, method="mse", axis=None, *, bins=2048, bfloat16_bits=False, **kw):
+    """A calibrated range of a Dask array, lazily: :func:`qdq.calibrate` over its blocks.
+
+    Each block builds an exact power-of-two histogram and the histograms are
+    merged (the merge is exact, so the result equals :func:`qdq.calibrate` on
+    the whole array bit for bit, whatever the chunking). Per channel, blocks
+    are first made slabs along axis 0 that hold whole channels (rechunked
+    along the other axes when needed).
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Computing to ``(input_min, input_max)``, as :func:`qdq.calibrate` gives.
+
+    Examples
+    --------
+    >>> import dask, dask.array as da, numpy as np, qdq, qdq.dask
+    >>> x = np.random.default_rng(0).standard_t(3, 10_000).astype(np.float32)
+    >>> lazy = qdq.dask.calibrate(da.from_array(x, chunks=999), "percentile", num_bits=4)
+    >>> dask.compute(lazy)[0] == qdq.calibrate(x, "percentile", num_bits=4)
+    True
+    """
+    bits = check_flag("bfloat16_bits", bfloat16_bits)
+    _format(x, bits)
+    check_method(method, kw.get("percentile", 99.99))
+    ax = check_axis(axis, x.ndim)
+    if ax is not None:  # blocks become slabs along axis 0 holding whole channels
+        x = x.rechunk({d: -1 for d in range(1, x.ndim)})
+    else:  # per tensor the histogram is of a multiset: any block, flattened
+        x = x.reshape(-1)
+    blocks = list(x.to_delayed().ravel())
+    block_axis = None if ax is None else ax
+    states = [dask.delayed(_block_histogram)(b, block_axis, bins, bits) for b in blocks]
+    return dask.delayed(_merged_range)(states, method, kw)

@@ -55,7 +55,7 @@ def run_python(args, cwd, **kwargs):
 
     The child starts in ``cwd`` (never the repository root, whose qdq/ has no
     compiled kernels unless built in place) with PYTHONPATH pointing at the qdq
-    this process imported.
+    this process imported (``env`` replaces the rest of the environment).
     """
     import os
     import subprocess
@@ -63,7 +63,8 @@ def run_python(args, cwd, **kwargs):
 
     import qdq
 
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
+    env = dict(kwargs.pop("env", os.environ),
+               PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, **kwargs)
 
@@ -80,3 +81,86 @@ def assert_equal_but_zero_signs(actual, expected, codes, bfloat16_bits: bool = F
     differ = (bits(actual) != bits(expected)) & ~(np.isnan(va) & np.isnan(ve))
     assert (va[differ] == 0).all() and (ve[differ] == 0).all(), "non-zero values differ"
     assert (np.asarray(codes)[differ] == 0).all(), "zeros differ away from code 0"
+
+
+def sample_data(shape, name, seed=0):
+    """Random values of a format (bfloat16 skips without ml_dtypes), 1 in 40 NaN."""
+    if name == "bfloat16":
+        import pytest
+
+        pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(shape) * 4
+    v.ravel()[rng.integers(0, v.size, max(1, v.size // 40))] = np.nan
+    return v.astype(make_dtype(name))
+
+
+def op_quiet(x, *args, **kw):
+    """qdq.quantize_and_dequantize with its RuntimeWarnings silenced."""
+    import warnings
+
+    import qdq
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return qdq.quantize_and_dequantize(x, *args, **kw)
+
+
+def load_like(path, like):
+    """np.load, viewed as ``like``'s dtype (bfloat16 is saved as 2-byte void)."""
+    y = np.load(path)
+    return y.view(like.dtype) if y.dtype != like.dtype else y
+
+
+def temporaries(directory):
+    """The qdq temporary files in a directory."""
+    import os
+
+    return [p for p in os.listdir(directory) if p.endswith(".qdq-tmp")]
+
+
+def dead_pid():
+    """The id of a process that has ended (for stale temporary files)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+#: A child that reports the peak anonymous memory (RssAnon) of one qdq call:
+#: ``python -c RSS_CHILD KIND SRC DST CHUNK_BYTES [AXIS]`` prints {"base", "peak"} as JSON.
+RSS_CHILD = '''
+import json, sys, threading, time
+import numpy as np, qdq
+from qdq import cli
+
+def rss_anon():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+
+peak = [0]
+done = threading.Event()
+
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss_anon())
+        time.sleep(0.001)
+
+kind, src, dst, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+axis = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != "None" else None
+base = rss_anon()
+threading.Thread(target=sample, daemon=True).start()
+if kind == "run":
+    qdq.quantize_and_dequantize_file(src, dst, chunk_bytes=chunk, axis=axis)
+elif kind == "dequantize":
+    qdq.dequantize_file(src, dst, chunk_bytes=chunk)
+elif kind == "info":
+    cli.main(["info", src, "-q", "--chunk-mb", repr(chunk / 2**20)])
+done.set()
+sys.stdout.flush()
+print(json.dumps({"base": base, "peak": max(peak[0], rss_anon())}))
+'''

@@ -1,8 +1,10 @@
 """The qdq command line: run, info, demo, and one-line errors."""
 
+import json
 import os
 import shutil
 import subprocess
+import textwrap
 import warnings
 
 import numpy as np
@@ -114,3 +116,199 @@ def test_console_script_installed():
         pytest.skip("the qdq console script is not on PATH (package not installed)")
     r = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "demo" in r.stdout
+
+
+CLI_BATCH = textwrap.dedent("""
+    import contextlib, io, json, sys
+    from qdq import cli
+    results = []
+    for argv in json.loads(sys.argv[1]):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(argv)
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code
+        results.append([code, out.getvalue(), err.getvalue()])
+    print(json.dumps(results))
+""")
+
+
+def _cli(cwd, *calls):
+    """Run CLI commands in one child process: [(exit status, stdout, stderr)] per call."""
+    r = run_python(["-c", CLI_BATCH, json.dumps([[str(a) for a in c] for c in calls])],
+                   cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return [tuple(x) for x in json.loads(r.stdout.strip().splitlines()[-1])]
+
+
+def _main(cwd, *args):
+    """One CLI command in a child process: (exit status, stdout, stderr)."""
+    return _cli(cwd, args)[0]
+
+
+def _one_line_error(code, err, *words):
+    assert code == 2, err
+    assert err.startswith("qdq") and err.count("\n") == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, err
+
+
+@pytest.mark.parametrize("name", ["w.bin", "w.npy"])
+def test_run_raw_in_place_keeps_the_header(tmp_path, name):
+    x = np.linspace(-3, 5, 8, dtype=np.float32)
+    path = tmp_path / name
+    path.write_bytes(bytes(range(16)) + x.tobytes())
+    r = run_qdq("run", path, path, "-q", "--dtype", "float32", "--shape", "8", "--offset", "16")
+    assert r.returncode == 0, r.stderr
+    data = path.read_bytes()
+    assert len(data) == 48 and data[:16] == bytes(range(16))
+    assert_bits_equal(np.frombuffer(data[16:], np.float32), _op(x))
+
+
+def test_stale_temporaries_of_the_destination_are_removed(tensor):
+    from _util import dead_pid
+
+    x, d = tensor
+    pid = dead_pid()
+    stale = [d / f".y.npy.{pid}.a1b2c3.qdq-tmp", d / f".c.npy.{pid}.d4e5f6.qdq-tmp",
+             d / f".c.params.json.{pid}.g7h8i9.qdq-tmp", d / f".z.npy.{pid}.j0k1l2.qdq-tmp"]
+    running = d / f".y.npy.{os.getpid()}.m3n4o5.qdq-tmp"  # this process: still running
+    for p in stale + [running]:
+        p.write_bytes(b"partial")
+    results = _cli(d, ["run", d / "x.npy", d / "y.npy", "-q"],
+                   ["quantize", d / "x.npy", d / "c.npy", "-q"],
+                   ["dequantize", d / "c.npy", d / "z.npy", "-q"])
+    for (code, out, err), removed in zip(results, (stale[:1], stale[1:3], stale[3:]),
+                                         strict=True):
+        assert code == 0, err
+        for p in removed:
+            assert f"removed {p}" in out
+    assert running.exists()
+    assert sorted(os.listdir(d)) == sorted(["x.npy", "y.npy", "c.npy", "c.params.json", "z.npy",
+                                            running.name])
+
+
+SIGNAL_CLI = textwrap.dedent("""
+    import os, signal, sys
+    from qdq import _engine, cli
+    real = _engine.run_block
+    n = [0]
+    def slow(*a, **k):
+        n[0] += 1
+        if n[0] == 3:
+            os.kill(os.getpid(), getattr(signal, sys.argv[3]))
+        return real(*a, **k)
+    _engine.run_block = slow
+    sys.exit(cli.main(["run", sys.argv[1], sys.argv[2], "-q", "--chunk-mb", "0.004"]))
+""")
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"])
+def test_termination_signals_during_run_leave_nothing(tmp_path, sig):
+    import signal
+
+    x = np.random.default_rng(1).standard_normal((400, 100)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    before = (tmp_path / "x.npy").read_bytes()
+    r = run_python(["-c", SIGNAL_CLI, tmp_path / "x.npy", tmp_path / "y.npy", sig],
+                   cwd=tmp_path)
+    assert r.returncode == 128 + getattr(signal, sig), r.stderr
+    assert (tmp_path / "x.npy").read_bytes() == before
+    assert os.listdir(tmp_path) == ["x.npy"]
+
+
+def _bad_params():
+    from test_params import BAD_FIELDS
+
+    return [(f, v, w) for f, v, _, w in BAD_FIELDS]
+
+
+@pytest.fixture(scope="module")
+def codes_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("codes")
+    np.save(d / "x.npy", np.linspace(-1, 1, 60, dtype=np.float32).reshape(6, 10))
+    assert _main(d, "quantize", d / "x.npy", d / "c.npy", "-q")[0] == 0
+    return d
+
+
+@pytest.mark.parametrize("field, value, word", _bad_params(),
+                         ids=[f"{f}={v!r}"[:30] for f, v, _ in _bad_params()])
+def test_dequantize_with_hand_edited_params_is_one_line(codes_dir, tmp_path, field, value,
+                                                        word):
+    params = json.loads((codes_dir / "c.params.json").read_text())
+    params[field] = value
+    (tmp_path / "p.json").write_text(json.dumps(params))
+    code, _, err = _main(tmp_path, "dequantize", codes_dir / "c.npy", tmp_path / "y.npy",
+                         "--params", tmp_path / "p.json", "-q")
+    _one_line_error(code, err, word)
+    assert os.listdir(tmp_path) == ["p.json"]
+
+
+def test_dequantize_with_a_broken_params_file_is_one_line(codes_dir, tmp_path):
+    texts = ["", "[]", "{", "not json", '{"qdq_params": 1}', "\xff\xfe"]
+    for k, text in enumerate(texts):
+        (tmp_path / f"p{k}.json").write_text(text)
+    results = _cli(tmp_path, *[["dequantize", codes_dir / "c.npy", tmp_path / "y.npy", "-q",
+                                "--params", tmp_path / f"p{k}.json"] for k in range(len(texts))])
+    for code, _, err in results:
+        _one_line_error(code, err)
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_bad_chunk_sizes_are_usage_errors(tensor):
+    x, d = tensor
+    values = ["0", "-5", "1e-9", "inf", "nan", "-inf", "lots"]
+    calls = [cmd + [f"--chunk-mb={v}"] for v in values
+             for cmd in (["run", d / "x.npy", d / "y.npy"], ["info", d / "x.npy"],
+                         ["dequantize", d / "c.npy", d / "y.npy"])]
+    for (code, _, err), call in zip(_cli(d, *calls), calls, strict=True):
+        assert code == 2 and "--chunk-mb" in err and "Traceback" not in err, (call, err)
+    assert os.listdir(d) == ["x.npy"]
+
+
+def test_negative_range_bounds(tensor):
+    x, d = tensor
+    bounds = [("-1e3", "1e3"), ("-inf", "0"), ("-1", "-0.5"), ("-.5", "2")]
+    calls = []
+    for k, (lo, hi) in enumerate(bounds):
+        calls += [["run", d / "x.npy", d / f"y{k}.npy", "-q", "--range", lo, hi],
+                  ["info", d / "x.npy", "-q", "--range", lo, hi, "--axis", "1"]]
+    results = _cli(d, *calls)
+    for k, (lo, hi) in enumerate(bounds):
+        (code, _, err), (code2, out2, err2) = results[2 * k:2 * k + 2]
+        assert code == 0 and code2 == 0 and "clipped" in out2, err + err2
+        assert_bits_equal(np.load(d / f"y{k}.npy"), _op(x, float(lo), float(hi),
+                                                         range_given=True))
+
+
+def test_empty_tensor_along_its_empty_axis(tmp_path):
+    e = tmp_path / "e.npy"
+    np.save(e, np.zeros((0, 4), np.float32))
+    results = _cli(tmp_path, ["run", e, tmp_path / "y.npy", "-q", "--axis", "0"],
+                   ["info", e, "-q", "--axis", "0"],
+                   ["quantize", e, tmp_path / "c.npy", "-q", "--axis", "0"],
+                   ["dequantize", tmp_path / "c.npy", tmp_path / "d.npy", "-q"])
+    for code, _, err in results:
+        assert code == 0 and err == "", err
+    assert "0 channels along axis 0" in results[1][1]
+    assert np.load(tmp_path / "y.npy").shape == (0, 4)
+    assert np.load(tmp_path / "d.npy").shape == (0, 4)
+
+
+def test_info_of_an_all_nan_file(tmp_path):
+    np.save(tmp_path / "n.npy", np.full((3, 4), np.nan, np.float32))
+    results = _cli(tmp_path, ["info", tmp_path / "n.npy", "-q"],
+                   ["info", tmp_path / "n.npy", "-q", "--axis", "1"])
+    for code, out, err in results:
+        assert code == 0, err
+        assert "SQNR n/a (no finite outputs)" in out and "inf dB" not in out
+        assert "12 NaN" in out and "[inf, -inf] (NaN ignored)" not in out
+    assert "data range [nan, nan]" in results[0][1]
+
+
+def test_offset_with_a_npy_source_is_an_error(tensor):
+    x, d = tensor
+    code, _, err = _main(d, "run", d / "x.npy", d / "y.npy", "-q", "--offset", "16")
+    _one_line_error(code, err, "offset=16 applies to raw binary files")
+    assert not (d / "y.npy").exists()

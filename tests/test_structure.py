@@ -7,6 +7,7 @@
 """
 
 import ast
+import importlib.machinery
 import os
 
 import pytest
@@ -32,7 +33,9 @@ def _modules():
 
 
 MODULES = _modules()
-COMPILED = {"qdq." + f.split(".")[0] for f in os.listdir(PACKAGE) if f.endswith(".pyx")}
+# compiled modules: their sources (a checkout) or their built files (an installed wheel)
+COMPILED = {"qdq." + f.split(".")[0] for f in os.listdir(PACKAGE)
+            if f.endswith((".pyx", *importlib.machinery.EXTENSION_SUFFIXES))}
 
 
 def _resolve(module, node):
@@ -139,3 +142,17 @@ def test_module_size(module):
     with open(MODULES[module]) as f:
         n = sum(1 for _ in f)
     assert n <= MAX_LINES, f"{module} has {n} lines"
+
+
+def test_every_subpackage_is_packaged():
+    """``pip install .`` (not editable) ships every package directory (qdq._io included)."""
+    tomllib = pytest.importorskip("tomllib")
+    root = os.path.dirname(PACKAGE)
+    pyproject = os.path.join(root, "pyproject.toml")
+    if not os.path.exists(pyproject):
+        pytest.skip("not a source checkout")
+    with open(pyproject, "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = {os.path.relpath(d, root).replace(os.sep, ".") for d, _, files in os.walk(PACKAGE)
+             if "__init__.py" in files}
+    assert found <= listed, f"pyproject.toml's packages lack {sorted(found - listed)}"

@@ -15,7 +15,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["NpyHeader", "is_npy", "read_header", "write_header"]
+__all__ = ["NpyHeader", "read_header", "write_header"]
 
 MAGIC = b"\x93NUMPY"
 _LEN_FORMAT = {1: "<H", 2: "<I", 3: "<I"}
@@ -28,12 +28,6 @@ class NpyHeader(NamedTuple):
     fortran: bool
     dtype: np.dtype
     data_offset: int
-
-
-def is_npy(path: Any) -> bool:
-    """Whether the file starts with the .npy magic string."""
-    with open(path, "rb") as f:
-        return f.read(len(MAGIC)) == MAGIC
 
 
 def _read_exact(f: IO[bytes], n: int, path: Any, what: str) -> bytes:

@@ -203,14 +203,19 @@ def open_sink(dst: Any, source: Source, dtype: np.dtype,
     """The destination: a .npy (or the source's raw) path, or an array of ``dtype``."""
     if isinstance(dst, (str, os.PathLike)):
         path = os.fspath(dst)
-        in_place = isinstance(source, FileSource) and _same_file(path, source.path)
-        as_npy = path.endswith(".npy") or (in_place and isinstance(source, FileSource)
-                                           and source.offset > 0 and npy.is_npy(source.path))
-        if not as_npy and not in_place:
-            raise ValueError(f"dst {path!r} must be a .npy path (or the source path itself)")
         prefix = b""
-        if in_place and not as_npy and isinstance(source, FileSource) and source.offset:
-            with open(source.path, "rb") as f:
-                prefix = f.read(source.offset)
+        if isinstance(source, FileSource) and _same_file(path, source.path):
+            # In place: a .npy gets a new header, a raw file keeps its bytes before the
+            # tensor (a raw source has no bytes after it) and its byte order.
+            as_npy = not source.raw
+            if source.raw and source.offset:
+                with open(source.path, "rb") as f:
+                    prefix = f.read(source.offset)
+                if len(prefix) != source.offset:
+                    raise ValueError(f"{source.path} changed while being read")
+        elif path.endswith(".npy"):
+            as_npy = True
+        else:
+            raise ValueError(f"dst {path!r} must be a .npy path (or the source path itself)")
         return FileSink(path, source, dtype, as_npy, prefix)
     return ArraySink(dst, source, dtype, result_fmt or source.fmt)

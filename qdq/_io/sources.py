@@ -17,7 +17,7 @@ import numpy as np
 
 from .._arrays import Block, as_input, kernel_view, result_dtype
 from .._formats import BFLOAT16, Format, format_of
-from .._validate import check_flag, code_type_index
+from .._validate import check_flag, check_int, code_type_index
 from . import npy
 from .pagecache import drop_pages, memory_available
 
@@ -76,8 +76,9 @@ class FileSource(_Layout):
     """A tensor stored in a file at a byte offset, read with positional reads."""
 
     def __init__(self, path: Any, shape: tuple, fortran: bool, dtype: np.dtype, offset: int,
-                 fmt: Format | None):
+                 fmt: Format | None, raw: bool = False):
         self.path = os.fspath(path)
+        self.raw = raw  # a raw file: in place, the bytes around the tensor are kept
         self.shape, self.transposed, self.dtype, self.offset, self.fmt = (
             tuple(shape), fortran and len(shape) > 1, dtype, offset, fmt)
         self.stored = _storage_dtype(fmt, dtype)
@@ -188,18 +189,6 @@ def _raw_shape(shape: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _offset(offset: Any) -> int:
-    if isinstance(offset, (bool, np.bool_)):
-        raise TypeError(f"offset must be an int, got {offset!r}")
-    try:
-        off = operator.index(offset)
-    except TypeError:
-        raise TypeError(f"offset must be an int, got {type(offset).__name__}") from None
-    if off < 0:
-        raise ValueError(f"offset must not be negative, got {off}")
-    return off
-
-
 def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C",
                 offset: Any = 0, bfloat16_bits: Any = False, codes: bool = False) -> Source:
     """A source for the file API: a .npy path, a raw path (dtype and shape), or an array.
@@ -209,7 +198,7 @@ def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C"
     bits = check_flag("bfloat16_bits", bfloat16_bits)
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
-        off = _offset(offset)
+        off = check_int("offset", offset, 0)
         if dtype is not None or shape is not None:
             if dtype is None or shape is None:
                 raise ValueError("a raw binary file needs both dtype= and shape=")
@@ -220,7 +209,8 @@ def open_source(src: Any, dtype: Any = None, shape: Any = None, order: str = "C"
                 dt, bits = np.dtype(np.uint16), True
             else:
                 dt = np.dtype(dtype)
-            raw = FileSource(path, dims, order == "F", dt, off, file_format(dt, bits, path)).open()
+            raw = FileSource(path, dims, order == "F", dt, off, file_format(dt, bits, path),
+                             raw=True).open()
             if raw.size != off + raw.nbytes:
                 raw.close()
                 raise ValueError(f"{path} has {raw.size - off} bytes of data after offset {off}, "

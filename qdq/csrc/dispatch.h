@@ -1,6 +1,7 @@
 /*
  * The entry points of qdq's element kernels (qdq_minmax, qdq_apply,
- * qdq_quantize, ...), which choose an instruction-set copy at run time.
+ * qdq_rows_op, qdq_quantize, ...), which choose an instruction-set copy at
+ * run time.
  * Included once, by _kernels.pyx. It includes scalar.h, then isa_copy.h once
  * per instruction set: the baseline copy, and on x86-64 the AVX2 copy.
  *
@@ -41,6 +42,15 @@
 #endif
 #ifndef QDQ_HAVE_VEC
 #  define QDQ_HAVE_VEC 0
+#endif
+
+/* Two-vector shuffles with constant lane indices (Clang; GCC 12 has both forms). */
+#if QDQ_HAVE_VEC
+#  if __has_builtin(__builtin_shufflevector)
+#    define QDQ_SHUF2(M, a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#  else
+#    define QDQ_SHUF2(M, a, b, ...) __builtin_shuffle((a), (b), (M){__VA_ARGS__})
+#  endif
 #endif
 
 #if QDQ_HAVE_VEC && defined(__x86_64__) && !defined(QDQ_NO_AVX2)
@@ -166,6 +176,34 @@ static void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n,
          (const float *)lo, (const float *)hi, mode),
         ((const double *)x, (double *)o, n, (const double *)s, (const double *)inv,
          (const double *)lo, (const double *)hi, mode))
+}
+
+/* The op on each row of a [rows, len] block as its own channel, with its own
+ * range (lo == NULL) or the range lo[r], hi[r] (compute type); qmin, qmax the
+ * integer bounds and big the largest finite value, all values of T. Returns
+ * 1 when a row's minimum is negative, 0 if not, and -1 when this build has no
+ * such kernel (no vector extensions): the caller then goes row by row. */
+static int qdq_rows_op(int fmt, const void *x, void *o, size_t rows, size_t len,
+                       const void *lo, const void *hi, double qmin, double qmax, double big,
+                       int mode)
+{
+#if QDQ_HAVE_VEC
+    int neg = 0;
+    QDQ_DISPATCH_FMT(qdq_rows,
+        ((const uint16_t *)x, (uint16_t *)o, rows, len, (const float *)lo, (const float *)hi,
+         (float)qmin, (float)qmax, (float)big, mode, &neg),
+        ((const uint16_t *)x, (uint16_t *)o, rows, len, (const float *)lo, (const float *)hi,
+         (float)qmin, (float)qmax, (float)big, mode, &neg),
+        ((const float *)x, (float *)o, rows, len, (const float *)lo, (const float *)hi,
+         (float)qmin, (float)qmax, (float)big, mode, &neg),
+        ((const double *)x, (double *)o, rows, len, (const double *)lo, (const double *)hi,
+         qmin, qmax, big, mode, &neg))
+    return neg;
+#else
+    (void)fmt; (void)x; (void)o; (void)rows; (void)len; (void)lo; (void)hi;
+    (void)qmin; (void)qmax; (void)big; (void)mode;
+    return -1;
+#endif
 }
 
 /* ------------------------------------------------------------------------ */

@@ -232,6 +232,238 @@ static QDQ_TARGET void QDQ_NAME(qdq_grad)(const QDQ_ST *g, const QDQ_ST *x, QDQ_
     }
 }
 
+#if QDQ_HAVE_VEC
+/* ------------------------------------------------------------------------ */
+/* Rows: each row of a [rows, len] block is one channel (block-wise         */
+/* quantization), with no per-row call or scalar step. Rows go in groups of */
+/* QDQ_L: each row's min/max is reduced to one vector, the group's vectors  */
+/* are folded so that lane k holds row k's min/max, the parameters of the   */
+/* QDQ_L rows are computed in the lanes, then each row is transformed with  */
+/* its own while the group is in cache. Rows whose length divides QDQ_L go  */
+/* QDQ_L / len to a vector instead, each with its parameters in its lanes.  */
+/* ------------------------------------------------------------------------ */
+
+/* The total-order min (is_max 0) or max (is_max 1) of two vectors that hold
+ * no NaN, lane by lane (-0.0 < +0.0): the accumulator rule of vf_minmax. */
+QDQ_FN QDQ_V QDQ_NAME(qdq_comb)(QDQ_V a, QDQ_V b, const int is_max)
+{
+    QDQ_V m = b, M = b;
+    QDQ_VP(minmax)(a, &m, &M);
+    return is_max ? M : m;
+}
+
+/* Fold v[0:QDQ_L] (overwritten) into one vector whose lane k is the
+ * min/max of the lanes of v[rev(k)], rev reversing the bits of the lane
+ * index (the order this halving tree leaves the rows in). Each level pairs
+ * the lower and the upper halves of the groups of lanes of two vectors. */
+QDQ_FN QDQ_V QDQ_NAME(qdq_fold_rows)(QDQ_V *v, const int is_max)
+{
+    int i;
+#if QDQ_L == 8
+    for (i = 0; i < 4; i++)
+        v[i] = QDQ_NAME(qdq_comb)(
+            QDQ_SHUF2(QDQ_VM, v[2 * i], v[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11),
+            QDQ_SHUF2(QDQ_VM, v[2 * i], v[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15), is_max);
+    for (i = 0; i < 2; i++)
+        v[i] = QDQ_NAME(qdq_comb)(
+            QDQ_SHUF2(QDQ_VM, v[2 * i], v[2 * i + 1], 0, 1, 8, 9, 4, 5, 12, 13),
+            QDQ_SHUF2(QDQ_VM, v[2 * i], v[2 * i + 1], 2, 3, 10, 11, 6, 7, 14, 15), is_max);
+    return QDQ_NAME(qdq_comb)(QDQ_SHUF2(QDQ_VM, v[0], v[1], 0, 8, 2, 10, 4, 12, 6, 14),
+                              QDQ_SHUF2(QDQ_VM, v[0], v[1], 1, 9, 3, 11, 5, 13, 7, 15), is_max);
+#elif QDQ_L == 4
+    for (i = 0; i < 2; i++)
+        v[i] = QDQ_NAME(qdq_comb)(QDQ_SHUF2(QDQ_VM, v[2 * i], v[2 * i + 1], 0, 1, 4, 5),
+                                  QDQ_SHUF2(QDQ_VM, v[2 * i], v[2 * i + 1], 2, 3, 6, 7), is_max);
+    return QDQ_NAME(qdq_comb)(QDQ_SHUF2(QDQ_VM, v[0], v[1], 0, 4, 2, 6),
+                              QDQ_SHUF2(QDQ_VM, v[0], v[1], 1, 5, 3, 7), is_max);
+#elif QDQ_L == 2
+    (void)i;
+    return QDQ_NAME(qdq_comb)(QDQ_SHUF2(QDQ_VM, v[0], v[1], 0, 2),
+                              QDQ_SHUF2(QDQ_VM, v[0], v[1], 1, 3), is_max);
+#else
+#  error "qdq: unsupported vector length"
+#endif
+}
+
+/* Reverse the bits of a lane index k < QDQ_L. */
+QDQ_FN int QDQ_NAME(qdq_lane_rev)(int k)
+{
+#if QDQ_L == 8
+    return ((k & 1) << 2) | (k & 2) | ((k >> 2) & 1);
+#elif QDQ_L == 4
+    return ((k & 1) << 1) | ((k >> 1) & 1);
+#else
+    return k;
+#endif
+}
+
+/* The parameters of the rows in the lanes of a (min) and b (max): those of
+ * the per-channel rule (_params in _kernels.pyx), with the same operations
+ * in the same order, lane by lane. s_min = rnd(qmin / a) if rnd(qmin * a) > 0
+ * else big, s_max likewise; the side with the smaller scale sets the inverse
+ * and the other end of the range. */
+QDQ_FN void QDQ_NAME(qdq_row_params)(QDQ_V a, QDQ_V b, QDQ_V vqmin, QDQ_V vqmax, QDQ_V vbig,
+                                     QDQ_V *s, QDQ_V *inv, QDQ_V *lo, QDQ_V *hi)
+{
+    const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0);
+    QDQ_V smin = QDQ_VP(sel)(QDQ_VRND(vqmin * a) > zero, QDQ_VRND(vqmin / a), vbig);
+    QDQ_V smax = QDQ_VP(sel)(QDQ_VRND(vqmax * b) > zero, QDQ_VRND(vqmax / b), vbig);
+    QDQ_VM usemin = smin < smax;
+    QDQ_V invmin = QDQ_VRND(a / vqmin), invmax = QDQ_VRND(b / vqmax);
+    *s = QDQ_VP(sel)(usemin, smin, smax);
+    *inv = QDQ_VP(sel)(usemin, invmin, invmax);
+    *lo = QDQ_VP(sel)(usemin, a, QDQ_VRND(vqmin * invmax));
+    *hi = QDQ_VP(sel)(usemin, QDQ_VRND(vqmax * invmin), b);
+}
+
+/* The min/max (is_max) of every aligned run of len lanes of v (len a power
+ * of two below QDQ_L; v holds no NaN), in each lane of the run: lanes
+ * k ^ h are combined for h = 1, 2, ... < len. */
+QDQ_FN QDQ_V QDQ_NAME(qdq_fold_runs)(QDQ_V v, size_t len, const int is_max)
+{
+#if QDQ_L == 8
+    if (len > 1)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 1, 0, 3, 2, 5, 4, 7, 6), is_max);
+    if (len > 2)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 2, 3, 0, 1, 6, 7, 4, 5), is_max);
+    if (len > 4)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 4, 5, 6, 7, 0, 1, 2, 3), is_max);
+#elif QDQ_L == 4
+    if (len > 1)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 1, 0, 3, 2), is_max);
+    if (len > 2)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 2, 3, 0, 1), is_max);
+#else
+    if (len > 1)
+        v = QDQ_NAME(qdq_comb)(v, QDQ_SHUF2(QDQ_VM, v, v, 1, 0), is_max);
+#endif
+    return v;
+}
+
+/* Rows shorter than a vector whose length divides QDQ_L: one vector holds
+ * QDQ_L / len whole rows. Each row's min/max is folded into its own lanes,
+ * the parameters are computed in every lane and the vector transformed with
+ * them (as qdq_apply_lanes). Does the whole vectors' rows; returns how many,
+ * and merges "a row's minimum is negative" into *neg. */
+QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
+                                       const QDQ_CT *lo, const QDQ_CT *hi, QDQ_V vqmin,
+                                       QDQ_V vqmax, QDQ_V vbig, QDQ_VM *neg, const int mode)
+{
+    const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0);
+    const size_t per = QDQ_L / len, nvec = rows / per;
+    QDQ_CT t0[QDQ_L], t1[QDQ_L];
+    size_t i;
+    int k;
+    for (i = 0; i < nvec; i++) {
+        QDQ_V v = QDQ_VLOAD(x + i * QDQ_L), a, b, s, inv, vlo, vhi, y, r;
+        if (lo != NULL) {
+            for (k = 0; k < QDQ_L; k++) {
+                t0[k] = lo[i * per + (size_t)k / len];
+                t1[k] = hi[i * per + (size_t)k / len];
+            }
+            a = QDQ_VP(load)(t0);
+            b = QDQ_VP(load)(t1);
+        } else {
+            a = QDQ_VP(splat)((QDQ_CT)INFINITY);
+            b = QDQ_VP(splat)((QDQ_CT)-INFINITY);
+            QDQ_VP(minmax)(v, &a, &b);
+            a = QDQ_NAME(qdq_fold_runs)(a, len, 0);
+            b = QDQ_NAME(qdq_fold_runs)(b, len, 1);
+        }
+        *neg |= a < zero;
+        QDQ_NAME(qdq_row_params)(a, b, vqmin, vqmax, vbig, &s, &inv, &vlo, &vhi);
+        if (mode & QDQ_CLAMP) {
+            v = QDQ_VP(sel)(vhi < v, vhi, v);
+            v = QDQ_VP(sel)(v < vlo, vlo, v);
+        }
+        y = QDQ_VRND(v * s);
+        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
+        else r = QDQ_VP(rint)(y);
+        QDQ_VSTORE(o + i * QDQ_L, r * inv);
+    }
+    return nvec * per;
+}
+
+/* The op on rows [0, rows) of a [rows, len] block, each row one channel
+ * whose range is its own (lo == NULL) or lo[r], hi[r]. qmin, qmax are the
+ * integer bounds as values of T, big the largest finite T (the parameters:
+ * qdq_row_params). Returns 1 when a row's minimum is negative. */
+QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
+                                   const QDQ_CT *lo, const QDQ_CT *hi, QDQ_CT qmin,
+                                   QDQ_CT qmax, QDQ_CT big, const int mode)
+{
+    const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0), vbig = QDQ_VP(splat)(big);
+    const QDQ_V vqmin = QDQ_VP(splat)(qmin), vqmax = QDQ_VP(splat)(qmax);
+    const QDQ_V pinf = QDQ_VP(splat)((QDQ_CT)INFINITY), ninf = QDQ_VP(splat)((QDQ_CT)-INFINITY);
+    QDQ_CT ps[QDQ_L], pinv[QDQ_L], plo[QDQ_L], phi[QDQ_L];
+    QDQ_VM neg = (QDQ_VM)(zero != zero);
+    size_t r0 = 0, g, r, j;
+    int i, k;
+    if (len < QDQ_L && QDQ_L % len == 0)
+        r0 = QDQ_NAME(qdq_short_rows)(x, o, rows, len, lo, hi, vqmin, vqmax, vbig, &neg, mode);
+    for (; r0 < rows; r0 += g) {
+        const QDQ_ST *xg = x + r0 * len;
+        QDQ_ST *og = o + r0 * len;
+        QDQ_V a, b, vs, vinv, vlo, vhi;
+        g = rows - r0 < QDQ_L ? rows - r0 : QDQ_L;
+        if (lo != NULL) {
+            for (k = 0; k < QDQ_L; k++) {
+                ps[k] = (size_t)k < g ? lo[r0 + k] : (QDQ_CT)0;
+                pinv[k] = (size_t)k < g ? hi[r0 + k] : (QDQ_CT)0;
+            }
+            a = QDQ_VP(load)(ps);
+            b = QDQ_VP(load)(pinv);
+        } else {
+            QDQ_V amn[QDQ_L], amx[QDQ_L];
+            for (i = 0; i < QDQ_L; i++) {
+                const QDQ_ST *xr;
+                QDQ_V mn = pinf, mx = ninf;
+                r = (size_t)QDQ_NAME(qdq_lane_rev)(i);
+                if (r >= g) {
+                    amn[i] = amx[i] = zero;
+                    continue;
+                }
+                xr = xg + r * len;
+                for (j = 0; j + QDQ_L <= len; j += QDQ_L)
+                    QDQ_VP(minmax)(QDQ_VLOAD(xr + j), &mn, &mx);
+                for (; j < len; j++)
+                    QDQ_VP(minmax)(QDQ_VP(splat)(QDQ_SLOAD(xr + j)), &mn, &mx);
+                amn[i] = mn;
+                amx[i] = mx;
+            }
+            a = QDQ_NAME(qdq_fold_rows)(amn, 0);
+            b = QDQ_NAME(qdq_fold_rows)(amx, 1);
+        }
+        neg |= a < zero;
+        QDQ_NAME(qdq_row_params)(a, b, vqmin, vqmax, vbig, &vs, &vinv, &vlo, &vhi);
+        QDQ_VP(store)(ps, vs);
+        QDQ_VP(store)(pinv, vinv);
+        QDQ_VP(store)(plo, vlo);
+        QDQ_VP(store)(phi, vhi);
+        for (r = 0; r < g; r++)
+            QDQ_NAME(qdq_apply_body)(xg + r * len, og + r * len, len, ps[r], pinv[r], plo[r],
+                                     phi[r], mode);
+    }
+    for (k = 0; k < QDQ_L; k++)
+        if (neg[k]) return 1;
+    return 0;
+}
+
+static QDQ_TARGET void QDQ_NAME(qdq_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
+                                          const QDQ_CT *lo, const QDQ_CT *hi, QDQ_CT qmin,
+                                          QDQ_CT qmax, QDQ_CT big, int mode, int *negative)
+{
+    int n;
+    switch (mode & 3) {
+    case 0: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 0); break;
+    case 1: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 1); break;
+    case 2: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 2); break;
+    default: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 3); break;
+    }
+    *negative = n;
+}
+#endif /* QDQ_HAVE_VEC */
+
 #undef QDQ_NAME
 #undef QDQ_NAME_
 #undef QDQ_PASTE

@@ -1,0 +1,12 @@
+# Stub for the compiled module qdq._histkernel (private).
+from typing import Any
+
+F16: int
+BF16: int
+F32: int
+F64: int
+__test__: dict[str, str]
+
+def kfor(a: float, h: int, kfloor: int) -> int: ...
+def update(x: Any, fmt: int, lut: Any, pre: int, C: int, post: int, k: Any, counts: Any,
+           special: Any, mn: Any, mx: Any, kfloor: int, nthreads: int) -> None: ...

@@ -1,0 +1,446 @@
+# cython: language_level=3
+"""Histogram kernel of qdq's calibration (private).
+
+One pass over a chunk bins every element ``x`` of a channel into bin
+``floor(x / 2**k)`` of that channel's signed histogram (``bins`` counts for
+bin indices ``[-bins/2, bins/2)``), counts NaN, +inf and -inf apart, and
+tracks the exact NaN-ignoring minimum and maximum (-0.0 below +0.0). When an
+element does not fit (``|x| >= bins/2 * 2**k``) the channel's ``k`` grows to
+the smallest exponent that fits it and the counts so far are summed in groups
+of ``2**d`` adjacent bins (exact, since bins nest). Per tensor, each thread
+fills a private histogram over its share of the elements; the histograms are
+brought to the largest ``k`` and summed at the end, so the counts are exact
+integers independent of the thread count. Per channel, threads own disjoint
+channels. The GIL is released throughout.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+
+import numpy as np
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <stdlib.h>
+    #include <string.h>
+    #ifdef _OPENMP
+    #include <omp.h>
+    #endif
+
+    enum { HK_F16 = 0, HK_BF16 = 1, HK_F32 = 2, HK_F64 = 3 };
+
+    /* The state of one channel's histogram. */
+    typedef struct {
+        double lim, s1, s2;      /* bins/2 * 2^k; 2^-k = s1 * s2 (two factors: 2^1074 overflows) */
+        float fs1, fs2;          /* 2^-k = fs1 * fs2 as float32 factors (|k| <= 252) */
+        int k;
+        uint64_t *cnt;           /* bins counts; cnt[h + j] is bin j */
+        uint64_t nan, pinf, ninf;
+        double mn, mx;
+    } hk_chan;
+
+    /* Smallest k >= kfloor with a < h * 2^k (a finite, >= 0). */
+    static int hk_kfor(double a, int64_t h, int kfloor) {
+        int e, k;
+        if (!(a > 0.0)) return kfloor;
+        (void)frexp(a, &e);                       /* a < 2^e */
+        k = e;
+        while (k > kfloor && a < ldexp((double)h, k - 1)) k--;
+        while (!(a < ldexp((double)h, k))) k++;
+        return k < kfloor ? kfloor : k;
+    }
+
+    static void hk_set_k(hk_chan *c, int64_t h, int k) {
+        c->k = k;
+        c->lim = ldexp((double)h, k);
+        if (-k > 1000) { c->s1 = ldexp(1.0, 1000); c->s2 = ldexp(1.0, -k - 1000); }
+        else { c->s1 = ldexp(1.0, -k); c->s2 = 1.0; }
+        if (k < -126) { c->fs1 = ldexpf(1.0f, 126); c->fs2 = ldexpf(1.0f, -k - 126); }
+        else if (k > 126) { c->fs1 = ldexpf(1.0f, -126); c->fs2 = ldexpf(1.0f, -k + 126); }
+        else { c->fs1 = ldexpf(1.0f, -k); c->fs2 = 1.0f; }
+    }
+
+    /* Sum groups of 2^d adjacent bins: bin j goes to floor(j / 2^d). */
+    static int hk_coarsen(uint64_t *cnt, int64_t bins, int d) {
+        int64_t h = bins / 2, i;
+        uint64_t *tmp;
+        if (d <= 0) return 0;
+        tmp = (uint64_t *)calloc((size_t)bins, sizeof(uint64_t));
+        if (!tmp) return -1;
+        for (i = 0; i < bins; i++) {
+            int64_t j = i - h, jj;
+            if (!cnt[i]) continue;
+            if (d >= 62) jj = j < 0 ? -1 : 0;
+            else jj = j >= 0 ? (j >> d) : -(((-j - 1) >> d) + 1);
+            tmp[h + jj] += cnt[i];
+        }
+        memcpy(cnt, tmp, (size_t)bins * sizeof(uint64_t));
+        free(tmp);
+        return 0;
+    }
+
+    #define HK_LOAD_F32(p, i) ((double)((const float *)(p))[i])
+    #define HK_LOAD_F64(p, i) (((const double *)(p))[i])
+
+    /* The scalar path (blocks holding NaN or inf): bin n elements p[0], p[stride], ...
+       into channel c. Returns -1 on allocation failure. */
+    #define HK_RUN(NAME, LOAD, UNDERFLOW)                                                   \
+    static int NAME(const void *p, int64_t n, int64_t stride, const float *lut,          \
+                    hk_chan *cs, int64_t bins, int kfloor) {                              \
+        hk_chan c = *cs;                                                                  \
+        int64_t h = bins / 2, i;                                                          \
+        uint64_t *mid = c.cnt + h;                                                        \
+        (void)lut;                                                                        \
+        for (i = 0; i < n; i++) {                                                         \
+            double v = LOAD(p, i * stride);                                               \
+            double a = fabs(v), y;                                                        \
+            int64_t t;                                                                    \
+            if (!(a < c.lim)) {                                                           \
+                if (v != v) { c.nan++; continue; }                                        \
+                if (isinf(v)) {                                                           \
+                    if (v > 0) { c.pinf++; c.mx = v; } else { c.ninf++; c.mn = v; }       \
+                    continue;                                                             \
+                }                                                                         \
+                {                                                                         \
+                    int nk = hk_kfor(a, h, kfloor);                                       \
+                    if (hk_coarsen(c.cnt, bins, nk - c.k)) { *cs = c; return -1; }        \
+                    hk_set_k(&c, h, nk);                                                  \
+                }                                                                         \
+            }                                                                             \
+            if (v <= c.mn) { if (v < c.mn || signbit(v)) c.mn = v; }                      \
+            if (v >= c.mx) { if (v > c.mx || !signbit(v)) c.mx = v; }                     \
+            y = (v * c.s1) * c.s2;                                                        \
+            t = (int64_t)y;                                                               \
+            t -= (double)t > y;                                                           \
+            if (UNDERFLOW) t -= (y == 0.0) & (v < 0.0);                                   \
+            mid[t]++;                                                                     \
+        }                                                                                 \
+        *cs = c;                                                                          \
+        return 0;                                                                         \
+    }
+    HK_RUN(hk_run_f32, HK_LOAD_F32, 0)
+    HK_RUN(hk_run_f64, HK_LOAD_F64, 1)
+
+    /* The fast path works on blocks of HK_BLK elements (float32 or float64; 16-bit
+       formats are widened to float32 through the table). Pass 1 (vectorised, integer):
+       the largest |x| bit pattern and the min/max as order-preserving integer keys (-0.0
+       below +0.0); a block holding NaN or inf goes to the scalar path. Pass 2
+       (vectorised): the bin indices, at the k the block needs. Pass 3: the increments,
+       spread over four private sub-histograms (independent store chains when many
+       elements share a bin) that are added into the uint64 counts. */
+    #define HK_BLK 1024
+    #define HK_FAST_MAX_BINS 65536
+    /* uint16 sub-histograms (4 x 2048 take 16 KiB, next to the block in L1), added into
+       the counts at least every HK_SUB_LIMIT increments, before any could overflow. */
+    typedef uint16_t hk_sub_t;
+    #define HK_SUB_LIMIT ((int64_t)4 * 60000)
+    static hk_sub_t *hk_sub_alloc(int64_t bins) {
+        if (bins > HK_FAST_MAX_BINS) return NULL;
+        return (hk_sub_t *)calloc((size_t)(4 * bins), sizeof(hk_sub_t));
+    }
+    #define HK_SUBS 4
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define HK_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define HK_CLONES
+    #endif
+    #if defined(__GNUC__)
+    #define HK_PREFETCH(a) __builtin_prefetch(a)
+    #else
+    #define HK_PREFETCH(a) ((void)0)
+    #endif
+
+    static void hk_flush(hk_chan *c, hk_sub_t *sub, int64_t bins) {
+        int64_t i;
+        for (i = 0; i < bins; i++) {
+            c->cnt[i] += (uint64_t)sub[i] + sub[bins + i] + sub[2 * bins + i] + sub[3 * bins + i];
+        }
+        memset(sub, 0, (size_t)(HK_SUBS * bins) * sizeof(hk_sub_t));
+    }
+
+    /* One block of m <= HK_BLK elements of channel c. With sub, the increments go to
+       the four sub-histograms (the caller flushes them at the end of its run);
+       without, straight into the channel's counts. */
+    #define HK_BLOCK(NAME, T, UT, KT, SHIFT, ABSMASK, INFBITS, SCALAR, S1, S2)             \
+    HK_CLONES                                                                             \
+    static int NAME(const T *p, int64_t m, hk_chan *c, int64_t bins, int kfloor,          \
+                    hk_sub_t *sub, int64_t *pending) {                                    \
+        int64_t h = bins / 2, i;                                                          \
+        int32_t idx[HK_BLK];                                                              \
+        UT amax = 0;                                                                      \
+        KT bmin = (KT)(((UT)1 << SHIFT) - 1), bmax = (KT)((UT)1 << SHIFT);                \
+        T s1, s2;                                                                         \
+        for (i = 0; i < m; i++) {                                                         \
+            UT b, a; KT key;                                                              \
+            memcpy(&b, &p[i], sizeof b);                                                  \
+            a = b & (UT)ABSMASK;                                                          \
+            amax = a > amax ? a : amax;                                                   \
+            key = (KT)(b ^ (((UT)((KT)b >> SHIFT)) >> 1));                                \
+            bmin = key < bmin ? key : bmin;                                               \
+            bmax = key > bmax ? key : bmax;                                               \
+        }                                                                                 \
+        if (amax >= (UT)INFBITS) {  /* NaN or inf: the scalar path */                     \
+            if (sub) { hk_flush(c, sub, bins); *pending = 0; }                            \
+            return SCALAR(p, m, 1, NULL, c, bins, kfloor);                                \
+        }                                                                                 \
+        {                                                                                 \
+            T av; double ad;                                                              \
+            UT ub;                                                                        \
+            memcpy(&av, &amax, sizeof av);                                                \
+            ad = (double)av;                                                              \
+            if (!(ad < c->lim)) {                                                         \
+                int nk = hk_kfor(ad, h, kfloor);                                          \
+                if (sub) { hk_flush(c, sub, bins); *pending = 0; }                        \
+                if (hk_coarsen(c->cnt, bins, nk - c->k)) return -1;                       \
+                hk_set_k(c, h, nk);                                                       \
+            }                                                                             \
+            ub = (UT)bmin ^ (((UT)(bmin >> SHIFT)) >> 1); memcpy(&av, &ub, sizeof av);    \
+            if ((double)av < c->mn || ((double)av == c->mn && signbit(av))) c->mn = av;   \
+            ub = (UT)bmax ^ (((UT)(bmax >> SHIFT)) >> 1); memcpy(&av, &ub, sizeof av);    \
+            if ((double)av > c->mx || ((double)av == c->mx && !signbit(av))) c->mx = av;  \
+        }                                                                                 \
+        s1 = c->S1; s2 = c->S2;                                                           \
+        for (i = 0; i < m; i++) {                                                         \
+            T v = p[i];                                                                   \
+            T y = (v * s1) * s2;   /* exact but where it underflows to below 1 */         \
+            int32_t t = (int32_t)y;                                                       \
+            t -= (T)t > y;                                                                \
+            t -= (y == (T)0) & (v < (T)0);                                                \
+            idx[i] = t + (int32_t)h;                                                      \
+        }                                                                                 \
+        if (!sub) {                                                                       \
+            for (i = 0; i < m; i++) c->cnt[idx[i]]++;                                     \
+            return 0;                                                                     \
+        }                                                                                 \
+        for (i = 0; i + HK_SUBS <= m; i += HK_SUBS) {                                     \
+            if (!(i & 15)) HK_PREFETCH((const char *)(p + m) + i * sizeof(T));            \
+            sub[idx[i]]++;                                                                \
+            sub[bins + idx[i + 1]]++;                                                     \
+            sub[2 * bins + idx[i + 2]]++;                                                 \
+            sub[3 * bins + idx[i + 3]]++;                                                 \
+        }                                                                                 \
+        for (; i < m; i++) sub[idx[i]]++;                                                 \
+        *pending += m;                                                                    \
+        if (*pending > HK_SUB_LIMIT) { hk_flush(c, sub, bins); *pending = 0; }              \
+        return 0;                                                                         \
+    }
+    HK_BLOCK(hk_blk_f32, float, uint32_t, int32_t, 31, 0x7fffffffu, 0x7f800000u, hk_run_f32,
+             fs1, fs2)
+    HK_BLOCK(hk_blk_f64, double, uint64_t, int64_t, 63, 0x7fffffffffffffffull,
+             0x7ff0000000000000ull, hk_run_f64, s1, s2)
+
+    /* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32). */
+    static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan *c,
+                        int64_t bins, int kfloor, hk_sub_t *sub, int64_t *pending) {
+        if (fmt == HK_F32) return hk_blk_f32((const float *)x, m, c, bins, kfloor, sub, pending);
+        if (fmt == HK_F64) return hk_blk_f64((const double *)x, m, c, bins, kfloor, sub, pending);
+        {
+            float buf[HK_BLK];
+            const uint16_t *u = (const uint16_t *)x;
+            int64_t i;
+            for (i = 0; i < m; i++) buf[i] = lut[u[i]];
+            return hk_blk_f32(buf, m, c, bins, kfloor, sub, pending);
+        }
+    }
+
+    /* A contiguous run of n elements of one channel, block by block. */
+    static int hk_run_fast(const void *x, int64_t n, int fmt, const float *lut, hk_chan *c,
+                           int64_t bins, int kfloor, hk_sub_t *sub) {
+        int sz = fmt == HK_F64 ? 8 : fmt == HK_F32 ? 4 : 2;
+        int64_t done = 0, pending = 0;
+        while (done < n) {  /* without sub (bins > HK_FAST_MAX_BINS): straight increments */
+            int64_t m = n - done < HK_BLK ? n - done : HK_BLK;
+            if (hk_block((const char *)x + done * sz, m, fmt, lut, c, bins, kfloor, sub,
+                         &pending)) return -1;
+            done += m;
+        }
+        if (sub) hk_flush(c, sub, bins);
+        return 0;
+    }
+
+    static int hk_fmt_size(int fmt) { return fmt == HK_F64 ? 8 : fmt == HK_F32 ? 4 : 2; }
+
+    static void hk_merge_minmax(hk_chan *into, const hk_chan *c) {
+        if (c->mn < into->mn || (c->mn == into->mn && signbit(c->mn))) into->mn = c->mn;
+        if (c->mx > into->mx || (c->mx == into->mx && !signbit(c->mx))) into->mx = c->mx;
+    }
+
+    /* One tensor of n contiguous elements, split among nt threads. Returns -1 on failure. */
+    static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
+                         int64_t bins, int kfloor, int nt) {
+        int sz = hk_fmt_size(fmt), t, K, err = 0;
+        hk_chan *loc;
+        uint64_t *buf;
+        if (nt < 1) nt = 1;
+        if (n < ((int64_t)1 << 16)) nt = 1;
+        if (nt == 1) {
+            hk_sub_t *sub = hk_sub_alloc(bins);
+            int r;
+            r = hk_run_fast(x, n, fmt, lut, g, bins, kfloor, sub);
+            free(sub);
+            return r;
+        }
+        loc = (hk_chan *)calloc((size_t)nt, sizeof(hk_chan));
+        buf = (uint64_t *)calloc((size_t)nt * (size_t)bins, sizeof(uint64_t));
+        if (!loc || !buf) { free(loc); free(buf); return -1; }
+        for (t = 0; t < nt; t++) {
+            loc[t] = *g;
+            loc[t].cnt = buf + (size_t)t * (size_t)bins;
+            loc[t].nan = loc[t].pinf = loc[t].ninf = 0;
+        }
+        #ifdef _OPENMP
+        #pragma omp parallel for num_threads(nt) schedule(static, 1) reduction(|:err)
+        #endif
+        for (t = 0; t < nt; t++) {
+            int64_t a = n / nt * t + (t < n % nt ? t : n % nt);
+            int64_t m = n / nt + (t < n % nt);
+            hk_sub_t *sub = hk_sub_alloc(bins);
+            err |= hk_run_fast((const char *)x + a * sz, m, fmt, lut, &loc[t], bins, kfloor, sub);
+            free(sub);
+        }
+        K = g->k;
+        for (t = 0; t < nt; t++) if (loc[t].k > K) K = loc[t].k;
+        if (!err) err |= hk_coarsen(g->cnt, bins, K - g->k);
+        for (t = 0; t < nt && !err; t++) {
+            int64_t i;
+            err |= hk_coarsen(loc[t].cnt, bins, K - loc[t].k);
+            for (i = 0; i < bins; i++) g->cnt[i] += loc[t].cnt[i];
+            g->nan += loc[t].nan; g->pinf += loc[t].pinf; g->ninf += loc[t].ninf;
+            hk_merge_minmax(g, &loc[t]);
+        }
+        hk_set_k(g, bins / 2, K);
+        free(loc); free(buf);
+        return err ? -1 : 0;
+    }
+
+    /* Channels along the middle axis of a C-ordered (pre, C, post) array; threads own
+       contiguous blocks of channels. */
+    static int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
+                           const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) {
+        int sz = hk_fmt_size(fmt), t, err = 0;
+        if (nt < 1) nt = 1;
+        if ((int64_t)nt > C) nt = (int)C;
+        if (pre * C * post < ((int64_t)1 << 16)) nt = 1;
+        #ifdef _OPENMP
+        #pragma omp parallel for num_threads(nt) schedule(static, 1) reduction(|:err)
+        #endif
+        for (t = 0; t < nt; t++) {
+            int64_t c0 = C / nt * t + (t < C % nt ? t : C % nt);
+            int64_t c1 = c0 + C / nt + (t < C % nt);
+            int64_t p, c, q;
+            int64_t pending = 0;
+            unsigned char buf[HK_BLK * 8];
+            if (post >= HK_BLK) {
+                /* long contiguous runs: block by block, straight into the counts */
+                for (p = 0; p < pre && !err; p++)
+                    for (c = c0; c < c1 && !err; c++)
+                        for (q = 0; q < post && !err; q += HK_BLK)
+                            err |= hk_block((const char *)x + ((p * C + c) * post + q) * sz,
+                                            post - q < HK_BLK ? post - q : HK_BLK, fmt, lut,
+                                            &cs[c], bins, kfloor, NULL, &pending);
+            } else {
+                /* short runs: gather a tile of rows of one channel into a block */
+                int64_t rows = HK_BLK / post;
+                for (p = 0; p < pre && !err; p += rows) {
+                    int64_t r, nr = pre - p < rows ? pre - p : rows;
+                    for (c = c0; c < c1 && !err; c++) {
+                        if (post == 1) {
+                            for (r = 0; r < nr; r++)
+                                memcpy(buf + r * sz, (const char *)x + ((p + r) * C + c) * sz,
+                                       (size_t)sz);
+                        } else {
+                            for (r = 0; r < nr; r++)
+                                memcpy(buf + r * post * sz,
+                                       (const char *)x + ((p + r) * C + c) * post * sz,
+                                       (size_t)(post * sz));
+                        }
+                        err |= hk_block(buf, nr * post, fmt, lut, &cs[c], bins, kfloor, NULL,
+                                        &pending);
+                    }
+                }
+            }
+        }
+        return err ? -1 : 0;
+    }
+    """
+    ctypedef struct hk_chan:
+        double lim, s1, s2
+        int k
+        uint64_t *cnt
+        uint64_t nan, pinf, ninf
+        double mn, mx
+    void hk_set_k(hk_chan *c, int64_t h, int k) noexcept nogil
+    int hk_kfor(double a, int64_t h, int kfloor) noexcept nogil
+    int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
+                  int64_t bins, int kfloor, int nt) noexcept nogil
+    int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
+                    const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) noexcept nogil
+
+#: Format codes of :func:`update`.
+F16 = 0
+BF16 = 1
+F32 = 2
+F64 = 3
+
+
+def kfor(double a, int64_t h, int kfloor):
+    """The smallest ``k >= kfloor`` with ``a < h * 2**k`` (``a`` finite, >= 0)."""
+    return hk_kfor(a, h, kfloor)
+
+
+def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
+           k, counts, special, mn, mx, int kfloor, int nthreads):
+    """Bin the C-contiguous ``x`` (storage type of ``fmt``) of C-order shape (pre, C, post).
+
+    Per tensor ``C == 1`` (and ``pre == 1``). ``k`` (int64, C), ``counts``
+    (uint64, (C, bins)), ``special`` (uint64, (C, 3): NaN, +inf, -inf), ``mn``
+    and ``mx`` (float64, C) are updated in place; all must be C-contiguous.
+    ``lut`` is the float32 value of every 16-bit pattern for float16/bfloat16.
+    """
+    cdef int64_t bins = counts.shape[1], c, n = x.size
+    cdef int64_t[::1] kv = k
+    cdef uint64_t[:, ::1] cv = counts
+    cdef uint64_t[:, ::1] sv = special
+    cdef double[::1] mnv = mn, mxv = mx
+    cdef const float[::1] lv
+    cdef const float *lp = NULL
+    cdef int err = 0
+    cdef hk_chan *cs
+    cdef const unsigned char[::1] xb
+    cdef unsigned char[::1] av
+    cdef const void *xp
+    if not x.flags.c_contiguous or counts.shape[0] != C or k.shape[0] != C:
+        raise ValueError("histogram kernel: bad arguments")
+    if fmt == F16 or fmt == BF16:
+        lv = lut
+        lp = &lv[0]
+    if C == 0 or n == 0:
+        return
+    xb = x.reshape(-1).view(np.uint8)
+    xp = <const void *> &xb[0]
+    arr = np.zeros(C * sizeof(hk_chan), np.uint8)
+    av = arr
+    cs = <hk_chan *> &av[0]
+    for c in range(C):
+        hk_set_k(&cs[c], bins // 2, <int>kv[c])
+        cs[c].cnt = &cv[c, 0]
+        cs[c].nan = sv[c, 0]
+        cs[c].pinf = sv[c, 1]
+        cs[c].ninf = sv[c, 2]
+        cs[c].mn = mnv[c]
+        cs[c].mx = mxv[c]
+    with nogil:
+        if C == 1:
+            err = hk_tensor(xp, n, fmt, lp, &cs[0], bins, kfloor, nthreads)
+        else:
+            err = hk_channels(xp, pre, C, post, fmt, lp, cs, bins, kfloor, nthreads)
+    for c in range(C):
+        kv[c] = cs[c].k
+        sv[c, 0] = cs[c].nan
+        sv[c, 1] = cs[c].pinf
+        sv[c, 2] = cs[c].ninf
+        mnv[c] = cs[c].mn
+        mxv[c] = cs[c].mx
+    if err:
+        raise MemoryError("histogram kernel: out of memory")

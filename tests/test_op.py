@@ -1,0 +1,85 @@
+"""The in-memory op's warnings and messages, and compute_range's result types."""
+
+import warnings
+
+import numpy as np
+import pytest
+from _util import make_dtype
+
+import qdq
+
+
+@pytest.mark.parametrize("axis", [None, 1])
+def test_float16_scale_overflow_warns(axis):
+    """A float16 range below qmax / 65504 overflows the scale: inf/NaN out, and a warning."""
+    x = np.array([[1e-4, -5e-5], [3e-5, 2e-5]], np.float16)
+    with pytest.warns(RuntimeWarning) as record:
+        y = qdq.quantize_and_dequantize(x, axis=axis)
+    message = " ".join(str(w.message) for w in record)
+    assert "float16" in message and "inf" in message and "float32" in message
+    assert not np.isfinite(y).all()  # TensorFlow's bits are kept
+    # the fix the warning names works
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = qdq.quantize_and_dequantize(x.astype(np.float32), axis=axis)
+    assert np.isfinite(z).all()
+
+
+def test_float16_overflow_warns_through_out_overlap_path():
+    x = np.array([1e-4, -5e-5, 3e-5, 0.0], np.float16)
+    buf = np.concatenate([x, x])
+    with pytest.warns(RuntimeWarning, match="float16 scale overflows"):
+        qdq.quantize_and_dequantize(buf[:4], out=buf[1:5])
+
+
+def test_no_float16_warning_for_ordinary_ranges():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        qdq.quantize_and_dequantize(np.linspace(-1, 1, 10, dtype=np.float16))
+        qdq.quantize_and_dequantize(np.zeros(4, np.float16))  # scale of a zero range
+        qdq.quantize_and_dequantize(np.zeros(0, np.float16))
+
+
+def test_quantize_with_a_given_range_says_so():
+    """The message of codes that do not fit must not claim no range was given."""
+    x = np.linspace(-1, 1, 10, dtype=np.float32)
+    with pytest.raises(ValueError, match="do not fit the code type int8") as info:
+        qdq.quantize(x, -1.0, 1.0, range_given=True, num_bits=10, code_dtype=np.int8)
+    assert "without a given range" not in str(info.value)
+    assert "narrower code_dtype" in str(info.value)
+    with pytest.raises(ValueError, match="without a given range"):
+        qdq.quantize(x, signed_input=False, num_bits=8, code_dtype=np.uint8)
+
+
+@pytest.mark.parametrize("bound", [10**400, -10**400])
+def test_huge_python_int_bounds(bound):
+    x = np.zeros((3, 2), np.float32)
+    lo, hi = min(bound, 0), max(bound, 0)
+    with pytest.raises((ValueError, TypeError), match="input_m"):
+        qdq.quantize_and_dequantize(x, lo, hi, range_given=True)
+    with pytest.raises((ValueError, TypeError), match="input_m"):
+        qdq.quantize_and_dequantize(x, [lo, lo], [hi, hi], range_given=True, axis=1)
+    with pytest.raises((ValueError, TypeError), match="input_m"):
+        qdq.quantize(x, lo, hi, range_given=True)
+    with pytest.raises((ValueError, TypeError), match="input_m"):
+        qdq.quantization_params(lo, hi, np.float32)
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32", "float64"])
+def test_compute_range_gives_two_scalars_for_every_layout(name):
+    x = np.linspace(-3, 5, 24).astype(make_dtype(name)).reshape(4, 6)
+    results = [qdq.compute_range(v) for v in (x, x[:, ::2], x.T, np.asfortranarray(x),
+                                                x[::-1], x[0, 0])]
+    for r in results:
+        assert type(r) is tuple and len(r) == 2
+        lo, hi = r
+        assert type(lo) is type(hi) is type(x[0, 0])
+        assert np.ndim(lo) == 0 and np.ndim(hi) == 0
+    assert float(results[0][0]) == -3.0 and float(results[0][1]) == 5.0
+    bits = x.view(np.uint16) if name == "bfloat16" else None
+    if bits is not None:
+        for v in (bits, bits[:, ::2]):
+            r = qdq.compute_range(v, bfloat16_bits=True)
+            assert type(r) is tuple and len(r) == 2
+            lo, hi = r
+            assert type(lo) is type(hi) is np.float32
