@@ -8,19 +8,20 @@ Results are bit-identical for every thread count.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from contextlib import contextmanager
 from typing import Iterator
 
-from ._threads import get_num_threads, set_num_threads
+from ._threads import get_num_threads, num_threads
 
 __all__ = ["fewer_threads", "kernel_threads"]
 
-_THREADS_LOCK = threading.Lock()
-_THREADS_USERS = [0, 0]  # runs inside kernel_threads, the thread count they replaced
+_LOCK = threading.Lock()
+_USERS = [0]                     # runs inside kernel_threads
+_SETTING = contextlib.ExitStack()  # the num_threads() the first run entered
 
 
-@contextmanager
+@contextlib.contextmanager
 def kernel_threads(n: int) -> Iterator[None]:
     """The kernels' thread count inside the block (restored by the last run to end).
 
@@ -31,17 +32,17 @@ def kernel_threads(n: int) -> Iterator[None]:
     ...     qdq.get_num_threads()
     1
     """
-    with _THREADS_LOCK:
-        if _THREADS_USERS[0] == 0:
-            _THREADS_USERS[1] = set_num_threads(n)
-        _THREADS_USERS[0] += 1
+    with _LOCK:
+        if _USERS[0] == 0:
+            _SETTING.enter_context(num_threads(n))
+        _USERS[0] += 1
     try:
         yield
     finally:
-        with _THREADS_LOCK:
-            _THREADS_USERS[0] -= 1
-            if _THREADS_USERS[0] == 0:
-                set_num_threads(_THREADS_USERS[1])
+        with _LOCK:
+            _USERS[0] -= 1
+            if _USERS[0] == 0:
+                _SETTING.close()
 
 
 def fewer_threads() -> int:

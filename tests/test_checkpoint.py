@@ -322,3 +322,13 @@ def test_without_error_statistics_same_files(sharded, tmp_path):
         assert rb.sqnr_db is None and rb.max_abs_error is None and rb.range == ra.range
     with pytest.raises(TypeError, match="error_stats"):
         qdq.quantize_and_dequantize_checkpoint(src, tmp_path / "c", error_stats=1)
+
+
+def test_thread_setting_is_restored(sharded, tmp_path):
+    src, _, _ = sharded
+    before = qdq.get_num_threads()
+    qdq.quantize_and_dequantize_checkpoint(src, tmp_path / "a")
+    assert qdq.get_num_threads() == before
+    with qdq.num_threads(3):
+        qdq.quantize_and_dequantize_checkpoint(src, tmp_path / "b")
+        assert qdq.get_num_threads() == 3
