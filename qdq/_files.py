@@ -93,8 +93,8 @@ def to_memory_order(a: np.ndarray, source: Source) -> np.ndarray:
 
 
 def block_kernel(op: int, fmt: Any, args: OpArgs, cax: int, bs: int, given: Any, itype: int,
-                  out_dtype: np.dtype, p_all: np.ndarray | None
-                  ) -> Callable[[np.ndarray, np.ndarray, Block], None]:
+                 out_dtype: np.dtype, p_all: np.ndarray | None
+                 ) -> Callable[[np.ndarray, np.ndarray, Block], None]:
     """The write pass's job per slab, block-wise: the op, or the codes (filling p_all)."""
     def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
         sax = cax - b.depth
@@ -111,7 +111,7 @@ def block_kernel(op: int, fmt: Any, args: OpArgs, cax: int, bs: int, given: Any,
 
 
 def range_kernel(op: int, fmt: Any, args: OpArgs, itype: int, out_dtype: np.dtype,
-                  p: np.ndarray, codes: bool) -> Callable[[np.ndarray, np.ndarray, Block], None]:
+                 p: np.ndarray, codes: bool) -> Callable[[np.ndarray, np.ndarray, Block], None]:
     """The write pass's job per slab with one range per tensor or channel."""
     def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
         stats = _engine.run_block(op, data, target, fmt, itype, b, p, args.mode)
@@ -121,7 +121,7 @@ def range_kernel(op: int, fmt: Any, args: OpArgs, itype: int, out_dtype: np.dtyp
 
 
 def result_params(p: np.ndarray, fmt: Any, args: OpArgs, ax: int | None, bs: int | None,
-                   source: Source, given: Any) -> QuantizationParams:
+                  source: Source, given: Any) -> QuantizationParams:
     """The parameters a file run reports (block-wise: back in logical order)."""
     if bs is None:
         return params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode)
