@@ -5,6 +5,7 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 """
 
 from ._calibrate import calibrate
+from ._checkpoint import quantize_and_dequantize_checkpoint
 from ._chunks import quantize_and_dequantize_chunks, stream
 from ._codes import code_dtype, dequantize, quantize, quantize_and_dequantize_grad
 from ._files import dequantize_file, quantize_and_dequantize_file, quantize_file
@@ -37,6 +38,7 @@ __all__ = [
     "quantize",
     "quantize_file",
     "quantize_and_dequantize",
+    "quantize_and_dequantize_checkpoint",
     "quantize_and_dequantize_chunks",
     "quantize_and_dequantize_file",
     "quantize_and_dequantize_grad",

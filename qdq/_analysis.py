@@ -20,13 +20,13 @@ from ._pipeline import chunk_items, range_pass
 from ._progress import Progress
 from ._validate import OpArgs
 
-__all__ = ["analyze_file"]
+__all__ = ["ErrorStats", "analyze_file"]
 
 # Elements converted to float64 at a time for the error statistics (bounded memory).
 _STATS_ITEMS = 1 << 20
 
 
-class _ErrorStats:
+class ErrorStats:
     """Running error statistics over (input, output) value pairs."""
 
     def __init__(self) -> None:
@@ -60,7 +60,7 @@ class _ErrorStats:
         return 10 * math.log10(self.signal / self.noise) if self.signal > 0 else -math.inf
 
 
-def _stats_of_block(stats: _ErrorStats, data: np.ndarray, target: np.ndarray, fmt: Format,
+def _stats_of_block(stats: ErrorStats, data: np.ndarray, target: np.ndarray, fmt: Format,
                     extents: tuple[int, int, int], p: np.ndarray, ch: slice,
                     clamp: bool, limit: int) -> None:
     """Add a block to the statistics, at most ``limit`` elements converted at a time."""
@@ -128,7 +128,7 @@ class _BlockStats:
                                  else math.nan)}
 
 
-def _block_slab_stats(stats: _ErrorStats, blocks: _BlockStats, data: np.ndarray,
+def _block_slab_stats(stats: ErrorStats, blocks: _BlockStats, data: np.ndarray,
                       target: np.ndarray, fmt: Format, sax: int, bs: int, limit: int) -> None:
     for part in parts(data.shape[sax], bs):
         xr = np.moveaxis(data, sax, -1)[..., part.elements].reshape(-1, part.length)
@@ -183,7 +183,7 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
                 lo, hi = calib.range(args)
                 args = OpArgs(args.signed, args.num_bits, True, args.round_mode, args.narrow)
         p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
-        stats, stats_minmax = _ErrorStats(), _ErrorStats()
+        stats, stats_minmax = ErrorStats(), ErrorStats()
         # The float64 copies of the statistics (and their temporaries, about six
         # times their size) stay below a chunk.
         limit = max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64))
@@ -234,7 +234,7 @@ def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int,
     cax = source.canon_axis(ax)
     assert cax is not None
     p = np.empty((4,) + blocked_shape(source.canon_shape, cax, bs), dtype=fmt.compute)
-    stats, blocks = _ErrorStats(), _BlockStats()
+    stats, blocks = ErrorStats(), _BlockStats()
     n = max(1, min(math.prod(source.canon_shape),
                    max(items, bs * math.prod(source.canon_shape[cax + 1:]))))
     buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)

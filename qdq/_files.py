@@ -36,8 +36,9 @@ from ._params import QuantizationParams, code_dtype_for, param_rows, params_from
 from ._pipeline import chunk_items, range_pass, termination_as_exit, write_pass
 from ._validate import OpArgs, check_axis, check_flag, code_type_index, given_range
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "FileOptions", "default_params_path", "dequantize_file",
-           "open_for_op", "quantize_and_dequantize_file", "quantize_file", "run_op_file"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "FileOptions", "block_kernel", "default_params_path",
+           "dequantize_file", "open_for_op", "quantize_and_dequantize_file", "quantize_file",
+           "range_kernel", "result_params", "run_op_file"]
 
 #: Bytes per chunk of the file API unless ``chunk_bytes`` says otherwise.
 DEFAULT_CHUNK_BYTES = 64 << 20
@@ -91,9 +92,9 @@ def to_memory_order(a: np.ndarray, source: Source) -> np.ndarray:
     return np.ascontiguousarray(a.T) if source.transposed else a
 
 
-def _block_kernel(op: int, fmt: Any, args: OpArgs, cax: int, bs: int, given: Any, itype: int,
-                  out_dtype: np.dtype, p_all: np.ndarray | None
-                  ) -> Callable[[np.ndarray, np.ndarray, Block], None]:
+def block_kernel(op: int, fmt: Any, args: OpArgs, cax: int, bs: int, given: Any, itype: int,
+                 out_dtype: np.dtype, p_all: np.ndarray | None
+                 ) -> Callable[[np.ndarray, np.ndarray, Block], None]:
     """The write pass's job per slab, block-wise: the op, or the codes (filling p_all)."""
     def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
         sax = cax - b.depth
@@ -109,8 +110,8 @@ def _block_kernel(op: int, fmt: Any, args: OpArgs, cax: int, bs: int, given: Any
     return kernel
 
 
-def _range_kernel(op: int, fmt: Any, args: OpArgs, itype: int, out_dtype: np.dtype,
-                  p: np.ndarray, codes: bool) -> Callable[[np.ndarray, np.ndarray, Block], None]:
+def range_kernel(op: int, fmt: Any, args: OpArgs, itype: int, out_dtype: np.dtype,
+                 p: np.ndarray, codes: bool) -> Callable[[np.ndarray, np.ndarray, Block], None]:
     """The write pass's job per slab with one range per tensor or channel."""
     def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
         stats = _engine.run_block(op, data, target, fmt, itype, b, p, args.mode)
@@ -119,8 +120,8 @@ def _range_kernel(op: int, fmt: Any, args: OpArgs, itype: int, out_dtype: np.dty
     return kernel
 
 
-def _result_params(p: np.ndarray, fmt: Any, args: OpArgs, ax: int | None, bs: int | None,
-                   source: Source, given: Any) -> QuantizationParams:
+def result_params(p: np.ndarray, fmt: Any, args: OpArgs, ax: int | None, bs: int | None,
+                  source: Source, given: Any) -> QuantizationParams:
     """The parameters a file run reports (block-wise: back in logical order)."""
     if bs is None:
         return params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode)
@@ -210,7 +211,7 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
                     cax = source.canon_axis(ax)
                     assert cax is not None
                     p = np.empty((4,) + blocked_shape(source.canon_shape, cax, bs), fmt.compute)
-                    kernel = _block_kernel(op, fmt, args, cax, bs, given, itype, out_dtype, p)
+                    kernel = block_kernel(op, fmt, args, cax, bs, given, itype, out_dtype, p)
                     label = "qdq block-wise, codes" if codes else "qdq block-wise"
                 else:
                     if given is not None:
@@ -226,12 +227,12 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
                                           args.narrow)
                         timings["range_seconds"] = time.perf_counter() - t0
                     p = _engine.compute_params(lo, hi, fmt, args.qmin, args.qmax)
-                    kernel = _range_kernel(op, fmt, args, itype, out_dtype, p, codes)
+                    kernel = range_kernel(op, fmt, args, itype, out_dtype, p, codes)
                     label = "qdq pass 2/2, codes" if codes else "qdq pass 2/2, write"
                 t0 = time.perf_counter()
                 write_pass(source, sink, ax, items, opts.progress, label, kernel,
                            np.dtype(storage), bs)
-                params = _result_params(p, fmt, args, ax, bs, source, given)
+                params = result_params(p, fmt, args, ax, bs, source, given)
                 if params_file is not None:
                     params_file.file.write((params.to_json() + "\n").encode("utf-8"))
                     if isinstance(sink, FileSink):

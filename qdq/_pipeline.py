@@ -24,7 +24,7 @@ from ._io.sources import Source
 from ._progress import Progress
 from ._validate import check_positive_int
 
-__all__ = ["TERMINATION_SIGNALS", "chunk_items", "range_pass", "termination_as_exit",
+__all__ = ["TERMINATION_SIGNALS", "Writer", "chunk_items", "range_pass", "termination_as_exit",
            "write_pass"]
 
 #: Signals that end a process by default and that qdq turns into cleanup + exit.
@@ -98,21 +98,30 @@ def range_pass(source: Source, ax: int | None, items: int, progress: bool,
     return mn, mx, prog.rate
 
 
-class _Writer:
+class Writer:
     """Writes finished blocks on a background thread while the next are computed.
 
-    Buffers rotate between the two threads (at most ``nbufs`` in use), so
-    memory stays at ``nbufs`` chunks. An error in the writer is raised in the
-    caller at its next call; :meth:`close` always stops the thread first.
+    Buffers rotate between the two threads (at most ``nbufs`` output buffers
+    in use, and as many input buffers when an observer must see the input),
+    so memory stays at a few chunks; a buffer grows when a block needs more.
+    An error in the writer is raised in the caller at its next call;
+    :meth:`close` always stops the thread first. One writer may serve several
+    tensors in a row (a checkpoint shard): their blocks reach the sink in
+    the order submitted, and :meth:`call` runs cleanup (closing a source) on
+    the writer's thread after the blocks queued before it.
     """
 
-    def __init__(self, sink: Sink, source: Source, nbufs: int, nbytes: int):
-        self.sink, self.source = sink, source
+    def __init__(self, sink: Sink, nbufs: int = 2):
+        self.sink = sink
         self.free: queue.Queue = queue.Queue()
+        self.free_in: queue.Queue = queue.Queue()
         for _ in range(nbufs):
-            self.free.put(np.empty(nbytes, dtype=np.uint8))
+            self.free.put(np.empty(0, dtype=np.uint8))
+            self.free_in.put(np.empty(0, dtype=np.uint8))
         self.todo: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
+        self.closed = False
+        self.cancelled = False
         self.thread = threading.Thread(target=self._run, name="qdq-writer", daemon=True)
         self.thread.start()
 
@@ -121,36 +130,78 @@ class _Writer:
             item = self.todo.get()
             if item is None:
                 return
-            block, data, buf = item
+            if callable(item):
+                try:
+                    item()
+                except BaseException as exc:  # handed to the caller
+                    self.error = self.error or exc
+                continue
+            source, block, data, target, buf, inbuf, observe = item
             try:
-                if self.error is None:
-                    self.sink.write(block, data)
-                    self.source.release(block, final=True)
+                if self.error is None and not self.cancelled:
+                    if observe is not None:
+                        observe(data, target)
+                    self.sink.write(block, target)
+                    if source is not None:
+                        source.release(block, final=True)
             except BaseException as exc:  # handed to the caller
                 self.error = exc
             finally:
                 self.free.put(buf)
+                if inbuf is not None:
+                    self.free_in.put(inbuf)
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """Raise the writer's error, if any."""
         if self.error is not None:
             raise self.error
 
-    def buffer(self) -> np.ndarray:
-        buf = self.free.get()
-        if self.error is not None:
-            self.free.put(buf)
-            self._check()
+    @staticmethod
+    def _take(pool: queue.Queue, nbytes: int) -> np.ndarray:
+        buf = pool.get()
+        if buf.nbytes < nbytes:
+            buf = np.empty(nbytes, dtype=np.uint8)
         return buf
 
-    def submit(self, block: Block, data: np.ndarray, buf: np.ndarray) -> None:
-        self._check()
-        self.todo.put((block, data, buf))
+    def buffer(self, nbytes: int) -> np.ndarray:
+        """A free output buffer of at least ``nbytes`` (waits for one)."""
+        buf = self._take(self.free, nbytes)
+        if self.error is not None:
+            self.free.put(buf)
+            self.check()
+        return buf
+
+    def in_buffer(self, nbytes: int) -> np.ndarray:
+        """A free input buffer of at least ``nbytes``, kept until its block is written."""
+        buf = self._take(self.free_in, nbytes)
+        if self.error is not None:
+            self.free_in.put(buf)
+            self.check()
+        return buf
+
+    def submit(self, block: Block | None, target: np.ndarray, buf: np.ndarray,
+               source: Source | None = None, data: np.ndarray | None = None,
+               inbuf: np.ndarray | None = None,
+               observe: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
+        """Queue ``target`` (in ``buf``) for the sink; ``observe(data, target)`` runs first."""
+        self.check()
+        self.todo.put((source, block, data, target, buf, inbuf, observe))
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the writer's thread once the blocks queued so far are written."""
+        self.todo.put(fn)
+
+    def cancel(self) -> None:
+        """Skip the blocks still queued (their output is being thrown away)."""
+        self.cancelled = True
 
     def close(self) -> None:
-        """Wait for the queued writes and stop; raises the writer's error if any."""
-        self.todo.put(None)
-        self.thread.join()
-        self._check()
+        """Wait for the queued work and stop; raises the writer's error if any."""
+        if not self.closed:
+            self.closed = True
+            self.todo.put(None)
+            self.thread.join()
+        self.check()
 
 
 def _report_partial(exc: BaseException, sink: Sink, total: int) -> None:
@@ -169,14 +220,18 @@ def _report_partial(exc: BaseException, sink: Sink, total: int) -> None:
 
 def write_pass(source: Source, sink: Sink, ax: int | None, items: int, progress: bool,
                label: str, kernel: Callable[[np.ndarray, np.ndarray, Block], None],
-               out_dtype: np.dtype, block_size: int | None = None) -> float:
+               out_dtype: np.dtype, block_size: int | None = None,
+               writer: Writer | None = None,
+               observe: Callable[[np.ndarray, np.ndarray], None] | None = None) -> float:
     """Pass 2: read each block, compute it into an output buffer, hand it to the writer.
 
     Memory: one read buffer and two output buffers of a chunk each. Returns
     the rate in bytes per second. Block-wise (``block_size`` along ``ax``)
-    every slab holds whole blocks.
+    every slab holds whole blocks. With ``writer`` (shared by several passes
+    into one sink) the writer is left running; with ``observe``, it calls
+    ``observe(input, output)`` for each block before writing it (the input
+    buffers then rotate too: two more chunks).
     """
-    read_buf = _buffer(source, items)
     n = max(1, min(items, math.prod(source.canon_shape)))
     prog = Progress(source.nbytes, label, progress)
     cax = source.canon_axis(ax)
@@ -184,20 +239,29 @@ def write_pass(source: Source, sink: Sink, ax: int | None, items: int, progress:
         # a slab holds at least one block times the trailing extent
         n = max(n, min(math.prod(source.canon_shape),
                        block_size * math.prod(source.canon_shape[cax + 1:])))
-        read_buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
-    writer = _Writer(sink, source, 2, n * out_dtype.itemsize)
+    read_buf = None if observe is not None else np.empty(n * source.dtype.itemsize, np.uint8)
+    own = writer is None
+    w = Writer(sink) if writer is None else writer
     try:
         try:
             for b in iter_blocks(source.canon_shape, cax, items, block_size):
-                data = source.read(b, read_buf)
-                buf = writer.buffer()
+                inbuf = None
+                if read_buf is None:
+                    inbuf = rbuf = w.in_buffer(n * source.dtype.itemsize)
+                else:
+                    rbuf = read_buf
+                data = source.read(b, rbuf)
+                buf = w.buffer(n * out_dtype.itemsize)
                 target = buf[:b.count * out_dtype.itemsize].view(out_dtype).reshape(b.shape)
                 kernel(data, target, b)
-                writer.submit(b, target, buf)
+                w.submit(b, target, buf, source, data, inbuf, observe)
                 prog.update(b.count * source.dtype.itemsize)
         finally:
             try:
-                writer.close()
+                if own:
+                    w.close()
+                else:
+                    w.check()
             finally:
                 prog.close()
     except BaseException as exc:

@@ -16,6 +16,7 @@ class Progress:
         self.file = file if file is not None else sys.stderr
         self._bar = None
         self._last = 0.0
+        self.note = ""
         if not enabled:
             return
         try:
@@ -35,6 +36,16 @@ class Progress:
         else:
             self._draw()
 
+    def set_note(self, note: str) -> None:
+        """Show what is being worked on now (a tensor's name) beside the bar."""
+        self.note = note
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.set_postfix_str(note, refresh=False)
+        else:
+            self._draw()
+
     def _draw(self, force: bool = False, end: str = "\r") -> None:
         now = time.perf_counter()
         if not force and now - self._last < 0.2:
@@ -44,7 +55,8 @@ class Progress:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         rate = self.done / elapsed / 1e9
         self.file.write(f"{self.desc}: {pct:5.1f}% of {self.total / 2**20:,.0f} MiB, "
-                        f"{rate:.2f} GB/s{end}")
+                        f"{rate:.2f} GB/s" + (f", {self.note[:60]}" if self.note else "")
+                        + ("\x1b[K" if self.note and end == "\r" else "") + end)
         self.file.flush()
 
     @property

@@ -15,6 +15,12 @@ import numpy as np
 
 from . import __version__, _reference
 from ._analysis import analyze_file
+from ._cli_checkpoint import (
+    add_checkpoint_options,
+    cmd_info_checkpoint,
+    cmd_run_checkpoint,
+    is_checkpoint,
+)
 from ._files import (
     DEFAULT_CHUNK_BYTES,
     FileOptions,
@@ -186,6 +192,8 @@ def _remove_stale(*paths) -> None:
 
 
 def cmd_run(ns) -> int:
+    if is_checkpoint(ns.src):
+        return cmd_run_checkpoint(ns)
     lo, hi = (ns.range if ns.range is not None else (None, None))
     _remove_stale(ns.dst)
     params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
@@ -200,6 +208,8 @@ def cmd_run(ns) -> int:
 
 
 def cmd_info(ns) -> int:
+    if is_checkpoint(ns.src):
+        return cmd_info_checkpoint(ns)
     lo, hi = (ns.range if ns.range is not None else (None, None))
     st = analyze_file(ns.src, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
                       block_size=ns.block_size, calibrate=ns.calibrate)
@@ -338,14 +348,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"qdq {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    p = sub.add_parser("run", help="quantize and dequantize SRC into DST (.npy), streaming")
-    p.add_argument("src", help=".npy file (or raw binary with --dtype and --shape)")
-    p.add_argument("dst", help="output .npy path (may be SRC: replaced when complete)")
+    p = sub.add_parser("run", help="quantize and dequantize SRC into DST (.npy, or a "
+                                   "safetensors checkpoint), streaming")
+    p.add_argument("src", help=".npy file (or raw binary with --dtype and --shape), or a "
+                               ".safetensors file or checkpoint directory")
+    p.add_argument("dst", help="output .npy path (may be SRC: replaced when complete), or "
+                               "the output checkpoint file or directory")
     _op_options(p)
+    add_checkpoint_options(p, info=False)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("info", help="range, scale and the error the op would introduce")
-    p.add_argument("src")
+    p.add_argument("src", help=".npy or raw file, or a .safetensors file or checkpoint "
+                               "directory (a table per tensor)")
     _op_options(p)
+    add_checkpoint_options(p, info=True)
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("quantize", help="integer codes of SRC into DST (.npy), with the "
                                         "parameters beside it as JSON")

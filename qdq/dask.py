@@ -16,6 +16,7 @@ Each block runs qdq's kernels on one thread; Dask supplies the parallelism.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 import numpy as np
@@ -30,13 +31,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from . import _engine
 from ._arrays import as_input, kernel_view
 from ._blocks import check_block_size, given_block_range
+from ._checkpoint import finish_checkpoint, prepare_checkpoint, report_of, shard_task
+from ._ckpt_plan import plan_checkpoint
 from ._codes import check_codes
+from ._files import DEFAULT_CHUNK_BYTES
 from ._formats import Format, format_of, is_bfloat16_dtype, to_public
 from ._histogram import HistogramTracker
 from ._histogram_ranges import check_method
 from ._op import finish_range
 from ._op import quantize_and_dequantize as quantize_and_dequantize_np
 from ._params import code_dtype_for, params_from_rows
+from ._pipeline import chunk_items
 from ._range import merge_max, merge_min
 from ._validate import (
     OpArgs,
@@ -47,7 +52,8 @@ from ._validate import (
     given_range,
 )
 
-__all__ = ["calibrate", "compute_range", "quantize_and_dequantize", "quantize"]
+__all__ = ["calibrate", "compute_range", "quantize_and_dequantize", "quantize",
+           "quantize_and_dequantize_checkpoint"]
 
 
 def _format(x, bfloat16_bits: bool) -> Format:
@@ -358,6 +364,46 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
                  a.range_given)
     params = dask.delayed(params_from_rows)(p, fmt, a.grid, ax, ax is not None, a.round_mode)
     return codes, params
+
+
+def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bits=8,
+                                       signed_input=True, narrow_range=False,
+                                       round_mode="HALF_TO_EVEN", axis=None, block_size=None,
+                                       chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True):
+    """:func:`qdq.quantize_and_dequantize_checkpoint` with one task per shard on Dask.
+
+    The plan (every header read and checked, every tensor's settings) is made
+    here; each shard still to write is one task on the active scheduler
+    (workers must see ``src`` and ``dst`` on a shared file system); the index
+    is written here once every shard is complete. The files are the same, bit
+    for bit, as the local function's. Unlike the array functions, this one
+    computes at once.
+
+    Returns
+    -------
+    CheckpointReport
+
+    Examples
+    --------
+    >>> import numpy as np, qdq.dask
+    >>> from qdq._io.safetensors_writer import write_arrays
+    >>> with open("m.safetensors", "wb") as f:
+    ...     write_arrays(f, {"w": np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)})
+    >>> r = qdq.dask.quantize_and_dequantize_checkpoint("m.safetensors", "q.safetensors")
+    >>> r.shards_written, r["w"].action
+    (['q.safetensors'], 'qdq')
+    """
+    t0 = time.perf_counter()
+    chunk_items(chunk_bytes, 1)
+    settings = {"num_bits": num_bits, "signed_input": signed_input, "narrow_range": narrow_range,
+                "round_mode": round_mode, "axis": axis, "block_size": block_size}
+    plan = plan_checkpoint(src, dst, rules, skip, settings)
+    todo = prepare_checkpoint(plan)
+    stats = check_flag("error_stats", error_stats)
+    tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes, 1, stats) for s in todo]
+    results = dask.compute(*tasks)
+    finish_checkpoint(plan)
+    return report_of(plan, {s.dst: r for s, r in zip(todo, results, strict=True)}, t0)
 
 
 # ---------------------------------------------------------------------------

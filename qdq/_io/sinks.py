@@ -1,10 +1,13 @@
 """Sinks: where the pipeline's output blocks go.
 
-A :class:`FileSink` writes a ``.npy`` (or, in place, the source's raw file,
-header bytes kept) through the atomic writer, handing written data to the
-disk as it goes and dropping it from the page cache. An :class:`ArraySink`
-writes into an array or memmap (in place on a memmap is not atomic: see the
-README's reliability section).
+An :class:`AppendSink` appends blocks to a file open through the atomic
+writer, handing written data to the disk as it goes and dropping it from the
+page cache (a checkpoint shard: several tensors, one after another, at the
+offsets its header planned). A :class:`FileSink` is one writing a ``.npy``
+(or, in place, the source's raw file, header bytes kept). An
+:class:`ArraySink` writes into an array or memmap (in place on a memmap is
+not atomic: see the README's reliability section); a :class:`DiscardSink`
+keeps nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .atomic import AtomicFile
 from .pagecache import drop_pages, sync_range
 from .sources import ArraySource, FileSource, Source
 
-__all__ = ["ArraySink", "FileSink", "Sink", "open_sink"]
+__all__ = ["AppendSink", "ArraySink", "DiscardSink", "FileSink", "Sink", "open_sink"]
 
 # Written data is synced and dropped from the page cache every this many bytes
 # where sync_file_range is not available.
@@ -41,30 +44,30 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
-class FileSink:
-    """A file written through :class:`AtomicFile`, block after block in memory order."""
+class AppendSink:
+    """Blocks appended in memory order to a file open through :class:`AtomicFile`.
 
-    def __init__(self, path: Any, source: Source, dtype: np.dtype, as_npy: bool,
-                 prefix: bytes = b""):
-        self.atomic = AtomicFile(path)
-        self.path = self.atomic.path
-        self.f = self.atomic.file
-        # A raw file keeps the source's byte order (it has no header to say otherwise).
-        self.swap = not as_npy and not source.dtype.isnative
+    ``base`` is where the appended data starts (the file's position when the
+    sink is made). Written data is handed to the disk as it goes and dropped
+    from the page cache. Several tensors can be appended one after another
+    (a checkpoint shard): :meth:`write_bytes` adds raw bytes, :attr:`position`
+    says where the next byte goes.
+    """
+
+    def __init__(self, atomic: AtomicFile, base: int = 0, swap: bool = False):
+        self.atomic = atomic
+        self.path = atomic.path
+        self.f = atomic.file
+        self.swap = swap
         self.written = 0
         self.synced = 0
-        self.base = 0
+        self.base = base
         self.pending: tuple[int, int] | None = None
-        try:
-            if as_npy:
-                self.base = self._guard(lambda: npy.write_header(
-                    self.f, dtype, bool(source.transposed), tuple(source.shape)))
-            elif prefix:
-                self._guard(lambda: self._put(memoryview(prefix)))
-                self.base = len(prefix)
-        except BaseException:
-            self.atomic.abort()
-            raise
+
+    @property
+    def position(self) -> int:
+        """The file offset of the next byte written."""
+        return self.base + self.written
 
     def _guard(self, fn: Callable[[], T]) -> T:
         try:
@@ -84,7 +87,10 @@ class FileSink:
         data = np.ascontiguousarray(data)
         if self.swap:
             data = data.byteswap()
-        mv = data.data.cast("B")
+        self.write_bytes(data.data.cast("B"))
+
+    def write_bytes(self, mv: memoryview) -> None:
+        """Append raw bytes."""
         start = self.base + self.written
         self._guard(lambda: self._put(mv))
         self.written += len(mv)
@@ -114,6 +120,38 @@ class FileSink:
 
     def abort(self) -> None:
         self.atomic.abort()
+
+
+class FileSink(AppendSink):
+    """A ``.npy`` (or raw) file written through :class:`AtomicFile`, block after block."""
+
+    def __init__(self, path: Any, source: Source, dtype: np.dtype, as_npy: bool,
+                 prefix: bytes = b""):
+        # A raw file keeps the source's byte order (it has no header to say otherwise).
+        super().__init__(AtomicFile(path), 0, not as_npy and not source.dtype.isnative)
+        try:
+            if as_npy:
+                self.base = self._guard(lambda: npy.write_header(
+                    self.f, dtype, bool(source.transposed), tuple(source.shape)))
+            elif prefix:
+                self._guard(lambda: self._put(memoryview(prefix)))
+                self.base = len(prefix)
+        except BaseException:
+            self.atomic.abort()
+            raise
+
+
+class DiscardSink:
+    """A sink that keeps nothing (for runs that only measure the op's error)."""
+
+    def write(self, block: Block, data: np.ndarray) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 class ArraySink:

@@ -1,0 +1,188 @@
+"""What a checkpoint run reports: one record per tensor, totals, a table and JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+__all__ = ["CheckpointReport", "TensorRecord"]
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    """What was done to one tensor.
+
+    Attributes
+    ----------
+    name, shard : str
+        The tensor and the file holding it.
+    dtype : str
+        Its safetensors dtype (``"F32"``, ``"BF16"``, ...).
+    shape : tuple of int
+    action : {"qdq", "copy"}
+        Quantize-dequantized, or copied byte for byte.
+    reason : str
+        Why: ``"default"``, ``"rule 'PATTERN'"``, ``"skip 'PATTERN'"``, ...
+    settings : dict or None
+        The op's resolved keyword arguments (axis counted from the front).
+    status : {"written", "skipped", "analyzed"}
+        Written now; left as it was (its shard was complete from an earlier
+        run with the same settings: no figures then); or only measured.
+    range, scale : (float, float) or None
+        The adjusted range (lowest min, highest max over channels or blocks)
+        and the smallest and largest scale.
+    max_abs_error, sqnr_db : float or None
+        The largest absolute error and 10 log10(signal / noise) over finite
+        elements (``inf`` when the op changed nothing).
+    clipped, nan : int or None
+        Elements the clamp changed (none: the range is the data's) and NaN inputs.
+    seconds : float
+        Time spent on the tensor.
+    nbytes : int
+        Its bytes of data.
+
+    Examples
+    --------
+    >>> t = TensorRecord("b", "m.safetensors", "F32", (4,), "copy", "default: rank 1")
+    >>> t.action, t.sqnr_db is None
+    ('copy', True)
+    """
+
+    name: str
+    shard: str
+    dtype: str
+    shape: tuple
+    action: str
+    reason: str
+    settings: dict | None = None
+    status: str = "written"
+    range: tuple | None = None
+    scale: tuple | None = None
+    max_abs_error: float | None = None
+    sqnr_db: float | None = None
+    clipped: int | None = None
+    nan: int | None = None
+    seconds: float = 0.0
+    nbytes: int = 0
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, (tuple, list)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    return v
+
+
+def _settings_text(s: dict | None) -> str:
+    if s is None:
+        return "copy"
+    parts = [f"int{s['num_bits']}" if s["signed_input"] else f"uint{s['num_bits']}"]
+    if s["narrow_range"]:
+        parts.append("narrow")
+    if s["round_mode"] != "HALF_TO_EVEN":
+        parts.append(s["round_mode"])
+    if s["block_size"] is not None:
+        parts.append(f"axis {s['axis']} blocks {s['block_size']}")
+    elif s["axis"] is not None:
+        parts.append(f"axis {s['axis']}")
+    return " ".join(parts)
+
+
+@dataclass
+class CheckpointReport:
+    """The result of a checkpoint run: a :class:`TensorRecord` per tensor, in file order.
+
+    Iterate over it for the records, index it by tensor name, or call
+    :meth:`to_json` / :meth:`table`.
+
+    Attributes
+    ----------
+    tensors : list of TensorRecord
+    shards_written, shards_skipped : list of str
+        Output files written now, and those left as they were (complete from an
+        earlier run with the same settings and source).
+    nbytes : int
+        Bytes of tensor data in the checkpoint.
+    seconds : float
+        Wall time of the run.
+
+    Examples
+    --------
+    >>> r = CheckpointReport([TensorRecord("w", "m.safetensors", "F32", (2, 2), "copy",
+    ...                                    "rule 'w'", nbytes=16)], nbytes=16)
+    >>> r["w"].reason, len(r), r.totals()["copied_bytes"]
+    ("rule 'w'", 1, 16)
+    >>> print(r.table())
+    tensor  shape  dtype  settings  SQNR dB  max error  clipped
+    w       2x2    F32    copy
+    1 tensors: 0 quantized (0.0 MiB), 1 copied (0.0 MiB), clipped 0
+    """
+
+    tensors: list[TensorRecord] = field(default_factory=list)
+    shards_written: list[str] = field(default_factory=list)
+    shards_skipped: list[str] = field(default_factory=list)
+    nbytes: int = 0
+    seconds: float = 0.0
+
+    def __iter__(self) -> Iterator[TensorRecord]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __getitem__(self, name: str) -> TensorRecord:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def totals(self) -> dict:
+        """Counts and bytes quantized / copied, the worst error and the lowest SQNR."""
+        done = [t for t in self.tensors if t.action == "qdq"]
+        measured = [t for t in done if t.sqnr_db is not None]
+        finite = [t.sqnr_db for t in measured
+                  if t.sqnr_db is not None and not math.isnan(t.sqnr_db)]
+        return {"tensors": len(self.tensors), "quantized": len(done),
+                "copied": len(self.tensors) - len(done),
+                "quantized_bytes": sum(t.nbytes for t in done),
+                "copied_bytes": sum(t.nbytes for t in self.tensors if t.action == "copy"),
+                "max_abs_error": max((t.max_abs_error or 0.0 for t in measured), default=None),
+                "min_sqnr_db": min(finite, default=None),
+                "clipped": sum(t.clipped or 0 for t in measured),
+                "bytes": self.nbytes, "seconds": self.seconds,
+                "shards_written": len(self.shards_written),
+                "shards_skipped": len(self.shards_skipped)}
+
+    def to_json(self) -> str:
+        """The records and totals as JSON (non-finite numbers as "inf", "-inf", "nan")."""
+        doc = {"tensors": [_json_value(asdict(t)) for t in self.tensors],
+               "totals": _json_value(self.totals()),
+               "shards_written": self.shards_written, "shards_skipped": self.shards_skipped}
+        return json.dumps(doc, indent=1)
+
+    def table(self) -> str:
+        """A text table: name, shape, dtype, settings, SQNR, max error, clipped; totals."""
+        rows = [("tensor", "shape", "dtype", "settings", "SQNR dB", "max error", "clipped")]
+        for t in self.tensors:
+            sq = "" if t.sqnr_db is None else f"{t.sqnr_db:.2f}"
+            err = "" if t.max_abs_error is None else f"{t.max_abs_error:.4g}"
+            clip = "" if t.clipped is None else f"{t.clipped:,}"
+            rows.append((t.name, "x".join(map(str, t.shape)) or "()", t.dtype,
+                         _settings_text(t.settings), sq, err, clip))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w)
+                           for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+                 for r in rows]
+        tot = self.totals()
+        sq = "" if tot["min_sqnr_db"] is None else f", lowest SQNR {tot['min_sqnr_db']:.2f} dB"
+        err = "" if tot["max_abs_error"] is None else f", max error {tot['max_abs_error']:.4g}"
+        lines.append(f"{tot['tensors']} tensors: {tot['quantized']} quantized "
+                     f"({tot['quantized_bytes'] / 2**20:,.1f} MiB), {tot['copied']} copied "
+                     f"({tot['copied_bytes'] / 2**20:,.1f} MiB){sq}{err}, clipped "
+                     f"{tot['clipped']:,}")
+        return "\n".join(lines)
