@@ -26,7 +26,15 @@ from ._blocks import (
 from ._diagnostics import warn_float16_overflow, warn_unsigned_negative
 from ._formats import FLOAT16, Format, format_named, round_to, to_public
 from ._params import QuantizationParams, params_from_rows
-from ._validate import OpArgs, check_axis, check_grid, check_real, given_range, normalize_axis_arg
+from ._validate import (
+    OpArgs,
+    check_axis,
+    check_grid,
+    check_real,
+    given_range,
+    normalize_axis_arg,
+    op_args,
+)
 
 __all__ = ["quantize_and_dequantize", "quantize_and_dequantize_v2", "compute_range",
            "quantization_params", "finish_range", "warn_float16_overflow",
@@ -126,8 +134,8 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
             -5.714286  ]], dtype=float32)
     """
     x, fmt = as_input(input, bfloat16_bits)
-    a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
-    bs = check_block_size(block_size, axis)
+    a = op_args(signed_input, num_bits, range_given, round_mode, narrow_range)
+    bs = None if block_size is None else check_block_size(block_size, axis)
     ax = check_axis(axis, x.ndim)
     rg = a.range_given
     if bs is not None:

@@ -33,7 +33,8 @@ def _check_environment() -> bool:
 # A huge OMP_NUM_THREADS overflows or is ignored by OpenMP runtimes: qdq uses
 # MAX_THREADS as long as the runtime's count is the one it started with.
 _clamped_env = _check_environment()
-_runtime_start = _kernels.openmp_max_threads()
+_runtime_threads = _kernels.openmp_max_threads  # 1 without OpenMP
+_runtime_start = _runtime_threads()
 # None: follow the OpenMP runtime (OMP_NUM_THREADS, threadpoolctl); else set_num_threads's.
 _explicit: int | None = None
 
@@ -47,9 +48,9 @@ def current() -> int:
     """
     if _explicit is not None:
         return _explicit
-    if not _kernels.OPENMP:
-        return 1
-    n = _kernels.openmp_max_threads()
+    n = _runtime_threads()
+    if 0 < n <= MAX_THREADS and not _clamped_env:
+        return n
     if _clamped_env and n == _runtime_start:
         return MAX_THREADS
     return min(max(1, n), MAX_THREADS)

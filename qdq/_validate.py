@@ -16,8 +16,8 @@ from numpy.exceptions import AxisError
 from . import _kernels
 from ._formats import Format, is_bfloat16_dtype, round_scalar, round_to
 
-__all__ = ["ROUND_MODES", "Grid", "OpArgs", "check_axis", "check_code_dtype", "check_flag",
-           "check_grid", "check_int", "code_type_index",
+__all__ = ["ROUND_MODES", "Grid", "OpArgs", "op_args", "check_axis", "check_code_dtype",
+           "check_flag", "check_grid", "check_int", "code_type_index",
            "check_num_bits", "check_positive_int", "check_real", "check_round_mode",
            "given_range", "integer_grid", "normalize_axis_arg"]
 
@@ -126,9 +126,13 @@ def check_axis(axis: Any, ndim: int) -> int | None:
 
 
 class OpArgs:
-    """The op's validated arguments: grid, range_given, round mode and kernel mode."""
+    """The op's validated arguments: grid, range_given, round mode and kernel mode.
 
-    __slots__ = ("grid", "range_given", "round_mode", "mode")
+    Immutable once built; :func:`op_args` hands out cached instances.
+    """
+
+    __slots__ = ("grid", "range_given", "round_mode", "mode", "signed", "num_bits", "narrow",
+                 "qmin", "qmax")
 
     def __init__(self, signed_input: Any, num_bits: Any, range_given: Any, round_mode: Any,
                  narrow_range: Any):
@@ -136,26 +140,28 @@ class OpArgs:
         self.range_given = check_flag("range_given", range_given)
         self.round_mode = check_round_mode(round_mode)
         self.mode = _MODE_BITS[self.round_mode] | (_kernels.CLAMP if self.range_given else 0)
+        self.signed, self.num_bits, self.narrow, self.qmin, self.qmax = self.grid
 
-    @property
-    def signed(self) -> bool:
-        return self.grid.signed
 
-    @property
-    def num_bits(self) -> int:
-        return self.grid.num_bits
+_OP_ARGS: dict = {}
 
-    @property
-    def narrow(self) -> bool:
-        return self.grid.narrow
 
-    @property
-    def qmin(self) -> int:
-        return self.grid.qmin
-
-    @property
-    def qmax(self) -> int:
-        return self.grid.qmax
+def op_args(signed_input: Any, num_bits: Any, range_given: Any, round_mode: Any,
+            narrow_range: Any) -> OpArgs:
+    """:class:`OpArgs`, cached by the arguments' types and values (the op's hot path)."""
+    key = (type(signed_input), signed_input, type(num_bits), num_bits, type(range_given),
+           range_given, type(round_mode), round_mode, type(narrow_range), narrow_range)
+    try:
+        return _OP_ARGS[key]
+    except (KeyError, TypeError):
+        pass
+    a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
+    try:
+        if len(_OP_ARGS) < 512:
+            _OP_ARGS[key] = a
+    except TypeError:  # unhashable arguments (validated anyway)
+        pass
+    return a
 
 
 def check_real(name: str, value: Any) -> np.ndarray:
