@@ -19,8 +19,8 @@ from . import _histkernel, _kernels, _threads
 from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_extents, overlaps
 from ._formats import FLOAT16, Format
 
-__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "compute_params", "elementwise",
-           "histogram_update", "int_type_index", "op_in_place_layout", "op_rows",
+__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "build_info", "compute_params",
+           "elementwise", "histogram_update", "int_type_index", "op_in_place_layout", "op_rows",
            "range_in_place_layout",
            "reduce_block", "reduce_range", "run_block", "transform"]
 
@@ -38,6 +38,13 @@ def int_type_index(dtype: np.dtype) -> int | None:
     if dtype.kind not in "iu":
         return None
     return _INT_INDEX.get(dtype.newbyteorder("="))
+
+
+def build_info() -> str:
+    """How the kernels were built and what they run on: OpenMP, threads, instruction set."""
+    isa = ("baseline (SSE2/NEON)", "AVX2+F16C")[_kernels.get_isa()]
+    omp = f"OpenMP, {_threads.current()} threads" if _kernels.OPENMP else "no OpenMP, 1 thread"
+    return f"{omp}, {isa} kernels"
 
 
 def reduce_block(data: np.ndarray, mn: np.ndarray, mx: np.ndarray, fmt: Format,

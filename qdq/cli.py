@@ -21,6 +21,7 @@ from ._cli_checkpoint import (
     cmd_run_checkpoint,
     is_checkpoint,
 )
+from ._engine import build_info
 from ._files import (
     DEFAULT_CHUNK_BYTES,
     FileOptions,
@@ -345,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="qdq", description="TensorFlow's quantize_and_dequantize, bit for bit, over files "
                                 "larger than memory.")
-    ap.add_argument("--version", action="version", version=f"qdq {__version__}")
+    ap.add_argument("--version", action="version",
+                    version=f"qdq {__version__} ({build_info()})")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     p = sub.add_parser("run", help="quantize and dequantize SRC into DST (.npy, or a "

@@ -25,8 +25,8 @@ try:
     import dask
     import dask.array as da
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("qdq.dask needs Dask: pip install 'qdq[dask]' "
-                      "(dask[array], distributed, zarr)") from exc
+    raise ImportError("qdq.dask needs Dask: pip install 'qdq[dask]' (dask[array]; add "
+                      "distributed for a cluster, zarr for zarr storage)") from exc
 
 from . import _engine
 from ._arrays import as_input, kernel_view

@@ -108,6 +108,7 @@ def test_usage_errors():
     assert r.returncode == 2 and "not a size" in r.stderr
     r = run_qdq("--version")
     assert r.returncode == 0 and qdq.__version__ in r.stdout
+    assert "kernels" in r.stdout and ("OpenMP" in r.stdout)
 
 
 def test_console_script_installed():
