@@ -10,9 +10,9 @@ import numpy as np
 from . import _engine
 from ._arrays import iter_blocks
 from ._blocks import blocked_shape, check_block_size, parts, transform_blocks
-from ._files import Calibration, FileOptions, open_for_op
+from ._files import Calibration, FileOptions, open_for_op, swap_order
 from ._formats import Format, to_public, values_as_float64
-from ._histogram_ranges import parse_calibration
+from ._histogram_ranges import check_calibration
 from ._io.sources import Source
 from ._op import finish_range
 from ._params import params_from_rows
@@ -158,10 +158,7 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
     """
     bs = check_block_size(block_size, axis)
     if calibrate is not None:
-        parse_calibration(calibrate)
-        if bs is not None or args.range_given:
-            raise ValueError("calibrate takes the range from the data's histogram: it goes "
-                             "with neither a given range nor block_size")
+        check_calibration(calibrate, bs, args.range_given)
     source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts, bs)
     try:
         fmt = source.fmt
@@ -253,11 +250,10 @@ def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int,
             prog.update(b.count * source.dtype.itemsize)
     finally:
         prog.close()
-    if source.transposed:
-        p = np.stack([np.ascontiguousarray(row.T) for row in p])
+    p = np.stack([swap_order(row, source) for row in p])
     params = params_from_rows(p, fmt, args.grid, ax, False, args.round_mode, bs)
     if given is not None:
-        lo, hi = (np.ascontiguousarray(g.T) if source.transposed else g for g in given)
+        lo, hi = swap_order(given[0], source), swap_order(given[1], source)
     else:
         lo, hi = np.asarray(params.min_range), np.asarray(params.max_range)
     return {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,

@@ -15,9 +15,9 @@ import numpy as np
 from ._formats import Format, format_of
 from ._validate import check_flag
 
-__all__ = ["Block", "BLOCK_ITEMS", "as_input", "extents", "iter_blocks", "kernel_copy",
-           "kernel_layout", "kernel_view", "layout_extents", "overlaps", "prepare_out",
-           "result_dtype", "same_memory", "same_type", "set_block_items"]
+__all__ = ["Block", "BLOCK_ITEMS", "as_input", "check_next_chunk", "extents", "iter_blocks",
+           "kernel_copy", "kernel_layout", "kernel_view", "layout_extents", "overlaps",
+           "prepare_out", "result_dtype", "same_memory", "same_type", "set_block_items"]
 
 # Elements per slab when an input cannot go to the kernels as it is
 # (non-contiguous, byte-swapped, misaligned, or an out that differs in layout).
@@ -40,6 +40,18 @@ def as_input(input: Any, bfloat16_bits: Any) -> tuple[np.ndarray, Format]:
         raise TypeError("masked arrays are not supported: fill or compress them first")
     x = input if type(input) is np.ndarray else np.asarray(input)
     return x, format_of(x.dtype, bits)
+
+
+def check_next_chunk(x: np.ndarray, fmt: Format, first_fmt: Format | None,
+                     first_dtype: np.dtype | None, rest: tuple | None) -> None:
+    """That a chunk continues the tensor of the earlier chunks (a slice along axis 0)."""
+    if fmt is not first_fmt or x.dtype.newbyteorder("=") != first_dtype:
+        raise TypeError(f"a chunk of dtype {x.dtype} cannot continue a tensor of dtype "
+                        f"{first_dtype}")
+    if x.ndim == 0 or tuple(x.shape[1:]) != rest:
+        raise ValueError(f"chunk of shape {x.shape} does not continue a tensor whose chunks "
+                         f"have shape (n, {', '.join(map(str, rest or ()))}) (slices along "
+                         "axis 0 of one tensor)")
 
 
 def result_dtype(x: np.ndarray) -> np.dtype:

@@ -16,7 +16,6 @@ contiguous, ``B`` dividing ``D``) and contiguous copies otherwise.
 
 from __future__ import annotations
 
-import math
 import operator
 from typing import Any, Callable, NamedTuple
 
@@ -149,11 +148,6 @@ def given_block_range(input_min: Any, input_max: Any, fmt: Format, shape: tuple,
                              f"{block_size}): input_min ({float(lo[idx])!r}) must be <= "
                              f"input_max ({float(hi[idx])!r}), and neither may be NaN")
     return lo, hi
-
-
-def block_count(shape: tuple, ax: int, block_size: int) -> int:
-    """How many blocks a tensor of this shape has."""
-    return math.prod(blocked_shape(shape, ax, block_size))
 
 
 def row_params(part: Part, rows: np.ndarray, fmt: Format, ax: int, qmin: int, qmax: int,

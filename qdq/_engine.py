@@ -20,7 +20,7 @@ from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_exte
 from ._formats import FLOAT16, Format
 
 __all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "build_info", "compute_params",
-           "elementwise", "histogram_update", "int_type_index", "op_in_place_layout", "op_rows",
+           "elementwise", "histogram_update", "op_in_place_layout", "op_rows",
            "range_in_place_layout",
            "reduce_block", "reduce_range", "run_block", "transform"]
 
@@ -29,16 +29,6 @@ QUANTIZE = _kernels.QUANTIZE
 DEQUANTIZE = _kernels.DEQUANTIZE
 GRAD = _kernels.GRAD
 CLAMP = _kernels.CLAMP
-
-_INT_INDEX = {np.dtype(name): k for k, name in enumerate(_kernels.INT_TYPES)}
-
-
-def int_type_index(dtype: np.dtype) -> int | None:
-    """The kernels' index of an integer dtype (any byte order), None if they lack it."""
-    if dtype.kind not in "iu":
-        return None
-    return _INT_INDEX.get(dtype.newbyteorder("="))
-
 
 def build_info() -> str:
     """How the kernels were built and what they run on: OpenMP, threads, instruction set."""

@@ -28,7 +28,7 @@ from ._blocks import (
 from ._codes import check_codes, params_axis
 from ._formats import BFLOAT16, FLOAT16, file_value_dtype, format_named
 from ._histogram import HistogramTracker
-from ._histogram_ranges import parse_calibration
+from ._histogram_ranges import check_calibration, parse_calibration
 from ._io.atomic import AtomicFile, commit_together
 from ._io.sinks import FileSink, open_sink
 from ._io.sources import Source, open_source
@@ -78,7 +78,7 @@ def open_for_op(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: An
             assert ax is not None
             lo_b, hi_b = given_block_range(input_min, input_max, source.fmt, source.shape, ax,
                                            block_size)
-            given = (to_memory_order(lo_b, source), to_memory_order(hi_b, source))
+            given = (swap_order(lo_b, source), swap_order(hi_b, source))
         elif args.range_given:
             given = given_range(input_min, input_max, source.fmt, source.shape, ax)
     except BaseException:
@@ -87,8 +87,12 @@ def open_for_op(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: An
     return source, ax, given
 
 
-def to_memory_order(a: np.ndarray, source: Source) -> np.ndarray:
-    """A logical-order array (blocked ranges, parameters) in the source's memory order."""
+def swap_order(a: np.ndarray, source: Source) -> np.ndarray:
+    """A blocked-shape array (ranges, parameters) between logical and the source's memory order.
+
+    A Fortran-ordered source's memory order reverses the axes, which is its own
+    inverse: the same call goes either way.
+    """
     return np.ascontiguousarray(a.T) if source.transposed else a
 
 
@@ -125,8 +129,7 @@ def result_params(p: np.ndarray, fmt: Any, args: OpArgs, ax: int | None, bs: int
     """The parameters a file run reports (block-wise: back in logical order)."""
     if bs is None:
         return params_from_rows(p, fmt, args.grid, ax, ax is not None, args.round_mode)
-    if source.transposed:
-        p = np.stack([np.ascontiguousarray(row.T) for row in p])
+    p = np.stack([swap_order(row, source) for row in p])
     return params_from_rows(p, fmt, args.grid, ax, False, args.round_mode, bs)
 
 
@@ -184,10 +187,7 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
     """
     bs = check_block_size(block_size, axis)
     if calibrate is not None:
-        parse_calibration(calibrate)
-        if bs is not None or args.range_given:
-            raise ValueError("calibrate takes the range from the data's histogram: it goes "
-                             "with neither a given range nor block_size")
+        check_calibration(calibrate, bs, args.range_given)
     source, ax, given = open_for_op(src, input_min, input_max, args, axis, opts, bs)
     timings: dict = {"bytes": source.nbytes}
     params_file = None
@@ -426,7 +426,7 @@ def dequantize_file(src: Any, dst: Any, params: Any = None, *,
         bs = params.block_size
         cax = source.canon_axis(ax)
         if bs is not None:
-            p = np.stack([to_memory_order(row, source) for row in p])
+            p = np.stack([swap_order(row, source) for row in p])
 
         def kernel(data: np.ndarray, target: np.ndarray, b: Block) -> None:
             if bs is not None:

@@ -21,24 +21,23 @@ min/max, as in :func:`qdq.compute_range`).
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
 
 from . import _engine
-from ._arrays import as_input, kernel_copy, kernel_view
+from ._arrays import as_input, check_next_chunk, kernel_copy, kernel_view
 from ._formats import (
     FLOAT16,
     Format,
-    bfloat16_dtype,
     bits_to_values,
+    dtype_from_name,
+    dtype_name,
     format_named,
-    is_bfloat16_dtype,
     to_public,
 )
 from ._histogram_ranges import histogram_range
-from ._validate import check_axis, check_flag
+from ._validate import as_int, check_axis, check_flag, normalize_axis_arg
 
 __all__ = ["HistogramTracker", "K_FLOOR"]
 
@@ -61,25 +60,10 @@ def _lut(fmt: Format) -> np.ndarray | None:
 
 
 def _check_bins(bins: Any) -> int:
-    if isinstance(bins, (bool, np.bool_)):
-        raise TypeError(f"bins must be an int, got {bins!r}")
-    try:
-        b = operator.index(bins)
-    except TypeError:
-        raise TypeError(f"bins must be an int, got {type(bins).__name__}") from None
+    b = as_int("bins", bins)
     if b < 16 or b % 2 or b > (1 << 24):
         raise ValueError(f"bins must be an even int in [16, 2**24], got {b}")
     return b
-
-
-def _dtype_name(dt: np.dtype) -> str:
-    return "bfloat16" if is_bfloat16_dtype(dt) else dt.str
-
-
-def _dtype_from_name(name: str) -> np.dtype:
-    if name == "bfloat16":
-        return bfloat16_dtype()
-    return np.dtype(name)
 
 
 class _Hist:
@@ -169,11 +153,7 @@ class HistogramTracker:
 
     def __init__(self, axis: int | None = None, *, bins: int = 2048,
                  bfloat16_bits: bool = False):
-        if axis is not None:
-            if isinstance(axis, (bool, np.bool_)):
-                raise TypeError(f"axis must be an int or None, got {axis!r}")
-            axis = operator.index(axis)
-        self.axis = axis
+        self.axis = normalize_axis_arg(axis)
         self.bins = _check_bins(bins)
         self.bfloat16_bits = check_flag("bfloat16_bits", bfloat16_bits)
         self._fmt: Format | None = None
@@ -192,14 +172,6 @@ class HistogramTracker:
         self._fmt, self._dtype, self._rest = fmt, x.dtype.newbyteorder("="), tuple(x.shape[1:])
         channels = 1 if self._ax is None else (0 if self._ax == 0 else x.shape[self._ax])
         self._h = _Hist(channels, self.bins, K_FLOOR[fmt.name])
-
-    def _check(self, x: np.ndarray, fmt: Format) -> None:
-        if fmt is not self._fmt or x.dtype.newbyteorder("=") != self._dtype:
-            raise TypeError(f"chunk of dtype {x.dtype} after chunks of dtype {self._dtype}")
-        if x.ndim == 0 or tuple(x.shape[1:]) != self._rest:
-            raise ValueError(f"chunk of shape {x.shape} does not continue a tensor whose chunks "
-                             f"have shape (n, {', '.join(map(str, self._rest or ()))}) (slices "
-                             "along axis 0 of one tensor)")
 
     def update(self, chunk: Any) -> "HistogramTracker":
         """Add one chunk's elements to the histograms; returns the tracker.
@@ -225,7 +197,7 @@ class HistogramTracker:
         if self._fmt is None:
             self._start(x, fmt)
         else:
-            self._check(x, fmt)
+            check_next_chunk(x, fmt, self._fmt, self._dtype, self._rest)
         assert self._h is not None and self._fmt is not None
         ax = self._ax
         xk = kernel_view(x, fmt)
@@ -435,7 +407,7 @@ class HistogramTracker:
             h = self._join()
             assert self._dtype is not None and self._rest is not None
             state.update(
-                format=self._fmt.name, dtype=_dtype_name(self._dtype), rest=list(self._rest),
+                format=self._fmt.name, dtype=dtype_name(self._dtype), rest=list(self._rest),
                 ax=self._ax, k=[int(v) for v in h.k],
                 counts=[{str(i): int(c[i]) for i in np.flatnonzero(c)} for c in h.counts],
                 special=[[int(v) for v in row] for row in h.special],
@@ -467,7 +439,7 @@ class HistogramTracker:
         t.count = int(state["count"])
         if "format" in state:
             t._fmt = format_named(state["format"])
-            t._dtype = _dtype_from_name(state["dtype"])
+            t._dtype = dtype_from_name(state["dtype"])
             t._rest, t._ax = tuple(state["rest"]), state["ax"]
             k = np.array(state["k"], dtype=np.int64)
             h = _Hist(k.shape[0], t.bins, K_FLOOR[t._fmt.name])
@@ -486,6 +458,6 @@ class HistogramTracker:
             return f"HistogramTracker(axis={self.axis}, bins={self.bins}, empty)"
         assert self._dtype is not None
         return (f"HistogramTracker(axis={self.axis}, bins={self.bins}, "
-                f"dtype={_dtype_name(self._dtype)}, count={self.count}, "
+                f"dtype={dtype_name(self._dtype)}, count={self.count}, "
                 f"channels={self._join().k.shape[0]})")
 

@@ -36,7 +36,7 @@ from ._engine import compute_params
 from ._formats import Format, round_to
 from ._validate import OpArgs
 
-__all__ = ["check_method", "histogram_range", "parse_calibration", "METHODS"]
+__all__ = ["check_calibration", "check_method", "histogram_range", "parse_calibration", "METHODS"]
 
 METHODS = ("percentile", "mse", "entropy", "minmax")
 _CAND_BLOCK = 128
@@ -75,6 +75,14 @@ def parse_calibration(spec: Any) -> tuple[str, float]:
         except ValueError:
             raise ValueError(f"not a percentile in {spec!r}") from None
     return check_method(method, percentile)
+
+
+def check_calibration(spec: Any, block_size: int | None, range_given: bool) -> None:
+    """A calibration request for a file run: a valid method, and no other range source."""
+    parse_calibration(spec)
+    if block_size is not None or range_given:
+        raise ValueError("calibrate takes the range from the data's histogram: it goes with "
+                         "neither a given range nor block_size")
 
 
 # ---------------------------------------------------------------------------

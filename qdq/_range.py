@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _engine
-from ._arrays import as_input, kernel_view
+from ._arrays import as_input, check_next_chunk, kernel_view
 from ._formats import Format, dtype_from_name, dtype_name, format_named, format_of, to_public
 from ._op import finish_range
 from ._params import QuantizationParams, params_from_rows
@@ -84,15 +84,6 @@ class RangeTracker:
         self._mn = np.full(channels, np.inf, dtype=fmt.compute)
         self._mx = np.full(channels, -np.inf, dtype=fmt.compute)
 
-    def _check(self, x: np.ndarray, fmt: Format) -> None:
-        if fmt is not self._fmt or x.dtype.newbyteorder("=") != self._dtype:
-            raise TypeError(f"a chunk of dtype {x.dtype} cannot continue a tensor of dtype "
-                            f"{self._dtype}")
-        if x.ndim == 0 or tuple(x.shape[1:]) != self._rest:
-            raise ValueError(f"chunk of shape {x.shape} does not continue a tensor whose chunks "
-                             f"have shape (n, {', '.join(map(str, self._rest or ()))}) (slices "
-                             "along axis 0 of one tensor)")
-
     def update(self, chunk: Any) -> "RangeTracker":
         """Merge one chunk into the range; returns the tracker."""
         x, fmt = as_input(chunk, self.bfloat16_bits)
@@ -100,7 +91,7 @@ class RangeTracker:
             if self._fmt is None:
                 self._start(x, fmt)
             else:
-                self._check(x, fmt)
+                check_next_chunk(x, fmt, self._fmt, self._dtype, self._rest)
             ax = self._ax
         xk = kernel_view(x, fmt)
         if ax == 0:  # new channels: reduce outside the lock, append under it

@@ -16,7 +16,7 @@ from numpy.exceptions import AxisError
 from . import _kernels
 from ._formats import Format, is_bfloat16_dtype, round_scalar, round_to
 
-__all__ = ["ROUND_MODES", "Grid", "OpArgs", "op_args", "check_axis", "check_code_dtype",
+__all__ = ["ROUND_MODES", "Grid", "OpArgs", "op_args", "as_int", "check_axis", "check_code_dtype",
            "check_flag", "check_grid", "check_int", "code_type_index",
            "check_num_bits", "check_positive_int", "check_real", "check_round_mode",
            "given_range", "integer_grid", "normalize_axis_arg"]
@@ -34,14 +34,19 @@ def check_flag(name: str, value: Any) -> bool:
     raise TypeError(f"{name} must be a bool, got {value!r}")
 
 
-def check_int(name: str, value: Any, smallest: int) -> int:
-    """An int given by the user, at least ``smallest`` (TypeError, ValueError otherwise)."""
+def as_int(name: str, value: Any) -> int:
+    """An int given by the user (bool and non-integers: TypeError naming it)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     try:
-        n = operator.index(value)
+        return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+
+
+def check_int(name: str, value: Any, smallest: int) -> int:
+    """An int given by the user, at least ``smallest`` (TypeError, ValueError otherwise)."""
+    n = as_int(name, value)
     if n < smallest:
         raise ValueError(f"{name} must be at least {smallest}, got {n}")
     return n
