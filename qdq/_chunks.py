@@ -292,8 +292,7 @@ def _two_pass(again: Callable[[], Iterator], args: OpArgs, axis: Any,
               bits_flag: bool) -> Iterator[np.ndarray]:
     tracker = RangeTracker(axis, bfloat16_bits=bits_flag)
     for chunk in again():
-        _as_chunk(chunk, bits_flag)
-        tracker.update(chunk)
+        tracker.update(_as_chunk(chunk, bits_flag)[0])
     if tracker.format is None:
         return
     mn, mx = tracker.raw()
