@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _engine
-from ._arrays import iter_blocks
+from ._arrays import iter_blocks, slab_items
 from ._blocks import blocked_shape, check_block_size, parts, transform_blocks
 from ._files import Calibration, FileOptions, open_for_op, swap_order
 from ._formats import Format, to_public, values_as_float64
@@ -184,7 +184,7 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
         # The float64 copies of the statistics (and their temporaries, about six
         # times their size) stay below a chunk.
         limit = max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64))
-        n = max(1, min(items, math.prod(source.canon_shape)))
+        n = slab_items(source.canon_shape, None, items)
         buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
         out = np.empty(n * fmt.storage.itemsize, dtype=np.uint8)
         prog = Progress(source.nbytes, "qdq error pass", opts.progress)
@@ -232,8 +232,7 @@ def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int,
     assert cax is not None
     p = np.empty((4,) + blocked_shape(source.canon_shape, cax, bs), dtype=fmt.compute)
     stats, blocks = ErrorStats(), _BlockStats()
-    n = max(1, min(math.prod(source.canon_shape),
-                   max(items, bs * math.prod(source.canon_shape[cax + 1:]))))
+    n = slab_items(source.canon_shape, cax, items, bs)
     buf = np.empty(n * source.dtype.itemsize, dtype=np.uint8)
     out = np.empty(n * fmt.storage.itemsize, dtype=np.uint8)
     prog = Progress(source.nbytes, "qdq block-wise error pass", progress)

@@ -17,7 +17,8 @@ from ._validate import check_flag
 
 __all__ = ["Block", "BLOCK_ITEMS", "as_input", "check_next_chunk", "extents", "iter_blocks",
            "kernel_copy", "kernel_layout", "kernel_view", "layout_extents", "overlaps",
-           "prepare_out", "result_dtype", "same_memory", "same_type", "set_block_items"]
+           "prepare_out", "result_dtype", "same_memory", "same_type", "set_block_items",
+           "slab_items"]
 
 # Elements per slab when an input cannot go to the kernels as it is
 # (non-contiguous, byte-swapped, misaligned, or an out that differs in layout).
@@ -154,6 +155,20 @@ class Block:
         self.channels = channels    # the slice of per-channel parameters it uses
         self.depth = depth          # how many leading axes the slab fixes
         self.blocks = blocks        # block-wise: its part of a blocked-shape array
+
+
+def slab_items(shape: tuple, axis: int | None, max_items: int,
+               block_size: int | None = None) -> int:
+    """The most elements a slab of :func:`iter_blocks` holds (at least 1).
+
+    Block-wise a slab may exceed ``max_items``: it holds at least one block
+    times the extent after the block axis.
+    """
+    total = math.prod(shape)
+    n = min(max_items, total)
+    if block_size is not None and axis is not None:
+        n = max(n, min(total, block_size * math.prod(shape[axis + 1:])))
+    return max(1, n)
 
 
 def iter_blocks(shape: tuple, axis: int | None, max_items: int | None = None,

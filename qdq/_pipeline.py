@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import _engine
-from ._arrays import Block, iter_blocks
+from ._arrays import Block, iter_blocks, slab_items
 from ._io.sinks import ArraySink, Sink
 from ._io.sources import Source
 from ._progress import Progress
@@ -65,7 +65,7 @@ def chunk_items(chunk_bytes: int, itemsize: int) -> int:
 
 
 def _buffer(source: Source, items: int) -> np.ndarray:
-    return np.empty(max(1, min(items, max(1, math.prod(source.shape))))
+    return np.empty(slab_items(source.canon_shape, None, items)
                     * source.dtype.itemsize, dtype=np.uint8)
 
 
@@ -232,13 +232,9 @@ def write_pass(source: Source, sink: Sink, ax: int | None, items: int, progress:
     ``observe(input, output)`` for each block before writing it (the input
     buffers then rotate too: two more chunks).
     """
-    n = max(1, min(items, math.prod(source.canon_shape)))
     prog = Progress(source.nbytes, label, progress)
     cax = source.canon_axis(ax)
-    if block_size is not None and cax is not None:
-        # a slab holds at least one block times the trailing extent
-        n = max(n, min(math.prod(source.canon_shape),
-                       block_size * math.prod(source.canon_shape[cax + 1:])))
+    n = slab_items(source.canon_shape, cax, items, block_size)
     read_buf = None if observe is not None else np.empty(n * source.dtype.itemsize, np.uint8)
     own = writer is None
     w = Writer(sink) if writer is None else writer
