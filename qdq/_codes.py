@@ -48,6 +48,23 @@ def code_dtype(dtype: DTypeLike, signed_input: bool = True, num_bits: int = 8,
     int16 / uint16. float32 and float64 grids up to 24 and 53 bits keep to
     ``[qmin, qmax]``.
 
+    Parameters
+    ----------
+    dtype : dtype-like
+        The type T: ``float16``, ``"bfloat16"`` (or ``ml_dtypes.bfloat16``),
+        ``float32`` or ``float64``.
+    signed_input : bool, default True
+        A signed grid.
+    num_bits : int, default 8
+        The grid's bit width.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value.
+
+    Returns
+    -------
+    numpy.dtype
+        The integer type of the codes.
+
     Examples
     --------
     >>> import numpy as np, qdq
@@ -98,16 +115,33 @@ def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
 
     Parameters
     ----------
-    input, input_min, input_max, signed_input, num_bits, range_given, round_mode, \
-narrow_range, axis, bfloat16_bits, block_size
-        As for :func:`qdq.quantize_and_dequantize` (per block, the parameters
-        hold arrays of the blocked shape).
+    input : array_like
+        The data, as for :func:`qdq.quantize_and_dequantize`.
+    input_min, input_max : float or array_like, optional
+        The range when ``range_given`` (scalars, per channel or per block).
+    signed_input : bool, default True
+        A signed grid (signed codes).
+    num_bits : int, default 8
+        The grid's bit width.
+    range_given : bool, default False
+        Use and clamp to the given range instead of the data's min/max.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking, as the op.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value.
+    axis : int, optional
+        Per channel along this axis.
     out : numpy.ndarray, optional
         An integer array of the code dtype and the input's shape to write into.
-    code_dtype : dtype, optional
+    code_dtype : dtype-like, optional
         Store the codes in this integer type instead of :func:`code_dtype`'s
         (for example int8 for bfloat16 with 8 bits); a code that does not fit
         it is then a ValueError.
+    bfloat16_bits : bool, default False
+        The input is ``uint16`` holding bfloat16 bit patterns.
+    block_size : int, optional
+        Per block along ``axis`` (the parameters hold arrays of the blocked
+        shape).
 
     Returns
     -------
@@ -217,6 +251,13 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     -------
     numpy.ndarray
         Values of the type T (``params.dtype``).
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> p = qdq.quantization_params(-1.0, 1.0, np.float32, num_bits=4)
+    >>> qdq.dequantize(np.array([-8, 0, 7], np.int8), p)
+    array([-1.1428572,  0.       ,  1.       ], dtype=float32)
     """
     if not isinstance(params, QuantizationParams):
         raise TypeError("params must be a QuantizationParams (QuantizationParams.load reads "
@@ -273,6 +314,13 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
     -------
     numpy.ndarray
         The gradient with respect to ``input``, of the gradients' type.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> x = np.array([-1.0, -0.3, 0.7, 2.0], np.float32)
+    >>> qdq.quantize_and_dequantize_grad(np.ones_like(x), x, -0.5, 1.0)
+    array([0., 1., 1., 0.], dtype=float32)
     """
     g, fmt = as_input(gradients, bfloat16_bits)
     x, fmt_x = as_input(input, bfloat16_bits)
