@@ -339,8 +339,10 @@ class HistogramTracker:
 
         Returns
         -------
-        min, max : numpy.ndarray
-            1-D float64 arrays, one value per tensor or channel.
+        min : numpy.ndarray
+            1-D float64, one value per tensor or channel.
+        max : numpy.ndarray
+            The maximum, in the same form.
 
         Examples
         --------

@@ -217,9 +217,11 @@ class RangeTracker:
 
         Returns
         -------
-        min, max : numpy.ndarray
-            1-D arrays (one value per tensor or channel), as
-            :func:`qdq.quantize_and_dequantize_chunks` takes them.
+        min : numpy.ndarray
+            1-D (one value per tensor or channel), as
+            :func:`qdq.quantize_and_dequantize_chunks` takes it.
+        max : numpy.ndarray
+            The maximum, in the same form.
 
         Examples
         --------

@@ -4,7 +4,8 @@ Install with ``pip install "qdq[dask]"``. Every function returns lazy Dask
 objects; nothing is computed until you call ``.compute()``, ``dask.compute``
 or ``to_zarr`` (:func:`quantize_and_dequantize_checkpoint` computes at
 once). Results equal the in-memory functions bit for bit, for any chunking,
-on the threaded, processes and distributed schedulers. Each block runs qdq's kernels on one thread; Dask supplies the parallelism.
+on the threaded, processes and distributed schedulers. Each block runs qdq's
+kernels on one thread; Dask supplies the parallelism.
 """
 
 from __future__ import annotations
