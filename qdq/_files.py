@@ -308,15 +308,9 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
     progress : bool, default False
         Show a progress bar with the bytes per second of each pass (tqdm when
         installed, a plain line on stderr otherwise).
-    dtype : dtype-like, optional
+    dtype, shape, order, offset : dtype-like, tuple of int, {"C", "F"}, int, optional
         For a raw binary ``src``: its element type (``"bfloat16"`` for bit
-        patterns); with ``shape``, ``order`` and the byte ``offset`` of its data.
-    shape : tuple of int, optional
-        A raw ``src``'s shape.
-    order : {"C", "F"}, default "C"
-        A raw ``src``'s memory order.
-    offset : int, default 0
-        A raw ``src``'s data offset in bytes.
+        patterns), shape, order (``"C"``) and the byte offset of its data (0).
     bfloat16_bits : bool, default False
         The source holds bfloat16 bit patterns (uint16, or the 2-byte void
         dtype of a bfloat16 ``.npy`` written through ml_dtypes).

@@ -1,10 +1,9 @@
 """qdq on Dask arrays: lazy, on any scheduler, for data beyond one machine.
 
-Install with ``pip install "qdq[dask]"``. Every function returns lazy Dask
-objects; nothing is computed until you call ``.compute()``, ``dask.compute``
-or ``to_zarr`` (:func:`quantize_and_dequantize_checkpoint` computes at
-once). Results equal the in-memory functions bit for bit, for any chunking,
-on the threaded, processes and distributed schedulers. Each block runs qdq's
+Install with ``pip install "qdq[dask]"``. The array functions return lazy
+Dask objects, computed by ``.compute()``, ``dask.compute`` or ``to_zarr``;
+results equal the in-memory functions bit for bit, for any chunking, on the
+threaded, processes and distributed schedulers. Each block runs qdq's
 kernels on one thread; Dask supplies the parallelism.
 """
 
@@ -411,9 +410,8 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
     The plan (every header read and checked, every tensor's settings) is made
     here; each shard still to write is one task on the active scheduler
     (workers must see ``src`` and ``dst`` on a shared file system); the index
-    is written here once every shard is complete. The files are the same, bit
-    for bit, as the local function's. Unlike the array functions, this one
-    computes at once.
+    is written here once every shard is complete. It computes at once; the
+    files are the same, bit for bit, as the local function's.
 
     Parameters
     ----------
