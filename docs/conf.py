@@ -16,9 +16,15 @@ import sys
 # unless it was built in place, and ``python -m sphinx`` puts the working
 # directory first on sys.path. (An editable install maps to the checkout anyway.)
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PATH = sys.path[:]
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
-
-import qdq  # noqa: E402
+try:
+    import qdq
+except ImportError:  # an editable install through a path entry: the checkout is the build
+    for _name in [m for m in sys.modules if m == "qdq" or m.startswith("qdq.")]:
+        del sys.modules[_name]
+    sys.path[:] = _PATH
+    import qdq
 
 project = "qdq"
 author = "The qdq developers"
