@@ -18,6 +18,7 @@ from ._blocks import (
     quantize_blocks,
 )
 from ._formats import Format, format_named, value_dtype
+from ._interop import NOT_FOREIGN, dispatch
 from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
 from ._validate import (
     OpArgs,
@@ -139,6 +140,10 @@ narrow_range, axis, bfloat16_bits, block_size
     >>> qdq.dequantize(codes, p)
     array([-1.007874 , -0.2992126,  0.6929134,  2.       ], dtype=float32)
     """
+    if type(input) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(quantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     x, fmt = as_input(input, bfloat16_bits)
     a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     bs = check_block_size(block_size, axis)
@@ -218,6 +223,10 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     numpy.ndarray
         Values of the type T (``params.dtype``).
     """
+    if type(codes) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(dequantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     if not isinstance(params, QuantizationParams):
         raise TypeError("params must be a QuantizationParams (QuantizationParams.load reads "
                         f"one from JSON), got {type(params).__name__}")
@@ -274,6 +283,11 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
     numpy.ndarray
         The gradient with respect to ``input``, of the gradients' type.
     """
+    if (type(gradients) is not np.ndarray or type(input) is not np.ndarray
+            or out is not None and type(out) is not np.ndarray):
+        foreign = dispatch(quantize_and_dequantize_grad, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     g, fmt = as_input(gradients, bfloat16_bits)
     x, fmt_x = as_input(input, bfloat16_bits)
     if fmt is not fmt_x or g.dtype.newbyteorder("=") != x.dtype.newbyteorder("="):
