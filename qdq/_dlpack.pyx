@@ -19,6 +19,8 @@ from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 
+cimport cython
+
 import sys
 
 import numpy as np
@@ -80,6 +82,7 @@ def device_name(device_type):
     return DEVICE_NAMES.get(int(device_type), f"device type {int(device_type)}")
 
 
+@cython.auto_pickle(False)
 cdef class _Capsule:
     """Owns one consumed DLPack tensor: calls its deleter exactly once, when freed.
 
@@ -223,6 +226,7 @@ cdef void _capsule_destructor(object capsule) noexcept:
         managed.deleter(managed)
 
 
+@cython.auto_pickle(False)
 cdef class Bfloat16Export:
     """A ``uint16`` ndarray of bfloat16 bit patterns, exported through DLPack as bfloat16.
 

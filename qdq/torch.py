@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("qdq.torch needs PyTorch: pip install 'qdq[torch]'") from exc
 
 from ._codes import quantize_and_dequantize_grad
-from ._op import compute_range
+from ._op import RoundMode, compute_range
 from ._op import quantize_and_dequantize as quantize_and_dequantize_tensor
 
 __all__ = ["QuantizeAndDequantize", "QuantizeAndDequantizeFunction", "quantize_and_dequantize"]
@@ -42,7 +42,7 @@ class QuantizeAndDequantizeFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, input_min: Any, input_max: Any, signed_input: bool,
-                num_bits: int, range_given: bool, round_mode: str, narrow_range: bool,
+                num_bits: int, range_given: bool, round_mode: RoundMode, narrow_range: bool,
                 axis: int | None, block_size: int | None) -> torch.Tensor:
         data = x.detach()
         if range_given:
@@ -51,10 +51,10 @@ class QuantizeAndDequantizeFunction(torch.autograd.Function):
             lo, hi = compute_range(data, axis, block_size=block_size)
         ctx.save_for_backward(data)
         ctx.bounds = (lo, hi, axis, block_size)
-        return quantize_and_dequantize_tensor(data, lo if range_given else None,
-                                              hi if range_given else None, signed_input,
-                                              num_bits, range_given, round_mode, narrow_range,
-                                              axis, block_size=block_size)
+        result: Any = quantize_and_dequantize_tensor(
+            data, lo if range_given else None, hi if range_given else None, signed_input,
+            num_bits, range_given, round_mode, narrow_range, axis, block_size=block_size)
+        return result
 
     @staticmethod
     def backward(ctx: Any, *grad_outputs: torch.Tensor) -> Any:
@@ -67,7 +67,7 @@ class QuantizeAndDequantizeFunction(torch.autograd.Function):
 
 def quantize_and_dequantize(x: torch.Tensor, input_min: Any = None, input_max: Any = None,
                             signed_input: bool = True, num_bits: int = 8,
-                            range_given: bool = False, round_mode: str = "HALF_TO_EVEN",
+                            range_given: bool = False, round_mode: RoundMode = "HALF_TO_EVEN",
                             narrow_range: bool = False, axis: int | None = None, *,
                             block_size: int | None = None) -> torch.Tensor:
     """:func:`qdq.quantize_and_dequantize` that autograd can differentiate.
@@ -125,7 +125,7 @@ axis, block_size
 
     def __init__(self, num_bits: int = 8, signed_input: bool = True, range_given: bool = False,
                  input_min: Any = None, input_max: Any = None,
-                 round_mode: str = "HALF_TO_EVEN", narrow_range: bool = False,
+                 round_mode: RoundMode = "HALF_TO_EVEN", narrow_range: bool = False,
                  axis: int | None = None, block_size: int | None = None):
         super().__init__()
         self.num_bits, self.signed_input, self.range_given = num_bits, signed_input, range_given

@@ -336,3 +336,11 @@ def test_plain_inputs_still_take_the_numpy_path():
     with pytest.raises(TypeError, match="masked"):
         qdq.quantize_and_dequantize(np.ma.masked_array(X))
     assert _interop.library_of(X) is None and _interop.library_of([1.0]) is None
+
+
+def test_dlpack_stub_matches_the_module(tmp_path):
+    pytest.importorskip("mypy")
+    from _util import run_python
+
+    res = run_python(["-m", "mypy.stubtest", "qdq._dlpack"], cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
