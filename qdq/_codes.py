@@ -18,6 +18,7 @@ from ._blocks import (
     quantize_blocks,
 )
 from ._formats import Format, format_named, value_dtype
+from ._interop import NOT_FOREIGN, dispatch
 from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
 from ._validate import (
     OpArgs,
@@ -173,6 +174,10 @@ def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
     >>> qdq.dequantize(codes, p)
     array([-1.007874 , -0.2992126,  0.6929134,  2.       ], dtype=float32)
     """
+    if type(input) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(quantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     x, fmt = as_input(input, bfloat16_bits)
     a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     bs = check_block_size(block_size, axis)
@@ -259,6 +264,10 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     >>> qdq.dequantize(np.array([-8, 0, 7], np.int8), p)
     array([-1.1428572,  0.       ,  1.       ], dtype=float32)
     """
+    if type(codes) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(dequantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     if not isinstance(params, QuantizationParams):
         raise TypeError("params must be a QuantizationParams (QuantizationParams.load reads "
                         f"one from JSON), got {type(params).__name__}")
@@ -322,6 +331,11 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
     >>> qdq.quantize_and_dequantize_grad(np.ones_like(x), x, -0.5, 1.0)
     array([0., 1., 1., 0.], dtype=float32)
     """
+    if (type(gradients) is not np.ndarray or type(input) is not np.ndarray
+            or out is not None and type(out) is not np.ndarray):
+        foreign = dispatch(quantize_and_dequantize_grad, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     g, fmt = as_input(gradients, bfloat16_bits)
     x, fmt_x = as_input(input, bfloat16_bits)
     if fmt is not fmt_x or g.dtype.newbyteorder("=") != x.dtype.newbyteorder("="):

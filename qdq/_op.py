@@ -25,6 +25,7 @@ from ._blocks import (
 )
 from ._diagnostics import warn_float16_overflow, warn_unsigned_negative
 from ._formats import FLOAT16, Format, format_named, round_to, to_public
+from ._interop import NOT_FOREIGN, dispatch
 from ._params import QuantizationParams, params_from_rows
 from ._validate import (
     OpArgs,
@@ -134,6 +135,10 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     array([[ 0.08571429, -0.21428572,  0.3       ,  0.04285714,  8.        ,
             -5.714286  ]], dtype=float32)
     """
+    if type(input) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(quantize_and_dequantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     x, fmt = as_input(input, bfloat16_bits)
     a = op_args(signed_input, num_bits, range_given, round_mode, narrow_range)
     bs = None if block_size is None else check_block_size(block_size, axis)
@@ -250,6 +255,10 @@ def compute_range(input: ArrayLike, axis: int | None = None, *,
     >>> qdq.compute_range(np.array([3.0, np.nan, -1.5]))
     (np.float64(-1.5), np.float64(3.0))
     """
+    if type(input) is not np.ndarray:
+        foreign = dispatch(compute_range, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     x, fmt = as_input(input, bfloat16_bits)
     bs = check_block_size(block_size, axis)
     ax = check_axis(axis, x.ndim)
