@@ -77,10 +77,22 @@ def quantize_and_dequantize(x: torch.Tensor, input_min: Any = None, input_max: A
     x : torch.Tensor
         A CPU tensor of float16, bfloat16, float32 or float64; it may require
         grad.
-    input_min, input_max, signed_input, num_bits, range_given, round_mode, \
-narrow_range, axis, block_size
-        As for :func:`qdq.quantize_and_dequantize` (the bounds may be tensors;
-        they receive no gradient).
+    input_min, input_max : float, array_like or torch.Tensor, optional
+        The range when ``range_given`` (tensors receive no gradient).
+    signed_input : bool, default True
+        As for :func:`qdq.quantize_and_dequantize`.
+    num_bits : int, default 8
+        As for :func:`qdq.quantize_and_dequantize`.
+    range_given : bool, default False
+        As for :func:`qdq.quantize_and_dequantize`.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}
+        As for :func:`qdq.quantize_and_dequantize`.
+    narrow_range : bool, default False
+        As for :func:`qdq.quantize_and_dequantize`.
+    axis : int, optional
+        As for :func:`qdq.quantize_and_dequantize`.
+    block_size : int, optional
+        As for :func:`qdq.quantize_and_dequantize`.
 
     Returns
     -------
@@ -111,9 +123,23 @@ class QuantizeAndDequantize(torch.nn.Module):
 
     Parameters
     ----------
-    num_bits, signed_input, range_given, input_min, input_max, round_mode, narrow_range, \
-axis, block_size
-        As for :func:`qdq.quantize_and_dequantize`; kept as attributes.
+    num_bits : int, default 8
+        As for :func:`qdq.quantize_and_dequantize`; each argument is kept as
+        an attribute of the same name.
+    signed_input : bool, default True
+        As for :func:`qdq.quantize_and_dequantize`.
+    range_given : bool, default False
+        As for :func:`qdq.quantize_and_dequantize`.
+    input_min, input_max : float, array_like or torch.Tensor, optional
+        The range when ``range_given``.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}
+        As for :func:`qdq.quantize_and_dequantize`.
+    narrow_range : bool, default False
+        As for :func:`qdq.quantize_and_dequantize`.
+    axis : int, optional
+        As for :func:`qdq.quantize_and_dequantize`.
+    block_size : int, optional
+        As for :func:`qdq.quantize_and_dequantize`.
 
     Examples
     --------
@@ -134,6 +160,24 @@ axis, block_size
         self.axis, self.block_size = axis, block_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the op with the layer's arguments.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A CPU floating tensor.
+
+        Returns
+        -------
+        torch.Tensor
+            :func:`quantize_and_dequantize` of ``x``.
+
+        Examples
+        --------
+        >>> import torch, qdq.torch
+        >>> qdq.torch.QuantizeAndDequantize(2).forward(torch.tensor([-1.0, 0.4, 1.0]))
+        tensor([-1.,  0.,  1.])
+        """
         return quantize_and_dequantize(x, self.input_min, self.input_max, self.signed_input,
                                        self.num_bits, self.range_given, self.round_mode,
                                        self.narrow_range, self.axis,
