@@ -9,7 +9,10 @@ after each; the .npy: the same weights' bytes as one (rows, 1024) array.
 Rounds interleave the two methods; before each step every source is evicted
 from the page cache (``posix_fadvise`` DONTNEED after fsync), so each step
 reads from disk. Medians are reported, and the ratio of the checkpoint's
-throughput to the file API's.
+throughput to the file API's. The checkpoint also measures each tensor's
+error (max abs error, SQNR, NaN count) unless ``--no-error-stats``; the file
+API computes no such figures, so the comparison counts that work against
+the checkpoint.
 
 ``--memory LIMIT`` (Linux, cgroup v1 memory controller, root) also builds a
 3.5 GiB checkpoint with a 1.25 GiB tensor, runs ``qdq run`` on it inside a

@@ -91,7 +91,8 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
     source = FileSource(shard.src, e.shape, False, e.storage, e.begin, fmt).open()
     try:
         items = chunk_items(chunk_bytes, max(itemsize, out.itemsize))
-        stats, stats_w = TensorErrorStats(fmt), TensorErrorStats(fmt)
+        # the writer's half on its own thread alone: the kernels' threads are busy with the op
+        stats, stats_w = TensorErrorStats(fmt), TensorErrorStats(fmt, nthreads=1)
         if bs is not None:
             p = np.empty((4,) + blocked_shape(source.canon_shape, ax, bs), fmt.compute)
             kern = block_kernel(_engine.APPLY, fmt, args, ax, bs, None, 0, out, p)

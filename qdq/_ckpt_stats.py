@@ -1,43 +1,33 @@
 """The error the op introduced in one tensor, accumulated chunk by chunk at memory speed.
 
-Finite slices take a fast path: the values in their compute type (float32
-for float16, bfloat16 and float32; float64 for float64), the error
-``y - x`` in that type, sums of squares by ``einsum`` per slice of 32K
-elements, accumulated in float64. The error is exact there whenever the
-output lies within half a step of the input (Sterbenz: every output of the
-op but those of unsigned output from negative data, which the op's own
-warning covers). A slice with a NaN or an infinity, in or out, or whose
-squares overflow, goes through :class:`qdq._analysis.ErrorStats` in
-float64, which counts them apart. The figures are those of ``qdq info`` on
-a file: the largest absolute error and 10 log10(signal / noise) over the
-finite pairs.
+Each block goes through one compiled pass (:func:`qdq._engine.error_stats`,
+the GIL released, float16 widened with F16C where the CPU has it): the
+values taken exactly as float64, and over the pairs both finite the largest
+absolute error and the float64 sums of ``x * x`` and ``(y - x) ** 2``; NaN
+inputs and finite inputs with a non-finite output are counted apart. The
+figures are those of :class:`qdq._analysis.ErrorStats`, the arithmetic of
+``qdq info`` on a file: the largest absolute error and 10 log10(signal /
+noise) over the finite pairs. They do not depend on the kernels' thread
+count or instruction set; the sums' last bits depend on where the blocks
+begin (the order of a float64 sum).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from . import _engine
 from ._analysis import ErrorStats
-from ._formats import BFLOAT16, FLOAT16, FLOAT64, Format, values_as_float64
+from ._formats import Format
 
 __all__ = ["TensorErrorStats"]
-
-_SLICE = 1 << 15
-_HALF: list[np.ndarray] = []
-
-
-def _half_table() -> np.ndarray:
-    """float32 values of the 65,536 float16 bit patterns."""
-    if not _HALF:
-        _HALF.append(np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
-                     .view(np.float16).astype(np.float32))
-    return _HALF[0]
 
 
 class TensorErrorStats:
     """Running error statistics of one tensor: max abs error, SQNR, NaN and clipped counts.
+
+    ``nthreads`` is the kernels' thread count for its blocks (None: qdq's
+    current setting).
 
     Examples
     --------
@@ -49,90 +39,57 @@ class TensorErrorStats:
     (0.5, 13.01, 1, 3)
     """
 
-    def __init__(self, fmt: Format):
+    def __init__(self, fmt: Format, nthreads: int | None = None):
         self.fmt = fmt
-        self.slow = ErrorStats()
-        self.fast_elements = self.pairs = 0
-        self.signal = self.noise = 0.0
-        self.max_abs = 0.0
-        ctype = np.float64 if fmt is FLOAT64 else np.float32
-        self._x = np.empty(_SLICE, ctype)
-        self._y = np.empty(_SLICE, ctype)
-        self._d = np.empty(_SLICE, ctype)
-
-    def _values(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """The values of a slice in the compute type (a view when they are already)."""
-        if self.fmt is FLOAT16:  # a table lookup beats NumPy's float16 conversion
-            np.take(_half_table(), x, out=out[:x.size])
-            return out[:x.size]
-        if self.fmt is BFLOAT16:  # bfloat16's bits are float32's top half
-            u = out[:x.size].view(np.uint32)
-            np.left_shift(x, 16, out=u, dtype=np.uint32)
-            return out[:x.size]
-        return x
+        self.nthreads = nthreads
+        self.total = ErrorStats()
 
     def add(self, data: np.ndarray, target: np.ndarray) -> None:
         """One block: the input and the op's output, in the kernels' storage type."""
-        x, y = data.reshape(-1), target.reshape(-1)
-        for i in range(0, x.size, _SLICE):
-            xs, ys = x[i:i + _SLICE], y[i:i + _SLICE]
-            n = xs.size
-            xv = self._values(xs, self._x)
-            yv = self._values(ys, self._y)
-            d = np.subtract(yv, xv, out=self._d[:n])
-            noise = float(np.einsum("i,i->", d, d))
-            signal = float(np.einsum("i,i->", xv, xv))
-            if math.isfinite(noise) and math.isfinite(signal):
-                self.fast_elements += n
-                self.pairs += n
-                self.signal += signal
-                self.noise += noise
-                self.max_abs = max(self.max_abs, float(d.max()), -float(d.min()))
-            else:
-                self.slow.add(values_as_float64(xs, self.fmt), values_as_float64(ys, self.fmt),
-                              None, None)
+        x = np.ascontiguousarray(data).reshape(-1)
+        y = np.ascontiguousarray(target).reshape(-1)
+        if x.size != y.size:
+            raise ValueError(f"error statistics: {x.size} inputs but {y.size} outputs")
+        nan, clipped, nonfinite_out, pairs, max_abs, signal, noise = _engine.error_stats(
+            x, y, self.fmt, nthreads=self.nthreads)
+        self._add(x.size, nan, clipped, nonfinite_out, pairs, max_abs, signal, noise)
+
+    def _add(self, elements: int, nan: int, clipped: int, nonfinite_out: int, pairs: int,
+             max_abs: float, signal: float, noise: float) -> None:
+        t = self.total
+        t.elements += elements
+        t.nan += nan
+        t.clipped += clipped
+        t.nonfinite_out += nonfinite_out
+        t.finite_pairs += pairs
+        t.max_abs_error = max(t.max_abs_error, max_abs)
+        t.signal += signal
+        t.noise += noise
 
     def merge(self, other: "TensorErrorStats") -> None:
         """Add the statistics another accumulator gathered over other elements."""
-        self.fast_elements += other.fast_elements
-        self.pairs += other.pairs
-        self.signal += other.signal
-        self.noise += other.noise
-        self.max_abs = max(self.max_abs, other.max_abs)
-        a, b = self.slow, other.slow
-        a.elements += b.elements
-        a.nan += b.nan
-        a.clipped += b.clipped
-        a.nonfinite_out += b.nonfinite_out
-        a.finite_pairs += b.finite_pairs
-        a.max_abs_error = max(a.max_abs_error, b.max_abs_error)
-        a.signal += b.signal
-        a.noise += b.noise
+        o = other.total
+        self._add(o.elements, o.nan, o.clipped, o.nonfinite_out, o.finite_pairs,
+                  o.max_abs_error, o.signal, o.noise)
 
     @property
     def elements(self) -> int:
-        return self.fast_elements + self.slow.elements
+        return self.total.elements
 
     @property
     def max_abs_error(self) -> float:
-        return max(self.max_abs, self.slow.max_abs_error)
+        return self.total.max_abs_error
 
     @property
     def nan(self) -> int:
         """NaN inputs."""
-        return self.slow.nan
+        return self.total.nan
 
     @property
     def clipped(self) -> int:
         """Elements the clamp changed (none: the range is the data's)."""
-        return self.slow.clipped
+        return self.total.clipped
 
     def sqnr_db(self) -> float:
         """10 log10(signal / noise) over finite pairs; NaN when there is none."""
-        signal = self.signal + self.slow.signal
-        noise = self.noise + self.slow.noise
-        if not self.pairs + self.slow.finite_pairs:
-            return math.nan
-        if noise == 0:
-            return math.inf
-        return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
+        return self.total.sqnr_db()

@@ -20,7 +20,7 @@ from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_exte
 from ._formats import FLOAT16, Format
 
 __all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "build_info", "compute_params",
-           "elementwise", "histogram_update", "op_in_place_layout", "op_rows",
+           "elementwise", "error_stats", "histogram_update", "op_in_place_layout", "op_rows",
            "range_in_place_layout",
            "reduce_block", "reduce_range", "run_block", "transform"]
 
@@ -190,6 +190,22 @@ def elementwise(op: int, xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int 
         lo, hi, nan = min(lo, s[0]), max(hi, s[1]), nan or s[2]
         rk[b.index] = ob
     return lo, hi, nan
+
+
+def error_stats(xk: np.ndarray, yk: np.ndarray, fmt: Format, lo: float = -math.inf,
+                hi: float = math.inf,
+                nthreads: int | None = None) -> tuple[int, int, int, int, float, float, float]:
+    """The error of the op's output ``yk`` against its input ``xk``, in one compiled pass.
+
+    Both are contiguous arrays of the same size in the kernels' storage type;
+    ``lo``, ``hi`` the clamp bounds for the clipped count (none by default).
+    Returns ``(nan, clipped, nonfinite_out, finite_pairs, max_abs, signal,
+    noise)`` as :class:`qdq._analysis.ErrorStats` counts them: the error and
+    the sums over the pairs both finite, in float64. The figures do not depend
+    on the thread count or the instruction set.
+    """
+    nt = _threads.current() if nthreads is None else nthreads
+    return _kernels.error_stats(xk, yk, fmt.code, lo, hi, nt)
 
 
 def transform(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,

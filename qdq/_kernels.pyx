@@ -933,3 +933,54 @@ def round_value(int fmt, double v):
     """A float rounded once (to nearest even) to the format, as a float."""
     _check_fmt(fmt)
     return qdq_round_value(fmt, v)
+
+
+# ---------------------------------------------------------------------------
+# Error statistics
+# ---------------------------------------------------------------------------
+
+cdef extern from "csrc/error_stats.h" nogil:
+    ctypedef struct qdq_es_t:
+        double signal
+        double noise
+        double max_abs
+        int64_t nan
+        int64_t clipped
+        int64_t nonfinite_out
+        int64_t finite_pairs
+    int qdq_error_stats(int fmt, const void *x, const void *y, size_t n, double lo, double hi,
+                        int nthreads, qdq_es_t *total)
+
+
+def error_stats(x, y, int fmt, double lo=-INFINITY, double hi=INFINITY, int nthreads=1):
+    """The error of the op's output ``y`` against its input ``x``, in one pass.
+
+    ``x`` and ``y`` hold the same number of elements of format ``fmt``;
+    ``lo``, ``hi`` are clamp bounds (compute-type values) for the clipped
+    count. Returns ``(nan, clipped, nonfinite_out, finite_pairs, max_abs,
+    signal, noise)``: NaN inputs, inputs outside the bounds, finite inputs
+    with a non-finite output, pairs both finite, and over those the largest
+    ``|y - x|`` and the float64 sums of ``x * x`` and ``(y - x) ** 2``. The
+    sums' order depends on the positions alone (not on the instruction set
+    or ``nthreads``).
+    """
+    cdef _Buffers b = _Buffers()
+    cdef Py_buffer *xb
+    cdef Py_buffer *yb
+    cdef Py_ssize_t isz, n
+    cdef qdq_es_t t
+    cdef int rc
+    _check_fmt(fmt)
+    isz = _isz(fmt)
+    xb = b.get(x, False, 0, "x", isz)
+    n = xb.len // isz
+    yb = b.get(y, False, n * isz, "y", isz)
+    if yb.len != xb.len:
+        raise ValueError(f"qdq kernel: y holds {yb.len} bytes, x {xb.len}")
+    t.signal = t.noise = t.max_abs = 0.0
+    t.nan = t.clipped = t.nonfinite_out = t.finite_pairs = 0
+    with nogil:
+        rc = qdq_error_stats(fmt, xb.buf, yb.buf, n, lo, hi, max(nthreads, 1), &t)
+    if rc != 0:
+        raise MemoryError()
+    return t.nan, t.clipped, t.nonfinite_out, t.finite_pairs, t.max_abs, t.signal, t.noise
