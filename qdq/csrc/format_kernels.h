@@ -7,12 +7,20 @@
  *   QDQ_SMIN, QDQ_SMAX               scalar total-order min/max steps
  *   QDQ_V, QDQ_L, QDQ_VLOAD, QDQ_VSTORE, QDQ_VRND, QDQ_VP(name)
  *                                    the vector counterparts (with QDQ_HAVE_VEC)
+ * and optionally, for a format whose NaN handling costs instructions,
+ *   QDQ_VRND_NN, QDQ_VSTORE_NN       the same for vectors that hold no NaN
+ *   QDQ_VANY_NAN2(a, b)              nonzero when a lane of a or b is NaN
  * and undefines them all at the end.
  */
 #define QDQ_PASTE_(a, b) a##_##b
 #define QDQ_PASTE(a, b) QDQ_PASTE_(a, b)
 #define QDQ_NAME_(x) QDQ_SFX(x)
 #define QDQ_NAME(k) QDQ_NAME_(QDQ_PASTE(k, QDQ_T))
+#if QDQ_HAVE_VEC && !defined(QDQ_VANY_NAN2)
+#  define QDQ_VRND_NN(v) QDQ_VRND(v)
+#  define QDQ_VSTORE_NN(p, v) QDQ_VSTORE((p), (v))
+#  define QDQ_VANY_NAN2(a, b) 0
+#endif
 
 /* Merge the min and max of x[0:n] into *mn and *mx. */
 static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *mn, QDQ_CT *mx)
@@ -71,6 +79,34 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_lanes)(const QDQ_ST *x, size_t n, QDQ
     }
 }
 
+#if QDQ_HAVE_VEC
+/* The op on y = clamp?(v) * s: rounded to T, to an integer (half up or to
+ * even), times inv. nn: the roundings for values that are not NaN. */
+QDQ_FN QDQ_V QDQ_NAME(qdq_vop)(QDQ_V y, QDQ_V inv, const int mode, const int nn)
+{
+    QDQ_V r;
+    y = nn ? QDQ_VRND_NN(y) : QDQ_VRND(y);
+    if (mode & QDQ_HALF_UP) {
+        y = y + (QDQ_CT)0.5;
+        r = QDQ_VP(floor)(nn ? QDQ_VRND_NN(y) : QDQ_VRND(y));
+    } else {
+        r = QDQ_VP(rint)(y);
+    }
+    return r * inv;
+}
+
+/* Store the op on y to o: the roundings without NaN handling, redone with it
+ * when y or the result holds a NaN (a y that is not NaN rounds to a value
+ * that is not NaN, and adding 0.5 keeps it so: only y and the result need
+ * the check). */
+QDQ_FN void QDQ_NAME(qdq_vop_store)(QDQ_ST *o, QDQ_V y, QDQ_V inv, const int mode)
+{
+    const QDQ_V r = QDQ_NAME(qdq_vop)(y, inv, mode, 1);
+    if (QDQ_VANY_NAN2(y, r)) QDQ_VSTORE(o, QDQ_NAME(qdq_vop)(y, inv, mode, 0));
+    else QDQ_VSTORE_NN(o, r);
+}
+#endif
+
 /* The transform with one set of parameters; mode is a constant after
  * inlining, so each of the four loops has no per-element branch. */
 QDQ_FN void QDQ_NAME(qdq_apply_body)(const QDQ_ST *x, QDQ_ST *o, size_t n, QDQ_CT s,
@@ -81,15 +117,9 @@ QDQ_FN void QDQ_NAME(qdq_apply_body)(const QDQ_ST *x, QDQ_ST *o, size_t n, QDQ_C
     const QDQ_V vs = QDQ_VP(splat)(s), vinv = QDQ_VP(splat)(inv);
     const QDQ_V vlo = QDQ_VP(splat)(lo), vhi = QDQ_VP(splat)(hi);
     for (; i + QDQ_L <= n; i += QDQ_L) {
-        QDQ_V v = QDQ_VLOAD(x + i), y, r;
-        if (mode & QDQ_CLAMP) {
-            v = QDQ_VP(sel)(vhi < v, vhi, v);
-            v = QDQ_VP(sel)(v < vlo, vlo, v);
-        }
-        y = QDQ_VRND(v * vs);
-        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
-        else r = QDQ_VP(rint)(y);
-        QDQ_VSTORE(o + i, r * vinv);
+        QDQ_V v = QDQ_VLOAD(x + i);
+        if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
+        QDQ_NAME(qdq_vop_store)(o + i, v * vs, vinv, mode);
     }
 #endif
     for (; i < n; i++)
@@ -104,16 +134,9 @@ QDQ_FN void QDQ_NAME(qdq_apply_lanes_body)(const QDQ_ST *x, QDQ_ST *o, size_t n,
     size_t i = 0;
 #if QDQ_HAVE_VEC
     for (; i + QDQ_L <= n; i += QDQ_L) {
-        QDQ_V v = QDQ_VLOAD(x + i), y, r;
-        if (mode & QDQ_CLAMP) {
-            const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
-            v = QDQ_VP(sel)(vhi < v, vhi, v);
-            v = QDQ_VP(sel)(v < vlo, vlo, v);
-        }
-        y = QDQ_VRND(v * QDQ_VP(load)(s + i));
-        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
-        else r = QDQ_VP(rint)(y);
-        QDQ_VSTORE(o + i, r * QDQ_VP(load)(inv + i));
+        QDQ_V v = QDQ_VLOAD(x + i);
+        if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, QDQ_VP(load)(lo + i), QDQ_VP(load)(hi + i));
+        QDQ_NAME(qdq_vop_store)(o + i, v * QDQ_VP(load)(s + i), QDQ_VP(load)(inv + i), mode);
     }
 #endif
     for (; i < n; i++)
@@ -484,5 +507,8 @@ static QDQ_TARGET void QDQ_NAME(qdq_rows)(const QDQ_ST *x, QDQ_ST *o, size_t row
 #undef QDQ_VLOAD
 #undef QDQ_VSTORE
 #undef QDQ_VRND
+#undef QDQ_VRND_NN
+#undef QDQ_VSTORE_NN
+#undef QDQ_VANY_NAN2
 #undef QDQ_VP
 #endif
