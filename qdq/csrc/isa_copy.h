@@ -40,8 +40,8 @@ QDQ_FN vf QDQ_SFX(vf_splat)(float a)
 QDQ_FN vf QDQ_SFX(vf_load)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 QDQ_FN void QDQ_SFX(vf_store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
 QDQ_FN vf QDQ_SFX(vf_sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
-/* min(max(v, lo), hi) as the selects (hi < v ? hi : v), then (v < lo ? lo : v):
- * a NaN v stays; the AVX2 min and max instructions are exactly these selects. */
+/* The clamp of the op: (hi < v ? hi : v), then (v < lo ? lo : v), so a NaN v
+ * stays NaN; the AVX2 min and max instructions are exactly these selects. */
 QDQ_FN vf QDQ_SFX(vf_clamp)(vf v, vf lo, vf hi)
 {
 #if QDQ_F16C
@@ -207,12 +207,11 @@ QDQ_FN vf QDQ_SFX(f16_round)(vf v)
 #endif
 }
 
-
 /* bfloat16: the upper half of a float32. Narrowing rounds to nearest even by
  * adding 0x7fff plus the lowest kept bit; NaN becomes the quiet NaN 0x7fc0
  * with its sign (qdq_f32_to_bf16). The AVX2 copy writes the same steps with
- * intrinsics, so that widening is one zero-extension and narrowing one byte
- * shuffle (the generic narrowing conversion costs several instructions). */
+ * intrinsics, so that widening and narrowing are one byte shuffle each (plus a
+ * lane permute to narrow); the generic conversions cost several instructions. */
 #if QDQ_F16C
 /* Each 128-bit lane shuffles its four values into the upper halves of its
  * 32-bit lanes (-1 bytes become zero); the source is the 8 values in both lanes. */
