@@ -171,6 +171,7 @@ class Probe:
             self.why = f"{' '.join(cmd)} failed: {res.stderr.strip()[:200]}"
             return
         lib = ctypes.CDLL(so)
+        shutil.rmtree(self.dir, ignore_errors=True)  # loaded: the file is no longer needed
         for f in ("probe_scale", "probe_scale_stream"):
             getattr(lib, f).argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
                                         ctypes.c_float, ctypes.c_int]
@@ -441,6 +442,8 @@ def plot(rows: list[dict], big: int, path: str) -> bool:
              "range from data, out=", "range given, out="]
     dtypes = ["float16", "bfloat16", "float32", "float64"]
     fig, axes = plt.subplots(1, len(cases), figsize=(20, 5), sharey=True)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors: dict[str, str] = {}
     for ax, case in zip(axes, cases, strict=True):
         sel = [r for r in rows if r["group"] == case and r["n"] == big
                and r["method"] != TF_CONV and r["method"] != "qdq/_reference.py"]
@@ -449,7 +452,8 @@ def plot(rows: list[dict], big: int, path: str) -> bool:
         for k, m in enumerate(methods):
             vals = [next((r["gb_per_s"] for r in sel if r["dtype"] == d and r["method"] == m), 0)
                     for d in dtypes]
-            ax.bar(np.arange(len(dtypes)) + k * width, vals, width, label=m)
+            color = colors.setdefault(m, palette[len(colors) % len(palette)])
+            ax.bar(np.arange(len(dtypes)) + k * width, vals, width, label=m, color=color)
         ax.set_xticks(np.arange(len(dtypes)) + 0.4 - width / 2, dtypes)
         ax.set_title(case)
         ax.legend(fontsize=7)
