@@ -364,6 +364,10 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VLOAD(p) QDQ_SFX(vf_load)(p)
 #  define QDQ_VSTORE(p, v) QDQ_SFX(vf_store)((p), (v))
 #  define QDQ_VRND(v) (v)
+#  if QDQ_F16C
+#    define QDQ_VSTREAM(p, v) _mm256_stream_ps((p), (__m256)(v))
+#    define QDQ_VALIGN 32
+#  endif
 #  define QDQ_VP(name) QDQ_SFX(vf_##name)
 #endif
 #include "format_kernels.h"
@@ -385,6 +389,10 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VLOAD(p) QDQ_SFX(vd_load)(p)
 #  define QDQ_VSTORE(p, v) QDQ_SFX(vd_store)((p), (v))
 #  define QDQ_VRND(v) (v)
+#  if QDQ_F16C
+#    define QDQ_VSTREAM(p, v) _mm256_stream_pd((p), (__m256d)(v))
+#    define QDQ_VALIGN 32
+#  endif
 #  define QDQ_VP(name) QDQ_SFX(vd_##name)
 #endif
 #include "format_kernels.h"
