@@ -42,6 +42,9 @@ cdef extern from "csrc/dispatch.h" nogil:
                    double lo, double hi, int mode)
     void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n, const void *s,
                          const void *inv, const void *lo, const void *hi, int mode)
+    void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, double inv,
+                      double lo, double hi, int mode, int stream)
+    size_t qdq_stream_min_bytes()
     enum:
         QDQ_I8
         QDQ_U64
@@ -476,6 +479,7 @@ cdef enum:
 cdef struct Job:
     # One elementwise operation over a C-ordered [pre, C, post] block.
     int op, fmt, itype, mode
+    int stream          # OP_APPLY: non-temporal stores (output larger than the cache)
     const char *x       # input (codes for OP_DEQUANTIZE, gradients for OP_GRAD)
     const char *x2      # OP_GRAD: the forward input
     char *out
@@ -500,13 +504,13 @@ cdef void _job_call(const Job *j, Py_ssize_t i, Py_ssize_t n, Py_ssize_t c, bint
         if lanes:
             qdq_apply_lanes(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, s, inv, lo, hi, j.mode)
         elif j.fmt == QDQ_F64:
-            qdq_apply(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, (<const double *>s)[0],
-                      (<const double *>inv)[0], (<const double *>lo)[0],
-                      (<const double *>hi)[0], j.mode)
+            qdq_apply_nt(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, (<const double *>s)[0],
+                         (<const double *>inv)[0], (<const double *>lo)[0],
+                         (<const double *>hi)[0], j.mode, j.stream)
         else:
-            qdq_apply(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, (<const float *>s)[0],
-                      (<const float *>inv)[0], (<const float *>lo)[0],
-                      (<const float *>hi)[0], j.mode)
+            qdq_apply_nt(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, n, (<const float *>s)[0],
+                         (<const float *>inv)[0], (<const float *>lo)[0],
+                         (<const float *>hi)[0], j.mode, j.stream)
     elif j.op == OP_QUANTIZE:
         qdq_quantize(j.fmt, j.itype, j.x + i * j.xsz, j.out + i * j.osz, n, s, lo, hi, lanes,
                      j.mode, stats)
@@ -569,6 +573,7 @@ cdef int _run_job(Job *j, Py_ssize_t pre, int nthreads, double *stats) noexcept 
     cdef Job je
     if n == 0:
         return 0
+    j.stream = <size_t>(n * j.osz) > qdq_stream_min_bytes()
     if 1 < j.post < EXPAND_POST and j.C > 1 and j.C * j.post <= EXPAND_LIMIT:
         je = j[0]
         Ce = j.C * j.post

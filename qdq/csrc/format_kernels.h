@@ -7,12 +7,31 @@
  *   QDQ_SMIN, QDQ_SMAX               scalar total-order min/max steps
  *   QDQ_V, QDQ_L, QDQ_VLOAD, QDQ_VSTORE, QDQ_VRND, QDQ_VP(name)
  *                                    the vector counterparts (with QDQ_HAVE_VEC)
+ * and optionally, for a format whose NaN handling costs instructions,
+ *   QDQ_VRND_NN, QDQ_VSTORE_NN       the same for vectors that hold no NaN
+ *   QDQ_VANY_NAN2(a, b)              nonzero when a lane of a or b is NaN
+ * and, where the copy streams this format's stores (AVX2: float32, float64;
+ * 16-bit outputs measured no faster with them),
+ *   QDQ_VSTREAM(p, v), QDQ_VALIGN    a non-temporal QDQ_VSTORE to p aligned to QDQ_VALIGN
+ *   QDQ_VSTREAM_NN(p, v)             the same for v that holds no NaN (optional)
  * and undefines them all at the end.
  */
 #define QDQ_PASTE_(a, b) a##_##b
 #define QDQ_PASTE(a, b) QDQ_PASTE_(a, b)
 #define QDQ_NAME_(x) QDQ_SFX(x)
 #define QDQ_NAME(k) QDQ_NAME_(QDQ_PASTE(k, QDQ_T))
+#if QDQ_HAVE_VEC && !defined(QDQ_VANY_NAN2)
+#  define QDQ_VRND_NN(v) QDQ_VRND(v)
+#  define QDQ_VSTORE_NN(p, v) QDQ_VSTORE((p), (v))
+#  define QDQ_VANY_NAN2(a, b) 0
+#endif
+#if QDQ_HAVE_VEC && !defined(QDQ_VSTREAM)
+#  define QDQ_VSTREAM(p, v) QDQ_VSTORE((p), (v))
+#  define QDQ_VALIGN 1
+#endif
+#if QDQ_HAVE_VEC && !defined(QDQ_VSTREAM_NN)
+#  define QDQ_VSTREAM_NN(p, v) QDQ_VSTREAM((p), (v))
+#endif
 
 /* Merge the min and max of x[0:n] into *mn and *mx. */
 static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *mn, QDQ_CT *mx)
@@ -71,26 +90,68 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_lanes)(const QDQ_ST *x, size_t n, QDQ
     }
 }
 
+#if QDQ_HAVE_VEC
+/* The op on y = clamp?(v) * s: rounded to T, to an integer (half up or to
+ * even), times inv. nn: the roundings for values that are not NaN. */
+QDQ_FN QDQ_V QDQ_NAME(qdq_vop)(QDQ_V y, QDQ_V inv, const int mode, const int nn)
+{
+    QDQ_V r;
+    y = nn ? QDQ_VRND_NN(y) : QDQ_VRND(y);
+    if (mode & QDQ_HALF_UP) {
+        y = y + (QDQ_CT)0.5;
+        r = QDQ_VP(floor)(nn ? QDQ_VRND_NN(y) : QDQ_VRND(y));
+    } else {
+        r = QDQ_VP(rint)(y);
+    }
+    return r * inv;
+}
+
+/* Store the op on y to o: the roundings without NaN handling, redone with it
+ * when y or the result holds a NaN (a y that is not NaN rounds to a value
+ * that is not NaN, and adding 0.5 keeps it so: only y and the result need
+ * the check). */
+QDQ_FN void QDQ_NAME(qdq_vop_store)(QDQ_ST *o, QDQ_V y, QDQ_V inv, const int mode,
+                                     const int stream)
+{
+    QDQ_V r = QDQ_NAME(qdq_vop)(y, inv, mode, 1);
+    if (QDQ_VANY_NAN2(y, r)) {
+        r = QDQ_NAME(qdq_vop)(y, inv, mode, 0);
+        if (stream) QDQ_VSTREAM(o, r);
+        else QDQ_VSTORE(o, r);
+    } else if (stream) {
+        QDQ_VSTREAM_NN(o, r);
+    } else {
+        QDQ_VSTORE_NN(o, r);
+    }
+}
+#endif
+
 /* The transform with one set of parameters; mode is a constant after
- * inlining, so each of the four loops has no per-element branch. */
+ * inlining, so each of the loops has no per-element branch. stream: with
+ * non-temporal stores where the copy has them (from the first aligned
+ * vector on; a store fence at the end), which do not read the output lines
+ * first: for outputs larger than the last-level cache. */
 QDQ_FN void QDQ_NAME(qdq_apply_body)(const QDQ_ST *x, QDQ_ST *o, size_t n, QDQ_CT s,
-                                     QDQ_CT inv, QDQ_CT lo, QDQ_CT hi, const int mode)
+                                     QDQ_CT inv, QDQ_CT lo, QDQ_CT hi, const int mode,
+                                     const int stream)
 {
     size_t i = 0;
 #if QDQ_HAVE_VEC
     const QDQ_V vs = QDQ_VP(splat)(s), vinv = QDQ_VP(splat)(inv);
     const QDQ_V vlo = QDQ_VP(splat)(lo), vhi = QDQ_VP(splat)(hi);
+    if (stream)
+        for (; i < n && ((uintptr_t)(o + i) & (QDQ_VALIGN - 1)) != 0; i++)
+            QDQ_SSTORE(o + i, QDQ_SOP(QDQ_SLOAD(x + i), s, inv, lo, hi, mode, QDQ_FMT));
     for (; i + QDQ_L <= n; i += QDQ_L) {
-        QDQ_V v = QDQ_VLOAD(x + i), y, r;
-        if (mode & QDQ_CLAMP) {
-            v = QDQ_VP(sel)(vhi < v, vhi, v);
-            v = QDQ_VP(sel)(v < vlo, vlo, v);
-        }
-        y = QDQ_VRND(v * vs);
-        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
-        else r = QDQ_VP(rint)(y);
-        QDQ_VSTORE(o + i, r * vinv);
+        QDQ_V v = QDQ_VLOAD(x + i);
+        if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
+        QDQ_NAME(qdq_vop_store)(o + i, v * vs, vinv, mode, stream);
     }
+#  if QDQ_F16C && QDQ_VALIGN > 1
+    if (stream) _mm_sfence();
+#  endif
+#else
+    (void)stream;
 #endif
     for (; i < n; i++)
         QDQ_SSTORE(o + i, QDQ_SOP(QDQ_SLOAD(x + i), s, inv, lo, hi, mode, QDQ_FMT));
@@ -104,16 +165,9 @@ QDQ_FN void QDQ_NAME(qdq_apply_lanes_body)(const QDQ_ST *x, QDQ_ST *o, size_t n,
     size_t i = 0;
 #if QDQ_HAVE_VEC
     for (; i + QDQ_L <= n; i += QDQ_L) {
-        QDQ_V v = QDQ_VLOAD(x + i), y, r;
-        if (mode & QDQ_CLAMP) {
-            const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
-            v = QDQ_VP(sel)(vhi < v, vhi, v);
-            v = QDQ_VP(sel)(v < vlo, vlo, v);
-        }
-        y = QDQ_VRND(v * QDQ_VP(load)(s + i));
-        if (mode & QDQ_HALF_UP) r = QDQ_VP(floor)(QDQ_VRND(y + (QDQ_CT)0.5));
-        else r = QDQ_VP(rint)(y);
-        QDQ_VSTORE(o + i, r * QDQ_VP(load)(inv + i));
+        QDQ_V v = QDQ_VLOAD(x + i);
+        if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, QDQ_VP(load)(lo + i), QDQ_VP(load)(hi + i));
+        QDQ_NAME(qdq_vop_store)(o + i, v * QDQ_VP(load)(s + i), QDQ_VP(load)(inv + i), mode, 0);
     }
 #endif
     for (; i < n; i++)
@@ -124,12 +178,26 @@ static QDQ_TARGET void QDQ_NAME(qdq_apply)(const QDQ_ST *x, QDQ_ST *o, size_t n,
                                            QDQ_CT inv, QDQ_CT lo, QDQ_CT hi, int mode)
 {
     switch (mode & 3) {
-    case 0: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 0); break;
-    case 1: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 1); break;
-    case 2: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 2); break;
-    default: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 3); break;
+    case 0: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 0, 0); break;
+    case 1: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 1, 0); break;
+    case 2: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 2, 0); break;
+    default: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 3, 0); break;
     }
 }
+
+#if QDQ_F16C && QDQ_VALIGN > 1
+/* qdq_apply with non-temporal stores (o aligned to its element size). */
+static QDQ_TARGET void QDQ_NAME(qdq_apply_stream)(const QDQ_ST *x, QDQ_ST *o, size_t n, QDQ_CT s,
+                                                  QDQ_CT inv, QDQ_CT lo, QDQ_CT hi, int mode)
+{
+    switch (mode & 3) {
+    case 0: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 0, 1); break;
+    case 1: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 1, 1); break;
+    case 2: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 2, 1); break;
+    default: QDQ_NAME(qdq_apply_body)(x, o, n, s, inv, lo, hi, 3, 1); break;
+    }
+}
+#endif
 
 static QDQ_TARGET void QDQ_NAME(qdq_apply_lanes)(const QDQ_ST *x, QDQ_ST *o, size_t n,
                                                  const QDQ_CT *s, const QDQ_CT *inv,
@@ -442,7 +510,7 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
         QDQ_VP(store)(phi, vhi);
         for (r = 0; r < g; r++)
             QDQ_NAME(qdq_apply_body)(xg + r * len, og + r * len, len, ps[r], pinv[r], plo[r],
-                                     phi[r], mode);
+                                     phi[r], mode, 0);
     }
     for (k = 0; k < QDQ_L; k++)
         if (neg[k]) return 1;
@@ -484,5 +552,11 @@ static QDQ_TARGET void QDQ_NAME(qdq_rows)(const QDQ_ST *x, QDQ_ST *o, size_t row
 #undef QDQ_VLOAD
 #undef QDQ_VSTORE
 #undef QDQ_VRND
+#undef QDQ_VRND_NN
+#undef QDQ_VSTORE_NN
+#undef QDQ_VANY_NAN2
+#undef QDQ_VSTREAM
+#undef QDQ_VSTREAM_NN
+#undef QDQ_VALIGN
 #undef QDQ_VP
 #endif

@@ -40,6 +40,18 @@ QDQ_FN vf QDQ_SFX(vf_splat)(float a)
 QDQ_FN vf QDQ_SFX(vf_load)(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 QDQ_FN void QDQ_SFX(vf_store)(float *p, vf v) { memcpy(p, &v, sizeof v); }
 QDQ_FN vf QDQ_SFX(vf_sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+/* The clamp of the op: (hi < v ? hi : v), then (v < lo ? lo : v), so a NaN v
+ * stays NaN; the AVX2 min and max instructions are exactly these selects. */
+QDQ_FN vf QDQ_SFX(vf_clamp)(vf v, vf lo, vf hi)
+{
+#if QDQ_F16C
+    v = (vf)_mm256_min_ps((__m256)hi, (__m256)v);
+    return (vf)_mm256_max_ps((__m256)lo, (__m256)v);
+#else
+    v = QDQ_SFX(vf_sel)(hi < v, hi, v);
+    return QDQ_SFX(vf_sel)(v < lo, lo, v);
+#endif
+}
 
 QDQ_FN vf QDQ_SFX(vf_rint)(vf y)
 {
@@ -83,6 +95,16 @@ QDQ_FN vd QDQ_SFX(vd_splat)(double a)
 QDQ_FN vd QDQ_SFX(vd_load)(const double *p) { vd v; memcpy(&v, p, sizeof v); return v; }
 QDQ_FN void QDQ_SFX(vd_store)(double *p, vd v) { memcpy(p, &v, sizeof v); }
 QDQ_FN vd QDQ_SFX(vd_sel)(vl m, vd a, vd b) { return (vd)((m & (vl)a) | (~m & (vl)b)); }
+QDQ_FN vd QDQ_SFX(vd_clamp)(vd v, vd lo, vd hi)
+{
+#if QDQ_F16C
+    v = (vd)_mm256_min_pd((__m256d)hi, (__m256d)v);
+    return (vd)_mm256_max_pd((__m256d)lo, (__m256d)v);
+#else
+    v = QDQ_SFX(vd_sel)(hi < v, hi, v);
+    return QDQ_SFX(vd_sel)(v < lo, lo, v);
+#endif
+}
 
 QDQ_FN vd QDQ_SFX(vd_rint)(vd y)
 {
@@ -162,18 +184,6 @@ QDQ_FN vh QDQ_SFX(f16_narrow)(vf v)
 #endif
 }
 
-QDQ_FN vf QDQ_SFX(bf16_widen)(vh h) { return (vf)(__builtin_convertvector(h, vu) << 16); }
-
-QDQ_FN vh QDQ_SFX(bf16_narrow)(vf v)
-{
-    vu f = (vu)v;
-    vi nan = v != v;
-    vu r = (f + 0x7fffu + ((f >> 16) & 1u)) >> 16;
-    vu q = ((f >> 16) & 0x8000u) | 0x7fc0u;
-    r = (vu)((nan & (vi)q) | (~nan & (vi)r));
-    return __builtin_convertvector(r, vh);
-}
-
 /* v rounded to the nearest float16 value (ties to even), kept in float32. */
 QDQ_FN vf QDQ_SFX(f16_round)(vf v)
 {
@@ -197,6 +207,86 @@ QDQ_FN vf QDQ_SFX(f16_round)(vf v)
 #endif
 }
 
+/* bfloat16: the upper half of a float32. Narrowing rounds to nearest even by
+ * adding 0x7fff plus the lowest kept bit; NaN becomes the quiet NaN 0x7fc0
+ * with its sign (qdq_f32_to_bf16). The AVX2 copy writes the same steps with
+ * intrinsics, so that widening and narrowing are one byte shuffle each (plus a
+ * lane permute to narrow); the generic conversions cost several instructions. */
+#if QDQ_F16C
+/* Each 128-bit lane shuffles its four values into the upper halves of its
+ * 32-bit lanes (-1 bytes become zero); the source is the 8 values in both lanes. */
+QDQ_FN vf QDQ_SFX(bf16_widen)(vh h)
+{
+    const __m256i up = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7,
+                                        -1, -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15);
+    return (vf)_mm256_shuffle_epi8(_mm256_broadcastsi128_si256((__m128i)h), up);
+}
+
+/* f + 0x7fff + (bit 16 of f): its upper half is f rounded to nearest even
+ * (f not NaN; no carry into the sign). */
+QDQ_FN __m256i QDQ_SFX(bf16_add_half)(__m256i f)
+{
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(f, 16), _mm256_set1_epi32(1));
+    return _mm256_add_epi32(f, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+}
+
+QDQ_FN vh QDQ_SFX(bf16_narrow)(vf v)
+{
+    const __m256i f = (__m256i)v;
+    const __m256 nan = _mm256_cmp_ps((__m256)v, (__m256)v, _CMP_UNORD_Q);
+    const __m256i q = _mm256_or_si256(_mm256_and_si256(f, _mm256_set1_epi32((int)0x80000000u)),
+                                      _mm256_set1_epi32(0x7fc00000));
+    const __m256i down = _mm256_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+    __m256i r = (__m256i)_mm256_blendv_ps((__m256)QDQ_SFX(bf16_add_half)(f), (__m256)q, nan);
+    /* the upper halves: to the low 8 bytes of each 128-bit lane, then the two lanes together */
+    r = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(r, down), 0x08);
+    return (vh)_mm256_castsi256_si128(r);
+}
+
+/* bf16_narrow for v that holds no NaN. */
+QDQ_FN vh QDQ_SFX(bf16_narrow_nn)(vf v)
+{
+    const __m256i down = _mm256_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i r = _mm256_shuffle_epi8(QDQ_SFX(bf16_add_half)((__m256i)v), down);
+    return (vh)_mm256_castsi256_si128(_mm256_permute4x64_epi64(r, 0x08));
+}
+
+/* v rounded to the nearest bfloat16 value, kept in float32, for v that holds
+ * no NaN (a NaN could become an infinity or a zero). */
+QDQ_FN vf QDQ_SFX(bf16_round_nn)(vf v)
+{
+    return (vf)_mm256_and_si256(QDQ_SFX(bf16_add_half)((__m256i)v),
+                                _mm256_set1_epi32((int)0xffff0000u));
+}
+
+/* v rounded to the nearest bfloat16 value, kept in float32; a NaN stays as it
+ * is (the narrowing makes it the quiet NaN in the end). */
+QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
+{
+    return (vf)_mm256_blendv_ps((__m256)QDQ_SFX(bf16_round_nn)(v), (__m256)v,
+                                _mm256_cmp_ps((__m256)v, (__m256)v, _CMP_UNORD_Q));
+}
+
+/* Nonzero when a lane of a or of b is NaN. */
+QDQ_FN int QDQ_SFX(vf_any_nan2)(vf a, vf b)
+{
+    return _mm256_movemask_ps(_mm256_cmp_ps((__m256)a, (__m256)b, _CMP_UNORD_Q));
+}
+#else
+QDQ_FN vf QDQ_SFX(bf16_widen)(vh h) { return (vf)(__builtin_convertvector(h, vu) << 16); }
+
+QDQ_FN vh QDQ_SFX(bf16_narrow)(vf v)
+{
+    vu f = (vu)v;
+    vi nan = v != v;
+    vu r = (f + 0x7fffu + ((f >> 16) & 1u)) >> 16;
+    vu q = ((f >> 16) & 0x8000u) | 0x7fc0u;
+    r = (vu)((nan & (vi)q) | (~nan & (vi)r));
+    return __builtin_convertvector(r, vh);
+}
+
 QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 {
     vu f = (vu)v;
@@ -204,6 +294,8 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
     vu r = (f + 0x7fffu + ((f >> 16) & 1u)) & 0xffff0000u;
     return (vf)((nan & (vi)f) | (~nan & (vi)r));
 }
+#endif
+
 #endif /* QDQ_HAVE_VEC */
 
 /* --- the kernels, per element type --------------------------------------- */
@@ -246,6 +338,11 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VLOAD(p) QDQ_SFX(bf16_widen)(QDQ_SFX(vh_load)(p))
 #  define QDQ_VSTORE(p, v) QDQ_SFX(vh_store)((p), QDQ_SFX(bf16_narrow)(v))
 #  define QDQ_VRND(v) QDQ_SFX(bf16_round)(v)
+#  if QDQ_F16C
+#    define QDQ_VRND_NN(v) QDQ_SFX(bf16_round_nn)(v)
+#    define QDQ_VSTORE_NN(p, v) QDQ_SFX(vh_store)((p), QDQ_SFX(bf16_narrow_nn)(v))
+#    define QDQ_VANY_NAN2(a, b) QDQ_SFX(vf_any_nan2)((a), (b))
+#  endif
 #  define QDQ_VP(name) QDQ_SFX(vf_##name)
 #endif
 #include "format_kernels.h"
@@ -267,6 +364,10 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VLOAD(p) QDQ_SFX(vf_load)(p)
 #  define QDQ_VSTORE(p, v) QDQ_SFX(vf_store)((p), (v))
 #  define QDQ_VRND(v) (v)
+#  if QDQ_F16C
+#    define QDQ_VSTREAM(p, v) _mm256_stream_ps((p), (__m256)(v))
+#    define QDQ_VALIGN 32
+#  endif
 #  define QDQ_VP(name) QDQ_SFX(vf_##name)
 #endif
 #include "format_kernels.h"
@@ -288,6 +389,10 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VLOAD(p) QDQ_SFX(vd_load)(p)
 #  define QDQ_VSTORE(p, v) QDQ_SFX(vd_store)((p), (v))
 #  define QDQ_VRND(v) (v)
+#  if QDQ_F16C
+#    define QDQ_VSTREAM(p, v) _mm256_stream_pd((p), (__m256d)(v))
+#    define QDQ_VALIGN 32
+#  endif
 #  define QDQ_VP(name) QDQ_SFX(vd_##name)
 #endif
 #include "format_kernels.h"
