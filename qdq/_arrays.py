@@ -19,9 +19,10 @@ from ._formats import Format, format_of
 from ._validate import check_flag, check_int
 
 __all__ = ["Block", "BLOCK_ITEMS", "DEFAULT_BUFFER_CACHE", "as_input", "check_next_chunk",
-           "extents", "get_buffer_cache", "iter_blocks", "kernel_copy", "kernel_layout",
-           "kernel_view", "layout_extents", "overlaps", "prepare_out", "result_dtype",
-           "same_memory", "same_type", "set_block_items", "set_buffer_cache", "slab_items"]
+           "extents", "fresh_like", "get_buffer_cache", "iter_blocks", "kernel_copy",
+           "kernel_layout", "kernel_view", "layout_extents", "overlaps", "prepare_out",
+           "result_dtype", "same_memory", "same_type", "set_block_items", "set_buffer_cache",
+           "slab_items", "whole_order"]
 
 # Elements per slab when an input cannot go to the kernels as it is
 # (non-contiguous, byte-swapped, misaligned, or an out that differs in layout).
@@ -140,15 +141,33 @@ def same_type(a: np.dtype, b: np.dtype) -> bool:
     return a == b or (a.kind == b.kind and a.itemsize == b.itemsize and a.name == b.name)
 
 
+def whole_order(x: np.ndarray) -> Literal["C", "F"] | None:
+    """'C' or 'F' when the kernels take x whole as it is (at least 1-d, native, aligned,
+    contiguous), else None."""
+    if not x.ndim or not x.dtype.isnative:
+        return None
+    flags = x.flags
+    if not flags.aligned:
+        return None
+    if flags.c_contiguous:
+        return "C"
+    return "F" if flags.f_contiguous else None
+
+
+def fresh_like(like: np.ndarray, dtype: np.dtype, order: Literal["C", "F"]) -> np.ndarray:
+    """A new array of ``dtype`` in ``like``'s shape, from the buffer cache when it is large."""
+    if like.size * dtype.itemsize >= _bufcache.MIN_CACHED and _bufcache.get_limit():
+        return _bufcache.empty(like.shape, dtype, order)
+    return np.empty(like.shape, dtype=dtype, order=order)
+
+
 def prepare_out(out: Any, like: np.ndarray, dtype: np.dtype,
                 needs: str = "the result needs") -> np.ndarray:
     """A fresh array of ``dtype`` in ``like``'s shape and layout, or the checked ``out``."""
     if out is None:
         order: Literal["C", "F"] = ("F" if like.flags.f_contiguous and
                                     not like.flags.c_contiguous else "C")
-        if like.size * dtype.itemsize >= _bufcache.MIN_CACHED and _bufcache.get_limit():
-            return _bufcache.empty(like.shape, dtype, order)
-        return np.empty(like.shape, dtype=dtype, order=order)
+        return fresh_like(like, dtype, order)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != like.shape:
