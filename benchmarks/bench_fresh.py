@@ -17,6 +17,7 @@ the data): timeit, median of rounds.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import statistics
 import time
@@ -78,12 +79,8 @@ def main() -> None:
         for r in range(rounds + 1):  # round 0 warms up
             for label, setup, use_out in methods:
                 setup()
-                if use_out:
-                    def call():
-                        return qdq.quantize_and_dequantize(x, out=out, **kw)
-                else:
-                    def call():
-                        return qdq.quantize_and_dequantize(x, **kw)
+                call = functools.partial(qdq.quantize_and_dequantize, x,
+                                         out=out if use_out else None, **kw)
                 once(call)  # the call before, in a loop of such calls
                 dt = once(call)
                 if r:

@@ -73,7 +73,7 @@ def test_codes_dequantize_and_gradient_use_it_with_the_same_bits():
     before = _bufcache.reuses()
     for _ in range(2):
         warm = outputs()
-        for a, b in zip(cold, warm):
+        for a, b in zip(cold, warm, strict=True):
             assert a.dtype == b.dtype
             np.testing.assert_array_equal(_bits(a), _bits(b))
         del warm, a, b
@@ -112,7 +112,7 @@ def test_live_results_never_share_memory():
             del held[::3]  # free some: their buffers are reused while the others live
             gc.collect()
     spans = sorted((_address(y), _address(y) + y.nbytes) for _, y in held)
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in zip(spans[:-1], spans[1:], strict=True):
         assert end <= start
     for x, y in held:
         np.testing.assert_array_equal(_bits(y), _bits(qdq.quantize_and_dequantize(
