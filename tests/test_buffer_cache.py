@@ -229,3 +229,20 @@ def test_buffer_cache_stub_matches_the_module(tmp_path):
     pytest.importorskip("mypy")
     res = run_python(["-m", "mypy.stubtest", "qdq._bufcache"], cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("n", [1000, N])
+def test_the_lean_path_gives_the_bits_of_the_slab_path(isa, threads, dtype, n):
+    """The common call (one tensor, fresh output) against strided input, which takes slabs."""
+    x = _data(dtype, n)
+    strided = np.repeat(x, 2)[::2]
+    assert not strided.flags.c_contiguous
+    with qdq.num_threads(threads):
+        for kw in ({}, dict(input_min=-2.0, input_max=2.5, range_given=True),
+                   dict(signed_input=False, num_bits=4, range_given=True, input_min=0.0,
+                        input_max=3.0, round_mode="HALF_UP")):
+            lean = qdq.quantize_and_dequantize(x, **kw)
+            slab = qdq.quantize_and_dequantize(strided, **kw)
+            np.testing.assert_array_equal(_bits(lean), _bits(slab))
