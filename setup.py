@@ -83,6 +83,7 @@ class BuildExt(build_ext):
 
 
 def _extensions():
+    import numpy
     from Cython.Build import cythonize
 
     debug = _env("QDQ_DEBUG_CYTHON") == "1"
@@ -98,6 +99,10 @@ def _extensions():
     exts.append(Extension("qdq._histkernel", sources=["qdq/_histkernel.pyx"]))
     # _dlpack: DLPack capsules (torch, JAX, ...) to and from NumPy arrays, bfloat16 included
     exts.append(Extension("qdq._dlpack", sources=["qdq/_dlpack.pyx"]))
+    # _bufcache: fresh outputs from a cache of freed buffers (NumPy's memory-handler API)
+    exts.append(Extension("qdq._bufcache", sources=["qdq/_bufcache.pyx"],
+                          include_dirs=[numpy.get_include()],
+                          define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]))
     return cythonize(
         exts,
         compiler_directives={

@@ -4,6 +4,7 @@ The in-memory op is :func:`quantize_and_dequantize`; :func:`compute_range` and
 :func:`quantization_params` expose its two halves.
 """
 
+from ._arrays import get_buffer_cache, set_buffer_cache
 from ._calibrate import calibrate
 from ._checkpoint import quantize_and_dequantize_checkpoint
 from ._chunks import quantize_and_dequantize_chunks, stream
@@ -31,6 +32,7 @@ __all__ = [
     "compute_range",
     "dequantize",
     "dequantize_file",
+    "get_buffer_cache",
     "get_num_threads",
     "num_threads",
     "openmp_enabled",
@@ -43,6 +45,7 @@ __all__ = [
     "quantize_and_dequantize_file",
     "quantize_and_dequantize_grad",
     "quantize_and_dequantize_v2",
+    "set_buffer_cache",
     "set_num_threads",
     "stream",
 ]

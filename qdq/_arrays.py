@@ -8,17 +8,21 @@ storage types; everything else is cut into contiguous slabs here
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Any, Iterator, Literal
 
 import numpy as np
 
+from . import _bufcache
 from ._formats import Format, format_of
-from ._validate import check_flag
+from ._validate import check_flag, check_int
 
-__all__ = ["Block", "BLOCK_ITEMS", "as_input", "check_next_chunk", "extents", "iter_blocks",
-           "kernel_copy", "kernel_layout", "kernel_view", "layout_extents", "overlaps",
-           "prepare_out", "result_dtype", "same_memory", "same_type", "set_block_items",
-           "slab_items"]
+__all__ = ["Block", "BLOCK_ITEMS", "DEFAULT_BUFFER_CACHE", "as_input", "check_next_chunk",
+           "extents", "fresh_like", "get_buffer_cache", "iter_blocks", "kernel_copy",
+           "kernel_layout", "kernel_view", "layout_extents", "overlaps", "prepare_out",
+           "result_dtype", "same_memory", "same_type", "set_block_items", "set_buffer_cache",
+           "slab_items", "whole_order"]
 
 # Elements per slab when an input cannot go to the kernels as it is
 # (non-contiguous, byte-swapped, misaligned, or an out that differs in layout).
@@ -32,6 +36,77 @@ def set_block_items(n: int | None) -> int:
     previous = _block_items
     _block_items = BLOCK_ITEMS if n is None else int(n)
     return previous
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+# The buffer cache's default limit: 1 GiB (four 64 Mi-element float32 outputs),
+# and no more than an eighth of the machine's memory.
+DEFAULT_BUFFER_CACHE = min(1 << 30, (_physical_memory() or 1 << 33) // 8)
+_bufcache.set_limit(DEFAULT_BUFFER_CACHE)
+
+
+def set_buffer_cache(nbytes: int | None) -> int:
+    """Set how many bytes of freed output buffers qdq keeps for reuse; returns the old limit.
+
+    A fresh output of 1 MiB or more (the default ``out=None`` of
+    :func:`quantize_and_dequantize`, :func:`quantize`, :func:`dequantize` and
+    the gradient) takes its memory from buffers that earlier outputs held
+    when they were freed, instead of new pages from the kernel, which must
+    be faulted in and zeroed. The returned array is still a new ordinary
+    NumPy array that owns its data: a buffer is reused only after the array
+    that held it was freed, so no two live arrays share memory, and results
+    are bit-identical with or without the cache. When an output is freed its
+    buffer goes back to the cache if it fits under the limit (the oldest held
+    buffers are released to make room), otherwise to the system.
+
+    Parameters
+    ----------
+    nbytes : int or None
+        The most bytes the cache holds; 0 disables it and releases every
+        held buffer now; None restores the default, the smaller of 1 GiB and
+        an eighth of the machine's physical memory. Lowering the limit
+        releases held buffers down to it at once.
+
+    Returns
+    -------
+    int
+        The limit in force before the call.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> previous = qdq.set_buffer_cache(0)      # no cache: fresh pages every call
+    >>> qdq.get_buffer_cache()
+    0
+    >>> x = np.linspace(-1, 1, 1 << 20, dtype=np.float32)
+    >>> y = qdq.quantize_and_dequantize(x)
+    >>> _ = qdq.set_buffer_cache(previous)
+    """
+    if nbytes is None:
+        n = DEFAULT_BUFFER_CACHE
+    else:
+        n = check_int("the buffer cache size", nbytes, 0)
+        if n > sys.maxsize:
+            raise ValueError(f"the buffer cache size must be at most {sys.maxsize}, got {n}")
+    return int(_bufcache.set_limit(n))
+
+
+def get_buffer_cache() -> int:
+    """The most bytes of freed output buffers qdq keeps for reuse (see :func:`set_buffer_cache`).
+
+    Examples
+    --------
+    >>> import qdq
+    >>> qdq.get_buffer_cache() >= 0
+    True
+    """
+    return int(_bufcache.get_limit())
 
 
 def as_input(input: Any, bfloat16_bits: Any) -> tuple[np.ndarray, Format]:
@@ -66,13 +141,33 @@ def same_type(a: np.dtype, b: np.dtype) -> bool:
     return a == b or (a.kind == b.kind and a.itemsize == b.itemsize and a.name == b.name)
 
 
+def whole_order(x: np.ndarray) -> Literal["C", "F"] | None:
+    """'C' or 'F' when the kernels take x whole as it is (at least 1-d, native, aligned,
+    contiguous), else None."""
+    if not x.ndim or not x.dtype.isnative:
+        return None
+    flags = x.flags
+    if not flags.aligned:
+        return None
+    if flags.c_contiguous:
+        return "C"
+    return "F" if flags.f_contiguous else None
+
+
+def fresh_like(like: np.ndarray, dtype: np.dtype, order: Literal["C", "F"]) -> np.ndarray:
+    """A new array of ``dtype`` in ``like``'s shape, from the buffer cache when it is large."""
+    if like.size * dtype.itemsize >= _bufcache.MIN_CACHED and _bufcache.get_limit():
+        return _bufcache.empty(like.shape, dtype, order)
+    return np.empty(like.shape, dtype=dtype, order=order)
+
+
 def prepare_out(out: Any, like: np.ndarray, dtype: np.dtype,
                 needs: str = "the result needs") -> np.ndarray:
     """A fresh array of ``dtype`` in ``like``'s shape and layout, or the checked ``out``."""
     if out is None:
         order: Literal["C", "F"] = ("F" if like.flags.f_contiguous and
                                     not like.flags.c_contiguous else "C")
-        return np.empty(like.shape, dtype=dtype, order=order)
+        return fresh_like(like, dtype, order)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != like.shape:

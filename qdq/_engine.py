@@ -21,6 +21,7 @@ from ._formats import FLOAT16, Format
 
 __all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "build_info", "compute_params",
            "elementwise", "error_stats", "histogram_update", "op_in_place_layout", "op_rows",
+           "op_tensor",
            "range_in_place_layout",
            "reduce_block", "reduce_range", "run_block", "transform"]
 
@@ -97,18 +98,30 @@ def op_in_place_layout(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | 
     layout = kernel_layout(xk, rk)
     if layout is None:
         return None
-    nt = _threads.current()
     if axis is None:
-        mn = lo[0] if range_given else 0.0
-        mx = hi[0] if range_given else 0.0
-        r = _kernels.qdq_tensor(xk, rk, fmt.code, range_given, mn, mx, qmin, qmax, mode, nt)
-        return r[0] < 0, r[2], r[4], r[5]
+        return op_tensor(xk, rk, fmt, lo, hi, qmin, qmax, mode, range_given)
+    nt = _threads.current()
     if fmt is FLOAT16:
         return None
     return bool(_kernels.qdq_channels(xk, rk, fmt.code, *layout_extents(xk, layout, axis),
                                       lo if range_given else None,
                                       hi if range_given else None, qmin, qmax, mode,
                                       nt)), 1.0, 0.0, 0.0
+
+
+def op_tensor(xk: np.ndarray, rk: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin: int,
+              qmax: int, mode: int, range_given: bool) -> tuple[bool, float, float, float]:
+    """The per-tensor op in one fused call on arrays the kernels take as they are.
+
+    ``xk`` and ``rk`` are native, aligned and contiguous in the same order
+    (:func:`qdq._arrays.kernel_layout` says so); ``lo``/``hi`` are 1-tuples
+    when ``range_given``. Returns as :func:`op_in_place_layout` does.
+    """
+    mn = lo[0] if range_given else 0.0
+    mx = hi[0] if range_given else 0.0
+    r = _kernels.qdq_tensor(xk, rk, fmt.code, range_given, mn, mx, qmin, qmax, mode,
+                            _threads.current())
+    return r[0] < 0, r[2], r[4], r[5]
 
 
 def op_rows(xr: np.ndarray, rr: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin: int,

@@ -14,7 +14,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _engine
-from ._arrays import as_input, kernel_copy, kernel_view, prepare_out, result_dtype
+from ._arrays import (
+    as_input,
+    fresh_like,
+    kernel_copy,
+    kernel_view,
+    prepare_out,
+    result_dtype,
+    whole_order,
+)
 from ._blocks import (
     blocked_shape,
     check_block_size,
@@ -24,7 +32,7 @@ from ._blocks import (
     transform_blocks,
 )
 from ._diagnostics import warn_float16_overflow, warn_unsigned_negative
-from ._formats import FLOAT16, Format, format_named, round_to, to_public
+from ._formats import FLOAT16, Format, format_named, format_of, round_to, to_public
 from ._interop import NOT_FOREIGN, dispatch
 from ._params import QuantizationParams, params_from_rows
 from ._validate import (
@@ -139,6 +147,13 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
         foreign = dispatch(quantize_and_dequantize, locals())
         if foreign is not NOT_FOREIGN:
             return foreign
+    if (out is None and axis is None and block_size is None and bfloat16_bits is False
+            and type(input) is np.ndarray):
+        order = whole_order(input)
+        if order is not None:
+            return _op_whole(input, order, input_min, input_max,
+                             op_args(signed_input, num_bits, range_given, round_mode,
+                                     narrow_range))
     x, fmt = as_input(input, bfloat16_bits)
     a = op_args(signed_input, num_bits, range_given, round_mode, narrow_range)
     bs = None if block_size is None else check_block_size(block_size, axis)
@@ -177,6 +192,29 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
 
 
 quantize_and_dequantize_v2 = quantize_and_dequantize
+
+
+def _op_whole(x: np.ndarray, order: Literal["C", "F"], input_min: Any, input_max: Any,
+              a: OpArgs) -> np.ndarray:
+    """The common case, lean: per tensor, a fresh output, an input the kernels take whole.
+
+    The same checks, warnings and bits as the general path of
+    :func:`quantize_and_dequantize`, in one fused kernel call.
+    """
+    fmt = format_of(x.dtype)
+    lo: Any = None
+    hi: Any = None
+    if a.range_given:
+        lo, hi = given_range(input_min, input_max, fmt, x.shape, None)
+    res = fresh_like(x, x.dtype, order)
+    negative, scale, adjusted_min, adjusted_max = _engine.op_tensor(
+        kernel_view(x, fmt), kernel_view(res, fmt), fmt, lo, hi, a.qmin, a.qmax, a.mode,
+        a.range_given)
+    if fmt is FLOAT16 and math.isinf(scale) and x.size:
+        warn_float16_overflow(fmt, scale, adjusted_min, adjusted_max, stacklevel=4)
+    if negative and not a.signed and not a.range_given:
+        warn_unsigned_negative(stacklevel=4)
+    return res
 
 
 def _op_blocks(x: np.ndarray, fmt: Format, a: OpArgs, ax: int, bs: int, input_min: Any,
