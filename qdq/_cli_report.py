@@ -141,7 +141,7 @@ _CLI_WORDS = [(re.compile(a), b) for a, b in (
     (r"\bneeds axis\b", "needs --axis"),
     (r"^calibrate takes", "--calibrate takes"),
     (r"neither a given range nor", "neither --range nor"),
-    (r"\bunknown calibration method\b", "unknown --calibrate method"),
+    (r"^unknown calibration method\b", "--calibrate: unknown calibration method"),
     (r"^invalid range: input_min \((.*?)\) must be <= input_max \((.*?)\)(, and neither may "
      r"be NaN)?", r"invalid --range: MIN (\1) must be <= MAX (\2)"),
     (r"^per-channel axis: axis (-?\d+) is out of bounds for array of dimension (\d+)",

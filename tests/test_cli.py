@@ -99,7 +99,8 @@ def test_demo(tmp_path):
     (["run", "x.npy", "y.npy", "--block-size", "4"], 2, "--block-size needs --axis"),
     (["run", "x.npy", "y.npy", "--block-size", "0", "--axis", "1"], 2,
      "--block-size must be a positive int, got 0"),
-    (["run", "x.npy", "y.npy", "--calibrate", "median"], 2, "unknown --calibrate method"),
+    (["run", "x.npy", "y.npy", "--calibrate", "median"], 2,
+     "--calibrate: unknown calibration method 'median'"),
     (["info", "x.npy", "--calibrate", "mse", "--range", "0", "1"], 2,
      "--calibrate takes the range from the data's histogram: it goes with neither --range "
      "nor --block-size"),
