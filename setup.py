@@ -114,6 +114,8 @@ def _extensions():
     ]
     # _histkernel: the exact power-of-two histograms of calibration
     exts.append(Extension("qdq._histkernel", sources=["qdq/_histkernel.pyx"]))
+    # _dlpack: DLPack capsules (torch, JAX, ...) to and from NumPy arrays, bfloat16 included
+    exts.append(Extension("qdq._dlpack", sources=["qdq/_dlpack.pyx"]))
     return cythonize(
         exts,
         compiler_directives={

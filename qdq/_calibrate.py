@@ -40,8 +40,10 @@ def calibrate(data: Any, method: str = "mse", axis: int | None = None, **kw: Any
 
     Returns
     -------
-    input_min, input_max : numpy scalar or numpy.ndarray
+    input_min : numpy scalar or numpy.ndarray
         Of the data's type; per channel, 1-D arrays.
+    input_max : numpy scalar or numpy.ndarray
+        The upper bound, in the same form.
 
     Examples
     --------

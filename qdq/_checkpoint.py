@@ -347,10 +347,19 @@ def quantize_and_dequantize_checkpoint(
         non-float tensors are always copied.
     skip : sequence of str
         Glob patterns of tensors to copy unchanged (after the rules).
-    num_bits, signed_input, narrow_range, round_mode, axis, block_size
+    num_bits : int, default 8
         The op's arguments (see :func:`qdq.quantize_and_dequantize`); the
-        range is each tensor's (or channel's, or block's) own. A negative
-        ``axis`` counts from the end of each tensor's shape.
+        range is each tensor's (or channel's, or block's) own.
+    signed_input : bool, default True
+        A signed grid.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking.
+    axis : int, optional
+        Per channel; a negative axis counts from the end of each tensor's shape.
+    block_size : int, optional
+        Per block of this many elements along ``axis``.
     chunk_bytes : int, default 64 MiB
         Bytes per chunk.
     progress : bool, default False

@@ -65,15 +65,27 @@ def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: 
     input_min, input_max : float or array_like
         The range: scalars, or with ``axis`` one value per channel (along axis
         0: one per row of the whole tensor).
+    signed_input : bool, default True
+        A signed grid, as for :func:`qdq.quantize_and_dequantize`.
+    num_bits : int, default 8
+        The grid's bit width.
     range_given : bool, default True
         True: a given range, clamped, as the op with ``range_given=True``.
         False: ``input_min``/``input_max`` are the data's own range (from a
         :class:`RangeTracker` or :func:`qdq.compute_range`); no clamp, so the
         chunks come out exactly as the op with ``range_given=False`` gives them.
-    signed_input, num_bits, round_mode, narrow_range, axis, bfloat16_bits, block_size
-        As for :func:`qdq.quantize_and_dequantize`. Block-wise, a given range
-        has the blocked shape of the whole tensor (or broadcasts to it), and
-        ``range_given=False`` takes each block's range from the block itself.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking, as the op.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value.
+    axis : int, optional
+        Per channel along this axis.
+    bfloat16_bits : bool, default False
+        The chunks hold bfloat16 bit patterns in ``uint16``.
+    block_size : int, optional
+        Per block along ``axis``: a given range has the blocked shape of the
+        whole tensor (or broadcasts to it), and ``range_given=False`` takes
+        each block's range from the block itself.
 
     Returns
     -------
@@ -81,6 +93,18 @@ def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: 
         One output chunk per input chunk (block-wise along axis 0: output
         chunks are cut at block boundaries). Arguments are checked on the call;
         chunks are checked as they come.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> parts = [np.array([-1.0, 0.3]), np.array([0.6, 1.0])]
+    >>> t = qdq.RangeTracker()
+    >>> for c in parts:
+    ...     _ = t.update(c)
+    >>> out = qdq.quantize_and_dequantize_chunks(parts, *t.raw(), num_bits=4,
+    ...                                          range_given=False)
+    >>> [c.tolist() for c in out]
+    [[-1.0, 0.2857142857142857], [0.5714285714285714, 1.0]]
     """
     args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     bits_flag = check_flag("bfloat16_bits", bfloat16_bits)
@@ -166,11 +190,25 @@ def stream(chunks: Any, input_min: Any = None, input_max: Any = None,
         list or another re-iterable, or a function returning a fresh iterator
         each time; a one-shot iterator or generator is a TypeError. With
         ``range_given`` one pass suffices and any iterable works.
-    input_min, input_max, signed_input, num_bits, range_given, round_mode, narrow_range, axis, \
-bfloat16_bits, block_size
-        As for :func:`qdq.quantize_and_dequantize`. Block-wise one pass
-        suffices (a block's range lies inside the block), so any iterable
-        works.
+    input_min, input_max : float or array_like, optional
+        The range when ``range_given`` (scalars, or one value per channel).
+    signed_input : bool, default True
+        A signed grid, as for :func:`qdq.quantize_and_dequantize`.
+    num_bits : int, default 8
+        The grid's bit width.
+    range_given : bool, default False
+        Use and clamp to the given range (one pass) instead of the data's.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking, as the op.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value.
+    axis : int, optional
+        Per channel along this axis.
+    bfloat16_bits : bool, default False
+        The chunks hold bfloat16 bit patterns in ``uint16``.
+    block_size : int, optional
+        Per block along ``axis``. Block-wise one pass suffices (a block's
+        range lies inside the block), so any iterable works.
 
     Returns
     -------

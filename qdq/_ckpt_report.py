@@ -14,33 +14,36 @@ __all__ = ["CheckpointReport", "TensorRecord"]
 class TensorRecord:
     """What was done to one tensor.
 
-    Attributes
+    The fields are the constructor's parameters (all of them are attributes).
+
+    Parameters
     ----------
     name, shard : str
         The tensor and the file holding it.
     dtype : str
         Its safetensors dtype (``"F32"``, ``"BF16"``, ...).
     shape : tuple of int
+        Its shape.
     action : {"qdq", "copy"}
         Quantize-dequantized, or copied byte for byte.
     reason : str
         Why: ``"default"``, ``"rule 'PATTERN'"``, ``"skip 'PATTERN'"``, ...
-    settings : dict or None
+    settings : dict or None, default None
         The op's resolved keyword arguments (axis counted from the front).
-    status : {"written", "skipped", "analyzed"}
+    status : {"written", "skipped", "analyzed"}, default "written"
         Written now; left as it was (its shard was complete from an earlier
         run with the same settings: no figures then); or only measured.
-    range, scale : (float, float) or None
+    range, scale : (float, float) or None, default None
         The adjusted range (lowest min, highest max over channels or blocks)
         and the smallest and largest scale.
-    max_abs_error, sqnr_db : float or None
+    max_abs_error, sqnr_db : float or None, default None
         The largest absolute error and 10 log10(signal / noise) over finite
         elements (``inf`` when the op changed nothing).
-    clipped, nan : int or None
+    clipped, nan : int or None, default None
         Elements the clamp changed (none: the range is the data's) and NaN inputs.
-    seconds : float
+    seconds : float, default 0.0
         Time spent on the tensor.
-    nbytes : int
+    nbytes : int, default 0
         Its bytes of data.
 
     Examples
@@ -100,15 +103,18 @@ class CheckpointReport:
     Iterate over it for the records, index it by tensor name, or call
     :meth:`to_json` / :meth:`table`.
 
-    Attributes
+    The fields are the constructor's parameters (all of them are attributes).
+
+    Parameters
     ----------
-    tensors : list of TensorRecord
-    shards_written, shards_skipped : list of str
+    tensors : list of TensorRecord, optional
+        The records, in file order.
+    shards_written, shards_skipped : list of str, optional
         Output files written now, and those left as they were (complete from an
         earlier run with the same settings and source).
-    nbytes : int
+    nbytes : int, default 0
         Bytes of tensor data in the checkpoint.
-    seconds : float
+    seconds : float, default 0.0
         Wall time of the run.
 
     Examples
@@ -142,7 +148,22 @@ class CheckpointReport:
         raise KeyError(name)
 
     def totals(self) -> dict:
-        """Counts and bytes quantized / copied, the worst error and the lowest SQNR."""
+        """The counts and bytes quantized / copied, the worst error and the lowest SQNR.
+
+        Returns
+        -------
+        dict
+            ``tensors``, ``quantized``, ``copied``, ``quantized_bytes``,
+            ``copied_bytes``, ``max_abs_error``, ``min_sqnr_db``, ``clipped``,
+            ``bytes``, ``seconds``, ``shards_written``, ``shards_skipped``.
+
+        Examples
+        --------
+        >>> r = CheckpointReport([TensorRecord("b", "m.safetensors", "F32", (4,), "copy",
+        ...                                    "default: rank 1", nbytes=16)])
+        >>> r.totals()["copied"], r.totals()["min_sqnr_db"]
+        (1, None)
+        """
         done = [t for t in self.tensors if t.action == "qdq"]
         measured = [t for t in done if t.sqnr_db is not None]
         finite = [t.sqnr_db for t in measured
@@ -159,14 +180,43 @@ class CheckpointReport:
                 "shards_skipped": len(self.shards_skipped)}
 
     def to_json(self) -> str:
-        """The records and totals as JSON (non-finite numbers as "inf", "-inf", "nan")."""
+        """The records and totals as JSON (non-finite numbers as "inf", "-inf", "nan").
+
+        Returns
+        -------
+        str
+            A JSON document: ``tensors`` (the records), ``totals``,
+            ``shards_written`` and ``shards_skipped``.
+
+        Examples
+        --------
+        >>> import json
+        >>> r = CheckpointReport([TensorRecord("w", "m.safetensors", "F32", (2, 2), "qdq",
+        ...                                    "default", sqnr_db=float("inf"))])
+        >>> json.loads(r.to_json())["tensors"][0]["sqnr_db"]
+        'inf'
+        """
         doc = {"tensors": [_json_value(asdict(t)) for t in self.tensors],
                "totals": _json_value(self.totals()),
                "shards_written": self.shards_written, "shards_skipped": self.shards_skipped}
         return json.dumps(doc, indent=1)
 
     def table(self) -> str:
-        """A text table: name, shape, dtype, settings, SQNR, max error, clipped; totals."""
+        """A text table: name, shape, dtype, settings, SQNR, max error, clipped; totals.
+
+        Returns
+        -------
+        str
+            One line per tensor under a header, then a line of totals (see the
+            class's example).
+
+        Examples
+        --------
+        >>> r = CheckpointReport([TensorRecord("b", "m.safetensors", "F32", (4,), "copy",
+        ...                                    "default: rank 1", nbytes=16)])
+        >>> print(r.table().splitlines()[-1])
+        1 tensors: 0 quantized (0.0 MiB), 1 copied (0.0 MiB), clipped 0
+        """
         rows = [("tensor", "shape", "dtype", "settings", "SQNR dB", "max error", "clipped")]
         for t in self.tensors:
             sq = "" if t.sqnr_db is None else f"{t.sqnr_db:.2f}"

@@ -18,6 +18,7 @@ from ._blocks import (
     quantize_blocks,
 )
 from ._formats import Format, format_named, value_dtype
+from ._interop import NOT_FOREIGN, dispatch
 from ._params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
 from ._validate import (
     OpArgs,
@@ -47,6 +48,23 @@ def code_dtype(dtype: DTypeLike, signed_input: bool = True, num_bits: int = 8,
     8-bit grid can give code 128 (signed) or 256 (unsigned), so its codes are
     int16 / uint16. float32 and float64 grids up to 24 and 53 bits keep to
     ``[qmin, qmax]``.
+
+    Parameters
+    ----------
+    dtype : dtype-like
+        The type T: ``float16``, ``"bfloat16"`` (or ``ml_dtypes.bfloat16``),
+        ``float32`` or ``float64``.
+    signed_input : bool, default True
+        A signed grid.
+    num_bits : int, default 8
+        The grid's bit width.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value.
+
+    Returns
+    -------
+    numpy.dtype
+        The integer type of the codes.
 
     Examples
     --------
@@ -98,16 +116,33 @@ def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
 
     Parameters
     ----------
-    input, input_min, input_max, signed_input, num_bits, range_given, round_mode, \
-narrow_range, axis, bfloat16_bits, block_size
-        As for :func:`qdq.quantize_and_dequantize` (per block, the parameters
-        hold arrays of the blocked shape).
+    input : array_like
+        The data, as for :func:`qdq.quantize_and_dequantize`.
+    input_min, input_max : float or array_like, optional
+        The range when ``range_given`` (scalars, per channel or per block).
+    signed_input : bool, default True
+        A signed grid (signed codes).
+    num_bits : int, default 8
+        The grid's bit width.
+    range_given : bool, default False
+        Use and clamp to the given range instead of the data's min/max.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking, as the op.
+    narrow_range : bool, default False
+        The signed grid loses its most negative value.
+    axis : int, optional
+        Per channel along this axis.
     out : numpy.ndarray, optional
         An integer array of the code dtype and the input's shape to write into.
-    code_dtype : dtype, optional
+    code_dtype : dtype-like, optional
         Store the codes in this integer type instead of :func:`code_dtype`'s
         (for example int8 for bfloat16 with 8 bits); a code that does not fit
         it is then a ValueError.
+    bfloat16_bits : bool, default False
+        The input is ``uint16`` holding bfloat16 bit patterns.
+    block_size : int, optional
+        Per block along ``axis`` (the parameters hold arrays of the blocked
+        shape).
 
     Returns
     -------
@@ -139,6 +174,10 @@ narrow_range, axis, bfloat16_bits, block_size
     >>> qdq.dequantize(codes, p)
     array([-1.007874 , -0.2992126,  0.6929134,  2.       ], dtype=float32)
     """
+    if type(input) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(quantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     x, fmt = as_input(input, bfloat16_bits)
     a = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     bs = check_block_size(block_size, axis)
@@ -217,7 +256,18 @@ def dequantize(codes: ArrayLike, params: QuantizationParams, *, out: np.ndarray 
     -------
     numpy.ndarray
         Values of the type T (``params.dtype``).
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> p = qdq.quantization_params(-1.0, 1.0, np.float32, num_bits=4)
+    >>> qdq.dequantize(np.array([-8, 0, 7], np.int8), p)
+    array([-1.1428572,  0.       ,  1.       ], dtype=float32)
     """
+    if type(codes) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(dequantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     if not isinstance(params, QuantizationParams):
         raise TypeError("params must be a QuantizationParams (QuantizationParams.load reads "
                         f"one from JSON), got {type(params).__name__}")
@@ -273,7 +323,19 @@ def quantize_and_dequantize_grad(gradients: ArrayLike, input: ArrayLike, input_m
     -------
     numpy.ndarray
         The gradient with respect to ``input``, of the gradients' type.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> x = np.array([-1.0, -0.3, 0.7, 2.0], np.float32)
+    >>> qdq.quantize_and_dequantize_grad(np.ones_like(x), x, -0.5, 1.0)
+    array([0., 1., 1., 0.], dtype=float32)
     """
+    if (type(gradients) is not np.ndarray or type(input) is not np.ndarray
+            or out is not None and type(out) is not np.ndarray):
+        foreign = dispatch(quantize_and_dequantize_grad, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     g, fmt = as_input(gradients, bfloat16_bits)
     x, fmt_x = as_input(input, bfloat16_bits)
     if fmt is not fmt_x or g.dtype.newbyteorder("=") != x.dtype.newbyteorder("="):

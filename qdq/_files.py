@@ -293,16 +293,24 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
         file with other hard links is replaced by a new file, so the other
         links keep the old contents. A raw ``src`` run in place (the same
         path) keeps the bytes before ``offset``.
-    input_min, input_max, signed_input, num_bits, range_given, round_mode, narrow_range, axis
-        As for :func:`qdq.quantize_and_dequantize`.
+    input_min, input_max : float or array_like, optional
+        The range when ``range_given``, as for :func:`qdq.quantize_and_dequantize`.
+    signed_input, range_given, narrow_range : bool
+        The op's flags (defaults True, False, False), as for the in-memory op.
+    num_bits : int, default 8
+        The grid's bit width.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking.
+    axis : int, optional
+        Per channel along this axis.
     chunk_bytes : int, default 64 MiB
         Bytes per chunk.
     progress : bool, default False
         Show a progress bar with the bytes per second of each pass (tqdm when
         installed, a plain line on stderr otherwise).
-    dtype, shape, order, offset
+    dtype, shape, order, offset : dtype-like, tuple of int, {"C", "F"}, int, optional
         For a raw binary ``src``: its element type (``"bfloat16"`` for bit
-        patterns), shape, order and the byte offset of its data.
+        patterns), shape, order (``"C"``) and the byte offset of its data (0).
     bfloat16_bits : bool, default False
         The source holds bfloat16 bit patterns (uint16, or the 2-byte void
         dtype of a bfloat16 ``.npy`` written through ml_dtypes).
@@ -337,6 +345,15 @@ def quantize_and_dequantize_file(src: Any, dst: Any, input_min: Any = None,
         ``dst`` is an array or memmap (in place included) the write cannot be
         atomic: the exception's note (and its ``qdq_elements_written``
         attribute) says how many elements, in memory order, were written.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> np.save("w.npy", np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4))
+    >>> p = qdq.quantize_and_dequantize_file("w.npy", "w.qdq.npy", num_bits=4, axis=0)
+    >>> y = qdq.quantize_and_dequantize(np.load("w.npy"), num_bits=4, axis=0)
+    >>> bool((np.load("w.qdq.npy") == y).all()), p.scale.shape
+    (True, (3,))
     """
     args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     opts = FileOptions(chunk_bytes, progress, dtype, shape, order, offset, bfloat16_bits)
@@ -370,9 +387,38 @@ def quantize_file(src: Any, dst: Any, input_min: Any = None, input_max: Any = No
     synced to temporary files before either replaces an existing file, so an
     error (a missing directory, a full disk) leaves both old files as they were.
 
+    Parameters
+    ----------
+    src, dst : path or numpy.ndarray
+        The source and the codes' destination, as for
+        :func:`quantize_and_dequantize_file`, as are the other arguments.
+    input_min, input_max : float or array_like, optional
+        The range when ``range_given``.
+    signed_input, range_given, narrow_range, progress, bfloat16_bits : bool
+        The op's flags (defaults True, False, False), a progress bar, bit patterns.
+    num_bits, axis, block_size : int, optional
+        The bit width (8), the channel axis, the block size along it.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking.
+    params_path : path, optional
+        Where the parameters' JSON goes.
+    chunk_bytes, offset : int
+        Bytes per chunk (64 MiB); a raw ``src``'s data offset (0).
+    dtype, shape, order : dtype-like, tuple of int, str, optional
+        A raw ``src``'s element type, shape and order (``"C"``).
+
     Returns
     -------
     QuantizationParams
+        The parameters, as written to ``params_path``.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> np.save("x.npy", np.array([-1.0, -0.3, 0.7, 2.0], np.float32))
+    >>> p = qdq.quantize_file("x.npy", "codes.npy")
+    >>> np.load("codes.npy"), qdq.QuantizationParams.load("codes.params.json") == p
+    (array([-64, -19,  44, 127], dtype=int8), True)
     """
     args = OpArgs(signed_input, num_bits, range_given, round_mode, narrow_range)
     if params_path is None and isinstance(dst, (str, os.PathLike)):
@@ -385,7 +431,7 @@ def quantize_file(src: Any, dst: Any, input_min: Any = None, input_max: Any = No
 def dequantize_file(src: Any, dst: Any, params: Any = None, *,
                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
                     bfloat16_bits: bool = False) -> QuantizationParams:
-    """Values from a file of integer codes (:func:`qdq.dequantize`), streamed to a ``.npy``.
+    """Dequantize a file of integer codes (:func:`qdq.dequantize`), streaming to a ``.npy``.
 
     Parameters
     ----------
@@ -396,8 +442,10 @@ def dequantize_file(src: Any, dst: Any, params: Any = None, *,
     params : QuantizationParams or path, optional
         The parameters, or the JSON file holding them; by default the file
         :func:`quantize_file` wrote beside ``src``.
-    chunk_bytes, progress
-        As for :func:`quantize_and_dequantize_file`.
+    chunk_bytes : int, default 64 MiB
+        Bytes per chunk.
+    progress : bool, default False
+        Show a progress bar.
     bfloat16_bits : bool, default False
         For bfloat16, write uint16 bit patterns (a ``.npy`` of ``uint16``)
         instead of the 2-byte void dtype ml_dtypes arrays are saved as.
@@ -406,6 +454,15 @@ def dequantize_file(src: Any, dst: Any, params: Any = None, *,
     -------
     QuantizationParams
         The parameters used.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq
+    >>> np.save("x.npy", np.array([-1.0, -0.3, 0.7, 2.0], np.float32))
+    >>> _ = qdq.quantize_file("x.npy", "codes.npy")
+    >>> _ = qdq.dequantize_file("codes.npy", "values.npy")
+    >>> np.load("values.npy")
+    array([-1.007874 , -0.2992126,  0.6929134,  2.       ], dtype=float32)
     """
     show = check_flag("progress", progress)
     bits_flag = check_flag("bfloat16_bits", bfloat16_bits)

@@ -137,6 +137,17 @@ class HistogramTracker:
     bfloat16_bits : bool, default False
         Chunks are ``uint16`` arrays of bfloat16 bit patterns.
 
+    Attributes
+    ----------
+    counts, exponent, edges : numpy.ndarray
+        The counts (uint64), ``k`` and the ``bins + 1`` edges ``j * 2**k``.
+    nan_count, posinf_count, neginf_count : int or numpy.ndarray
+        NaN, +inf and -inf elements seen (not in the counts).
+    min, max : numpy scalar or numpy.ndarray
+        The exact NaN-ignoring range, as :func:`qdq.compute_range` gives it.
+    dtype : numpy.dtype or None
+        The dtype of the chunks seen (None before the first).
+
     Examples
     --------
     >>> import numpy as np, qdq
@@ -179,7 +190,7 @@ class HistogramTracker:
         Parameters
         ----------
         chunk : array_like
-            float16, bfloat16, float32 or float64 (or bfloat16 bit patterns
+            Float16, bfloat16, float32 or float64 (or bfloat16 bit patterns
             with ``bfloat16_bits``), a slice along axis 0 of the tensor.
 
         Returns
@@ -324,7 +335,21 @@ class HistogramTracker:
         return self._one(v)
 
     def raw_minmax(self) -> tuple[np.ndarray, np.ndarray]:
-        """The exact min/max per channel (float64): +inf/-inf where nothing non-NaN was seen."""
+        """The exact min/max per channel (float64): +inf/-inf where nothing non-NaN was seen.
+
+        Returns
+        -------
+        min : numpy.ndarray
+            1-D float64, one value per tensor or channel.
+        max : numpy.ndarray
+            The maximum, in the same form.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> qdq.HistogramTracker().update(np.array([0.5, np.nan, -2.0])).raw_minmax()
+        (array([-2.]), array([0.5]))
+        """
         h = self._join()
         return h.mn.copy(), h.mx.copy()
 
@@ -355,19 +380,27 @@ class HistogramTracker:
 
         Parameters
         ----------
-        method : {"percentile", "mse", "entropy", "minmax"}
+        method : {"percentile", "mse", "entropy", "minmax"}, default "percentile"
             See :func:`qdq.calibrate`.
         percentile : float, default 99.99
             For ``"percentile"``: in (50, 100].
-        num_bits, signed_input, narrow_range, round_mode
-            The op the range is for (``"mse"`` and ``"entropy"`` depend on them).
+        num_bits : int, default 8
+            The op the range is for (``"mse"`` and ``"entropy"`` depend on it).
+        signed_input : bool, default True
+            The op's grid is signed.
+        narrow_range : bool, default False
+            The op's signed grid lacks its most negative value.
+        round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+            The op's rounding, as ``num_bits``.
 
         Returns
         -------
-        input_min, input_max : numpy scalar or numpy.ndarray
-            Values of the data's type (bfloat16 bit patterns: float32 holding
+        input_min : numpy scalar or numpy.ndarray
+            A value of the data's type (bfloat16 bit patterns: float32 holding
             bfloat16 values); per channel, 1-D arrays. A channel without a
             finite value gives NaN (``"minmax"``: as :func:`qdq.compute_range`).
+        input_max : numpy scalar or numpy.ndarray
+            The upper bound, in the same form.
 
         Examples
         --------
@@ -391,6 +424,11 @@ class HistogramTracker:
     # -- state -------------------------------------------------------------
     def state_dict(self) -> dict:
         """A plain, JSON-serialisable dict of the state (floats as exact hex strings).
+
+        Returns
+        -------
+        dict
+            The state, for :meth:`from_state` (counts stored sparsely).
 
         Examples
         --------
@@ -426,6 +464,7 @@ class HistogramTracker:
         Returns
         -------
         HistogramTracker
+            A tracker that continues with the next chunk.
 
         Examples
         --------

@@ -25,6 +25,7 @@ from ._blocks import (
 )
 from ._diagnostics import warn_float16_overflow, warn_unsigned_negative
 from ._formats import FLOAT16, Format, format_named, round_to, to_public
+from ._interop import NOT_FOREIGN, dispatch
 from ._params import QuantizationParams, params_from_rows
 from ._validate import (
     OpArgs,
@@ -61,9 +62,9 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     Parameters
     ----------
     input : array_like
-        float16, bfloat16 (an ``ml_dtypes.bfloat16`` array, or ``uint16`` bit
-        patterns with ``bfloat16_bits=True``), float32 or float64; any shape
-        (0-d included) and memory layout.
+        The data: float16, bfloat16 (an ``ml_dtypes.bfloat16`` array, or
+        ``uint16`` bit patterns with ``bfloat16_bits=True``), float32 or
+        float64; any shape (0-d included) and memory layout.
     input_min, input_max : float or array_like, optional
         The range, used only when ``range_given``: scalars, or with ``axis``
         one value per channel (a scalar broadcasts). Converted to the input's
@@ -76,7 +77,7 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     range_given : bool, default False
         Use ``input_min``/``input_max`` (and clamp to the adjusted range)
         instead of the data's NaN-ignoring min and max (no clamp).
-    round_mode : {"HALF_TO_EVEN", "HALF_UP"}
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
         Tie breaking: ``rint``, or ``floor(x * scale + 0.5)`` computed in T.
     narrow_range : bool, default False
         The signed grid loses its most negative value ([-127, 127] for 8 bits).
@@ -116,7 +117,8 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
 
     See Also
     --------
-    compute_range, quantization_params
+    compute_range : The range the op reduces from the data.
+    quantization_params : The grid the op derives from a range.
 
     Examples
     --------
@@ -133,6 +135,10 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     array([[ 0.08571429, -0.21428572,  0.3       ,  0.04285714,  8.        ,
             -5.714286  ]], dtype=float32)
     """
+    if type(input) is not np.ndarray or out is not None and type(out) is not np.ndarray:
+        foreign = dispatch(quantize_and_dequantize, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     x, fmt = as_input(input, bfloat16_bits)
     a = op_args(signed_input, num_bits, range_given, round_mode, narrow_range)
     bs = None if block_size is None else check_block_size(block_size, axis)
@@ -233,13 +239,15 @@ def compute_range(input: ArrayLike, axis: int | None = None, *,
 
     Returns
     -------
-    min, max : numpy scalar or numpy.ndarray
-        Scalars of the input's type, or 1-D arrays with one value per channel,
-        or per block arrays of the blocked shape.
+    min : numpy scalar or numpy.ndarray
+        A scalar of the input's type, or a 1-D array with one value per
+        channel, or per block an array of the blocked shape.
         bfloat16 bit-pattern input gives float32 values (bfloat16 values held
         exactly). NaN is ignored; a tensor (channel) of only NaN gives NaN; an
         empty one gives ``(+inf, -inf)``. -0.0 counts as smaller than +0.0, so
         the result does not depend on the order of the elements.
+    max : numpy scalar or numpy.ndarray
+        The maximum, in the same form.
 
     Examples
     --------
@@ -247,6 +255,10 @@ def compute_range(input: ArrayLike, axis: int | None = None, *,
     >>> print(*qdq.compute_range(np.array([3.0, np.nan, -1.5])))
     -1.5 3.0
     """
+    if type(input) is not np.ndarray:
+        foreign = dispatch(compute_range, locals())
+        if foreign is not NOT_FOREIGN:
+            return foreign
     x, fmt = as_input(input, bfloat16_bits)
     bs = check_block_size(block_size, axis)
     ax = check_axis(axis, x.ndim)
@@ -295,14 +307,18 @@ def quantization_params(input_min: ArrayLike, input_max: ArrayLike, dtype: Any,
         ``float16``, ``"bfloat16"`` (or ``ml_dtypes.bfloat16``), ``float32``
         or ``float64``.
     signed_input : bool, default True
+        A signed grid (as for :func:`quantize_and_dequantize`).
     num_bits : int, default 8
+        The bit width.
     narrow_range : bool, default False
+        The signed grid loses its most negative value.
     axis : int, optional
         Recorded in the result for per-channel ranges.
 
     Returns
     -------
     QuantizationParams
+        The scale, inverse scale, adjusted range and grid, in ``dtype``.
 
     Examples
     --------

@@ -30,7 +30,9 @@ class QuantizationParams:
     are read-only 1-D arrays. bfloat16 values are held exactly in float32
     (so that ml_dtypes stays optional).
 
-    Attributes
+    The fields are the constructor's parameters (all of them are attributes).
+
+    Parameters
     ----------
     dtype : str
         The type T: ``"float16"``, ``"bfloat16"``, ``"float32"`` or ``"float64"``.
@@ -43,16 +45,26 @@ class QuantizationParams:
     qmin, qmax : scalar
         The integer bounds converted to T (2**16 - 1 is inf in float16).
     num_bits : int
-    signed_input : bool
-    narrow_range : bool
-    axis : int or None
+        The grid's bit width.
+    signed_input : bool, default True
+        A signed grid.
+    narrow_range : bool, default False
+        The signed grid lacks its most negative value.
+    axis : int or None, default None
         The channel axis, None per tensor.
-    round_mode : str
+    round_mode : str, default "HALF_TO_EVEN"
         ``"HALF_TO_EVEN"`` or ``"HALF_UP"``.
-    block_size : int or None
+    block_size : int or None, default None
         Block-wise parameters: blocks of this many elements along ``axis``;
         the values are arrays of the blocked shape (the tensor's shape with
         ``axis`` replaced by the number of blocks).
+
+    Attributes
+    ----------
+    code_min, code_max : int
+        The integer codes' bounds.
+    per_channel, per_block : bool
+        Whether the values are one per channel, or one per block.
 
     Examples
     --------
@@ -114,21 +126,87 @@ class QuantizationParams:
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict:
-        """A plain, JSON-serialisable dict; floats as exact hex strings (``float.hex``)."""
+        """A plain, JSON-serialisable dict; floats as exact hex strings (``float.hex``).
+
+        Returns
+        -------
+        dict
+            The fields, for :meth:`from_dict`.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> qdq.quantization_params(-1.0, 1.0, np.float32, num_bits=4).to_dict()["scale"]
+        '0x1.c000000000000p+2'
+        """
         return params_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "QuantizationParams":
-        """Parameters from :meth:`to_dict`'s dict, bit for bit."""
+        """Parameters from :meth:`to_dict`'s dict, bit for bit.
+
+        Parameters
+        ----------
+        d : dict
+            A dict from :meth:`to_dict` (every field is checked).
+
+        Returns
+        -------
+        QuantizationParams
+            Equal, bit for bit, to the parameters that made ``d``.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> p = qdq.quantization_params(-1.0, 1.0, np.float32)
+        >>> qdq.QuantizationParams.from_dict(p.to_dict()) == p
+        True
+        """
         return params_from_dict(d)
 
     def to_json(self, indent: int | None = 1) -> str:
-        """The parameters as a JSON document that reads back bit for bit."""
+        """The parameters as a JSON document that reads back bit for bit.
+
+        Parameters
+        ----------
+        indent : int or None, default 1
+            As for :func:`json.dumps`.
+
+        Returns
+        -------
+        str
+            The JSON document, for :meth:`from_json`.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> text = qdq.quantization_params(-1.0, 1.0, np.float32).to_json(indent=None)
+        >>> text[:40]
+        '{"qdq_params": 1, "dtype": "float32", "a'
+        """
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> "QuantizationParams":
-        """Parameters from :meth:`to_json`'s document."""
+        """Parameters from :meth:`to_json`'s document.
+
+        Parameters
+        ----------
+        text : str
+            A JSON document from :meth:`to_json`.
+
+        Returns
+        -------
+        QuantizationParams
+            Equal, bit for bit, to the parameters that wrote it.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> p = qdq.quantization_params(-1.0, 1.0, np.float32)
+        >>> qdq.QuantizationParams.from_json(p.to_json()) == p
+        True
+        """
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -136,12 +214,42 @@ class QuantizationParams:
         return cls.from_dict(d)
 
     def save(self, path: Any) -> None:
-        """Write the JSON document to ``path`` (through a temporary file renamed into place)."""
+        """Write the JSON document to ``path`` (through a temporary file renamed into place).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced atomically when it exists).
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> qdq.quantization_params(-1.0, 1.0, np.float32).save("x.params.json")
+        """
         write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: Any) -> "QuantizationParams":
-        """Parameters from a JSON file written by :meth:`save`."""
+        """Parameters from a JSON file written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The JSON file.
+
+        Returns
+        -------
+        QuantizationParams
+            The parameters saved there, bit for bit.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> p = qdq.quantization_params(-1.0, 1.0, np.float32)
+        >>> p.save("x.params.json")
+        >>> qdq.QuantizationParams.load("x.params.json") == p
+        True
+        """
         with open(path) as f:
             return cls.from_json(f.read())
 

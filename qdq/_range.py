@@ -49,6 +49,17 @@ class RangeTracker:
     bfloat16_bits : bool, default False
         Chunks are ``uint16`` arrays of bfloat16 bit patterns.
 
+    Attributes
+    ----------
+    min, max : numpy scalar or numpy.ndarray
+        The range so far, as :func:`qdq.compute_range` gives it.
+    dtype : numpy.dtype or None
+        The dtype of the chunks seen (None before the first).
+    format : Format or None
+        The element format of the chunks seen (None before the first).
+    rows, count : int
+        The rows (along axis 0) and elements seen.
+
     Examples
     --------
     >>> import numpy as np, qdq
@@ -85,7 +96,25 @@ class RangeTracker:
         self._mx = np.full(channels, -np.inf, dtype=fmt.compute)
 
     def update(self, chunk: Any) -> "RangeTracker":
-        """Merge one chunk into the range; returns the tracker."""
+        """Merge one chunk into the range; returns the tracker.
+
+        Parameters
+        ----------
+        chunk : array_like
+            The next slice along axis 0 of the tensor (same type and extents
+            after axis 0 as the chunks before it).
+
+        Returns
+        -------
+        RangeTracker
+            This tracker.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> qdq.RangeTracker().update(np.float32([3, -1]))
+        RangeTracker(axis=None, dtype=<f4, rows=2, min=-1.0, max=3.0)
+        """
         x, fmt = as_input(chunk, self.bfloat16_bits)
         with self._lock:
             if self._fmt is None:
@@ -121,6 +150,24 @@ class RangeTracker:
         files combine in any grouping. Per channel along axis 0 the other
         tracker's chunks count as coming after this one's (concatenation);
         otherwise the order does not matter either.
+
+        Parameters
+        ----------
+        other : RangeTracker
+            A tracker of the same tensor (type, axis, extents after axis 0).
+
+        Returns
+        -------
+        RangeTracker
+            This tracker.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> a = qdq.RangeTracker().update(np.array([1.0, -2.0]))
+        >>> b = qdq.RangeTracker().update(np.array([5.0, np.nan]))
+        >>> a.merge(b).min, a.max
+        (np.float64(-2.0), np.float64(5.0))
         """
         if not isinstance(other, RangeTracker):
             raise TypeError(f"can only merge a RangeTracker, got {type(other).__name__}")
@@ -166,7 +213,22 @@ class RangeTracker:
 
     # -- results -----------------------------------------------------------
     def raw(self) -> tuple[np.ndarray, np.ndarray]:
-        """The raw reduction: compute-type arrays, +inf/-inf where nothing was seen."""
+        """The raw reduction: compute-type arrays, +inf/-inf where nothing was seen.
+
+        Returns
+        -------
+        min : numpy.ndarray
+            1-D (one value per tensor or channel), as
+            :func:`qdq.quantize_and_dequantize_chunks` takes it.
+        max : numpy.ndarray
+            The maximum, in the same form.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> qdq.RangeTracker().update(np.array([1.0, -2.0])).raw()
+        (array([-2.]), array([1.]))
+        """
         with self._lock:
             if self._fmt is None:
                 raise ValueError("the tracker has seen no chunk yet")
@@ -203,7 +265,28 @@ class RangeTracker:
 
     def params(self, signed_input: bool = True, num_bits: int = 8,
                narrow_range: bool = False) -> QuantizationParams:
-        """The quantization parameters the op derives from this range."""
+        """The quantization parameters the op derives from this range.
+
+        Parameters
+        ----------
+        signed_input : bool, default True
+            A signed grid.
+        num_bits : int, default 8
+            The grid's bit width.
+        narrow_range : bool, default False
+            The signed grid loses its most negative value.
+
+        Returns
+        -------
+        QuantizationParams
+            As :func:`qdq.quantization_params` gives them for this range.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> qdq.RangeTracker().update(np.array([1.0, -2.0])).params(num_bits=4).scale
+        np.float64(4.0)
+        """
         grid = check_grid(signed_input, num_bits, narrow_range)
         mn, mx = self.raw()
         assert self._fmt is not None
@@ -212,7 +295,19 @@ class RangeTracker:
 
     # -- state -------------------------------------------------------------
     def state_dict(self) -> dict:
-        """A plain, JSON-serialisable dict of the state (floats as exact hex strings)."""
+        """A plain, JSON-serialisable dict of the state (floats as exact hex strings).
+
+        Returns
+        -------
+        dict
+            The state, for :meth:`from_state`.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> qdq.RangeTracker().update(np.array([1.0, -2.0])).state_dict()["max"]
+        ['0x1.0000000000000p+0']
+        """
         state: dict[str, Any] = {"qdq_range_tracker": 1, "axis": self.axis,
                                  "bfloat16_bits": self.bfloat16_bits, "rows": self.rows,
                                  "count": self.count}
@@ -229,6 +324,23 @@ class RangeTracker:
         """A tracker from :meth:`state_dict`'s dict, to resume where it stopped.
 
         Every field is checked (ValueError naming it for a hand-edited dict).
+
+        Parameters
+        ----------
+        state : dict
+            A dict from :meth:`state_dict` (possibly through JSON).
+
+        Returns
+        -------
+        RangeTracker
+            A tracker that continues with the next chunk.
+
+        Examples
+        --------
+        >>> import numpy as np, qdq
+        >>> t = qdq.RangeTracker().update(np.array([1.0, -2.0]))
+        >>> qdq.RangeTracker.from_state(t.state_dict()).update(np.array([7.0])).max
+        np.float64(7.0)
         """
         if not isinstance(state, dict) or state.get("qdq_range_tracker") != 1:
             raise ValueError("not a RangeTracker state (missing 'qdq_range_tracker': 1)")

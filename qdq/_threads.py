@@ -57,7 +57,19 @@ def current() -> int:
 
 
 def openmp_enabled() -> bool:
-    """Whether the kernels were built with OpenMP (multi-threaded)."""
+    """Whether the kernels were built with OpenMP (multi-threaded).
+
+    Returns
+    -------
+    bool
+        False for a build with ``QDQ_OPENMP=0`` or a compiler without OpenMP.
+
+    Examples
+    --------
+    >>> import qdq
+    >>> qdq.openmp_enabled() in (True, False)
+    True
+    """
     return bool(_kernels.OPENMP)
 
 
@@ -70,6 +82,11 @@ def get_num_threads() -> int:
     ``threadpoolctl.threadpool_limits`` apply. Always 1 when qdq was built
     without OpenMP. Inputs below a few hundred KiB are processed on one thread
     whatever this says. Results are bit-identical for every thread count.
+
+    Returns
+    -------
+    int
+        The thread count, at least 1.
 
     Examples
     --------
@@ -118,6 +135,17 @@ def set_num_threads(n: int | None) -> int:
 @contextlib.contextmanager
 def num_threads(n: int | None):
     """Context manager that sets the kernels' thread count inside a ``with`` block.
+
+    Parameters
+    ----------
+    n : int or None
+        As for :func:`set_num_threads`; the previous setting is restored on
+        leaving the block.
+
+    Yields
+    ------
+    None
+        Nothing: the setting holds while the block runs.
 
     Examples
     --------

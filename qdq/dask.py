@@ -1,17 +1,10 @@
 """qdq on Dask arrays: lazy, on any scheduler, for data beyond one machine.
 
-Install with ``pip install "qdq[dask]"``. Every function returns lazy Dask
-objects; nothing is computed until you call ``.compute()``, ``dask.compute``
-or ``to_zarr``. Results equal the in-memory functions bit for bit, for any
-chunking, on the threaded, processes and distributed schedulers.
-
-* :func:`compute_range`: a tree reduction whose per-block step is qdq's fused
-  NaN-ignoring min/max kernel and whose combine step is the
-  :class:`qdq.RangeTracker` merge (total order: -0.0 below +0.0).
-* :func:`quantize_and_dequantize` and :func:`quantize`: the range (unless
-  given) in the same graph, then the op (or the codes) over the blocks.
-
-Each block runs qdq's kernels on one thread; Dask supplies the parallelism.
+Install with ``pip install "qdq[dask]"``. The array functions return lazy
+Dask objects, computed by ``.compute()``, ``dask.compute`` or ``to_zarr``;
+results equal the in-memory functions bit for bit, for any chunking, on the
+threaded, processes and distributed schedulers. Each block runs qdq's
+kernels on one thread; Dask supplies the parallelism.
 """
 
 from __future__ import annotations
@@ -152,17 +145,24 @@ def compute_range(x, axis=None, *, bfloat16_bits=False):
 
     Same values and types as :func:`qdq.compute_range` on the computed array:
     0-d arrays of the input's type per tensor, 1-D per channel. Both come from
-    one reduction: each block is read once.
+    one tree reduction (each block read once by qdq's fused kernel, partial
+    ranges combined by the :class:`qdq.RangeTracker` merge).
 
     Parameters
     ----------
     x : dask.array.Array
+        The data (float16, bfloat16, float32 or float64).
     axis : int, optional
+        One range per channel along this axis.
     bfloat16_bits : bool, default False
+        The blocks hold bfloat16 bit patterns in ``uint16``.
 
     Returns
     -------
-    min, max : dask.array.Array
+    min : dask.array.Array
+        The lazy minimum.
+    max : dask.array.Array
+        The lazy maximum.
 
     Examples
     --------
@@ -318,6 +318,19 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
     axis fall on block boundaries (when they do not already), and each chunk
     is quantized on its own, in one read. A given range has the blocked shape.
 
+    Parameters
+    ----------
+    x : dask.array.Array
+        The data (float16, bfloat16, float32 or float64).
+    input_min, input_max : float or array_like, optional
+        As for :func:`qdq.quantize_and_dequantize`, as are the other arguments.
+    signed_input, range_given, narrow_range, bfloat16_bits : bool
+        The op's flags (defaults True, False, False and False).
+    num_bits, axis, block_size : int, optional
+        The bit width (8), the channel axis, the block size along it.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking.
+
     Returns
     -------
     dask.array.Array
@@ -347,6 +360,21 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
              code_dtype=None, bfloat16_bits=False):
     """Integer codes of a Dask array, lazily: :func:`qdq.quantize` per block.
 
+    Parameters
+    ----------
+    x : dask.array.Array
+        The data (float16, bfloat16, float32 or float64).
+    input_min, input_max : float or array_like, optional
+        As for :func:`qdq.quantize_and_dequantize`, as are the other arguments.
+    signed_input, range_given, narrow_range, bfloat16_bits : bool
+        The op's flags (defaults True, False, False and False).
+    num_bits, axis : int, optional
+        The bit width (8) and the channel axis.
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking.
+    code_dtype : dtype-like, optional
+        The codes' integer type instead of :func:`qdq.code_dtype`'s.
+
     Returns
     -------
     codes : dask.array.Array
@@ -355,6 +383,13 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
     params : dask.delayed.Delayed
         The :class:`qdq.QuantizationParams`, computed with the codes
         (``dask.compute(codes, params)``).
+
+    Examples
+    --------
+    >>> import dask, dask.array as da, numpy as np, qdq.dask
+    >>> x = da.from_array(np.array([-1.0, -0.3, 0.7, 2.0], np.float32), chunks=2)
+    >>> dask.compute(*qdq.dask.quantize(x))[0]
+    array([-64, -19,  44, 127], dtype=int8)
     """
     a, fmt, ax, bits = _args(x, signed_input, num_bits, range_given, round_mode, narrow_range,
                              axis, bfloat16_bits)
@@ -375,13 +410,26 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
     The plan (every header read and checked, every tensor's settings) is made
     here; each shard still to write is one task on the active scheduler
     (workers must see ``src`` and ``dst`` on a shared file system); the index
-    is written here once every shard is complete. The files are the same, bit
-    for bit, as the local function's. Unlike the array functions, this one
-    computes at once.
+    is written here once every shard is complete. It computes at once; the
+    files are the same, bit for bit, as the local function's.
+
+    Parameters
+    ----------
+    src, dst : str or os.PathLike
+        As for :func:`qdq.quantize_and_dequantize_checkpoint`, as are the others.
+    rules, skip : sequence, optional
+        Per-tensor settings and copies.
+    num_bits, axis, block_size, chunk_bytes : int, optional
+        The op's arguments (8, None, None) and the bytes per chunk (64 MiB).
+    signed_input, narrow_range, error_stats : bool
+        The op's flags (True, False) and the error measurement (True).
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking.
 
     Returns
     -------
     CheckpointReport
+        One record per tensor.
 
     Examples
     --------
@@ -429,6 +477,19 @@ def calibrate(x, method="mse", axis=None, *, bins=2048, bfloat16_bits=False, **k
     the whole array bit for bit, whatever the chunking). Per channel, blocks
     are first made slabs along axis 0 that hold whole channels (rechunked
     along the other axes when needed).
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        The data (float16, bfloat16, float32 or float64).
+    method : {"mse", "percentile", "entropy", "minmax"}, default "mse"
+        As for :func:`qdq.calibrate`, as are the other arguments.
+    axis, bins : int, optional
+        One range per channel along ``axis``; bins per histogram (2048).
+    bfloat16_bits : bool, default False
+        The blocks hold bfloat16 bit patterns in ``uint16``.
+    **kw
+        ``percentile``, ``num_bits``, ``signed_input``, ``narrow_range``, ``round_mode``.
 
     Returns
     -------
