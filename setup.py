@@ -13,6 +13,10 @@ QDQ_SANITIZE=address,undefined
     builds with these sanitizers (-fsanitize=..., -O1, frame pointers).
 QDQ_DEBUG_CYTHON=1
     turns Cython's bounds and wraparound checks back on.
+QDQ_STRIP=auto|0
+    auto (default) strips the symbol tables from the compiled modules (``-Wl,-s`` on
+    Linux, ``-Wl,-x`` on macOS), except in debug builds (``build_ext --debug``,
+    QDQ_DEBUG_CYTHON=1) and sanitizer builds, which keep them; 0 never strips.
 """
 
 import glob
@@ -46,6 +50,18 @@ def _compiler_accepts(compiler, flags):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _strip_flags(debug):
+    """Linker flags that drop the symbol tables; none for debug and sanitizer builds."""
+    if (_env("QDQ_STRIP", "auto").lower() in ("0", "no", "false", "off") or debug
+            or _env("QDQ_SANITIZE") or _env("QDQ_DEBUG_CYTHON") == "1"):
+        return []
+    if sys.platform.startswith("linux"):
+        return ["-Wl,-s"]
+    if sys.platform == "darwin":
+        return ["-Wl,-x"]
+    return []
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
         ctype = self.compiler.compiler_type
@@ -66,6 +82,7 @@ class BuildExt(build_ext):
                 compile_args += ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={sanitize}",
                                  "-fno-sanitize-recover=all"]
                 link_omp = link_omp + [f"-fsanitize={sanitize}"]
+        strip_flags = [] if ctype == "msvc" else _strip_flags(self.debug)
         use_omp = False
         if omp_setting in ("1", "yes", "true", "on"):
             use_omp = True
@@ -78,7 +95,8 @@ class BuildExt(build_ext):
             ext.extra_compile_args = compile_args + (omp_flags if use_omp else [])
             if ctype != "msvc":
                 ext.extra_link_args = (link_omp if use_omp
-                                       else [a for a in link_omp if a != "-fopenmp"])
+                                       else [a for a in link_omp if a != "-fopenmp"]) \
+                    + strip_flags
         super().build_extensions()
 
 

@@ -17,12 +17,12 @@ import sys
 from typing import Any
 
 from ._checkpoint import analyze_checkpoint, quantize_and_dequantize_checkpoint
-from ._ckpt_plan import SETTING_KEYS
+from ._ckpt_plan import SETTING_KEYS, check_rules, check_settings
 from ._ckpt_report import CheckpointReport
 from ._io.safetensors_index import INDEX_SUFFIX
 
-__all__ = ["add_checkpoint_options", "cmd_info_checkpoint", "cmd_run_checkpoint",
-           "is_checkpoint", "load_rules", "parse_rule", "plot_sqnr"]
+__all__ = ["add_checkpoint_options", "check_checkpoint_command_line", "cmd_info_checkpoint",
+           "cmd_run_checkpoint", "is_checkpoint", "load_rules", "parse_rule", "plot_sqnr"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -96,6 +96,16 @@ def load_rules(path: str) -> list[tuple[str, Any]]:
     return [(p, None if s in (None, "copy") else s) for p, s in items]
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a count of at least 1: {text!r}")
+    return n
+
+
 def add_checkpoint_options(p: argparse.ArgumentParser, info: bool) -> None:
     """The options of a command on a checkpoint."""
     g = p.add_argument_group("checkpoints (a .safetensors file or a directory of shards)")
@@ -107,10 +117,9 @@ def add_checkpoint_options(p: argparse.ArgumentParser, info: bool) -> None:
     g.add_argument("--skip", action="append", default=[], metavar="PATTERN",
                    help="copy tensors whose name matches this glob (repeatable)")
     if info:
-        g.add_argument("--json", action="store_true", help="print the report as JSON")
         g.add_argument("--plot", metavar="FILE.png", help="plot the SQNR per tensor (matplotlib)")
     else:
-        g.add_argument("--workers", type=int, default=None, metavar="N",
+        g.add_argument("--workers", type=_count, default=None, metavar="N",
                        help="write N shards at once in local processes")
         g.add_argument("--no-error-stats", dest="error_stats", action="store_false",
                        help="do not measure each tensor's error (faster for float16)")
@@ -124,7 +133,9 @@ def _rules(ns: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 def _settings(ns: argparse.Namespace) -> dict:
-    for flag, given in (("--range", ns.range is not None), ("--dtype", ns.dtype is not None),
+    for flag, given in (("--range", ns.range is not None),
+                        ("--calibrate", ns.calibrate is not None),
+                        ("--dtype", ns.dtype is not None),
                         ("--shape", ns.shape is not None), ("--offset", ns.offset != 0),
                         ("--order", ns.order != "C"), ("--bfloat16-bits", ns.bfloat16_bits)):
         if given:
@@ -133,6 +144,12 @@ def _settings(ns: argparse.Namespace) -> dict:
     return {"num_bits": ns.num_bits, "signed_input": not ns.unsigned,
             "narrow_range": ns.narrow_range, "round_mode": ns.round_mode, "axis": ns.axis,
             "block_size": ns.block_size}
+
+
+def check_checkpoint_command_line(ns: argparse.Namespace) -> None:
+    """The options and the --rule settings, checked before any file is opened (ValueError)."""
+    check_rules([parse_rule(r) for r in ns.rule],
+                check_settings(_settings(ns), None, "the options"))
 
 
 def _progress(ns: argparse.Namespace) -> bool:
@@ -145,6 +162,9 @@ def cmd_run_checkpoint(ns: argparse.Namespace) -> int:
     report = quantize_and_dequantize_checkpoint(
         ns.src, ns.dst, rules=_rules(ns), skip=ns.skip, chunk_bytes=ns.chunk_bytes,
         progress=_progress(ns), workers=ns.workers, error_stats=ns.error_stats, **s)
+    if ns.json:
+        print(report.to_json())
+        return 0
     print(report.table())
     print(f"wrote {ns.dst}: {len(report.shards_written)} file(s) written, "
           f"{len(report.shards_skipped)} already complete, {report.nbytes / 2**20:,.1f} MiB "

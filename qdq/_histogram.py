@@ -154,12 +154,12 @@ class HistogramTracker:
     >>> t = qdq.HistogramTracker(bins=16)
     >>> for chunk in (np.array([0.5, -1.0]), np.array([3.0, 0.25])):
     ...     _ = t.update(chunk)
-    >>> t.exponent, int(t.counts.sum())
-    (np.int64(-1), 4)
+    >>> print(t.exponent, t.counts.sum())
+    -1 4
     >>> t.edges[[0, -1]]
     array([-4.,  4.])
-    >>> t.range("minmax")
-    (np.float64(-1.0), np.float64(3.0))
+    >>> print(*t.range("minmax"))
+    -1.0 3.0
     """
 
     def __init__(self, axis: int | None = None, *, bins: int = 2048,
@@ -201,8 +201,8 @@ class HistogramTracker:
         Examples
         --------
         >>> import numpy as np, qdq
-        >>> qdq.HistogramTracker(bins=16).update(np.float32([1, 2, np.nan])).nan_count
-        np.uint64(1)
+        >>> print(qdq.HistogramTracker(bins=16).update(np.float32([1, 2, np.nan])).nan_count)
+        1
         """
         x, fmt = as_input(chunk, self.bfloat16_bits)
         if self._fmt is None:
@@ -263,8 +263,8 @@ class HistogramTracker:
         >>> import numpy as np, qdq
         >>> a = qdq.HistogramTracker(bins=16).update(np.array([1.0, -2.0]))
         >>> b = qdq.HistogramTracker(bins=16).update(np.array([100.0]))
-        >>> int(a.merge(b).counts.sum()), a.exponent
-        (3, np.int64(4))
+        >>> print(a.merge(b).counts.sum(), a.exponent)
+        3 4
         """
         if not isinstance(other, HistogramTracker):
             raise TypeError(f"can only merge a HistogramTracker, got {type(other).__name__}")
@@ -407,10 +407,10 @@ class HistogramTracker:
         >>> import numpy as np, qdq
         >>> x = np.concatenate([np.linspace(-1, 1, 1001), [50.0]])
         >>> t = qdq.HistogramTracker().update(x)
-        >>> t.range("percentile", percentile=99.9)
-        (np.float64(-1.0), np.float64(1.0))
-        >>> t.range("minmax")
-        (np.float64(-1.0), np.float64(50.0))
+        >>> print(*t.range("percentile", percentile=99.9))
+        -1.0 1.0
+        >>> print(*t.range("minmax"))
+        -1.0 50.0
         """
         h = self._join()
         if self.count == 0:

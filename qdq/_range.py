@@ -166,8 +166,8 @@ class RangeTracker:
         >>> import numpy as np, qdq
         >>> a = qdq.RangeTracker().update(np.array([1.0, -2.0]))
         >>> b = qdq.RangeTracker().update(np.array([5.0, np.nan]))
-        >>> a.merge(b).min, a.max
-        (np.float64(-2.0), np.float64(5.0))
+        >>> print(a.merge(b).min, a.max)
+        -2.0 5.0
         """
         if not isinstance(other, RangeTracker):
             raise TypeError(f"can only merge a RangeTracker, got {type(other).__name__}")
@@ -284,8 +284,8 @@ class RangeTracker:
         Examples
         --------
         >>> import numpy as np, qdq
-        >>> qdq.RangeTracker().update(np.array([1.0, -2.0])).params(num_bits=4).scale
-        np.float64(4.0)
+        >>> print(qdq.RangeTracker().update(np.array([1.0, -2.0])).params(num_bits=4).scale)
+        4.0
         """
         grid = check_grid(signed_input, num_bits, narrow_range)
         mn, mx = self.raw()
@@ -339,8 +339,8 @@ class RangeTracker:
         --------
         >>> import numpy as np, qdq
         >>> t = qdq.RangeTracker().update(np.array([1.0, -2.0]))
-        >>> qdq.RangeTracker.from_state(t.state_dict()).update(np.array([7.0])).max
-        np.float64(7.0)
+        >>> print(qdq.RangeTracker.from_state(t.state_dict()).update(np.array([7.0])).max)
+        7.0
         """
         if not isinstance(state, dict) or state.get("qdq_range_tracker") != 1:
             raise ValueError("not a RangeTracker state (missing 'qdq_range_tracker': 1)")

@@ -9,17 +9,33 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 
 import numpy as np
 
 from . import __version__, _reference
 from ._analysis import analyze_file
+from ._blocks import check_block_size
 from ._cli_checkpoint import (
     add_checkpoint_options,
+    check_checkpoint_command_line,
     cmd_info_checkpoint,
     cmd_run_checkpoint,
     is_checkpoint,
+)
+from ._cli_report import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STATUS,
+    EXIT_USAGE,
+    describe_params,
+    fail,
+    float_text,
+    info_json,
+    params_json,
+    print_json,
 )
 from ._engine import build_info
 from ._files import (
@@ -30,10 +46,23 @@ from ._files import (
     quantize_file,
     run_op_file,
 )
+from ._formats import FLOAT64
+from ._histogram_ranges import check_calibration
 from ._io.atomic import remove_stale_temporaries
 from ._op import quantize_and_dequantize
 from ._progress import Progress
-from ._validate import OpArgs
+from ._validate import OpArgs, given_range
+
+EXAMPLES = """\
+examples:
+  qdq demo                                  stream a 512 MiB synthetic tensor, check it
+  qdq info w.npy --num-bits 4 --axis 0      range, scale and error; writes nothing
+  qdq info w.npy --json                     the same as one JSON object
+  qdq run w.npy out.npy --num-bits 4 --axis -1 --block-size 128
+  qdq run w.bin out.npy --dtype float32 --shape 1024,4096
+  qdq run model/ out/ --rule '*.weight:num_bits=4,block_size=32,axis=-1' --skip 'lm_head.*'
+  qdq quantize w.npy codes.npy --num-bits 8 --axis 0   (codes.params.json beside it)
+  qdq dequantize codes.npy back.npy"""
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1 << 10, "m": 1e6, "mb": 1e6,
           "mib": 1 << 20, "g": 1e9, "gb": 1e9, "gib": 1 << 30, "t": 1e12, "tb": 1e12,
@@ -139,6 +168,11 @@ def _op_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of text (keys: see the README)")
+
+
 def _op_args(ns) -> OpArgs:
     return OpArgs(not ns.unsigned, ns.num_bits, ns.range is not None, ns.round_mode,
                    ns.narrow_range)
@@ -153,59 +187,37 @@ def _show_progress(ns) -> bool:
     return not ns.quiet and sys.stderr.isatty()
 
 
-def _fmt(v) -> str:
-    return repr(float(v))
-
-
-def describe_params(params, out=None) -> None:
-    """Print the range and scale used (a summary per channel)."""
-    out = out or sys.stdout
-    if params.per_block:
-        s = np.asarray(params.scale, np.float64)
-        where = (f"{s.size:,} blocks of {params.block_size} along axis {params.axis} "
-                 f"({params.dtype}), integer grid [{params.code_min}, {params.code_max}]")
-        if s.size == 0:
-            print(f"{where}: nothing to quantize", file=out)
-            return
-        print(f"{where}: scale from {float(s.min())!r} to {float(s.max())!r}", file=out)
-        return
-    if not params.per_channel:
-        print(f"range [{_fmt(params.min_range)}, {_fmt(params.max_range)}] (adjusted), scale "
-              f"{_fmt(params.scale)}, inverse scale {_fmt(params.inverse_scale)}, integer grid "
-              f"[{params.code_min}, {params.code_max}] ({params.dtype})", file=out)
-        return
-    s = np.asarray(params.scale, np.float64)
-    if s.size == 0:
-        print(f"0 channels along axis {params.axis} ({params.dtype}): nothing to quantize",
-              file=out)
-        return
-    print(f"{s.size} channels along axis {params.axis} ({params.dtype}), integer grid "
-          f"[{params.code_min}, {params.code_max}]: scale from {float(s.min())!r} to "
-          f"{float(s.max())!r}; range from {float(np.min(params.min_range))!r} to "
-          f"{float(np.max(params.max_range))!r}", file=out)
-
-
-def _remove_stale(*paths) -> None:
+def _remove_stale(*paths, say: bool = True) -> list[str]:
     """Remove temporaries an interrupted qdq left beside these destinations; say so."""
+    removed = []
     for path in paths:
         for tmp in remove_stale_temporaries(path):
-            print(f"removed {tmp} (a temporary file left by an interrupted qdq)")
+            removed.append(tmp)
+            if say:
+                print(f"removed {tmp} (a temporary file left by an interrupted qdq)")
+    return removed
 
 
 def cmd_run(ns) -> int:
     if is_checkpoint(ns.src):
         return cmd_run_checkpoint(ns)
     lo, hi = (ns.range if ns.range is not None else (None, None))
-    _remove_stale(ns.dst)
+    removed = _remove_stale(ns.dst, say=not ns.json)
     params, t = run_op_file(ns.src, ns.dst, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
                             block_size=ns.block_size, calibrate=ns.calibrate)
+    if ns.json:
+        print_json({"src": ns.src, "dst": ns.dst, "bytes": t["bytes"],
+                     "range_seconds": t.get("range_seconds"),
+                     "write_seconds": t["write_seconds"], "params": params_json(params),
+                     "removed_temporaries": removed})
+        return EXIT_OK
     describe_params(params)
     total = t.get("range_seconds", 0.0) + t["write_seconds"]
     passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
         if "range_seconds" in t else []
     passes.append(f"{t['bytes'] / t['write_seconds'] / 1e9:.2f} GB/s write pass")
     print(f"wrote {ns.dst}: {t['bytes'] / 2**20:,.1f} MiB in {total:.2f} s ({', '.join(passes)})")
-    return 0
+    return EXIT_OK
 
 
 def cmd_info(ns) -> int:
@@ -214,6 +226,9 @@ def cmd_info(ns) -> int:
     lo, hi = (ns.range if ns.range is not None else (None, None))
     st = analyze_file(ns.src, lo, hi, _op_args(ns), ns.axis, _file_options(ns),
                       block_size=ns.block_size, calibrate=ns.calibrate)
+    if ns.json:
+        print_json(info_json(ns, st))
+        return EXIT_OK
     mn, mx = st["range"]
     print(f"{ns.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
           + (f", {st['nan']:,} NaN" if st["nan"] else ""))
@@ -222,7 +237,7 @@ def cmd_info(ns) -> int:
         if ns.axis is None:
             label = (f"calibrated range ({st['calibrate']})" if "minmax" in st
                      else "data range")
-            print(f"{label} [{_fmt(mn[0])}, {_fmt(mx[0])}] (NaN ignored)")
+            print(f"{label} [{float_text(mn[0])}, {float_text(mx[0])}] (NaN ignored)")
         elif mn.size == 0 or np.isnan(mn).all():
             print(f"data range per {unit}: {mn.size} {unit}s, none holding a non-NaN value")
         else:
@@ -245,7 +260,7 @@ def cmd_info(ns) -> int:
         mean = ("n/a" if math.isnan(b["mean_sqnr_db"]) else f"{b['mean_sqnr_db']:.2f} dB")
         print(f"per block ({b['count']:,} blocks): worst max abs error "
               f"{b['worst_max_abs_error']:.6g}, lowest SQNR {low}, mean SQNR {mean}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_quantize(ns) -> int:
@@ -261,7 +276,7 @@ def cmd_quantize(ns) -> int:
     describe_params(params)
     code = np.load(ns.dst, mmap_mode="r").dtype
     print(f"wrote {ns.dst} ({code} codes) and {params_path}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_dequantize(ns) -> int:
@@ -270,7 +285,7 @@ def cmd_dequantize(ns) -> int:
                              progress=_show_progress(ns), bfloat16_bits=ns.bfloat16_bits)
     describe_params(params)
     print(f"wrote {ns.dst} ({params.dtype})")
-    return 0
+    return EXIT_OK
 
 
 def _write_demo_tensor(path: str, rows: int, cols: int, progress: bool, seed: int = 0) -> None:
@@ -334,7 +349,7 @@ def cmd_demo(ns) -> int:
               f"and the NumPy reference: {'bit-identical' if same else 'MISMATCH'}")
         print(f"error on the sample: max abs {err.max():.6g} (half a step is "
               f"{float(params.inverse_scale) / 2:.6g}), SQNR {sqnr:.2f} dB")
-        return 0 if same else 1
+        return EXIT_OK if same else EXIT_FAILURE
     finally:
         if ns.keep:
             print(f"kept {workdir}")
@@ -342,38 +357,60 @@ def cmd_demo(ns) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _subparser(sub, name: str, help: str, examples: str = ""):
+    epilog = (f"examples:\n{textwrap.indent(examples, '  ')}\n\n" if examples else "") \
+        + EXIT_STATUS
+    return sub.add_parser(name, help=help, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="qdq", description="TensorFlow's quantize_and_dequantize, bit for bit, over files "
-                                "larger than memory.")
+                                "larger than memory.",
+        epilog=f"{EXAMPLES}\n\n{EXIT_STATUS}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version",
                     version=f"qdq {__version__} ({build_info()})")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    p = sub.add_parser("run", help="quantize and dequantize SRC into DST (.npy, or a "
-                                   "safetensors checkpoint), streaming")
+    p = _subparser(sub, "run", "quantize and dequantize SRC into DST (.npy, or a safetensors "
+                               "checkpoint), streaming",
+                   "qdq run w.npy out.npy                       8 bits, the data's min and max\n"
+                   "qdq run w.npy w.npy --num-bits 4 --axis 0   in place, per channel\n"
+                   "qdq run w.npy out.npy --calibrate mse --json\n"
+                   "qdq run model.safetensors out.safetensors --num-bits 4 --axis -1 "
+                   "--block-size 32")
     p.add_argument("src", help=".npy file (or raw binary with --dtype and --shape), or a "
                                ".safetensors file or checkpoint directory")
     p.add_argument("dst", help="output .npy path (may be SRC: replaced when complete), or "
                                "the output checkpoint file or directory")
     _op_options(p)
+    _json_option(p)
     add_checkpoint_options(p, info=False)
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("info", help="range, scale and the error the op would introduce")
+    p = _subparser(sub, "info", "range, scale and the error the op would introduce",
+                   "qdq info w.npy                       range, scale, SQNR; writes nothing\n"
+                   "qdq info w.npy --range -1 1 --json   clipped elements, as JSON\n"
+                   "qdq info model/ --axis -1 --plot sqnr.png")
     p.add_argument("src", help=".npy or raw file, or a .safetensors file or checkpoint "
                                "directory (a table per tensor)")
     _op_options(p)
+    _json_option(p)
     add_checkpoint_options(p, info=True)
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("quantize", help="integer codes of SRC into DST (.npy), with the "
-                                        "parameters beside it as JSON")
+    p = _subparser(sub, "quantize", "integer codes of SRC into DST (.npy), with the "
+                                    "parameters beside it as JSON",
+                   "qdq quantize w.npy codes.npy --num-bits 4 --axis 0   "
+                   "(writes codes.params.json)")
     p.add_argument("src")
     p.add_argument("dst", help="output .npy of integer codes")
     p.add_argument("--params", help="where to write the parameters (default: "
                                     "DST with .params.json for .npy)")
     _op_options(p)
     p.set_defaults(func=cmd_quantize)
-    p = sub.add_parser("dequantize", help="values from integer codes (the inverse of quantize)")
+    p = _subparser(sub, "dequantize", "values from integer codes (the inverse of quantize)",
+                   "qdq dequantize codes.npy back.npy   (reads codes.params.json)")
     p.add_argument("src", help=".npy of integer codes")
     p.add_argument("dst", help="output .npy")
     p.add_argument("--params", help="the parameters' JSON (default: beside SRC)")
@@ -382,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write bfloat16 results as uint16 bit patterns")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_dequantize)
-    p = sub.add_parser("demo", help="stream a synthetic tensor through the op and check it")
+    p = _subparser(sub, "demo", "stream a synthetic tensor through the op and check it",
+                   "qdq demo --size 2GiB --dir /data --keep")
     p.add_argument("--size", type=parse_size, default=512 << 20,
                    help="size of the synthetic tensor (default 512MiB)")
     p.add_argument("--dir", default=None, help="where to put it (default: the temp directory)")
@@ -392,14 +430,47 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def check_command_line(ns, checkpoint: bool) -> None:
+    """The op's flags, checked before any file is opened (ValueError, TypeError)."""
+    if not hasattr(ns, "num_bits"):  # dequantize and demo: argparse checked everything
+        return
+    _op_args(ns)
+    bs = check_block_size(ns.block_size, ns.axis)
+    if ns.range is not None:
+        given_range(ns.range[0], ns.range[1], FLOAT64, (), None)
+    if checkpoint:  # the other flags: check_checkpoint_command_line
+        return
+    if ns.calibrate is not None:
+        check_calibration(ns.calibrate, bs, ns.range is not None)
+    if (ns.dtype is None) != (ns.shape is None):
+        raise ValueError("a raw binary SRC needs both --dtype and --shape")
+    if ns.dtype is None:
+        for flag, given in (("--offset", ns.offset != 0), ("--order", ns.order != "C")):
+            if given:
+                raise ValueError(f"{flag} applies to raw binary files (with --dtype and "
+                                 f"--shape); {ns.src} is read as a .npy file")
+
+
 def main(argv=None) -> int:
+    """Run the command line; the exit status (EXIT_STATUS says which)."""
     ap = build_parser()
     ns = ap.parse_args(_range_tokens(list(sys.argv[1:] if argv is None else argv)))
+    checkpoint = ns.command in ("run", "info") and is_checkpoint(ns.src)
+    try:
+        check_command_line(ns, checkpoint)
+    except (ValueError, TypeError) as exc:
+        return fail(exc, EXIT_USAGE, words=True)
+    try:
+        if checkpoint:
+            check_checkpoint_command_line(ns)
+    except (ValueError, TypeError) as exc:
+        return fail(exc, EXIT_USAGE, words=False)
     try:
         return ns.func(ns)
     except KeyboardInterrupt:
         print("qdq: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (ValueError, TypeError, OSError) as exc:
-        print(f"qdq: error: {exc}", file=sys.stderr)
-        return 2
+        # dequantize's messages name the parameters file's fields, a checkpoint's its rules'
+        return fail(exc, EXIT_FAILURE, words=ns.command in ("run", "info", "quantize")
+                    and not checkpoint)

@@ -80,25 +80,36 @@ def test_info_plot(ckpt, tmp_path, capsys):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        assert main(["info", str(src), "-q", "--plot", str(png)]) == 2
+        assert main(["info", str(src), "-q", "--plot", str(png)]) == 1
         assert "needs matplotlib" in capsys.readouterr().err
         return
     assert main(["info", str(src), "-q", "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--rule", "x:bits=3"], "is not key=value"),
-    (["--rule", "nocolon"], "expected PATTERN"),
-    (["--rule", "x:num_bits=four"], "num_bits must be an integer"),
-    (["--rule", "x:narrow_range=maybe"], "true or false"),
-    (["--range", "-1", "1"], "--range applies to .npy"),
-    (["--rule", "layer0.*:axis=5"], "out of bounds"),
+@pytest.mark.parametrize("args, status, message", [
+    (["--rule", "x:bits=3"], 2, "is not key=value"),
+    (["--rule", "nocolon"], 2, "expected PATTERN"),
+    (["--rule", "x:num_bits=four"], 2, "num_bits must be an integer"),
+    (["--rule", "x:narrow_range=maybe"], 2, "true or false"),
+    (["--rule", "x:num_bits=99"], 2, "rule 'x': num_bits must be in 1..61"),
+    (["--num-bits", "99"], 2, "--num-bits must be in 1..61 for signed output, got 99"),
+    (["--range", "-1", "1"], 2, "--range applies to .npy"),
+    (["--calibrate", "mse"], 2, "--calibrate applies to .npy"),
+    (["--dtype", "float32"], 2, "--dtype applies to .npy"),
+    (["--workers", "0"], 2, "not a count of at least 1"),
+    (["--rule", "layer0.*:axis=5"], 1, "out of bounds"),  # found in the headers
 ])
-def test_bad_arguments_are_clear_errors(ckpt, tmp_path, capsys, args, message):
+def test_bad_arguments_are_clear_errors(ckpt, tmp_path, capsys, args, status, message):
     src, _, _ = ckpt
-    assert main(["run", str(src), str(tmp_path / "dst"), "-q", *args]) == 2
-    assert message in capsys.readouterr().err
+    try:
+        code = main(["run", str(src), str(tmp_path / "dst"), "-q", *args])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    assert code == status
+    err = capsys.readouterr().err
+    assert message in err
+    assert "qdq: error: qdq" not in err and "Traceback" not in err
     assert not (tmp_path / "dst").exists()
 
 
@@ -106,11 +117,26 @@ def test_rules_file_errors(ckpt, tmp_path, capsys):
     src, _, _ = ckpt
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")
-    assert main(["run", str(src), str(tmp_path / "d"), "-q", "--rules", str(bad)]) == 2
+    assert main(["run", str(src), str(tmp_path / "d"), "-q", "--rules", str(bad)]) == 1
     assert "not valid JSON" in capsys.readouterr().err
     bad.write_text("[1, 2]")
-    assert main(["run", str(src), str(tmp_path / "d"), "-q", "--rules", str(bad)]) == 2
+    assert main(["run", str(src), str(tmp_path / "d"), "-q", "--rules", str(bad)]) == 1
     assert "pairs" in capsys.readouterr().err
+    assert main(["run", str(src), str(tmp_path / "d"), "-q", "--rules",
+                 str(tmp_path / "missing.json")]) == 1
+    assert capsys.readouterr().err == f"qdq: error: {tmp_path / 'missing.json'}: No such file " \
+                                      "or directory\n"
+
+
+def test_run_json(ckpt, tmp_path, capsys):
+    src, arrays, weight_map = ckpt
+    assert main(["run", str(src), str(tmp_path / "dst"), "-q", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # the JSON object and nothing else
+    assert set(doc) == {"tensors", "totals", "shards_written", "shards_skipped"}
+    assert sorted(doc["shards_written"]) == sorted(str(tmp_path / "dst" / f)
+                                                   for f in set(weight_map.values()))
+    assert {t["name"] for t in doc["tensors"]} == set(arrays)
+    assert doc["totals"]["tensors"] == len(arrays)
 
 
 def test_parse_rule():

@@ -81,23 +81,57 @@ def test_demo(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "missing.npy", "y.npy"], "No such file"),
-    (["run", "x.npy", "y.npy", "--num-bits", "70"], "num_bits must be in 1..61"),
-    (["run", "x.npy", "y.npy", "--range", "3", "-3"], "invalid range"),
-    (["run", "x.npy", "y.npy", "--axis", "5"], "axis 5 is out of bounds"),
-    (["run", "notnpy.npy", "y.npy"], "not a .npy file"),
-    (["run", "x.npy", "y.txt"], "must be a .npy path"),
-    (["info", "x.npy", "--dtype", "float32"], "needs both dtype= and shape="),
+@pytest.mark.parametrize("args, status, message", [
+    # usage errors: the command line alone is wrong (exit 2, nothing opened)
+    (["run", "x.npy", "y.npy", "--num-bits", "70"], 2,
+     "--num-bits must be in 1..61 for signed output, got 70"),
+    (["run", "x.npy", "y.npy", "--num-bits", "63", "--unsigned"], 2,
+     "--num-bits must be in 1..62 for unsigned output (--unsigned), got 63"),
+    (["run", "x.npy", "y.npy", "--range", "3", "-3"], 2,
+     "invalid --range: MIN (3.0) must be <= MAX (-3.0)"),
+    (["info", "x.npy", "--dtype", "float32"], 2,
+     "a raw binary SRC needs both --dtype and --shape"),
+    (["info", "x.npy", "--shape", "64,48"], 2,
+     "a raw binary SRC needs both --dtype and --shape"),
+    (["run", "x.npy", "y.npy", "--offset", "16"], 2,
+     "--offset applies to raw binary files (with --dtype and --shape)"),
+    (["run", "x.npy", "y.npy", "--order", "F"], 2, "--order applies to raw binary files"),
+    (["run", "x.npy", "y.npy", "--block-size", "4"], 2, "--block-size needs --axis"),
+    (["run", "x.npy", "y.npy", "--block-size", "0", "--axis", "1"], 2,
+     "--block-size must be a positive int, got 0"),
+    (["run", "x.npy", "y.npy", "--calibrate", "median"], 2,
+     "--calibrate: unknown calibration method 'median'"),
+    (["info", "x.npy", "--calibrate", "mse", "--range", "0", "1"], 2,
+     "--calibrate takes the range from the data's histogram: it goes with neither --range "
+     "nor --block-size"),
+    (["run", "missing.npy", "y.npy", "--num-bits", "99"], 2, "--num-bits"),  # nothing opened
+    # failures: found once the files are opened (exit 1)
+    (["run", "missing.npy", "y.npy"], 1, "missing.npy: No such file or directory"),
+    (["run", "x.npy", "y.npy", "--axis", "5"], 1,
+     "--axis 5 is out of bounds for a tensor of 2 dimensions"),
+    (["run", "notnpy.npy", "y.npy"], 1,
+     "notnpy.npy is not a .npy file (bad magic string); for a raw binary file give --dtype "
+     "and --shape"),
+    (["run", "x.npy", "y.txt"], 1, "DST 'y.txt' must be a .npy path"),
+    (["info", "x.npy", "--dtype", "float32", "--shape", "5,5"], 1,
+     "but shape (5, 5) of float32 needs 100"),
+    (["info", "x.npy", "--dtype", "int8", "--shape", "3200"], 1,
+     "uint16 bits with --bfloat16-bits"),
+    (["run", "x.npy", "no-such-dir/y.npy"], 1,
+     "no-such-dir/y.npy: No such file or directory"),
+    (["dequantize", "x.npy", "y.npy"], 1, "x.params.json: No such file or directory"),
 ])
-def test_user_errors_are_one_line(tensor, args, message):
+def test_errors_are_one_line_in_command_line_words(tensor, args, status, message):
     x, d = tensor
     (d / "notnpy.npy").write_text("hello")
     r = run_qdq(*args, "-q", cwd=d)
-    assert r.returncode == 2
+    assert r.returncode == status, r.stderr
     assert message in r.stderr
     assert r.stderr.startswith("qdq: error:") and r.stderr.count("\n") == 1
-    assert "Traceback" not in r.stderr
+    assert "qdq: error: qdq" not in r.stderr and "Traceback" not in r.stderr
+    for word in ("dtype=", "shape=", "offset=", "num_bits", "signed_input", "block_size",
+                 "input_min", "bfloat16_bits", "[Errno", "array of dimension"):
+        assert word not in r.stderr, r.stderr
     assert not (d / "y.npy").exists()
 
 
@@ -106,9 +140,158 @@ def test_usage_errors():
     assert r.returncode == 2 and "usage:" in r.stderr
     r = run_qdq("demo", "--size", "lots")
     assert r.returncode == 2 and "not a size" in r.stderr
+    r = run_qdq("run", "x.npy", "y.npy", "--no-such-option")
+    assert r.returncode == 2 and "unrecognized arguments" in r.stderr
     r = run_qdq("--version")
     assert r.returncode == 0 and qdq.__version__ in r.stdout
     assert "kernels" in r.stdout and ("OpenMP" in r.stdout)
+
+
+def test_help_gives_examples_and_the_exit_statuses():
+    from qdq.cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+    assert (EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED) == (0, 1, 2, 130)
+    for cmd in ([], ["run"], ["info"], ["quantize"], ["dequantize"], ["demo"]):
+        r = run_qdq(*cmd, "--help")
+        assert r.returncode == 0, r.stderr
+        assert "examples:\n  qdq " in r.stdout, cmd
+        status = r.stdout[r.stdout.index("exit status:"):]
+        for line in ("  0    success", "  1    failure", "  2    usage error", "  130  "):
+            assert line in status, (cmd, status)
+
+
+def test_error_lines_say_qdq_once_and_keep_notes():
+    from qdq._cli_report import error_lines
+
+    exc = ValueError("qdq: per-channel axis: axis 3 is out of bounds for array of dimension 2")
+    exc.add_note("qdq: the run was writing in place on the source, which cannot be atomic")
+    assert error_lines(exc, True) == [
+        "qdq: error: --axis 3 is out of bounds for a tensor of 2 dimensions",
+        "qdq: note: the run was writing in place on the source, which cannot be atomic"]
+    assert error_lines(OSError(28, "No space left on device", "y.npy"), True) == [
+        "qdq: error: y.npy: No space left on device"]
+    assert error_lines(ValueError("rule 'w': num_bits must be an integer"), False) == [
+        "qdq: error: rule 'w': num_bits must be an integer"]
+
+
+INTERRUPT_CLI = textwrap.dedent("""
+    import sys
+    from qdq import _engine, cli
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+    _engine.run_block = interrupt
+    sys.exit(cli.main(["run", sys.argv[1], sys.argv[2], "-q"]))
+""")
+
+
+def test_interrupted_run_exits_130_and_leaves_nothing(tensor):
+    x, d = tensor
+    r = run_python(["-c", INTERRUPT_CLI, d / "x.npy", d / "y.npy"], cwd=d)
+    assert r.returncode == 130 and r.stderr == "qdq: interrupted\n", r.stderr
+    assert os.listdir(d) == ["x.npy"]
+
+
+DISK_FULL_CLI = textwrap.dedent("""
+    import errno, os, sys
+    from qdq import cli
+    from qdq._io import atomic
+    def full(self):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+    atomic.AtomicFile.sync = full  # a full disk shows at the latest when the file is synced
+    sys.exit(cli.main(["run", sys.argv[1], sys.argv[2], "-q"]))
+""")
+
+
+def test_disk_full_exits_1_and_leaves_nothing(tensor):
+    x, d = tensor
+    r = run_python(["-c", DISK_FULL_CLI, d / "x.npy", d / "y.npy"], cwd=d)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == f"qdq: error: {d / 'y.npy'}: No space left on device\n"
+    assert os.listdir(d) == ["x.npy"]
+
+
+def test_demo_mismatch_exits_1(tmp_path):
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from qdq import _reference, cli
+        real = _reference.quantize_and_dequantize
+        _reference.quantize_and_dequantize = lambda x: real(x) + np.float32(1)
+        sys.exit(cli.main(["demo", "--size", "1MiB", "--dir", sys.argv[1], "-q"]))
+    """)
+    r = run_python(["-c", script, tmp_path], cwd=tmp_path)
+    assert r.returncode == 1 and "MISMATCH" in r.stdout, r.stdout + r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def _json_doc(r):
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)  # stdout is the JSON object and nothing else
+
+
+PARAMS_KEYS = {"dtype", "num_bits", "signed_input", "narrow_range", "round_mode", "axis",
+               "block_size", "code_min", "code_max", "count", "scale_min", "scale_max",
+               "range_min", "range_max"}
+
+
+def test_info_json(tensor):
+    x, d = tensor
+    doc = _json_doc(run_qdq("info", d / "x.npy", "-q", "--json", "--num-bits", "4"))
+    assert set(doc) == {"src", "dtype", "shape", "elements", "nan", "range", "params", "error",
+                        "minmax_error", "blocks"}
+    assert (doc["dtype"], doc["shape"], doc["elements"], doc["nan"]) == (
+        "float32", [64, 48], x.size, 0)
+    assert doc["range"] == {"source": "data", "min": float(x.min()), "max": float(x.max())}
+    p = qdq.quantization_params(x.min(), x.max(), np.float32, num_bits=4)
+    assert set(doc["params"]) == PARAMS_KEYS
+    assert doc["params"]["scale_min"] == doc["params"]["scale_max"] == float(p.scale)
+    assert (doc["params"]["range_min"], doc["params"]["range_max"]) == (
+        float(p.min_range), float(p.max_range))
+    assert (doc["params"]["code_min"], doc["params"]["code_max"], doc["params"]["count"]) == (
+        -8, 7, 1)
+    err = _op(x, num_bits=4).astype(np.float64) - x
+    assert doc["error"]["max_abs"] == float(np.abs(err).max())
+    assert doc["error"]["clipped"] == 0 and doc["error"]["nonfinite_outputs"] == 0
+    assert doc["minmax_error"] is None and doc["blocks"] is None
+    doc = _json_doc(run_qdq("info", d / "x.npy", "-q", "--json", "--range", "-1", "1"))
+    assert doc["range"] == {"source": "given", "min": -1.0, "max": 1.0}
+    assert doc["error"]["clipped"] == int(((x < -128 / 127) | (x > 1)).sum())
+    doc = _json_doc(run_qdq("info", d / "x.npy", "-q", "--json", "--calibrate", "mse"))
+    assert doc["range"]["source"] == "calibrated:mse"
+    assert set(doc["minmax_error"]) == {"max_abs", "sqnr_db"}
+    doc = _json_doc(run_qdq("info", d / "x.npy", "-q", "--json", "--axis", "1",
+                            "--block-size", "16"))
+    assert doc["params"]["count"] == 48 * 64 // 16 and doc["blocks"]["count"] == 192
+    assert set(doc["blocks"]) == {"count", "worst_max_abs_error", "min_sqnr_db",
+                                  "mean_sqnr_db"}
+    assert os.listdir(d) == ["x.npy"]
+
+
+def test_info_json_of_an_all_nan_file_is_strict_json(tmp_path):
+    np.save(tmp_path / "n.npy", np.full((3, 4), np.nan, np.float32))
+    r = run_qdq("info", tmp_path / "n.npy", "-q", "--json")
+    doc = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert doc["error"]["sqnr_db"] == "nan" and doc["range"]["min"] == "nan"
+    assert doc["nan"] == 12
+
+
+def test_run_json(tensor):
+    from _util import dead_pid
+
+    x, d = tensor
+    stale = d / f".y.npy.{dead_pid()}.a1b2c3.qdq-tmp"
+    stale.write_bytes(b"partial")
+    doc = _json_doc(run_qdq("run", d / "x.npy", d / "y.npy", "-q", "--json", "--axis", "0"))
+    assert set(doc) == {"src", "dst", "bytes", "range_seconds", "write_seconds", "params",
+                        "removed_temporaries"}
+    assert doc["src"] == str(d / "x.npy") and doc["dst"] == str(d / "y.npy")
+    assert doc["bytes"] == x.nbytes and doc["removed_temporaries"] == [str(stale)]
+    assert doc["range_seconds"] >= 0 and doc["write_seconds"] >= 0
+    assert doc["params"]["axis"] == 0 and doc["params"]["count"] == 64
+    assert_bits_equal(np.load(d / "y.npy"), _op(x, axis=0))
+    doc = _json_doc(run_qdq("run", d / "x.npy", d / "y.npy", "-q", "--json", "--range", "-1",
+                            "1"))
+    assert doc["range_seconds"] is None  # a given range: one pass
 
 
 def test_console_script_installed():
@@ -148,8 +331,8 @@ def _main(cwd, *args):
     return _cli(cwd, args)[0]
 
 
-def _one_line_error(code, err, *words):
-    assert code == 2, err
+def _one_line_error(code, err, *words, status=1):
+    assert code == status, err
     assert err.startswith("qdq") and err.count("\n") == 1 and "Traceback" not in err, err
     for w in words:
         assert w in err, err
@@ -311,5 +494,5 @@ def test_info_of_an_all_nan_file(tmp_path):
 def test_offset_with_a_npy_source_is_an_error(tensor):
     x, d = tensor
     code, _, err = _main(d, "run", d / "x.npy", d / "y.npy", "-q", "--offset", "16")
-    _one_line_error(code, err, "offset=16 applies to raw binary files")
+    _one_line_error(code, err, "--offset applies to raw binary files", status=2)
     assert not (d / "y.npy").exists()

@@ -318,7 +318,7 @@ def test_cli_quantize_dequantize(tmp_path):
                                 qdq.quantize_and_dequantize(x, axis=1, num_bits=4), codes)
     r = run_python(["-m", "qdq", "dequantize", "c.npy", "z.npy", "--params", "nope.json", "-q"],
                    cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.startswith("qdq: error:")
+    assert r.returncode == 1 and r.stderr.startswith("qdq: error:")
 
 
 @pytest.mark.parametrize("name", ["bfloat16", "float16", "float32"])
