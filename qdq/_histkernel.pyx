@@ -39,6 +39,7 @@ cdef extern from *:
         uint64_t *cnt;           /* bins counts; cnt[h + j] is bin j */
         uint64_t nan, pinf, ninf;
         double mn, mx;
+        int woff;                /* blocks left to bin without the window */
     } hk_chan;
 
     /* Smallest k >= kfloor with a < h * 2^k (a finite, >= 0). */
@@ -154,7 +155,13 @@ cdef extern from *:
     #if defined(__GNUC__) && defined(__x86_64__)
     #define HK_X86 1
     #include <immintrin.h>
+    /* How far ahead (elements) the vector loops prefetch: the hardware prefetcher alone
+       leaves the loops waiting for memory. */
+    #define HK_AHEAD 4096
+    #define HK_PREFETCH_AHEAD(q)                                                            \
+        _mm_prefetch((const char *)((uintptr_t)(q) + HK_AHEAD * sizeof *(q)), _MM_HINT_T0)
     #define HK_AVX2 __attribute__((target("avx2,f16c")))
+    #define HK_AVX512 __attribute__((target("avx512f,popcnt")))
     #else
     #define HK_X86 0
     #endif
@@ -164,18 +171,23 @@ cdef extern from *:
     #define HK_PREFETCH(a) ((void)0)
     #endif
 
-    /* Whether the CPU has AVX2 + F16C (set once by hk_init) and whether those loops run. */
-    static int hk_has_avx2 = 0, hk_use_avx2 = 0;
+    /* Whether the CPU has AVX2 + F16C and AVX-512F (set once by hk_init) and whether those
+       loops run. */
+    static int hk_has_avx2 = 0, hk_has_avx512 = 0, hk_use_avx2 = 0, hk_use_avx512 = 0;
     static void hk_init(void) {
     #if HK_X86
         __builtin_cpu_init();
         hk_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        hk_has_avx512 = hk_has_avx2 && __builtin_cpu_supports("avx512f")
+                        && __builtin_cpu_supports("popcnt");
     #endif
         hk_use_avx2 = hk_has_avx2;
+        hk_use_avx512 = hk_has_avx512;
     }
     static int hk_set_simd(int on) {
         int was = hk_use_avx2;
         hk_use_avx2 = on && hk_has_avx2;
+        hk_use_avx512 = on && hk_has_avx512;
         return was;
     }
 
@@ -187,44 +199,60 @@ cdef extern from *:
         memset(sub, 0, (size_t)(HK_SUBS * s) * sizeof(hk_sub_t));
     }
 
-    /* floor(v * 2^-k) in T. "Simple" when 2^-k = s1 >= 1 (s2 = 1): the product is exact.
-       Else the product of two factors, whose truncation is corrected, and a negative product
-       that underflowed to zero goes to bin -1. */
-    #define HK_IDX_SIMPLE(T, v, s1, s2)                                                     \
-        __extension__({ T y_ = (v) * (s1); int32_t t_ = (int32_t)y_; t_ -= (T)t_ > y_; t_; })
-    #define HK_IDX_GENERAL(T, v, s1, s2)                                                    \
-        __extension__({ T y_ = ((v) * (s1)) * (s2); int32_t t_ = (int32_t)y_;              \
-                        t_ -= (T)t_ > y_; t_ -= (y_ == (T)0) & ((v) < (T)0); t_; })
+    /* floor(v * 2^-k) in T, for |v| below the bound (the callers pass 0 for the elements that
+       do not fit, whose indices are not used: the conversion stays defined). "Simple" when
+       2^-k = s1 >= 1 (s2 = 1): the product is exact. Else the product of two factors, whose
+       truncation is corrected, and a negative product that underflowed to zero goes to bin -1. */
+    #define HK_IDX_FUNS(T, SUF)                                                             \
+    static inline int32_t hk_idx_simple_##SUF(T v, T s1, T s2) {                            \
+        T y = v * s1;                                                                       \
+        int32_t t = (int32_t)y;                                                             \
+        (void)s2;                                                                           \
+        return t - ((T)t > y);                                                              \
+    }                                                                                       \
+    static inline int32_t hk_idx_general_##SUF(T v, T s1, T s2) {                           \
+        T y = (v * s1) * s2;                                                                \
+        int32_t t = (int32_t)y;                                                             \
+        return t - ((T)t > y) - ((y == (T)0) & (v < (T)0));                                 \
+    }
+    HK_IDX_FUNS(float, f32)
+    HK_IDX_FUNS(double, f64)
 
     /* One pass over m elements: the reductions red = {signed max, signed min, unsigned max,
-       unsigned min} of the bit patterns, and the bin indices at 2^-k = s1 * s2. */
-    #define HK_FUSE_LOOP(T, UT, KT, IDX)                                                    \
+       unsigned min} of the bit patterns, and the bin indices at 2^-k = s1 * s2 of the
+       elements whose magnitude bits are below limb. */
+    #define HK_FUSE_LOOP(T, UT, KT, ABS, IDX)                                               \
         for (i = 0; i < m; i++) {                                                           \
-            UT b; T v = p[i];                                                               \
+            UT b, bk; T v;                                                                  \
             memcpy(&b, &p[i], sizeof b);                                                    \
             smax = (KT)b > smax ? (KT)b : smax;                                             \
             smin = (KT)b < smin ? (KT)b : smin;                                             \
             umax = b > umax ? b : umax;                                                     \
             umin = b < umin ? b : umin;                                                     \
-            idx[i] = IDX(T, v, s1, s2);                                                     \
+            bk = (KT)(b & (UT)ABS) < (KT)limb ? b : (UT)0;                                  \
+            memcpy(&v, &bk, sizeof v);                                                      \
+            idx[i] = IDX(v, s1, s2);                                                        \
         }
-    #define HK_FUSE(NAME, T, UT, KT, KMIN, KMAX)                                            \
+    #define HK_FUSE(NAME, T, UT, KT, KMIN, KMAX, ABS, SUF)                                  \
     HK_CLONES                                                                               \
-    static void NAME(const T *p, int64_t m, T s1, T s2, int simple, int32_t *idx, UT *red) { \
+    static void NAME(const T *p, int64_t m, T s1, T s2, int simple, UT limb, int32_t *idx,  \
+                     UT *red) {                                                             \
         int64_t i;                                                                          \
         KT smax = KMIN, smin = KMAX;                                                        \
         UT umax = 0, umin = (UT)-1;                                                         \
-        if (simple) { HK_FUSE_LOOP(T, UT, KT, HK_IDX_SIMPLE) }                              \
-        else { HK_FUSE_LOOP(T, UT, KT, HK_IDX_GENERAL) }                                    \
+        if (simple) { HK_FUSE_LOOP(T, UT, KT, ABS, hk_idx_simple_##SUF) }                   \
+        else { HK_FUSE_LOOP(T, UT, KT, ABS, hk_idx_general_##SUF) }                         \
         red[0] = (UT)smax; red[1] = (UT)smin; red[2] = umax; red[3] = umin;                 \
     }
-    HK_FUSE(hk_fuse_f32, float, uint32_t, int32_t, INT32_MIN, INT32_MAX)
-    HK_FUSE(hk_fuse_f64, double, uint64_t, int64_t, INT64_MIN, INT64_MAX)
+    HK_FUSE(hk_fuse_f32, float, uint32_t, int32_t, INT32_MIN, INT32_MAX, 0x7fffffffu, f32)
+    HK_FUSE(hk_fuse_f64, double, uint64_t, int64_t, INT64_MIN, INT64_MAX, 0x7fffffffffffffffull,
+            f64)
 
     #if HK_X86
     /* hk_fuse_f32 with AVX2: the floor in one instruction. */
     #define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
         for (i = 0; i + 8 <= m; i += 8) {                                                   \
+            HK_PREFETCH_AHEAD(p + i);                                                       \
             __m256 v = _mm256_loadu_ps(p + i), y;                                           \
             __m256i b = _mm256_castps_si256(v), t;                                          \
             smax = _mm256_max_epi32(smax, b);                                               \
@@ -237,7 +265,7 @@ cdef extern from *:
     #define HK_FLOOR_PS(y) _mm256_round_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
     HK_AVX2
     static void hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, int simple,
-                                 int32_t *idx, uint32_t *red) {
+                                 uint32_t limb, int32_t *idx, uint32_t *red) {
         int64_t i;
         __m256i smax = _mm256_set1_epi32(INT32_MIN), smin = _mm256_set1_epi32(INT32_MAX);
         __m256i umax = _mm256_setzero_si256(), umin = _mm256_set1_epi32(-1);
@@ -268,14 +296,15 @@ cdef extern from *:
                 un = (uint32_t)lane[3][j] < un ? (uint32_t)lane[3][j] : un;
             }
             for (; i < m; i++) {
-                uint32_t b; float v = p[i];
+                uint32_t b, bk; float v;
                 memcpy(&b, &p[i], sizeof b);
                 sx = (int32_t)b > sx ? (int32_t)b : sx;
                 sn = (int32_t)b < sn ? (int32_t)b : sn;
                 ux = b > ux ? b : ux;
                 un = b < un ? b : un;
-                idx[i] = simple ? HK_IDX_SIMPLE(float, v, s1, s2)
-                                : HK_IDX_GENERAL(float, v, s1, s2);
+                bk = (b & 0x7fffffffu) < limb ? b : 0u;
+                memcpy(&v, &bk, sizeof v);
+                idx[i] = simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
             }
             red[0] = (uint32_t)sx; red[1] = (uint32_t)sn; red[2] = ux; red[3] = un;
         }
@@ -287,6 +316,7 @@ cdef extern from *:
         int64_t i;
         for (i = 0; i + 8 <= m; i += 8) {
             __m128i h = _mm_loadu_si128((const __m128i *)(u + i));
+            HK_PREFETCH_AHEAD(u + i);
             __m256 f = fmt == HK_F16 ? _mm256_cvtph_ps(h)
                                      : _mm256_castsi256_ps(_mm256_slli_epi32(
                                            _mm256_cvtepu16_epi32(h), 16));
@@ -299,6 +329,89 @@ cdef extern from *:
     }
     #endif
 
+    #if HK_X86
+    /* The window: the bins [-HK_WIN/2, HK_WIN/2), where most elements of typical data fall,
+       counted in registers (8-bit counters, four bins to a 32-bit lane; a block adds at most
+       HK_BLK/16 <= 255 to each), so that only the other elements are stored one by one. */
+    #define HK_WIN 16
+    /* hk_fuse_f32 with AVX-512; with window, the elements in the window are counted in wc and
+       only the others' indices are written (compressed) to idx. Returns how many were
+       written. idx has room for m + 16. */
+    #define HK_FLOOR_PS512(y) _mm512_roundscale_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+    /* One vector of 16 (tm: the lanes in the block). */
+    #define HK_FUSE512_STEP(tm)                                                             \
+        do {                                                                                \
+            __mmask16 out_ = (tm);                                                          \
+            __m512 v_ = _mm512_mask_loadu_ps(first, out_, p + i), y_;                       \
+            __m512i b_ = _mm512_castps_si512(v_), t_;                                       \
+            smax = _mm512_max_epi32(smax, b_);                                              \
+            smin = _mm512_min_epi32(smin, b_);                                              \
+            umax = _mm512_max_epu32(umax, b_);                                              \
+            umin = _mm512_min_epu32(umin, b_);                                              \
+            if (simple) {                                                                   \
+                y_ = _mm512_mul_ps(v_, vs1);                                                \
+                t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+            } else {                                                                        \
+                y_ = _mm512_mul_ps(_mm512_mul_ps(v_, vs1), vs2);                            \
+                t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+                t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
+                                           & _mm512_cmp_ps_mask(v_, zero, _CMP_LT_OQ), t_, one); \
+            }                                                                               \
+            if (window) {                                                                   \
+                __m512i w_ = _mm512_add_epi32(t_, half);                                    \
+                __mmask16 in_ = _mm512_cmplt_epu32_mask(w_, width) & out_;                  \
+                acc0 = _mm512_add_epi32(acc0, _mm512_maskz_permutexvar_epi32(in_, w_, tab0)); \
+                acc1 = _mm512_add_epi32(acc1, _mm512_maskz_permutexvar_epi32(in_, w_, tab1)); \
+                acc2 = _mm512_add_epi32(acc2, _mm512_maskz_permutexvar_epi32(in_, w_, tab2)); \
+                acc3 = _mm512_add_epi32(acc3, _mm512_maskz_permutexvar_epi32(in_, w_, tab3)); \
+                out_ &= (__mmask16)~in_;                                                    \
+            }                                                                               \
+            _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(out_, t_));   \
+            n += _mm_popcnt_u32((unsigned)out_);                                            \
+        } while (0)
+    HK_AVX512
+    static int64_t hk_fuse_f32_avx512(const float *p, int64_t m, float s1, float s2, int simple,
+                                      int window, int32_t *idx, uint32_t *red, uint32_t *wc) {
+        int64_t i, n = 0;
+        int j, r;
+        __m512i smax = _mm512_set1_epi32(INT32_MIN), smin = _mm512_set1_epi32(INT32_MAX);
+        __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi32(-1);
+        __m512 vs1 = _mm512_set1_ps(s1), vs2 = _mm512_set1_ps(s2), zero = _mm512_setzero_ps();
+        __m512 first = _mm512_set1_ps(p[0]);  /* fills the lanes past the end (min/max unchanged) */
+        __m512i half = _mm512_set1_epi32(HK_WIN / 2), width = _mm512_set1_epi32(HK_WIN);
+        __m512i one = _mm512_set1_epi32(1), tab[4], acc[4];
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        __m512i tab0, tab1, tab2, tab3;
+        for (j = 0; j < 4; j++) {  /* tab[j][w]: bin w's counter if it lives in acc[j] */
+            int32_t tl[16];
+            for (r = 0; r < 16; r++) tl[r] = (r >> 2) == j ? (int32_t)(1u << (8 * (r & 3))) : 0;
+            tab[j] = _mm512_loadu_si512((const void *)tl);
+        }
+        tab0 = tab[0]; tab1 = tab[1]; tab2 = tab[2]; tab3 = tab[3];
+        for (i = 0; i + 16 <= m; i += 16) {
+        HK_PREFETCH_AHEAD(p + i);
+        HK_FUSE512_STEP((__mmask16)0xffff);
+    }
+        if (i < m) HK_FUSE512_STEP((__mmask16)((1u << (m - i)) - 1));
+        red[0] = (uint32_t)_mm512_reduce_max_epi32(smax);
+        red[1] = (uint32_t)_mm512_reduce_min_epi32(smin);
+        red[2] = _mm512_reduce_max_epu32(umax);
+        red[3] = _mm512_reduce_min_epu32(umin);
+        if (window) {
+            __m512i byte = _mm512_set1_epi32(0xff);
+            acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;
+            for (j = 0; j < 4; j++)
+                for (r = 0; r < 4; r++)
+                    wc[4 * j + r] = (uint32_t)_mm512_reduce_add_epi32(
+                        _mm512_and_si512(_mm512_srli_epi32(acc[j], (unsigned)(8 * r)), byte));
+        }
+        return n;
+    }
+    #define HK_WINDOW_F32 hk_use_avx512
+    #else
+    #define HK_WIN 16
+    #define HK_WINDOW_F32 0
+    #endif
     /* The bit pattern of the bound lim = bins/2 * 2^k in type T, or INFBITS when every finite
        value fits: a magnitude is below lim exactly when its bits are below these. */
     #define HK_LIMBITS(T, UT, TMAX, INFBITS, lim, out)                                      \
@@ -309,16 +422,20 @@ cdef extern from *:
 
     /* One block of m <= HK_BLK elements of channel c. With sub, the increments go to the
        four sub-histograms (the caller flushes them at the end of its run); without, straight
-       into the channel's counts. */
-    #define HK_BLOCK(NAME, T, UT, SHIFT, ABSMASK, INFBITS, TMAX, SCALAR, S1, S2, FUSE)      \
+       into the channel's counts. With WINDOW, FUSE counts the window's bins apart; a block
+       with most elements outside it turns the window off for the next 32 blocks. */
+    #define HK_BLOCK(NAME, T, UT, SHIFT, ABSMASK, INFBITS, TMAX, SCALAR, S1, S2, FUSE, WINDOW) \
     static int NAME(const T *p, int64_t m, hk_chan *c, int64_t bins, int kfloor,            \
                     hk_sub_t *sub, int64_t *pending) {                                      \
-        int64_t h = bins / 2, i;                                                            \
-        int32_t idx[HK_BLK];                                                                \
+        int64_t h = bins / 2, i, n;                                                         \
+        int32_t idx[HK_BLK + 16];                                                           \
+        uint32_t wc[HK_WIN];                                                                \
         UT red[4], limb, bmax, bmin, amax, a2;                                              \
         T s1 = c->S1, s2 = c->S2, av;                                                       \
+        int window = (WINDOW) && c->woff == 0;                                              \
+        if (c->woff > 0) c->woff--;                                                         \
         HK_LIMBITS(T, UT, TMAX, INFBITS, c->lim, limb);                                     \
-        FUSE(p, m, s1, s2, c->k <= 0 && s2 == (T)1, idx, red);                              \
+        n = FUSE(p, m, s1, s2, c->k <= 0 && s2 == (T)1, limb, window, idx, red, wc);        \
         /* the max: the largest signed pattern if it is positive, else (all negative) the   \
            smallest unsigned; the min: the largest unsigned if negative, else the smallest */ \
         bmax = (red[0] >> SHIFT) ? red[3] : red[0];                                         \
@@ -337,45 +454,56 @@ cdef extern from *:
             if (hk_coarsen(c->cnt, bins, nk - c->k)) return -1;                             \
             hk_set_k(c, h, nk);                                                             \
             s1 = c->S1; s2 = c->S2;                                                         \
-            FUSE(p, m, s1, s2, c->k <= 0 && s2 == (T)1, idx, red);                          \
+            n = FUSE(p, m, s1, s2, c->k <= 0 && s2 == (T)1, (UT)INFBITS, window, idx, red,  \
+                     wc);  /* the new k fits every element */                               \
         }                                                                                   \
         memcpy(&av, &bmin, sizeof av);                                                      \
         if ((double)av < c->mn || ((double)av == c->mn && signbit(av))) c->mn = av;         \
         memcpy(&av, &bmax, sizeof av);                                                      \
         if ((double)av > c->mx || ((double)av == c->mx && !signbit(av))) c->mx = av;        \
+        if (window) {                                                                       \
+            for (i = 0; i < HK_WIN; i++) c->cnt[h - HK_WIN / 2 + i] += wc[i];               \
+            if (2 * n > m) c->woff = 32;                                                    \
+        }                                                                                   \
         if (!sub) {                                                                         \
             uint64_t *mid = c->cnt + h;                                                     \
-            for (i = 0; i < m; i++) mid[idx[i]]++;                                          \
+            for (i = 0; i < n; i++) mid[idx[i]]++;                                          \
             return 0;                                                                       \
         }                                                                                   \
         {                                                                                   \
             int64_t st_ = HK_STRIDE(bins);                                                  \
             hk_sub_t *q0 = sub + h, *q1 = sub + st_ + h;                                    \
             hk_sub_t *q2 = sub + 2 * st_ + h, *q3 = sub + 3 * st_ + h;                      \
-            for (i = 0; i + 4 <= m; i += 4) {                                               \
-                if (!(i & 15)) HK_PREFETCH((const char *)(p + m) + i * sizeof(T));          \
+            for (i = 0; i + 4 <= n; i += 4) {                                               \
+                if (!(i & 15)) HK_PREFETCH((const void *)((uintptr_t)(p + m) + i * sizeof(T))); \
                 q0[idx[i]]++;                                                               \
                 q1[idx[i + 1]]++;                                                           \
                 q2[idx[i + 2]]++;                                                           \
                 q3[idx[i + 3]]++;                                                           \
             }                                                                               \
-            for (; i < m; i++) q0[idx[i]]++;                                                \
+            for (; i < n; i++) q0[idx[i]]++;                                                \
         }                                                                                   \
-        *pending += m;                                                                      \
+        *pending += n;                                                                      \
         if (*pending > HK_SUB_LIMIT) { hk_flush(c, sub, bins); *pending = 0; }              \
         return 0;                                                                           \
     }
+    /* The fused passes as FUSE: the number of indices written (all m without the window). */
     #if HK_X86
-    #define HK_FUSE_F32(p, m, s1, s2, simple, idx, red)                                     \
-        (hk_use_avx2 ? hk_fuse_f32_avx2(p, m, s1, s2, simple, idx, red)                     \
-                     : hk_fuse_f32(p, m, s1, s2, simple, idx, red))
+    #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_use_avx512 ? hk_fuse_f32_avx512(p, m, s1, s2, simple, window, idx, red, wc)      \
+         : hk_use_avx2 ? (hk_fuse_f32_avx2(p, m, s1, s2, simple, limb, idx, red), m)         \
+         : (hk_fuse_f32(p, m, s1, s2, simple, limb, idx, red), m))
     #else
-    #define HK_FUSE_F32 hk_fuse_f32
+    #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_fuse_f32(p, m, s1, s2, simple, limb, idx, red), m)
     #endif
+    #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_fuse_f64(p, m, s1, s2, simple, limb, idx, red), m)
     HK_BLOCK(hk_blk_f32, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX, hk_run_f32,
-             fs1, fs2, HK_FUSE_F32)
+             fs1, fs2, HK_FUSE_F32, HK_WINDOW_F32)
     HK_BLOCK(hk_blk_f64, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0000000000000ull,
-             DBL_MAX, hk_run_f64, s1, s2, hk_fuse_f64)
+             DBL_MAX, hk_run_f64, s1, s2, HK_FUSE_F64, 0)
+
 
     /* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32). */
     static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan *c,

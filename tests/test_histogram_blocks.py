@@ -45,6 +45,20 @@ def regimes(case: str, rng) -> dict[str, np.ndarray]:
     return out
 
 
+@pytest.mark.parametrize("case", ("float16", "bfloat16_bits", "float32"))
+def test_window_turned_off_and_on(case, simd):
+    # Spread-out blocks (most elements outside the central bins counted in registers)
+    # turn the window off for a while; central blocks after them turn it on again.
+    rng = np.random.default_rng(13)
+    spread = rng.uniform(-1000, 1000, 40 * 1024)
+    central = rng.standard_t(3, 40 * 1024)
+    v = np.concatenate([central[:3000], spread, central, [1000.0]])
+    x, b = make(case, v)
+    t = qdq.HistogramTracker(bins=64, bfloat16_bits=b).update(x)
+    k, counts = ref_counts(values(x, b), 64, K_FLOOR[fmt_name(case)])
+    assert t.exponent == k and (t.counts == counts).all()
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_blocks_match_the_definition(case, simd):
     rng = np.random.default_rng(11)
