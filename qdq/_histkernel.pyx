@@ -334,11 +334,49 @@ cdef extern from *:
        counted in registers (8-bit counters, four bins to a 32-bit lane; a block adds at most
        HK_BLK/16 <= 255 to each), so that only the other elements are stored one by one. */
     #define HK_WIN 16
-    /* hk_fuse_f32 with AVX-512; with window, the elements in the window are counted in wc and
-       only the others' indices are written (compressed) to idx. Returns how many were
-       written. idx has room for m + 16. */
     #define HK_FLOOR_PS512(y) _mm512_roundscale_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-    /* One vector of 16 (tm: the lanes in the block). */
+    #define HK_FLOOR_PD512(y) _mm512_roundscale_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+    /* The state of the AVX-512 fused passes: the window's tables and counters, constants. */
+    #define HK_WIN_SETUP                                                                    \
+        int64_t i, n = 0;                                                                   \
+        int j, r;                                                                           \
+        __m512i half = _mm512_set1_epi32(HK_WIN / 2), width = _mm512_set1_epi32(HK_WIN);    \
+        __m512i one = _mm512_set1_epi32(1), tab[4], acc[4];                                 \
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;       \
+        __m512i tab0, tab1, tab2, tab3;                                                     \
+        for (j = 0; j < 4; j++) {  /* tab[j][w]: bin w's counter if it lives in acc[j] */   \
+            int32_t tl[16];                                                                 \
+            for (r = 0; r < 16; r++) tl[r] = (r >> 2) == j ? (int32_t)(1u << (8 * (r & 3))) : 0; \
+            tab[j] = _mm512_loadu_si512((const void *)tl);                                  \
+        }                                                                                   \
+        tab0 = tab[0]; tab1 = tab[1]; tab2 = tab[2]; tab3 = tab[3]
+    /* 16 indices t_ of the lanes out_: those in the window counted, the others written. */
+    #define HK_WIN_STEP(t_, out_)                                                           \
+        do {                                                                                \
+            if (window) {                                                                   \
+                __m512i w_ = _mm512_add_epi32(t_, half);                                    \
+                __mmask16 in_ = _mm512_cmplt_epu32_mask(w_, width) & out_;                  \
+                acc0 = _mm512_add_epi32(acc0, _mm512_maskz_permutexvar_epi32(in_, w_, tab0)); \
+                acc1 = _mm512_add_epi32(acc1, _mm512_maskz_permutexvar_epi32(in_, w_, tab1)); \
+                acc2 = _mm512_add_epi32(acc2, _mm512_maskz_permutexvar_epi32(in_, w_, tab2)); \
+                acc3 = _mm512_add_epi32(acc3, _mm512_maskz_permutexvar_epi32(in_, w_, tab3)); \
+                out_ &= (__mmask16)~in_;                                                    \
+            }                                                                               \
+            _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(out_, t_));   \
+            n += _mm_popcnt_u32((unsigned)out_);                                            \
+        } while (0)
+    /* The window's counts into wc. */
+    #define HK_WIN_COUNTS                                                                   \
+        if (window) {                                                                       \
+            __m512i byte = _mm512_set1_epi32(0xff);                                         \
+            acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;                     \
+            for (j = 0; j < 4; j++)                                                         \
+                for (r = 0; r < 4; r++)                                                     \
+                    wc[4 * j + r] = (uint32_t)_mm512_reduce_add_epi32(                      \
+                        _mm512_and_si512(_mm512_srli_epi32(acc[j], (unsigned)(8 * r)), byte)); \
+        }
+
+    /* One vector of 16 float32 (tm: the lanes in the block). */
     #define HK_FUSE512_STEP(tm)                                                             \
         do {                                                                                \
             __mmask16 out_ = (tm);                                                          \
@@ -357,60 +395,88 @@ cdef extern from *:
                 t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
                                            & _mm512_cmp_ps_mask(v_, zero, _CMP_LT_OQ), t_, one); \
             }                                                                               \
-            if (window) {                                                                   \
-                __m512i w_ = _mm512_add_epi32(t_, half);                                    \
-                __mmask16 in_ = _mm512_cmplt_epu32_mask(w_, width) & out_;                  \
-                acc0 = _mm512_add_epi32(acc0, _mm512_maskz_permutexvar_epi32(in_, w_, tab0)); \
-                acc1 = _mm512_add_epi32(acc1, _mm512_maskz_permutexvar_epi32(in_, w_, tab1)); \
-                acc2 = _mm512_add_epi32(acc2, _mm512_maskz_permutexvar_epi32(in_, w_, tab2)); \
-                acc3 = _mm512_add_epi32(acc3, _mm512_maskz_permutexvar_epi32(in_, w_, tab3)); \
-                out_ &= (__mmask16)~in_;                                                    \
-            }                                                                               \
-            _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(out_, t_));   \
-            n += _mm_popcnt_u32((unsigned)out_);                                            \
+            HK_WIN_STEP(t_, out_);                                                          \
         } while (0)
+
+    /* hk_fuse_f32 with AVX-512; with window, the elements in the window are counted in wc and
+       only the others' indices are written (compressed) to idx. Returns how many were
+       written. idx has room for m + 16. */
     HK_AVX512
     static int64_t hk_fuse_f32_avx512(const float *p, int64_t m, float s1, float s2, int simple,
                                       int window, int32_t *idx, uint32_t *red, uint32_t *wc) {
-        int64_t i, n = 0;
-        int j, r;
         __m512i smax = _mm512_set1_epi32(INT32_MIN), smin = _mm512_set1_epi32(INT32_MAX);
         __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi32(-1);
         __m512 vs1 = _mm512_set1_ps(s1), vs2 = _mm512_set1_ps(s2), zero = _mm512_setzero_ps();
         __m512 first = _mm512_set1_ps(p[0]);  /* fills the lanes past the end (min/max unchanged) */
-        __m512i half = _mm512_set1_epi32(HK_WIN / 2), width = _mm512_set1_epi32(HK_WIN);
-        __m512i one = _mm512_set1_epi32(1), tab[4], acc[4];
-        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        __m512i tab0, tab1, tab2, tab3;
-        for (j = 0; j < 4; j++) {  /* tab[j][w]: bin w's counter if it lives in acc[j] */
-            int32_t tl[16];
-            for (r = 0; r < 16; r++) tl[r] = (r >> 2) == j ? (int32_t)(1u << (8 * (r & 3))) : 0;
-            tab[j] = _mm512_loadu_si512((const void *)tl);
-        }
-        tab0 = tab[0]; tab1 = tab[1]; tab2 = tab[2]; tab3 = tab[3];
+        HK_WIN_SETUP;
         for (i = 0; i + 16 <= m; i += 16) {
-        HK_PREFETCH_AHEAD(p + i);
-        HK_FUSE512_STEP((__mmask16)0xffff);
-    }
+            HK_PREFETCH_AHEAD(p + i);
+            HK_FUSE512_STEP((__mmask16)0xffff);
+        }
         if (i < m) HK_FUSE512_STEP((__mmask16)((1u << (m - i)) - 1));
         red[0] = (uint32_t)_mm512_reduce_max_epi32(smax);
         red[1] = (uint32_t)_mm512_reduce_min_epi32(smin);
         red[2] = _mm512_reduce_max_epu32(umax);
         red[3] = _mm512_reduce_min_epu32(umin);
-        if (window) {
-            __m512i byte = _mm512_set1_epi32(0xff);
-            acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;
-            for (j = 0; j < 4; j++)
-                for (r = 0; r < 4; r++)
-                    wc[4 * j + r] = (uint32_t)_mm512_reduce_add_epi32(
-                        _mm512_and_si512(_mm512_srli_epi32(acc[j], (unsigned)(8 * r)), byte));
-        }
+        HK_WIN_COUNTS
         return n;
     }
-    #define HK_WINDOW_F32 hk_use_avx512
+
+    /* Two vectors of 8 float64 (tm: the lanes in the block), their 16 indices together. */
+    #define HK_FUSE512D_HALF(v_, y_, tt_, mk_, fix_, q_)                                    \
+        do {                                                                                \
+            __m512i b_;                                                                     \
+            v_ = _mm512_mask_loadu_pd(first, mk_, q_);                                      \
+            b_ = _mm512_castpd_si512(v_);                                                   \
+            smax = _mm512_max_epi64(smax, b_);                                              \
+            smin = _mm512_min_epi64(smin, b_);                                              \
+            umax = _mm512_max_epu64(umax, b_);                                              \
+            umin = _mm512_min_epu64(umin, b_);                                              \
+            y_ = simple ? _mm512_mul_pd(v_, vs1) : _mm512_mul_pd(_mm512_mul_pd(v_, vs1), vs2); \
+            tt_ = _mm512_cvttpd_epi32(HK_FLOOR_PD512(y_));                                  \
+            fix_ = simple ? (__mmask8)0 : (__mmask8)(_mm512_cmp_pd_mask(y_, zero, _CMP_EQ_OQ) \
+                                                     & _mm512_cmp_pd_mask(v_, zero, _CMP_LT_OQ)); \
+        } while (0)
+    #define HK_FUSE512D_STEP(tm)                                                            \
+        do {                                                                                \
+            __mmask16 out_ = (tm);                                                          \
+            __mmask8 k0_ = (__mmask8)out_, k1_ = (__mmask8)(out_ >> 8), f0_, f1_;           \
+            __m512d v0_, v1_, y0_, y1_;                                                     \
+            __m256i t0_, t1_;                                                               \
+            __m512i t_;                                                                     \
+            HK_FUSE512D_HALF(v0_, y0_, t0_, k0_, f0_, p + i);                               \
+            HK_FUSE512D_HALF(v1_, y1_, t1_, k1_, f1_, p + i + (m - i > 8 ? 8 : 0));         \
+            t_ = _mm512_inserti64x4(_mm512_castsi256_si512(t0_), t1_, 1);                   \
+            t_ = _mm512_mask_sub_epi32(t_, (__mmask16)(f0_ | ((unsigned)f1_ << 8)), t_, one); \
+            HK_WIN_STEP(t_, out_);                                                          \
+        } while (0)
+
+    /* hk_fuse_f64 with AVX-512, as hk_fuse_f32_avx512. */
+    HK_AVX512
+    static int64_t hk_fuse_f64_avx512(const double *p, int64_t m, double s1, double s2, int simple,
+                                      int window, int32_t *idx, uint64_t *red, uint32_t *wc) {
+        __m512i smax = _mm512_set1_epi64(INT64_MIN), smin = _mm512_set1_epi64(INT64_MAX);
+        __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi64(-1);
+        __m512d vs1 = _mm512_set1_pd(s1), vs2 = _mm512_set1_pd(s2), zero = _mm512_setzero_pd();
+        __m512d first = _mm512_set1_pd(p[0]);
+        HK_WIN_SETUP;
+        for (i = 0; i + 16 <= m; i += 16) {
+            HK_PREFETCH_AHEAD(p + i);
+            HK_PREFETCH_AHEAD(p + i + 8);
+            HK_FUSE512D_STEP((__mmask16)0xffff);
+        }
+        if (i < m) HK_FUSE512D_STEP((__mmask16)((1u << (m - i)) - 1));
+        red[0] = (uint64_t)_mm512_reduce_max_epi64(smax);
+        red[1] = (uint64_t)_mm512_reduce_min_epi64(smin);
+        red[2] = _mm512_reduce_max_epu64(umax);
+        red[3] = _mm512_reduce_min_epu64(umin);
+        HK_WIN_COUNTS
+        return n;
+    }
+    #define HK_WINDOW_AVX512 hk_use_avx512
     #else
     #define HK_WIN 16
-    #define HK_WINDOW_F32 0
+    #define HK_WINDOW_AVX512 0
     #endif
     /* The bit pattern of the bound lim = bins/2 * 2^k in type T, or INFBITS when every finite
        value fits: a magnitude is below lim exactly when its bits are below these. */
@@ -497,12 +563,18 @@ cdef extern from *:
     #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
         (hk_fuse_f32(p, m, s1, s2, simple, limb, idx, red), m)
     #endif
+    #if HK_X86
+    #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_use_avx512 ? hk_fuse_f64_avx512(p, m, s1, s2, simple, window, idx, red, wc)      \
+         : (hk_fuse_f64(p, m, s1, s2, simple, limb, idx, red), m))
+    #else
     #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
         (hk_fuse_f64(p, m, s1, s2, simple, limb, idx, red), m)
+    #endif
     HK_BLOCK(hk_blk_f32, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX, hk_run_f32,
-             fs1, fs2, HK_FUSE_F32, HK_WINDOW_F32)
+             fs1, fs2, HK_FUSE_F32, HK_WINDOW_AVX512)
     HK_BLOCK(hk_blk_f64, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0000000000000ull,
-             DBL_MAX, hk_run_f64, s1, s2, HK_FUSE_F64, 0)
+             DBL_MAX, hk_run_f64, s1, s2, HK_FUSE_F64, HK_WINDOW_AVX512)
 
 
     /* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32). */
