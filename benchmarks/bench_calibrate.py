@@ -1,9 +1,11 @@
 """Cost of building a calibration histogram against the range pass; range quality.
 
     python benchmarks/bench_calibrate.py [--mi 64] [--rounds 7] [--threads N] [--numpy]
+                                         [--dtype float32]
     python benchmarks/bench_calibrate.py --quality
 
-On the same float32 array (64 Mi elements of Student-t data by default) it
+On the same array (64 Mi elements of Student-t data by default; float32, or
+float16, float64 or bfloat16 given as bit patterns with ``bfloat16_bits``) it
 times, interleaved in every round, ``qdq.compute_range`` (the op's fused
 min/max pass), ``qdq.HistogramTracker().update`` (the histogram, with its exact
 min/max, NaN and inf counts) and, for reference, a NumPy histogram of the same
@@ -91,6 +93,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--numpy", action="store_true", help="also time the NumPy histogram")
+    ap.add_argument("--dtype", default="float32",
+                    choices=("float16", "bfloat16", "float32", "float64"))
     ap.add_argument("--quality", action="store_true", help="range quality instead of speed")
     a = ap.parse_args()
     if a.quality:
@@ -100,12 +104,19 @@ def main() -> None:
         qdq.set_num_threads(a.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_t(3, a.mi << 20).astype(np.float32)
+    b16 = a.dtype == "bfloat16"
+    if b16:  # bfloat16 bit patterns (round to nearest even), no optional dependency
+        u = x.view(np.uint32)
+        x = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    else:
+        x = x.astype(a.dtype)
     methods = {
-        "compute_range": lambda: qdq.compute_range(x),
-        "histogram": lambda: qdq.HistogramTracker().update(x),
+        "compute_range": lambda: qdq.compute_range(x, bfloat16_bits=b16),
+        "histogram": lambda: qdq.HistogramTracker(bfloat16_bits=b16).update(x),
     }
     if a.numpy:
-        methods["numpy floor+bincount"] = lambda: numpy_histogram(x)
+        methods["numpy floor+bincount"] = lambda: numpy_histogram(
+            (x.astype(np.uint32) << 16).view(np.float32) if b16 else x)
     times: dict[str, list[float]] = {name: [] for name in methods}
     cpu: dict[str, list[float]] = {name: [] for name in methods}
     for f in methods.values():  # warm-up
@@ -118,7 +129,7 @@ def main() -> None:
             cpu[name].append(time.process_time() - c0)
     base = statistics.median(times["compute_range"])
     cbase = statistics.median(cpu["compute_range"])
-    print(f"{a.mi} Mi float32, {qdq.get_num_threads()} threads, medians of {a.rounds} "
+    print(f"{a.mi} Mi {a.dtype}, {qdq.get_num_threads()} threads, medians of {a.rounds} "
           "interleaved rounds (wall time; CPU time of the process)")
     for name in methods:
         med, cmed = statistics.median(times[name]), statistics.median(cpu[name])

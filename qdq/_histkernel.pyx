@@ -20,6 +20,7 @@ import numpy as np
 
 cdef extern from *:
     """
+    #include <float.h>
     #include <math.h>
     #include <stdint.h>
     #include <stdlib.h>
@@ -38,6 +39,7 @@ cdef extern from *:
         uint64_t *cnt;           /* bins counts; cnt[h + j] is bin j */
         uint64_t nan, pinf, ninf;
         double mn, mx;
+        int woff;                /* blocks left to bin without the window */
     } hk_chan;
 
     /* Smallest k >= kfloor with a < h * 2^k (a finite, >= 0). */
@@ -123,27 +125,45 @@ cdef extern from *:
     HK_RUN(hk_run_f64, HK_LOAD_F64, 1)
 
     /* The fast path works on blocks of HK_BLK elements (float32 or float64; 16-bit
-       formats are widened to float32 through the table). Pass 1 (vectorised, integer):
-       the largest |x| bit pattern and the min/max as order-preserving integer keys (-0.0
-       below +0.0); a block holding NaN or inf goes to the scalar path. Pass 2
-       (vectorised): the bin indices, at the k the block needs. Pass 3: the increments,
-       spread over four private sub-histograms (independent store chains when many
-       elements share a bin) that are added into the uint64 counts. */
+       formats are widened to float32 exactly). One vectorised pass over a block gathers
+       four reductions of the bit patterns (signed and unsigned min and max, which give
+       the exact min/max with -0.0 below +0.0, the largest magnitude, and whether the block
+       holds NaN or inf) and the bin indices at the current k; a block holding NaN or inf
+       goes to the scalar path, and the indices are recomputed in the rare block that needs
+       a larger k. The increments are then spread over four private sub-histograms
+       (independent store chains when many elements share a bin) that are added into the
+       uint64 counts. */
     #define HK_BLK 1024
     #define HK_FAST_MAX_BINS 65536
     /* uint16 sub-histograms (4 x 2048 take 16 KiB, next to the block in L1), added into
        the counts at least every HK_SUB_LIMIT increments, before any could overflow. */
     typedef uint16_t hk_sub_t;
+    #define HK_SUBS 4
+    /* One sub-histogram after another, 64 bytes apart beyond the bins: at a multiple of 4 KiB
+       the same bin of two of them would alias in the load/store unit. */
+    #define HK_STRIDE(bins) ((bins) + 32)
     #define HK_SUB_LIMIT ((int64_t)4 * 60000)
     static hk_sub_t *hk_sub_alloc(int64_t bins) {
         if (bins > HK_FAST_MAX_BINS) return NULL;
-        return (hk_sub_t *)calloc((size_t)(4 * bins), sizeof(hk_sub_t));
+        return (hk_sub_t *)calloc((size_t)(HK_SUBS * HK_STRIDE(bins)), sizeof(hk_sub_t));
     }
-    #define HK_SUBS 4
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
     #define HK_CLONES __attribute__((target_clones("avx2", "default")))
     #else
     #define HK_CLONES
+    #endif
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #define HK_X86 1
+    #include <immintrin.h>
+    /* How far ahead (elements) the vector loops prefetch: the hardware prefetcher alone
+       leaves the loops waiting for memory. */
+    #define HK_AHEAD 4096
+    #define HK_PREFETCH_AHEAD(q)                                                            \
+        _mm_prefetch((const char *)((uintptr_t)(q) + HK_AHEAD * sizeof *(q)), _MM_HINT_T0)
+    #define HK_AVX2 __attribute__((target("avx2,f16c")))
+    #define HK_AVX512 __attribute__((target("avx512f,popcnt")))
+    #else
+    #define HK_X86 0
     #endif
     #if defined(__GNUC__)
     #define HK_PREFETCH(a) __builtin_prefetch(a)
@@ -151,84 +171,411 @@ cdef extern from *:
     #define HK_PREFETCH(a) ((void)0)
     #endif
 
-    static void hk_flush(hk_chan *c, hk_sub_t *sub, int64_t bins) {
-        int64_t i;
-        for (i = 0; i < bins; i++) {
-            c->cnt[i] += (uint64_t)sub[i] + sub[bins + i] + sub[2 * bins + i] + sub[3 * bins + i];
-        }
-        memset(sub, 0, (size_t)(HK_SUBS * bins) * sizeof(hk_sub_t));
+    /* Whether the CPU has AVX2 + F16C and AVX-512F (set once by hk_init) and whether those
+       loops run. */
+    static int hk_has_avx2 = 0, hk_has_avx512 = 0, hk_use_avx2 = 0, hk_use_avx512 = 0;
+    static void hk_init(void) {
+    #if HK_X86
+        __builtin_cpu_init();
+        hk_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        hk_has_avx512 = hk_has_avx2 && __builtin_cpu_supports("avx512f")
+                        && __builtin_cpu_supports("popcnt");
+    #endif
+        hk_use_avx2 = hk_has_avx2;
+        hk_use_avx512 = hk_has_avx512;
+    }
+    static int hk_set_simd(int on) {
+        int was = hk_use_avx2;
+        hk_use_avx2 = on && hk_has_avx2;
+        hk_use_avx512 = on && hk_has_avx512;
+        return was;
     }
 
-    /* One block of m <= HK_BLK elements of channel c. With sub, the increments go to
-       the four sub-histograms (the caller flushes them at the end of its run);
-       without, straight into the channel's counts. */
-    #define HK_BLOCK(NAME, T, UT, KT, SHIFT, ABSMASK, INFBITS, SCALAR, S1, S2)             \
-    HK_CLONES                                                                             \
-    static int NAME(const T *p, int64_t m, hk_chan *c, int64_t bins, int kfloor,          \
-                    hk_sub_t *sub, int64_t *pending) {                                    \
-        int64_t h = bins / 2, i;                                                          \
-        int32_t idx[HK_BLK];                                                              \
-        UT amax = 0;                                                                      \
-        KT bmin = (KT)(((UT)1 << SHIFT) - 1), bmax = (KT)((UT)1 << SHIFT);                \
-        T s1, s2;                                                                         \
-        for (i = 0; i < m; i++) {                                                         \
-            UT b, a; KT key;                                                              \
-            memcpy(&b, &p[i], sizeof b);                                                  \
-            a = b & (UT)ABSMASK;                                                          \
-            amax = a > amax ? a : amax;                                                   \
-            key = (KT)(b ^ (((UT)((KT)b >> SHIFT)) >> 1));                                \
-            bmin = key < bmin ? key : bmin;                                               \
-            bmax = key > bmax ? key : bmax;                                               \
-        }                                                                                 \
-        if (amax >= (UT)INFBITS) {  /* NaN or inf: the scalar path */                     \
-            if (sub) { hk_flush(c, sub, bins); *pending = 0; }                            \
-            return SCALAR(p, m, 1, NULL, c, bins, kfloor);                                \
-        }                                                                                 \
-        {                                                                                 \
-            T av; double ad;                                                              \
-            UT ub;                                                                        \
-            memcpy(&av, &amax, sizeof av);                                                \
-            ad = (double)av;                                                              \
-            if (!(ad < c->lim)) {                                                         \
-                int nk = hk_kfor(ad, h, kfloor);                                          \
-                if (sub) { hk_flush(c, sub, bins); *pending = 0; }                        \
-                if (hk_coarsen(c->cnt, bins, nk - c->k)) return -1;                       \
-                hk_set_k(c, h, nk);                                                       \
-            }                                                                             \
-            ub = (UT)bmin ^ (((UT)(bmin >> SHIFT)) >> 1); memcpy(&av, &ub, sizeof av);    \
-            if ((double)av < c->mn || ((double)av == c->mn && signbit(av))) c->mn = av;   \
-            ub = (UT)bmax ^ (((UT)(bmax >> SHIFT)) >> 1); memcpy(&av, &ub, sizeof av);    \
-            if ((double)av > c->mx || ((double)av == c->mx && !signbit(av))) c->mx = av;  \
-        }                                                                                 \
-        s1 = c->S1; s2 = c->S2;                                                           \
-        for (i = 0; i < m; i++) {                                                         \
-            T v = p[i];                                                                   \
-            T y = (v * s1) * s2;   /* exact but where it underflows to below 1 */         \
-            int32_t t = (int32_t)y;                                                       \
-            t -= (T)t > y;                                                                \
-            t -= (y == (T)0) & (v < (T)0);                                                \
-            idx[i] = t + (int32_t)h;                                                      \
-        }                                                                                 \
-        if (!sub) {                                                                       \
-            for (i = 0; i < m; i++) c->cnt[idx[i]]++;                                     \
-            return 0;                                                                     \
-        }                                                                                 \
-        for (i = 0; i + HK_SUBS <= m; i += HK_SUBS) {                                     \
-            if (!(i & 15)) HK_PREFETCH((const char *)(p + m) + i * sizeof(T));            \
-            sub[idx[i]]++;                                                                \
-            sub[bins + idx[i + 1]]++;                                                     \
-            sub[2 * bins + idx[i + 2]]++;                                                 \
-            sub[3 * bins + idx[i + 3]]++;                                                 \
-        }                                                                                 \
-        for (; i < m; i++) sub[idx[i]]++;                                                 \
-        *pending += m;                                                                    \
-        if (*pending > HK_SUB_LIMIT) { hk_flush(c, sub, bins); *pending = 0; }              \
-        return 0;                                                                         \
+    static void hk_flush(hk_chan *c, hk_sub_t *sub, int64_t bins) {
+        int64_t i, s = HK_STRIDE(bins);
+        for (i = 0; i < bins; i++) {
+            c->cnt[i] += (uint64_t)sub[i] + sub[s + i] + sub[2 * s + i] + sub[3 * s + i];
+        }
+        memset(sub, 0, (size_t)(HK_SUBS * s) * sizeof(hk_sub_t));
     }
-    HK_BLOCK(hk_blk_f32, float, uint32_t, int32_t, 31, 0x7fffffffu, 0x7f800000u, hk_run_f32,
-             fs1, fs2)
-    HK_BLOCK(hk_blk_f64, double, uint64_t, int64_t, 63, 0x7fffffffffffffffull,
-             0x7ff0000000000000ull, hk_run_f64, s1, s2)
+
+    /* floor(v * 2^-k) in T, for |v| below the bound (the callers pass 0 for the elements that
+       do not fit, whose indices are not used: the conversion stays defined). "Simple" when
+       2^-k = s1 >= 1 (s2 = 1): the product is exact. Else the product of two factors, whose
+       truncation is corrected, and a negative product that underflowed to zero goes to bin -1. */
+    #define HK_IDX_FUNS(T, SUF)                                                             \
+    static inline int32_t hk_idx_simple_##SUF(T v, T s1, T s2) {                            \
+        T y = v * s1;                                                                       \
+        int32_t t = (int32_t)y;                                                             \
+        (void)s2;                                                                           \
+        return t - ((T)t > y);                                                              \
+    }                                                                                       \
+    static inline int32_t hk_idx_general_##SUF(T v, T s1, T s2) {                           \
+        T y = (v * s1) * s2;                                                                \
+        int32_t t = (int32_t)y;                                                             \
+        return t - ((T)t > y) - ((y == (T)0) & (v < (T)0));                                 \
+    }
+    HK_IDX_FUNS(float, f32)
+    HK_IDX_FUNS(double, f64)
+
+    /* One pass over m elements: the reductions red = {signed max, signed min, unsigned max,
+       unsigned min} of the bit patterns, and the bin indices at 2^-k = s1 * s2 of the
+       elements whose magnitude bits are below limb. */
+    #define HK_FUSE_LOOP(T, UT, KT, ABS, IDX)                                               \
+        for (i = 0; i < m; i++) {                                                           \
+            UT b, bk; T v;                                                                  \
+            memcpy(&b, &p[i], sizeof b);                                                    \
+            smax = (KT)b > smax ? (KT)b : smax;                                             \
+            smin = (KT)b < smin ? (KT)b : smin;                                             \
+            umax = b > umax ? b : umax;                                                     \
+            umin = b < umin ? b : umin;                                                     \
+            bk = (KT)(b & (UT)ABS) < (KT)limb ? b : (UT)0;                                  \
+            memcpy(&v, &bk, sizeof v);                                                      \
+            idx[i] = IDX(v, s1, s2);                                                        \
+        }
+    #define HK_FUSE(NAME, T, UT, KT, KMIN, KMAX, ABS, SUF)                                  \
+    HK_CLONES                                                                               \
+    static void NAME(const T *p, int64_t m, T s1, T s2, int simple, UT limb, int32_t *idx,  \
+                     UT *red) {                                                             \
+        int64_t i;                                                                          \
+        KT smax = KMIN, smin = KMAX;                                                        \
+        UT umax = 0, umin = (UT)-1;                                                         \
+        if (simple) { HK_FUSE_LOOP(T, UT, KT, ABS, hk_idx_simple_##SUF) }                   \
+        else { HK_FUSE_LOOP(T, UT, KT, ABS, hk_idx_general_##SUF) }                         \
+        red[0] = (UT)smax; red[1] = (UT)smin; red[2] = umax; red[3] = umin;                 \
+    }
+    HK_FUSE(hk_fuse_f32, float, uint32_t, int32_t, INT32_MIN, INT32_MAX, 0x7fffffffu, f32)
+    HK_FUSE(hk_fuse_f64, double, uint64_t, int64_t, INT64_MIN, INT64_MAX, 0x7fffffffffffffffull,
+            f64)
+
+    #if HK_X86
+    /* hk_fuse_f32 with AVX2: the floor in one instruction. */
+    #define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
+        for (i = 0; i + 8 <= m; i += 8) {                                                   \
+            HK_PREFETCH_AHEAD(p + i);                                                       \
+            __m256 v = _mm256_loadu_ps(p + i), y;                                           \
+            __m256i b = _mm256_castps_si256(v), t;                                          \
+            smax = _mm256_max_epi32(smax, b);                                               \
+            smin = _mm256_min_epi32(smin, b);                                               \
+            umax = _mm256_max_epu32(umax, b);                                               \
+            umin = _mm256_min_epu32(umin, b);                                               \
+            INDEX                                                                           \
+            _mm256_storeu_si256((__m256i *)(idx + i), t);                                   \
+        }
+    #define HK_FLOOR_PS(y) _mm256_round_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+    HK_AVX2
+    static void hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, int simple,
+                                 uint32_t limb, int32_t *idx, uint32_t *red) {
+        int64_t i;
+        __m256i smax = _mm256_set1_epi32(INT32_MIN), smin = _mm256_set1_epi32(INT32_MAX);
+        __m256i umax = _mm256_setzero_si256(), umin = _mm256_set1_epi32(-1);
+        __m256 vs1 = _mm256_set1_ps(s1), vs2 = _mm256_set1_ps(s2), zero = _mm256_setzero_ps();
+        int32_t lane[4][8];
+        int j;
+        if (simple) {
+            HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(v, vs1);
+                              t = _mm256_cvttps_epi32(HK_FLOOR_PS(y));)
+        } else {
+            HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(_mm256_mul_ps(v, vs1), vs2);
+                              t = _mm256_add_epi32(_mm256_cvttps_epi32(HK_FLOOR_PS(y)),
+                                  _mm256_castps_si256(_mm256_and_ps(
+                                      _mm256_cmp_ps(y, zero, _CMP_EQ_OQ),
+                                      _mm256_cmp_ps(v, zero, _CMP_LT_OQ))));)
+        }
+        _mm256_storeu_si256((__m256i *)lane[0], smax);
+        _mm256_storeu_si256((__m256i *)lane[1], smin);
+        _mm256_storeu_si256((__m256i *)lane[2], umax);
+        _mm256_storeu_si256((__m256i *)lane[3], umin);
+        {
+            int32_t sx = INT32_MIN, sn = INT32_MAX;
+            uint32_t ux = 0, un = (uint32_t)-1;
+            for (j = 0; j < 8; j++) {
+                sx = lane[0][j] > sx ? lane[0][j] : sx;
+                sn = lane[1][j] < sn ? lane[1][j] : sn;
+                ux = (uint32_t)lane[2][j] > ux ? (uint32_t)lane[2][j] : ux;
+                un = (uint32_t)lane[3][j] < un ? (uint32_t)lane[3][j] : un;
+            }
+            for (; i < m; i++) {
+                uint32_t b, bk; float v;
+                memcpy(&b, &p[i], sizeof b);
+                sx = (int32_t)b > sx ? (int32_t)b : sx;
+                sn = (int32_t)b < sn ? (int32_t)b : sn;
+                ux = b > ux ? b : ux;
+                un = b < un ? b : un;
+                bk = (b & 0x7fffffffu) < limb ? b : 0u;
+                memcpy(&v, &bk, sizeof v);
+                idx[i] = simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
+            }
+            red[0] = (uint32_t)sx; red[1] = (uint32_t)sn; red[2] = ux; red[3] = un;
+        }
+    }
+
+    /* m <= HK_BLK 16-bit values widened exactly to float32. */
+    HK_AVX2
+    static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
+        int64_t i;
+        for (i = 0; i + 8 <= m; i += 8) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(u + i));
+            HK_PREFETCH_AHEAD(u + i);
+            __m256 f = fmt == HK_F16 ? _mm256_cvtph_ps(h)
+                                     : _mm256_castsi256_ps(_mm256_slli_epi32(
+                                           _mm256_cvtepu16_epi32(h), 16));
+            _mm256_storeu_ps(out + i, f);
+        }
+        for (; i < m; i++) {
+            if (fmt == HK_F16) out[i] = _cvtsh_ss(u[i]);
+            else { uint32_t b = (uint32_t)u[i] << 16; memcpy(&out[i], &b, sizeof b); }
+        }
+    }
+    #endif
+
+    #if HK_X86
+    /* The window: the bins [-HK_WIN/2, HK_WIN/2), where most elements of typical data fall,
+       counted in registers (8-bit counters, four bins to a 32-bit lane; a block adds at most
+       HK_BLK/16 <= 255 to each), so that only the other elements are stored one by one. */
+    #define HK_WIN 16
+    #define HK_FLOOR_PS512(y) _mm512_roundscale_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+    #define HK_FLOOR_PD512(y) _mm512_roundscale_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+    /* The state of the AVX-512 fused passes: the window's tables and counters, constants. */
+    #define HK_WIN_SETUP                                                                    \
+        int64_t i, n = 0;                                                                   \
+        int j, r;                                                                           \
+        __m512i half = _mm512_set1_epi32(HK_WIN / 2), width = _mm512_set1_epi32(HK_WIN);    \
+        __m512i one = _mm512_set1_epi32(1), tab[4], acc[4];                                 \
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;       \
+        __m512i tab0, tab1, tab2, tab3;                                                     \
+        for (j = 0; j < 4; j++) {  /* tab[j][w]: bin w's counter if it lives in acc[j] */   \
+            int32_t tl[16];                                                                 \
+            for (r = 0; r < 16; r++) tl[r] = (r >> 2) == j ? (int32_t)(1u << (8 * (r & 3))) : 0; \
+            tab[j] = _mm512_loadu_si512((const void *)tl);                                  \
+        }                                                                                   \
+        tab0 = tab[0]; tab1 = tab[1]; tab2 = tab[2]; tab3 = tab[3]
+    /* 16 indices t_ of the lanes out_: those in the window counted, the others written. */
+    #define HK_WIN_STEP(t_, out_)                                                           \
+        do {                                                                                \
+            if (window) {                                                                   \
+                __m512i w_ = _mm512_add_epi32(t_, half);                                    \
+                __mmask16 in_ = _mm512_cmplt_epu32_mask(w_, width) & out_;                  \
+                acc0 = _mm512_add_epi32(acc0, _mm512_maskz_permutexvar_epi32(in_, w_, tab0)); \
+                acc1 = _mm512_add_epi32(acc1, _mm512_maskz_permutexvar_epi32(in_, w_, tab1)); \
+                acc2 = _mm512_add_epi32(acc2, _mm512_maskz_permutexvar_epi32(in_, w_, tab2)); \
+                acc3 = _mm512_add_epi32(acc3, _mm512_maskz_permutexvar_epi32(in_, w_, tab3)); \
+                out_ &= (__mmask16)~in_;                                                    \
+            }                                                                               \
+            _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(out_, t_));   \
+            n += _mm_popcnt_u32((unsigned)out_);                                            \
+        } while (0)
+    /* The window's counts into wc. */
+    #define HK_WIN_COUNTS                                                                   \
+        if (window) {                                                                       \
+            __m512i byte = _mm512_set1_epi32(0xff);                                         \
+            acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;                     \
+            for (j = 0; j < 4; j++)                                                         \
+                for (r = 0; r < 4; r++)                                                     \
+                    wc[4 * j + r] = (uint32_t)_mm512_reduce_add_epi32(                      \
+                        _mm512_and_si512(_mm512_srli_epi32(acc[j], (unsigned)(8 * r)), byte)); \
+        }
+
+    /* One vector of 16 float32 (tm: the lanes in the block). */
+    #define HK_FUSE512_STEP(tm)                                                             \
+        do {                                                                                \
+            __mmask16 out_ = (tm);                                                          \
+            __m512 v_ = _mm512_mask_loadu_ps(first, out_, p + i), y_;                       \
+            __m512i b_ = _mm512_castps_si512(v_), t_;                                       \
+            smax = _mm512_max_epi32(smax, b_);                                              \
+            smin = _mm512_min_epi32(smin, b_);                                              \
+            umax = _mm512_max_epu32(umax, b_);                                              \
+            umin = _mm512_min_epu32(umin, b_);                                              \
+            if (simple) {                                                                   \
+                y_ = _mm512_mul_ps(v_, vs1);                                                \
+                t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+            } else {                                                                        \
+                y_ = _mm512_mul_ps(_mm512_mul_ps(v_, vs1), vs2);                            \
+                t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+                t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
+                                           & _mm512_cmp_ps_mask(v_, zero, _CMP_LT_OQ), t_, one); \
+            }                                                                               \
+            HK_WIN_STEP(t_, out_);                                                          \
+        } while (0)
+
+    /* hk_fuse_f32 with AVX-512; with window, the elements in the window are counted in wc and
+       only the others' indices are written (compressed) to idx. Returns how many were
+       written. idx has room for m + 16. */
+    HK_AVX512
+    static int64_t hk_fuse_f32_avx512(const float *p, int64_t m, float s1, float s2, int simple,
+                                      int window, int32_t *idx, uint32_t *red, uint32_t *wc) {
+        __m512i smax = _mm512_set1_epi32(INT32_MIN), smin = _mm512_set1_epi32(INT32_MAX);
+        __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi32(-1);
+        __m512 vs1 = _mm512_set1_ps(s1), vs2 = _mm512_set1_ps(s2), zero = _mm512_setzero_ps();
+        __m512 first = _mm512_set1_ps(p[0]);  /* fills the lanes past the end (min/max unchanged) */
+        HK_WIN_SETUP;
+        for (i = 0; i + 16 <= m; i += 16) {
+            HK_PREFETCH_AHEAD(p + i);
+            HK_FUSE512_STEP((__mmask16)0xffff);
+        }
+        if (i < m) HK_FUSE512_STEP((__mmask16)((1u << (m - i)) - 1));
+        red[0] = (uint32_t)_mm512_reduce_max_epi32(smax);
+        red[1] = (uint32_t)_mm512_reduce_min_epi32(smin);
+        red[2] = _mm512_reduce_max_epu32(umax);
+        red[3] = _mm512_reduce_min_epu32(umin);
+        HK_WIN_COUNTS
+        return n;
+    }
+
+    /* Two vectors of 8 float64 (tm: the lanes in the block), their 16 indices together. */
+    #define HK_FUSE512D_HALF(v_, y_, tt_, mk_, fix_, q_)                                    \
+        do {                                                                                \
+            __m512i b_;                                                                     \
+            v_ = _mm512_mask_loadu_pd(first, mk_, q_);                                      \
+            b_ = _mm512_castpd_si512(v_);                                                   \
+            smax = _mm512_max_epi64(smax, b_);                                              \
+            smin = _mm512_min_epi64(smin, b_);                                              \
+            umax = _mm512_max_epu64(umax, b_);                                              \
+            umin = _mm512_min_epu64(umin, b_);                                              \
+            y_ = simple ? _mm512_mul_pd(v_, vs1) : _mm512_mul_pd(_mm512_mul_pd(v_, vs1), vs2); \
+            tt_ = _mm512_cvttpd_epi32(HK_FLOOR_PD512(y_));                                  \
+            fix_ = simple ? (__mmask8)0 : (__mmask8)(_mm512_cmp_pd_mask(y_, zero, _CMP_EQ_OQ) \
+                                                     & _mm512_cmp_pd_mask(v_, zero, _CMP_LT_OQ)); \
+        } while (0)
+    #define HK_FUSE512D_STEP(tm)                                                            \
+        do {                                                                                \
+            __mmask16 out_ = (tm);                                                          \
+            __mmask8 k0_ = (__mmask8)out_, k1_ = (__mmask8)(out_ >> 8), f0_, f1_;           \
+            __m512d v0_, v1_, y0_, y1_;                                                     \
+            __m256i t0_, t1_;                                                               \
+            __m512i t_;                                                                     \
+            HK_FUSE512D_HALF(v0_, y0_, t0_, k0_, f0_, p + i);                               \
+            HK_FUSE512D_HALF(v1_, y1_, t1_, k1_, f1_, p + i + (m - i > 8 ? 8 : 0));         \
+            t_ = _mm512_inserti64x4(_mm512_castsi256_si512(t0_), t1_, 1);                   \
+            t_ = _mm512_mask_sub_epi32(t_, (__mmask16)(f0_ | ((unsigned)f1_ << 8)), t_, one); \
+            HK_WIN_STEP(t_, out_);                                                          \
+        } while (0)
+
+    /* hk_fuse_f64 with AVX-512, as hk_fuse_f32_avx512. */
+    HK_AVX512
+    static int64_t hk_fuse_f64_avx512(const double *p, int64_t m, double s1, double s2, int simple,
+                                      int window, int32_t *idx, uint64_t *red, uint32_t *wc) {
+        __m512i smax = _mm512_set1_epi64(INT64_MIN), smin = _mm512_set1_epi64(INT64_MAX);
+        __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi64(-1);
+        __m512d vs1 = _mm512_set1_pd(s1), vs2 = _mm512_set1_pd(s2), zero = _mm512_setzero_pd();
+        __m512d first = _mm512_set1_pd(p[0]);
+        HK_WIN_SETUP;
+        for (i = 0; i + 16 <= m; i += 16) {
+            HK_PREFETCH_AHEAD(p + i);
+            HK_PREFETCH_AHEAD(p + i + 8);
+            HK_FUSE512D_STEP((__mmask16)0xffff);
+        }
+        if (i < m) HK_FUSE512D_STEP((__mmask16)((1u << (m - i)) - 1));
+        red[0] = (uint64_t)_mm512_reduce_max_epi64(smax);
+        red[1] = (uint64_t)_mm512_reduce_min_epi64(smin);
+        red[2] = _mm512_reduce_max_epu64(umax);
+        red[3] = _mm512_reduce_min_epu64(umin);
+        HK_WIN_COUNTS
+        return n;
+    }
+    #define HK_WINDOW_AVX512 hk_use_avx512
+    #else
+    #define HK_WIN 16
+    #define HK_WINDOW_AVX512 0
+    #endif
+    /* The bit pattern of the bound lim = bins/2 * 2^k in type T, or INFBITS when every finite
+       value fits: a magnitude is below lim exactly when its bits are below these. */
+    #define HK_LIMBITS(T, UT, TMAX, INFBITS, lim, out)                                      \
+        do {                                                                                \
+            if (!((lim) <= (double)(TMAX))) (out) = (UT)(INFBITS);                          \
+            else { T l_ = (T)(lim); memcpy(&(out), &l_, sizeof l_); }                       \
+        } while (0)
+
+    /* One block of m <= HK_BLK elements of channel c. With sub, the increments go to the
+       four sub-histograms (the caller flushes them at the end of its run); without, straight
+       into the channel's counts. With WINDOW, FUSE counts the window's bins apart; a block
+       with most elements outside it turns the window off for the next 32 blocks. */
+    #define HK_BLOCK(NAME, T, UT, SHIFT, ABSMASK, INFBITS, TMAX, SCALAR, S1, S2, FUSE, WINDOW) \
+    static int NAME(const T *p, int64_t m, hk_chan *c, int64_t bins, int kfloor,            \
+                    hk_sub_t *sub, int64_t *pending) {                                      \
+        int64_t h = bins / 2, i, n;                                                         \
+        int32_t idx[HK_BLK + 16];                                                           \
+        uint32_t wc[HK_WIN];                                                                \
+        UT red[4], limb, bmax, bmin, amax, a2;                                              \
+        T s1 = c->S1, s2 = c->S2, av;                                                       \
+        int window = (WINDOW) && c->woff == 0;                                              \
+        if (c->woff > 0) c->woff--;                                                         \
+        HK_LIMBITS(T, UT, TMAX, INFBITS, c->lim, limb);                                     \
+        n = FUSE(p, m, s1, s2, c->k <= 0 && s2 == (T)1, limb, window, idx, red, wc);        \
+        /* the max: the largest signed pattern if it is positive, else (all negative) the   \
+           smallest unsigned; the min: the largest unsigned if negative, else the smallest */ \
+        bmax = (red[0] >> SHIFT) ? red[3] : red[0];                                         \
+        bmin = (red[2] >> SHIFT) ? red[2] : red[3];                                         \
+        amax = bmax & (UT)ABSMASK; a2 = bmin & (UT)ABSMASK;                                 \
+        amax = a2 > amax ? a2 : amax;                                                       \
+        if (amax >= (UT)INFBITS) {  /* NaN or inf: the scalar path */                       \
+            if (sub) { hk_flush(c, sub, bins); *pending = 0; }                              \
+            return SCALAR(p, m, 1, NULL, c, bins, kfloor);                                  \
+        }                                                                                   \
+        if (amax >= limb) {                                                                 \
+            int nk;                                                                         \
+            memcpy(&av, &amax, sizeof av);                                                  \
+            nk = hk_kfor((double)av, h, kfloor);                                            \
+            if (sub) { hk_flush(c, sub, bins); *pending = 0; }                              \
+            if (hk_coarsen(c->cnt, bins, nk - c->k)) return -1;                             \
+            hk_set_k(c, h, nk);                                                             \
+            s1 = c->S1; s2 = c->S2;                                                         \
+            n = FUSE(p, m, s1, s2, c->k <= 0 && s2 == (T)1, (UT)INFBITS, window, idx, red,  \
+                     wc);  /* the new k fits every element */                               \
+        }                                                                                   \
+        memcpy(&av, &bmin, sizeof av);                                                      \
+        if ((double)av < c->mn || ((double)av == c->mn && signbit(av))) c->mn = av;         \
+        memcpy(&av, &bmax, sizeof av);                                                      \
+        if ((double)av > c->mx || ((double)av == c->mx && !signbit(av))) c->mx = av;        \
+        if (window) {                                                                       \
+            for (i = 0; i < HK_WIN; i++) c->cnt[h - HK_WIN / 2 + i] += wc[i];               \
+            if (2 * n > m) c->woff = 32;                                                    \
+        }                                                                                   \
+        if (!sub) {                                                                         \
+            uint64_t *mid = c->cnt + h;                                                     \
+            for (i = 0; i < n; i++) mid[idx[i]]++;                                          \
+            return 0;                                                                       \
+        }                                                                                   \
+        {                                                                                   \
+            int64_t st_ = HK_STRIDE(bins);                                                  \
+            hk_sub_t *q0 = sub + h, *q1 = sub + st_ + h;                                    \
+            hk_sub_t *q2 = sub + 2 * st_ + h, *q3 = sub + 3 * st_ + h;                      \
+            for (i = 0; i + 4 <= n; i += 4) {                                               \
+                if (!(i & 15)) HK_PREFETCH((const void *)((uintptr_t)(p + m) + i * sizeof(T))); \
+                q0[idx[i]]++;                                                               \
+                q1[idx[i + 1]]++;                                                           \
+                q2[idx[i + 2]]++;                                                           \
+                q3[idx[i + 3]]++;                                                           \
+            }                                                                               \
+            for (; i < n; i++) q0[idx[i]]++;                                                \
+        }                                                                                   \
+        *pending += n;                                                                      \
+        if (*pending > HK_SUB_LIMIT) { hk_flush(c, sub, bins); *pending = 0; }              \
+        return 0;                                                                           \
+    }
+    /* The fused passes as FUSE: the number of indices written (all m without the window). */
+    #if HK_X86
+    #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_use_avx512 ? hk_fuse_f32_avx512(p, m, s1, s2, simple, window, idx, red, wc)      \
+         : hk_use_avx2 ? (hk_fuse_f32_avx2(p, m, s1, s2, simple, limb, idx, red), m)         \
+         : (hk_fuse_f32(p, m, s1, s2, simple, limb, idx, red), m))
+    #else
+    #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_fuse_f32(p, m, s1, s2, simple, limb, idx, red), m)
+    #endif
+    #if HK_X86
+    #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_use_avx512 ? hk_fuse_f64_avx512(p, m, s1, s2, simple, window, idx, red, wc)      \
+         : (hk_fuse_f64(p, m, s1, s2, simple, limb, idx, red), m))
+    #else
+    #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        (hk_fuse_f64(p, m, s1, s2, simple, limb, idx, red), m)
+    #endif
+    HK_BLOCK(hk_blk_f32, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX, hk_run_f32,
+             fs1, fs2, HK_FUSE_F32, HK_WINDOW_AVX512)
+    HK_BLOCK(hk_blk_f64, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0000000000000ull,
+             DBL_MAX, hk_run_f64, s1, s2, HK_FUSE_F64, HK_WINDOW_AVX512)
+
 
     /* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32). */
     static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan *c,
@@ -239,6 +586,10 @@ cdef extern from *:
             float buf[HK_BLK];
             const uint16_t *u = (const uint16_t *)x;
             int64_t i;
+    #if HK_X86
+            if (hk_use_avx2) hk_widen_avx2(u, m, fmt, buf);
+            else
+    #endif
             for (i = 0; i < m; i++) buf[i] = lut[u[i]];
             return hk_blk_f32(buf, m, c, bins, kfloor, sub, pending);
         }
@@ -370,6 +721,8 @@ cdef extern from *:
         uint64_t *cnt
         uint64_t nan, pinf, ninf
         double mn, mx
+    void hk_init() noexcept nogil
+    int hk_set_simd(int on) noexcept nogil
     void hk_set_k(hk_chan *c, int64_t h, int k) noexcept nogil
     int hk_kfor(double a, int64_t h, int kfloor) noexcept nogil
     int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
@@ -377,11 +730,21 @@ cdef extern from *:
     int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
                     const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) noexcept nogil
 
+hk_init()
+
 #: Format codes of :func:`update`.
 F16 = 0
 BF16 = 1
 F32 = 2
 F64 = 3
+
+
+def use_simd(bint on):
+    """Choose the AVX2 loops (where the CPU has them) or the portable ones; the previous choice.
+
+    The tests check that both give the same bits.
+    """
+    return bool(hk_set_simd(on))
 
 
 def kfor(double a, int64_t h, int kfloor):
