@@ -120,7 +120,9 @@ def _extensions():
     # _bufcache: fresh outputs from a cache of freed buffers (NumPy's memory-handler API)
     exts.append(Extension("qdq._bufcache", sources=["qdq/_bufcache.pyx"],
                           include_dirs=[numpy.get_include()],
-                          define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]))
+                          define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                                         # the memory-handler API is NumPy 1.22's
+                                         ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")]))
     return cythonize(
         exts,
         compiler_directives={
