@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from . import _engine
-from ._arrays import as_input, kernel_view, result_dtype
+from ._arrays import as_input, fresh_like, kernel_view, result_dtype
 from ._blocks import check_block_size, given_block_range, transform_blocks
 from ._formats import Format
 from ._range import RangeTracker
@@ -155,7 +155,7 @@ def _chunks_gen(it: Iterator, lo: Any, hi: Any, args: OpArgs, axis: Any,
             raise ValueError(f"chunk of shape {x.shape} and dtype {x.dtype} does not continue "
                              "the tensor of the earlier chunks")
         xk = kernel_view(x, fmt)
-        res = np.empty(x.shape, dtype=result_dtype(x))
+        res = fresh_like(x, result_dtype(x), "C")
         rk = kernel_view(res, fmt)
         if ax == 0:
             if per_row_scalar:
@@ -290,7 +290,7 @@ def _blocks_gen(it: Iterator, lo: Any, hi: Any, args: OpArgs, axis: Any, bits_fl
             given = given_block_range(_rows_of_bound(lo, x.ndim, ax, bs, done, n),
                                       _rows_of_bound(hi, x.ndim, ax, bs, done, n),
                                       fmt, x.shape, ax, bs)
-        res = np.empty(x.shape, dtype=result_dtype(x))
+        res = fresh_like(x, result_dtype(x), "C")
         transform_blocks(kernel_view(x, fmt), kernel_view(res, fmt), fmt, ax, bs, args, given)
         return res
 
