@@ -376,10 +376,11 @@ def targets(groups: list[Group], big: int) -> list[dict]:
     by = {(g.dtype, g.n, g.name): g for g in groups}
     res = []
 
-    def check(name, value, limit, kind="max", note=""):
+    def check(name, value, limit, kind="max", note="", speed_issue=True):
         ok = value <= limit if kind == "max" else value >= limit
         res.append({"target": name, "measured": round(value, 3), "note": note,
-                    "limit": ("<= " if kind == "max" else ">= ") + str(limit), "ok": bool(ok)})
+                    "limit": ("<= " if kind == "max" else ">= ") + str(limit), "ok": bool(ok),
+                    "speed_issue": speed_issue})
 
     fresh_note = "fresh outputs: depends on the output buffer cache"
     for dtype, peer_labels in (("float32", ("tensorflow", "onnxruntime")),
@@ -397,7 +398,9 @@ def targets(groups: list[Group], big: int) -> list[dict]:
                            ("range from data, out=", "(read + scale-copy NT)")):
             g = by.get((dtype, big, case))
             if g and g.limit():
-                check(f"{dtype} {case}: qdq / {what} limit", g.median("qdq") / g.limit(), 1.15)
+                # The speed issue sets this bound for float32; the others are for information.
+                check(f"{dtype} {case}: qdq / {what} limit", g.median("qdq") / g.limit(), 1.15,
+                      speed_issue=dtype == "float32")
     g = by.get(("bfloat16,float16", big, "bfloat16 and float16, out="))
     if g:
         for case in ("range given", "range from data"):
@@ -411,21 +414,22 @@ def targets(groups: list[Group], big: int) -> list[dict]:
         g = by.get((dtype, big, "range from data, fresh output"))
         if g and g.has("qdq/_reference.py"):
             check(f"{dtype}: qdq/_reference.py / qdq (fresh output)",
-                  g.median("qdq/_reference.py") / g.median("qdq"), 4, "min")
+                  g.median("qdq/_reference.py") / g.median("qdq"), 4, "min", speed_issue=False)
         g = by.get((dtype, big, "codes and gradient (range given, out=)"))
         if g:
             for m in ("quantize", "dequantize"):
                 check(f"{dtype} {m} / the op (range given, out=)",
-                      g.median(m) / g.median("qdq op"), 1.3)
+                      g.median(m) / g.median("qdq op"), 1.3, speed_issue=False)
             # the gradient reads two arrays where the op reads one: compare per byte moved
             check(f"{dtype} gradient / the op, per byte moved",
-                  g.median("gradient") / (1.5 * g.median("qdq op")), 1.3)
+                  g.median("gradient") / (1.5 * g.median("qdq op")), 1.3, speed_issue=False)
         g = next((g for (d, n, name), g in by.items()
                   if d == dtype and n == big and name.startswith("per channel")), None)
         if g:
             for axis in ("0", "-1"):
                 check(f"{dtype} per channel axis {axis} / per tensor",
-                      g.median(f"qdq axis {axis}") / g.median("qdq per tensor"), 1.5)
+                      g.median(f"qdq axis {axis}") / g.median("qdq per tensor"), 1.5,
+                      speed_issue=False)
     return res
 
 
@@ -529,11 +533,16 @@ def main(argv=None):
         f"{spread[len(spread) // 2]:.2f}, worst {spread[-1]:.2f} ({len(spread)} methods; "
         f"load average {os.getloadavg()[0]:.1f} on {info['cpus']} cpus at the end)")
     res = targets(groups, args.size)
-    say("\nTargets (speed issue; ratios from this run):")
-    for t in res:
-        note = f"  [{t['note']}]" if t["note"] else ""
-        say(f"  [{'ok' if t['ok'] else 'MISSED'}] {t['target']}: {t['measured']} "
-            f"(target {t['limit']}){note}")
+    for title, which in (("Targets of the speed issue (ratios from this run):", True),
+                         ("Ratios of earlier rounds and for other types (ratios within qdq; "
+                          "a faster denominator raises them; benchmarks/compare_builds.py "
+                          "compares absolute times of two builds):", False)):
+        say("\n" + title)
+        for t in res:
+            if t["speed_issue"] is which:
+                note = f"  [{t['note']}]" if t["note"] else ""
+                say(f"  [{'ok' if t['ok'] else 'MISSED'}] {t['target']}: {t['measured']} "
+                    f"(target {t['limit']}){note}")
     os.makedirs(args.out, exist_ok=True)
     rows = [r for g in groups for r in g.rows()]
     with open(os.path.join(args.out, "bench.txt"), "w") as f:
@@ -544,7 +553,7 @@ def main(argv=None):
                   f, indent=1)
     plot(rows, args.size, os.path.join(args.out, "bench.png"))
     print(f"\nwrote bench.txt, bench.json and bench.png to {args.out}")
-    return 0 if all(t["ok"] for t in res) else 1
+    return 0 if all(t["ok"] for t in res if t["speed_issue"]) else 1
 
 
 if __name__ == "__main__":
