@@ -33,7 +33,7 @@ CLAMP = _kernels.CLAMP
 
 def build_info() -> str:
     """How the kernels were built and what they run on: OpenMP, threads, instruction set."""
-    isa = ("baseline (SSE2/NEON)", "AVX2+F16C")[_kernels.get_isa()]
+    isa = ("baseline (SSE2/NEON)", "AVX2+F16C", "AVX2+F16C+AVX512-BF16")[_kernels.get_isa()]
     omp = f"OpenMP, {_threads.current()} threads" if _kernels.OPENMP else "no OpenMP, 1 thread"
     return f"{omp}, {isa} kernels"
 

@@ -145,7 +145,8 @@ def openmp_max_threads():
 
 
 def set_isa(int level):
-    """Choose the instruction set (-1: best available, 0: baseline, 1: AVX2+F16C).
+    """Choose the instruction set (-1: best available, 0: baseline, 1: AVX2+F16C,
+    2: AVX2+F16C with the AVX512-BF16 bfloat16 op).
 
     Returns the level in use, which is at most the best available.
     """

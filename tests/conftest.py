@@ -32,9 +32,10 @@ def _isa_levels():
     return list(range(_kernels.isa_available() + 1))
 
 
-@pytest.fixture(params=_isa_levels(), ids=lambda level: ("baseline", "avx2")[level])
+@pytest.fixture(params=_isa_levels(), ids=lambda level: ("baseline", "avx2", "avx512bf16")[level])
 def isa(request):
-    """Run a test once per instruction set this CPU supports (baseline, AVX2+F16C)."""
+    """Run a test once per instruction set this CPU supports (baseline, AVX2+F16C,
+    AVX2+F16C with the AVX512-BF16 bfloat16 op)."""
     from qdq import _kernels
 
     _kernels.set_isa(request.param)

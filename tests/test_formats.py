@@ -156,3 +156,48 @@ def test_scalar_rounding_matches_array_rounding(name):
         d = np.concatenate([d, base + half, base - half, np.nextafter(base + half, 0)])
     got = np.array([_kernels.round_value(fmt.code, float(v)) for v in d])
     assert_bits_equal(got, _reference.round_to_format(d, name))
+
+
+def _bfloat16_cases():
+    """Keyword arguments of the op over scales from subnormal to huge, every round mode."""
+    rng = np.random.default_rng(19)
+    cases = [dict(), dict(round_mode="HALF_UP"),   # the range from the data: no clamp
+             dict(range_given=True, input_min=-3e-38, input_max=3e-38),  # 1 / scale is inf
+             dict(range_given=True, input_min=-1e-36, input_max=2e-36, num_bits=4),
+             dict(range_given=True, input_min=-3.3e38, input_max=3.3e38, num_bits=16)]
+    for top, num_bits in [(4e-37, 8), (1e-36, 8), (1.4e-36, 8), (1e-34, 16), (3e-34, 16),
+                          (2e-38, 2)]:   # a subnormal scale with a finite inverse
+        cases += [dict(range_given=True, input_min=-top, input_max=top, num_bits=num_bits),
+                  dict(range_given=True, input_min=-top, input_max=top, num_bits=num_bits,
+                       round_mode="HALF_UP")]
+    for k in range(40):
+        top = float(10.0 ** rng.uniform(-37, 37))
+        cases.append(dict(range_given=True, input_min=-top * float(rng.uniform(0.1, 2.0)),
+                          input_max=top, num_bits=int(rng.integers(2, 17)),
+                          signed_input=bool(k % 3), narrow_range=bool(k % 5 == 1),
+                          round_mode=("HALF_TO_EVEN", "HALF_UP")[k % 2]))
+    return cases
+
+
+def test_bfloat16_op_same_bits_on_every_isa():
+    """Every instruction-set level gives the baseline's bfloat16 bits exactly, NaN bits
+    included: level 2 rounds with the AVX512-BF16 instruction, which keeps NaN payloads and
+    flushes subnormals, and must fall back wherever that could show (NaN in a group of 16,
+    a subnormal scale). Inputs: every pattern in random order (NaN in some groups), the same
+    without NaN (whole arrays on the fast path), odd offsets and lengths (tails)."""
+    rng = np.random.default_rng(20)
+    every = rng.permutation(ALL16)
+    finite = every[(every & 0x7FFF) <= 0x7F80]
+    inputs = [every, finite, every[3:-5], finite[1:1000]]
+    levels = range(_kernels.isa_available() + 1)
+    try:
+        for kw in _bfloat16_cases():
+            for x in inputs:
+                got = {}
+                for level in levels:
+                    _kernels.set_isa(level)
+                    got[level] = qdq.quantize_and_dequantize(x, bfloat16_bits=True, **kw)
+                for level in levels:
+                    assert np.array_equal(got[level], got[0]), (level, kw, x.size)
+    finally:
+        _kernels.set_isa(-1)

@@ -3,7 +3,8 @@
  * qdq_rows_op, qdq_quantize, ...), which choose an instruction-set copy at
  * run time.
  * Included once, by _kernels.pyx. It includes scalar.h, then isa_copy.h once
- * per instruction set: the baseline copy, and on x86-64 the AVX2 copy.
+ * per instruction set: the baseline copy, and on x86-64 the AVX2 copy; then
+ * bf16_avx512.h, the bfloat16 op of level 2 (AVX512-BF16 conversions).
  *
  * The kernels: NaN-ignoring min/max reductions and the
  * clamp-scale-round-rescale transform, for float16 and bfloat16 (as uint16
@@ -29,6 +30,7 @@
 #ifndef QDQ_DISPATCH_H
 #define QDQ_DISPATCH_H
 
+#include <float.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -85,18 +87,27 @@
 #  undef QDQ_F16C
 #endif
 
+#include "bf16_avx512.h"
+
 /* ------------------------------------------------------------------------ */
 /* Dispatch.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* 0: baseline vectors (or scalar), 1: AVX2 + F16C. -1: not chosen yet. */
+/* 0: baseline vectors (or scalar), 1: AVX2 + F16C, 2: level 1 and the
+ * AVX512-BF16 bfloat16 op (bf16_avx512.h). -1: not chosen yet. */
 static int qdq_isa = -1;
 
 static inline int qdq_isa_available(void)
 {
 #if QDQ_X86_DISPATCH
     __builtin_cpu_init();
-    return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) ? 1 : 0;
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))) return 0;
+#  if QDQ_HAVE_BF16_AVX512
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bf16"))
+        return 2;
+#  endif
+    return 1;
 #else
     return 0;
 #endif
@@ -119,7 +130,7 @@ static inline int qdq_get_isa(void)
 
 #if QDQ_X86_DISPATCH
 #  define QDQ_DISPATCH(call_base, call_avx2) \
-    do { if (qdq_get_isa() == 1) { call_avx2; } else { call_base; } } while (0)
+    do { if (qdq_get_isa() >= 1) { call_avx2; } else { call_base; } } while (0)
 #else
 #  define QDQ_DISPATCH(call_base, call_avx2) do { call_base; } while (0)
 #endif
@@ -158,6 +169,13 @@ static void qdq_minmax_lanes(int fmt, const void *x, size_t n, void *mn, void *m
 static void qdq_apply(int fmt, const void *x, void *o, size_t n, double s,
                       double inv, double lo, double hi, int mode)
 {
+#if QDQ_HAVE_BF16_AVX512
+    if (fmt == QDQ_BF16 && qdq_get_isa() >= 2) {
+        qdq_apply_bf16_avx512((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
+                              (float)lo, (float)hi, mode, 0);
+        return;
+    }
+#endif
     QDQ_DISPATCH_FMT(qdq_apply,
         ((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv, (float)lo, (float)hi, mode),
         ((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv, (float)lo, (float)hi, mode),
@@ -313,15 +331,24 @@ static void qdq_gradient(int fmt, const void *g, const void *x, void *o, size_t 
 /* Non-temporal stores for large outputs.                                    */
 /* ------------------------------------------------------------------------ */
 
-/* qdq_apply, with non-temporal stores when stream is nonzero, the format is
- * float32 or float64 (16-bit outputs measured no faster), this instruction
- * set has them (AVX2 copy) and o is aligned to its element size: the same
- * bits, without reading each output line before writing it. */
+/* qdq_apply, with non-temporal stores when stream is nonzero, this
+ * instruction set has them for the format and o is aligned to its element
+ * size: the same bits, without reading each output line before writing it.
+ * The AVX2 copy streams float16, float32 and float64; bfloat16 only at level
+ * 2 (the AVX2 copy's bfloat16 loop is bound by its instructions, and measured
+ * slower with them). */
 static void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, double inv,
                          double lo, double hi, int mode, int stream)
 {
+#if QDQ_HAVE_BF16_AVX512
+    if (stream && fmt == QDQ_BF16 && qdq_get_isa() >= 2 && (uintptr_t)o % 2 == 0) {
+        qdq_apply_bf16_avx512((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
+                              (float)lo, (float)hi, mode, 1);
+        return;
+    }
+#endif
 #if QDQ_X86_DISPATCH
-    if (stream && qdq_get_isa() == 1 && (uintptr_t)o % qdq_fmt_size(fmt) == 0) {
+    if (stream && qdq_get_isa() >= 1 && (uintptr_t)o % qdq_fmt_size(fmt) == 0) {
         if (fmt == QDQ_F32) {
             qdq_apply_stream_f32_avx2((const float *)x, (float *)o, n, (float)s, (float)inv,
                                       (float)lo, (float)hi, mode);
@@ -329,6 +356,11 @@ static void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, do
         }
         if (fmt == QDQ_F64) {
             qdq_apply_stream_f64_avx2((const double *)x, (double *)o, n, s, inv, lo, hi, mode);
+            return;
+        }
+        if (fmt == QDQ_F16) {
+            qdq_apply_stream_f16_avx2((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
+                                      (float)lo, (float)hi, mode);
             return;
         }
     }

@@ -10,8 +10,8 @@
  * and optionally, for a format whose NaN handling costs instructions,
  *   QDQ_VRND_NN, QDQ_VSTORE_NN       the same for vectors that hold no NaN
  *   QDQ_VANY_NAN2(a, b)              nonzero when a lane of a or b is NaN
- * and, where the copy streams this format's stores (AVX2: float32, float64;
- * 16-bit outputs measured no faster with them),
+ * and, where the copy streams this format's stores (AVX2: float16, float32,
+ * float64; its bfloat16 loop measured slower with them),
  *   QDQ_VSTREAM(p, v), QDQ_VALIGN    a non-temporal QDQ_VSTORE to p aligned to QDQ_VALIGN
  *   QDQ_VSTREAM_NN(p, v)             the same for v that holds no NaN (optional)
  * and undefines them all at the end.

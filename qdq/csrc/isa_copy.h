@@ -317,6 +317,10 @@ QDQ_FN vf QDQ_SFX(bf16_round)(vf v)
 #  define QDQ_VLOAD(p) QDQ_SFX(f16_widen)(QDQ_SFX(vh_load)(p))
 #  define QDQ_VSTORE(p, v) QDQ_SFX(vh_store)((p), QDQ_SFX(f16_narrow)(v))
 #  define QDQ_VRND(v) QDQ_SFX(f16_round)(v)
+#  if QDQ_F16C
+#    define QDQ_VSTREAM(p, v) _mm_stream_si128((__m128i *)(p), (__m128i)QDQ_SFX(f16_narrow)(v))
+#    define QDQ_VALIGN 16
+#  endif
 #  define QDQ_VP(name) QDQ_SFX(vf_##name)
 #endif
 #include "format_kernels.h"
