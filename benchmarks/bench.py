@@ -49,7 +49,7 @@ import warnings
 import numpy as np
 
 import qdq
-from qdq import _kernels, _reference
+from qdq import _engine, _kernels, _reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MI = 1 << 20
@@ -85,7 +85,7 @@ def machine_info() -> dict:
         "python": platform.python_version(), "numpy": np.__version__,
         "qdq": qdq.__version__, "openmp": qdq.openmp_enabled(),
         "threads": qdq.get_num_threads(),
-        "simd": ("baseline (SSE2/NEON)", "AVX2+F16C")[_kernels.get_isa()],
+        "simd": _engine.isa_name(),
     }
 
 

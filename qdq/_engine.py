@@ -20,9 +20,8 @@ from ._arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_exte
 from ._formats import FLOAT16, Format
 
 __all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "build_info", "compute_params",
-           "elementwise", "error_stats", "histogram_update", "op_in_place_layout", "op_rows",
-           "op_tensor",
-           "range_in_place_layout",
+           "elementwise", "error_stats", "histogram_update", "isa_name", "op_in_place_layout",
+           "op_rows", "op_tensor", "range_in_place_layout",
            "reduce_block", "reduce_range", "run_block", "transform"]
 
 APPLY = _kernels.APPLY
@@ -31,9 +30,14 @@ DEQUANTIZE = _kernels.DEQUANTIZE
 GRAD = _kernels.GRAD
 CLAMP = _kernels.CLAMP
 
+def isa_name() -> str:
+    """The instruction set the kernels run with (the level chosen by ``_kernels.set_isa``)."""
+    return ("baseline (SSE2/NEON)", "AVX2+F16C", "AVX2+F16C+AVX512-BF16")[_kernels.get_isa()]
+
+
 def build_info() -> str:
     """How the kernels were built and what they run on: OpenMP, threads, instruction set."""
-    isa = ("baseline (SSE2/NEON)", "AVX2+F16C", "AVX2+F16C+AVX512-BF16")[_kernels.get_isa()]
+    isa = isa_name()
     omp = f"OpenMP, {_threads.current()} threads" if _kernels.OPENMP else "no OpenMP, 1 thread"
     return f"{omp}, {isa} kernels"
 
