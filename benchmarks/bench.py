@@ -49,7 +49,7 @@ import warnings
 import numpy as np
 
 import qdq
-from qdq import _engine, _kernels, _reference
+from qdq import _engine, _reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MI = 1 << 20
