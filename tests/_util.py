@@ -65,13 +65,15 @@ def run_python(args, cwd, **kwargs):
 
     env = dict(kwargs.pop("env", os.environ),
                PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
-    kwargs.setdefault("preexec_fn", _default_termination_signals)
+    from qdq._pipeline import TERMINATION_SIGNALS
+
+    kwargs.setdefault("preexec_fn", lambda: _default_signals(TERMINATION_SIGNALS))
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, **kwargs)
 
 
-def _default_termination_signals() -> None:
-    """In a child before exec: termination signals at their default disposition.
+def _default_signals(signals) -> None:
+    """In a child before exec: qdq's termination signals at their default disposition.
 
     A test run started under ``nohup`` (or by a runner that ignores SIGHUP) would
     hand its children an ignored SIGHUP, which qdq rightly leaves alone; the
@@ -79,9 +81,8 @@ def _default_termination_signals() -> None:
     """
     import signal
 
-    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    for sig in signals:
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def assert_equal_but_zero_signs(actual, expected, codes, bfloat16_bits: bool = False) -> None:
