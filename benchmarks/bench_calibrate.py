@@ -1,7 +1,7 @@
 """Cost of building a calibration histogram against the range pass; range quality.
 
     python benchmarks/bench_calibrate.py [--mi 64] [--rounds 7] [--threads N] [--numpy]
-                                         [--dtype float32]
+                                         [--dtype float32] [--avx2]
     python benchmarks/bench_calibrate.py --quality
 
 On the same array (64 Mi elements of Student-t data by default; float32, or
@@ -10,7 +10,8 @@ times, interleaved in every round, ``qdq.compute_range`` (the op's fused
 min/max pass), ``qdq.HistogramTracker().update`` (the histogram, with its exact
 min/max, NaN and inf counts) and, for reference, a NumPy histogram of the same
 bins (``floor`` + ``bincount``). It prints the medians and the ratios to the
-range pass, measured in one run.
+range pass, measured in one run. ``--avx2`` runs both with their AVX2 loops (as on
+a CPU without AVX-512).
 
 With ``--quality`` it prints instead, on heavy-tailed data (Student-t with 3
 degrees of freedom, 1 in 40 000 elements replaced by an outlier of magnitude
@@ -29,6 +30,7 @@ import time
 import numpy as np
 
 import qdq
+from qdq import _engine, _histkernel, _kernels
 
 
 def numpy_histogram(x: np.ndarray, bins: int = 2048) -> np.ndarray:
@@ -96,12 +98,17 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32",
                     choices=("float16", "bfloat16", "float32", "float64"))
     ap.add_argument("--quality", action="store_true", help="range quality instead of speed")
+    ap.add_argument("--avx2", action="store_true",
+                    help="run both with their AVX2 loops, as on a CPU without AVX-512")
     a = ap.parse_args()
     if a.quality:
         quality()
         return
     if a.threads:
         qdq.set_num_threads(a.threads)
+    if a.avx2:
+        _kernels.set_isa(1)
+        _histkernel.simd_level(1)
     rng = np.random.default_rng(0)
     x = rng.standard_t(3, a.mi << 20).astype(np.float32)
     b16 = a.dtype == "bfloat16"
@@ -129,7 +136,8 @@ def main() -> None:
             cpu[name].append(time.process_time() - c0)
     base = statistics.median(times["compute_range"])
     cbase = statistics.median(cpu["compute_range"])
-    print(f"{a.mi} Mi {a.dtype}, {qdq.get_num_threads()} threads, medians of {a.rounds} "
+    print(f"{a.mi} Mi {a.dtype}, {qdq.get_num_threads()} threads, op {_engine.isa_name()}, "
+          f"histogram level {_histkernel.simd_level()}, medians of {a.rounds} "
           "interleaved rounds (wall time; CPU time of the process)")
     for name in methods:
         med, cmed = statistics.median(times[name]), statistics.median(cpu[name])

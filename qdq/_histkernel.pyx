@@ -121,11 +121,14 @@ cdef extern from *:
         *cs = c;                                                                          \
         return 0;                                                                         \
     }
+    #define HK_LOAD_H16(p, i) ((double)lut[((const uint16_t *)(p))[i]])
     HK_RUN(hk_run_f32, HK_LOAD_F32, 0)
     HK_RUN(hk_run_f64, HK_LOAD_F64, 1)
+    HK_RUN(hk_run_h16, HK_LOAD_H16, 0)
 
     /* The fast path works on blocks of HK_BLK elements (float32 or float64; 16-bit
-       formats are widened to float32 exactly). One vectorised pass over a block gathers
+       formats are widened to float32 exactly, in registers with AVX-512BW, else into a
+       buffer first). One vectorised pass over a block gathers
        four reductions of the bit patterns (signed and unsigned min and max, which give
        the exact min/max with -0.0 below +0.0, the largest magnitude, and whether the block
        holds NaN or inf) and the bin indices at the current k; a block holding NaN or inf
@@ -133,7 +136,7 @@ cdef extern from *:
        a larger k. The increments are then spread over four private sub-histograms
        (independent store chains when many elements share a bin) that are added into the
        uint64 counts. */
-    #define HK_BLK 1024
+    #define HK_BLK 2048
     #define HK_FAST_MAX_BINS 65536
     /* uint16 sub-histograms (4 x 2048 take 16 KiB, next to the block in L1), added into
        the counts at least every HK_SUB_LIMIT increments, before any could overflow. */
@@ -162,6 +165,7 @@ cdef extern from *:
         _mm_prefetch((const char *)((uintptr_t)(q) + HK_AHEAD * sizeof *(q)), _MM_HINT_T0)
     #define HK_AVX2 __attribute__((target("avx2,f16c")))
     #define HK_AVX512 __attribute__((target("avx512f,popcnt")))
+    #define HK_AVX512BW __attribute__((target("avx512f,avx512bw,popcnt,f16c")))
     #else
     #define HK_X86 0
     #endif
@@ -171,24 +175,31 @@ cdef extern from *:
     #define HK_PREFETCH(a) ((void)0)
     #endif
 
-    /* Whether the CPU has AVX2 + F16C and AVX-512F (set once by hk_init) and whether those
-       loops run. */
-    static int hk_has_avx2 = 0, hk_has_avx512 = 0, hk_use_avx2 = 0, hk_use_avx512 = 0;
+    /* The instruction-set levels of the loops: 0 portable, 1 AVX2 + F16C, 2 AVX-512F (the
+       float32/float64 passes and the window), 3 AVX-512BW (float16/bfloat16 read as they are).
+       hk_max_level is what the CPU has (set once by hk_init), the hk_use_* flags what runs. */
+    static int hk_max_level = 0, hk_level = 0;
+    static int hk_use_avx2 = 0, hk_use_avx512 = 0, hk_use_avx512bw = 0;
+    static int hk_set_level(int level) {
+        int was = hk_level;
+        hk_level = level < 0 ? 0 : level > hk_max_level ? hk_max_level : level;
+        hk_use_avx2 = hk_level >= 1;
+        hk_use_avx512 = hk_level >= 2;
+        hk_use_avx512bw = hk_level >= 3;
+        return was;
+    }
     static void hk_init(void) {
     #if HK_X86
         __builtin_cpu_init();
-        hk_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-        hk_has_avx512 = hk_has_avx2 && __builtin_cpu_supports("avx512f")
-                        && __builtin_cpu_supports("popcnt");
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+            hk_max_level = 1;
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt")) {
+                hk_max_level = 2;
+                if (__builtin_cpu_supports("avx512bw")) hk_max_level = 3;
+            }
+        }
     #endif
-        hk_use_avx2 = hk_has_avx2;
-        hk_use_avx512 = hk_has_avx512;
-    }
-    static int hk_set_simd(int on) {
-        int was = hk_use_avx2;
-        hk_use_avx2 = on && hk_has_avx2;
-        hk_use_avx512 = on && hk_has_avx512;
-        return was;
+        hk_set_level(hk_max_level);
     }
 
     static void hk_flush(hk_chan *c, hk_sub_t *sub, int64_t bins) {
@@ -331,49 +342,72 @@ cdef extern from *:
 
     #if HK_X86
     /* The window: the bins [-HK_WIN/2, HK_WIN/2), where most elements of typical data fall,
-       counted in registers (8-bit counters, four bins to a 32-bit lane; a block adds at most
-       HK_BLK/16 <= 255 to each), so that only the other elements are stored one by one. */
+       counted in registers, so that only the other elements are stored one by one. Two
+       accumulators of 4-bit counters (eight bins to a 32-bit lane: bin w in nibble w % 8 of
+       nib[w / 8]) take one table look-up each per vector; every HK_NIB_STEPS vectors, before a
+       nibble could overflow, they are added into four accumulators of 8-bit counters (the even
+       and the odd nibbles apart), which a block fills to at most HK_BLK/16 <= 255. */
     #define HK_WIN 16
+    #define HK_NIB_STEPS 15
+    typedef char hk_window_bytes_fit[HK_BLK / 16 <= 255 ? 1 : -1];
     #define HK_FLOOR_PS512(y) _mm512_roundscale_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
     #define HK_FLOOR_PD512(y) _mm512_roundscale_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
     /* The state of the AVX-512 fused passes: the window's tables and counters, constants. */
     #define HK_WIN_SETUP                                                                    \
         int64_t i, n = 0;                                                                   \
-        int j, r;                                                                           \
+        int j, r, steps = 0;                                                                \
         __m512i half = _mm512_set1_epi32(HK_WIN / 2), width = _mm512_set1_epi32(HK_WIN);    \
-        __m512i one = _mm512_set1_epi32(1), tab[4], acc[4];                                 \
-        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;       \
-        __m512i tab0, tab1, tab2, tab3;                                                     \
-        for (j = 0; j < 4; j++) {  /* tab[j][w]: bin w's counter if it lives in acc[j] */   \
-            int32_t tl[16];                                                                 \
-            for (r = 0; r < 16; r++) tl[r] = (r >> 2) == j ? (int32_t)(1u << (8 * (r & 3))) : 0; \
-            tab[j] = _mm512_loadu_si512((const void *)tl);                                  \
-        }                                                                                   \
-        tab0 = tab[0]; tab1 = tab[1]; tab2 = tab[2]; tab3 = tab[3]
+        __m512i one = _mm512_set1_epi32(1), nibs = _mm512_set1_epi32(0x0f0f0f0f);           \
+        __m512i tab0, tab1, nib0 = _mm512_setzero_si512(), nib1 = nib0, acc[4];             \
+        acc[0] = acc[1] = acc[2] = acc[3] = nib0;                                           \
+        {  /* tab_j[w]: the increment of bin w's nibble if it lives in nib_j */             \
+            int32_t tl[2][16];                                                              \
+            for (r = 0; r < 16; r++) {                                                      \
+                tl[0][r] = r < 8 ? (int32_t)(1u << (4 * r)) : 0;                            \
+                tl[1][r] = r < 8 ? 0 : (int32_t)(1u << (4 * (r - 8)));                      \
+            }                                                                               \
+            tab0 = _mm512_loadu_si512((const void *)tl[0]);                                 \
+            tab1 = _mm512_loadu_si512((const void *)tl[1]);                                 \
+        }
+    /* The nibble counters into the byte counters: acc[2 j] even nibbles, acc[2 j + 1] odd. */
+    #define HK_NIB_FLUSH                                                                    \
+        do {                                                                                \
+            acc[0] = _mm512_add_epi32(acc[0], _mm512_and_si512(nib0, nibs));                \
+            acc[1] = _mm512_add_epi32(acc[1], _mm512_and_si512(_mm512_srli_epi32(nib0, 4), nibs)); \
+            acc[2] = _mm512_add_epi32(acc[2], _mm512_and_si512(nib1, nibs));                \
+            acc[3] = _mm512_add_epi32(acc[3], _mm512_and_si512(_mm512_srli_epi32(nib1, 4), nibs)); \
+            nib0 = nib1 = _mm512_setzero_si512();                                           \
+        } while (0)
     /* 16 indices t_ of the lanes out_: those in the window counted, the others written. */
     #define HK_WIN_STEP(t_, out_)                                                           \
         do {                                                                                \
             if (window) {                                                                   \
                 __m512i w_ = _mm512_add_epi32(t_, half);                                    \
                 __mmask16 in_ = _mm512_cmplt_epu32_mask(w_, width) & out_;                  \
-                acc0 = _mm512_add_epi32(acc0, _mm512_maskz_permutexvar_epi32(in_, w_, tab0)); \
-                acc1 = _mm512_add_epi32(acc1, _mm512_maskz_permutexvar_epi32(in_, w_, tab1)); \
-                acc2 = _mm512_add_epi32(acc2, _mm512_maskz_permutexvar_epi32(in_, w_, tab2)); \
-                acc3 = _mm512_add_epi32(acc3, _mm512_maskz_permutexvar_epi32(in_, w_, tab3)); \
+                nib0 = _mm512_add_epi32(nib0, _mm512_maskz_permutexvar_epi32(in_, w_, tab0)); \
+                nib1 = _mm512_add_epi32(nib1, _mm512_maskz_permutexvar_epi32(in_, w_, tab1)); \
+                if (++steps == HK_NIB_STEPS) { HK_NIB_FLUSH; steps = 0; }                   \
                 out_ &= (__mmask16)~in_;                                                    \
             }                                                                               \
             _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(out_, t_));   \
             n += _mm_popcnt_u32((unsigned)out_);                                            \
         } while (0)
-    /* The window's counts into wc. */
+    /* The window's counts into wc: byte q of acc[2 j + o] holds bin 8 j + 2 q + o. Bytes 0 and
+       2 (1 and 3) are summed over the lanes as 16-bit halves of one 32-bit sum: a block adds at
+       most 16 * HK_BLK/16 < 2^16 to each. */
     #define HK_WIN_COUNTS                                                                   \
         if (window) {                                                                       \
-            __m512i byte = _mm512_set1_epi32(0xff);                                         \
-            acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;                     \
-            for (j = 0; j < 4; j++)                                                         \
-                for (r = 0; r < 4; r++)                                                     \
-                    wc[4 * j + r] = (uint32_t)_mm512_reduce_add_epi32(                      \
-                        _mm512_and_si512(_mm512_srli_epi32(acc[j], (unsigned)(8 * r)), byte)); \
+            __m512i halves = _mm512_set1_epi32(0x00ff00ff);                                 \
+            HK_NIB_FLUSH;                                                                   \
+            for (j = 0; j < 4; j++) {                                                       \
+                uint32_t s02 = (uint32_t)_mm512_reduce_add_epi32(                           \
+                    _mm512_and_si512(acc[j], halves));                                      \
+                uint32_t s13 = (uint32_t)_mm512_reduce_add_epi32(                           \
+                    _mm512_and_si512(_mm512_srli_epi32(acc[j], 8), halves));                \
+                r = 8 * (j >> 1) + (j & 1);                                                 \
+                wc[r] = s02 & 0xffffu; wc[r + 2] = s13 & 0xffffu;                           \
+                wc[r + 4] = s02 >> 16; wc[r + 6] = s13 >> 16;                               \
+            }                                                                               \
         }
 
     /* One vector of 16 float32 (tm: the lanes in the block). */
@@ -473,6 +507,81 @@ cdef extern from *:
         HK_WIN_COUNTS
         return n;
     }
+
+    /* 16 float32 f_ of the lanes k_ (16-bit data widened in registers): their indices. */
+    #define HK_FUSE16_HALF(f_, k_)                                                          \
+        do {                                                                                \
+            __mmask16 out_ = (k_);                                                          \
+            __m512 y_ = simple ? _mm512_mul_ps(f_, vs1)                                     \
+                               : _mm512_mul_ps(_mm512_mul_ps(f_, vs1), vs2);                \
+            __m512i t_ = _mm512_cvt_roundps_epi32(y_, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); \
+            if (!simple)                                                                    \
+                t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
+                                           & _mm512_cmp_ps_mask(f_, zero, _CMP_LT_OQ), t_, one); \
+            HK_WIN_STEP(t_, out_);                                                          \
+        } while (0)
+    /* The largest / smallest 16-bit lane of a, signed (S = epi) or unsigned (S = epu), as
+       an unsigned 16-bit pattern. */
+    #define HK_RED16(a, S, OP, CVT)                                                         \
+        (uint16_t)_mm512_reduce_##OP##_##S##32(_mm512_##OP##_##S##32(                       \
+            CVT(_mm512_castsi512_si256(a)), CVT(_mm512_extracti64x4_epi64(a, 1))))
+
+    /* hk_fuse_f32_avx512 for float16/bfloat16 (fmt) read as they are: the reductions on the
+       16-bit patterns (the order of the patterns is that of their float32 widenings, to which
+       red is widened), 32 elements widened in registers at a time (bfloat16: by interleaving
+       with zeros, which permutes the lanes within 128 bits; the counts do not care) and the
+       floor in the conversion. */
+    HK_AVX512BW
+    static int64_t hk_fuse_h16_avx512(const uint16_t *p, int64_t m, int fmt, float s1, float s2,
+                                      int simple, int window, int32_t *idx, uint32_t *red,
+                                      uint32_t *wc) {
+        __m512i smax = _mm512_set1_epi16(INT16_MIN), smin = _mm512_set1_epi16(INT16_MAX);
+        __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi16(-1);
+        __m512i z = _mm512_setzero_si512(), first = _mm512_set1_epi16((short)p[0]);
+        __m512 vs1 = _mm512_set1_ps(s1), vs2 = _mm512_set1_ps(s2), zero = _mm512_setzero_ps();
+        uint16_t r16[4];
+        int q;
+        HK_WIN_SETUP;
+        for (i = 0; i < m; i += 32) {
+            __mmask32 lm = m - i >= 32 ? (__mmask32)0xffffffffu
+                                       : (__mmask32)((1u << (m - i)) - 1u);
+            __m512i v = _mm512_mask_loadu_epi16(first, lm, p + i);
+            __mmask16 k0 = (__mmask16)lm, k1 = (__mmask16)(lm >> 16);
+            __m512 f0, f1;
+            HK_PREFETCH_AHEAD(p + i);
+            smax = _mm512_max_epi16(smax, v);
+            smin = _mm512_min_epi16(smin, v);
+            umax = _mm512_max_epu16(umax, v);
+            umin = _mm512_min_epu16(umin, v);
+            if (fmt == HK_BF16) {
+                /* 32-bit lane 4L + q: element 8L + q (low half) or 8L + 4 + q (high half) */
+                f0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v));
+                f1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v));
+                if (m - i < 32) {
+                    k0 = k1 = 0;
+                    for (q = 0; q < 16; q++) {
+                        k0 |= (__mmask16)(((lm >> (8 * (q >> 2) + (q & 3))) & 1u) << q);
+                        k1 |= (__mmask16)(((lm >> (8 * (q >> 2) + 4 + (q & 3))) & 1u) << q);
+                    }
+                }
+            } else {
+                f0 = _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+                f1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
+            }
+            HK_FUSE16_HALF(f0, k0);
+            HK_FUSE16_HALF(f1, k1);
+        }
+        r16[0] = HK_RED16(smax, epi, max, _mm512_cvtepi16_epi32);
+        r16[1] = HK_RED16(smin, epi, min, _mm512_cvtepi16_epi32);
+        r16[2] = HK_RED16(umax, epu, max, _mm512_cvtepu16_epi32);
+        r16[3] = HK_RED16(umin, epu, min, _mm512_cvtepu16_epi32);
+        for (q = 0; q < 4; q++) {
+            if (fmt == HK_BF16) red[q] = (uint32_t)r16[q] << 16;
+            else { float f = _cvtsh_ss(r16[q]); memcpy(&red[q], &f, sizeof f); }
+        }
+        HK_WIN_COUNTS
+        return n;
+    }
     #define HK_WINDOW_AVX512 hk_use_avx512
     #else
     #define HK_WIN 16
@@ -490,9 +599,10 @@ cdef extern from *:
        four sub-histograms (the caller flushes them at the end of its run); without, straight
        into the channel's counts. With WINDOW, FUSE counts the window's bins apart; a block
        with most elements outside it turns the window off for the next 32 blocks. */
-    #define HK_BLOCK(NAME, T, UT, SHIFT, ABSMASK, INFBITS, TMAX, SCALAR, S1, S2, FUSE, WINDOW) \
-    static int NAME(const T *p, int64_t m, hk_chan *c, int64_t bins, int kfloor,            \
-                    hk_sub_t *sub, int64_t *pending) {                                      \
+    #define HK_BLOCK(NAME, PT, T, UT, SHIFT, ABSMASK, INFBITS, TMAX, SCALAR, S1, S2, FUSE,  \
+                     WINDOW)                                                                \
+    static int NAME(const PT *p, int64_t m, int fmt, const float *lut, hk_chan *c,          \
+                    int64_t bins, int kfloor, hk_sub_t *sub, int64_t *pending) {            \
         int64_t h = bins / 2, i, n;                                                         \
         int32_t idx[HK_BLK + 16];                                                           \
         uint32_t wc[HK_WIN];                                                                \
@@ -510,7 +620,7 @@ cdef extern from *:
         amax = a2 > amax ? a2 : amax;                                                       \
         if (amax >= (UT)INFBITS) {  /* NaN or inf: the scalar path */                       \
             if (sub) { hk_flush(c, sub, bins); *pending = 0; }                              \
-            return SCALAR(p, m, 1, NULL, c, bins, kfloor);                                  \
+            return SCALAR(p, m, 1, lut, c, bins, kfloor);                                   \
         }                                                                                   \
         if (amax >= limb) {                                                                 \
             int nk;                                                                         \
@@ -527,6 +637,7 @@ cdef extern from *:
         if ((double)av < c->mn || ((double)av == c->mn && signbit(av))) c->mn = av;         \
         memcpy(&av, &bmax, sizeof av);                                                      \
         if ((double)av > c->mx || ((double)av == c->mx && !signbit(av))) c->mx = av;        \
+        (void)fmt;                                                                          \
         if (window) {                                                                       \
             for (i = 0; i < HK_WIN; i++) c->cnt[h - HK_WIN / 2 + i] += wc[i];               \
             if (2 * n > m) c->woff = 32;                                                    \
@@ -541,7 +652,7 @@ cdef extern from *:
             hk_sub_t *q0 = sub + h, *q1 = sub + st_ + h;                                    \
             hk_sub_t *q2 = sub + 2 * st_ + h, *q3 = sub + 3 * st_ + h;                      \
             for (i = 0; i + 4 <= n; i += 4) {                                               \
-                if (!(i & 15)) HK_PREFETCH((const void *)((uintptr_t)(p + m) + i * sizeof(T))); \
+                if (!(i & 15)) HK_PREFETCH((const void *)((uintptr_t)(p + m) + i * sizeof(PT))); \
                 q0[idx[i]]++;                                                               \
                 q1[idx[i + 1]]++;                                                           \
                 q2[idx[i + 2]]++;                                                           \
@@ -571,17 +682,30 @@ cdef extern from *:
     #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
         (hk_fuse_f64(p, m, s1, s2, simple, limb, idx, red), m)
     #endif
-    HK_BLOCK(hk_blk_f32, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX, hk_run_f32,
+    HK_BLOCK(hk_blk_f32, float, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX, hk_run_f32,
              fs1, fs2, HK_FUSE_F32, HK_WINDOW_AVX512)
-    HK_BLOCK(hk_blk_f64, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0000000000000ull,
+    HK_BLOCK(hk_blk_f64, double, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0000000000000ull,
              DBL_MAX, hk_run_f64, s1, s2, HK_FUSE_F64, HK_WINDOW_AVX512)
+    #if HK_X86
+    #define HK_FUSE_H16(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
+        hk_fuse_h16_avx512(p, m, fmt, s1, s2, simple, window, idx, red, wc)
+    /* float16/bfloat16 read as they are (only with AVX-512BW) */
+    HK_BLOCK(hk_blk_h16, uint16_t, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX,
+             hk_run_h16, fs1, fs2, HK_FUSE_H16, 1)
+    #endif
 
 
     /* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32). */
     static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan *c,
                         int64_t bins, int kfloor, hk_sub_t *sub, int64_t *pending) {
-        if (fmt == HK_F32) return hk_blk_f32((const float *)x, m, c, bins, kfloor, sub, pending);
-        if (fmt == HK_F64) return hk_blk_f64((const double *)x, m, c, bins, kfloor, sub, pending);
+        if (fmt == HK_F32)
+            return hk_blk_f32((const float *)x, m, fmt, lut, c, bins, kfloor, sub, pending);
+        if (fmt == HK_F64)
+            return hk_blk_f64((const double *)x, m, fmt, lut, c, bins, kfloor, sub, pending);
+    #if HK_X86
+        if (hk_use_avx512bw)
+            return hk_blk_h16((const uint16_t *)x, m, fmt, lut, c, bins, kfloor, sub, pending);
+    #endif
         {
             float buf[HK_BLK];
             const uint16_t *u = (const uint16_t *)x;
@@ -591,7 +715,7 @@ cdef extern from *:
             else
     #endif
             for (i = 0; i < m; i++) buf[i] = lut[u[i]];
-            return hk_blk_f32(buf, m, c, bins, kfloor, sub, pending);
+            return hk_blk_f32(buf, m, HK_F32, lut, c, bins, kfloor, sub, pending);
         }
     }
 
@@ -722,7 +846,9 @@ cdef extern from *:
         uint64_t nan, pinf, ninf
         double mn, mx
     void hk_init() noexcept nogil
-    int hk_set_simd(int on) noexcept nogil
+    int hk_set_level(int level) noexcept nogil
+    int hk_max_level, hk_level
+    int HK_BLK
     void hk_set_k(hk_chan *c, int64_t h, int k) noexcept nogil
     int hk_kfor(double a, int64_t h, int kfloor) noexcept nogil
     int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
@@ -732,6 +858,10 @@ cdef extern from *:
 
 hk_init()
 
+#: Elements per block of the vectorised path (one pass over a block gives its min/max and
+#: bin indices; the window's 8-bit counters hold a block's counts).
+BLOCK = HK_BLK
+
 #: Format codes of :func:`update`.
 F16 = 0
 BF16 = 1
@@ -739,12 +869,21 @@ F32 = 2
 F64 = 3
 
 
-def use_simd(bint on):
-    """Choose the AVX2 loops (where the CPU has them) or the portable ones; the previous choice.
+def simd_level(level=None):
+    """The instruction-set level of the loops; with ``level``, use that one (capped at the CPU's).
 
-    The tests check that both give the same bits.
+    0 portable, 1 AVX2 + F16C, 2 AVX-512F, 3 AVX-512BW (float16/bfloat16
+    read as they are). Returns the level in use before the call. The tests
+    check that every level gives the same bits.
     """
-    return bool(hk_set_simd(on))
+    if level is None:
+        return hk_level
+    return hk_set_level(level)
+
+
+def max_simd_level():
+    """The highest instruction-set level this CPU has (see :func:`simd_level`)."""
+    return hk_max_level
 
 
 def kfor(double a, int64_t h, int kfloor):

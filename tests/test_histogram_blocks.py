@@ -1,8 +1,9 @@
 """The histogram kernel's block path (blocks free of NaN and inf) against the definition.
 
-Blocks of 1024 elements holding no NaN or inf take the vectorised path (the AVX2 loops
-where the CPU has them, else the portable ones); these tests feed such blocks in every
-exponent regime and compare both loops with the exact counts and the exact min/max.
+Blocks of ``_histkernel.BLOCK`` elements holding no NaN or inf take the vectorised path (the AVX2 or
+AVX-512 loops where the CPU has them, else the portable ones); these tests feed such blocks
+in every exponent regime and compare the loops of every instruction-set level the CPU has
+with the exact counts and the exact min/max.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from qdq._histogram import K_FLOOR
 CASES = ("float16", "bfloat16", "bfloat16_bits", "float32", "float64")
 
 
-@pytest.fixture(params=[True, False], ids=["simd", "portable"])
+LEVELS = ("portable", "avx2", "avx512f", "avx512bw")
+
+
+@pytest.fixture(params=range(len(LEVELS)), ids=LEVELS)
 def simd(request):
-    old = _histkernel.use_simd(request.param)
+    if request.param > _histkernel.max_simd_level():
+        pytest.skip(f"the CPU has no {LEVELS[request.param]}")
+    old = _histkernel.simd_level(request.param)
     yield request.param
-    _histkernel.use_simd(old)
+    _histkernel.simd_level(old)
 
 
 def regimes(case: str, rng) -> dict[str, np.ndarray]:
@@ -50,8 +56,8 @@ def test_window_turned_off_and_on(case, simd):
     # Spread-out blocks (most elements outside the central bins counted in registers)
     # turn the window off for a while; central blocks after them turn it on again.
     rng = np.random.default_rng(13)
-    spread = rng.uniform(-1000, 1000, 40 * 1024)
-    central = rng.standard_t(3, 40 * 1024)
+    spread = rng.uniform(-1000, 1000, 40 * _histkernel.BLOCK)
+    central = rng.standard_t(3, 40 * _histkernel.BLOCK)
     v = np.concatenate([central[:3000], spread, central, [1000.0]])
     x, b = make(case, v)
     t = qdq.HistogramTracker(bins=64, bfloat16_bits=b).update(x)
@@ -81,23 +87,61 @@ def test_simd_and_portable_loops_agree(case, axis):
     v[rng.choice(v.size, 5, replace=False)] = np.nan
     x, b = make(case, v.reshape(40000, 3) if axis is not None else v)
     res = []
-    old = _histkernel.use_simd(True)
+    old = _histkernel.simd_level()
     try:
-        for on in (True, False):
-            _histkernel.use_simd(on)
+        for level in range(_histkernel.max_simd_level() + 1):
+            _histkernel.simd_level(level)
             res.append(qdq.HistogramTracker(axis, bins=2048, bfloat16_bits=b).update(x))
     finally:
-        _histkernel.use_simd(old)
-    assert (res[0].counts == res[1].counts).all()
-    assert (res[0].exponent == res[1].exponent).all()
-    for u, w in zip(res[0].range("minmax"), res[1].range("minmax"), strict=True):
-        assert (bits(u) == bits(w)).all()
+        _histkernel.simd_level(old)
+    for r in res[1:]:
+        assert (r.counts == res[0].counts).all()
+        assert (r.exponent == res[0].exponent).all()
+        for u, w in zip(r.range("minmax"), res[0].range("minmax"), strict=True):
+            assert (bits(u) == bits(w)).all()
 
 
-def test_use_simd_reports_the_previous_choice():
-    old = _histkernel.use_simd(False)
+@pytest.mark.parametrize("case", ("float16", "bfloat16_bits"))
+def test_every_tail_of_a_16_bit_block(case, simd):
+    # The AVX-512BW loop reads 32 elements at a time (bfloat16 permuted within 128 bits):
+    # runs of every length up to 70 and around a block, each with a NaN, an inf or a value
+    # needing a larger exponent at every position of its last vector.
+    rng = np.random.default_rng(14)
+    blk = _histkernel.BLOCK
+    for n in [*range(1, 71), blk - 1, blk, blk + 1, blk + 31, blk + 32, blk + 33]:
+        v = rng.standard_t(3, n)
+        specials = [None] + [(pos, s) for pos in range(max(0, n - 32), n)
+                             for s in (np.nan, np.inf, -300.0)][:: 1 if n < 40 else 7]
+        for sp in specials:
+            w = v.copy()
+            if sp is not None:
+                w[sp[0]] = sp[1]
+            x, b = make(case, w)
+            t = qdq.HistogramTracker(bins=64, bfloat16_bits=b).update(x)
+            vals = values(x, b)
+            fin = vals[np.isfinite(vals)]
+            # floor(x / 2**k) is exact in float64 for these (normal, moderate) values
+            k = K_FLOOR[fmt_name(case)]
+            while fin.size and not np.abs(fin).max() < 32 * 2.0 ** k:
+                k += 1
+            counts = np.bincount((np.floor(fin * 2.0 ** -k) + 32).astype(np.int64),
+                                 minlength=64)
+            assert t.exponent == k and (t.counts == counts).all(), (n, sp)
+            assert t.nan_count == np.isnan(vals).sum(), (n, sp)
+            if np.isnan(vals).all():
+                continue
+            mn, mx = qdq.compute_range(x, bfloat16_bits=b)
+            lo, hi = t.range("minmax")
+            assert bits(lo) == bits(mn) and bits(hi) == bits(mx), (n, sp)
+
+
+def test_simd_level_reports_the_previous_level():
+    old = _histkernel.simd_level(0)
     try:
-        assert _histkernel.use_simd(True) is False
-        assert _histkernel.use_simd(True) in (True, False)  # False without AVX2
+        assert _histkernel.simd_level() == 0
+        assert _histkernel.simd_level(99) == 0
+        assert _histkernel.simd_level() == _histkernel.max_simd_level()
+        assert _histkernel.simd_level(-1) == _histkernel.max_simd_level()
+        assert _histkernel.simd_level() == 0
     finally:
-        _histkernel.use_simd(old)
+        _histkernel.simd_level(old)
