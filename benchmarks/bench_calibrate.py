@@ -3,6 +3,7 @@
     python benchmarks/bench_calibrate.py [--mi 64] [--rounds 7] [--threads N] [--numpy]
                                          [--dtype float32] [--avx2]
     python benchmarks/bench_calibrate.py --quality
+    python benchmarks/bench_calibrate.py --per-channel 4096 [--threads N]
 
 On the same array (64 Mi elements of Student-t data by default; float32, or
 float16, float64 or bfloat16 given as bit patterns with ``bfloat16_bits``) it
@@ -19,6 +20,9 @@ degrees of freedom, 1 in 40 000 elements replaced by an outlier of magnitude
 at 4 and 8 bits, relative to min/max and to a brute-force search over clip
 values (symmetric, then asymmetric around the best), and how far the
 percentile ends lie from np.quantile, in bins.
+
+With ``--per-channel C`` it times ``range(method)`` of a per-channel tracker of
+(C, 1024) float32 Student-t weights (axis 0: C channels of 1024 values).
 """
 
 from __future__ import annotations
@@ -89,6 +93,17 @@ def quality() -> None:
               f"{(float(hi) - q_hi) / w:+.3f} bins (bin width {w})")
 
 
+def per_channel(channels: int) -> None:
+    x = np.random.default_rng(0).standard_t(3, (channels, 1024)).astype(np.float32)
+    t = qdq.HistogramTracker(axis=0).update(x)
+    print(f"range() of {channels} channels of 1024 float32, {qdq.get_num_threads()} threads")
+    for m in ("minmax", "percentile", "mse", "entropy"):
+        t0 = time.perf_counter()
+        t.range(m, num_bits=8)
+        dt = time.perf_counter() - t0
+        print(f"  {m:10s} {dt:8.2f} s  {dt / channels * 1e3:7.3f} ms per channel")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mi", type=int, default=64, help="elements, in Mi (2**20)")
@@ -98,6 +113,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32",
                     choices=("float16", "bfloat16", "float32", "float64"))
     ap.add_argument("--quality", action="store_true", help="range quality instead of speed")
+    ap.add_argument("--per-channel", type=int, default=0, metavar="C",
+                    help="time the per-channel ranges of C channels instead")
     ap.add_argument("--avx2", action="store_true",
                     help="run both with their AVX2 loops, as on a CPU without AVX-512")
     a = ap.parse_args()
@@ -106,6 +123,9 @@ def main() -> None:
         return
     if a.threads:
         qdq.set_num_threads(a.threads)
+    if a.per_channel:
+        per_channel(a.per_channel)
+        return
     if a.avx2:
         _kernels.set_isa(1)
         _histkernel.simd_level(1)

@@ -176,6 +176,20 @@ def test_per_channel_matches_each_channel(shape):
             assert bits(lo[c]) == bits(a) and bits(hi[c]) == bits(b)
 
 
+def test_per_channel_ranges_do_not_depend_on_the_thread_count():
+    # mse and entropy spread the channels over qdq's threads
+    rng = np.random.default_rng(9)
+    x = rng.standard_t(3, (400, 24)) * rng.uniform(0.1, 10, 24)
+    t = qdq.HistogramTracker(axis=1, bins=256).update(x)
+    for m in METHODS:
+        res = []
+        for n in (1, 2, 5):
+            with qdq.num_threads(n):
+                res.append(t.range(m, num_bits=4))
+        for lo, hi in res[1:]:
+            assert (bits(lo) == bits(res[0][0])).all() and (bits(hi) == bits(res[0][1])).all()
+
+
 def test_layouts_give_the_same_histogram():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((300, 40))
