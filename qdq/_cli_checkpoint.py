@@ -148,6 +148,10 @@ def _settings(ns: argparse.Namespace) -> dict:
 
 def check_checkpoint_command_line(ns: argparse.Namespace) -> None:
     """The options and the --rule settings, checked before any file is opened (ValueError)."""
+    dst = getattr(ns, "dst", None)
+    if dst is not None and dst.endswith(".npy"):
+        raise ValueError(f"a checkpoint SRC is written as safetensors: DST {dst!r} must be a "
+                         ".safetensors file or a directory, not a .npy path")
     check_rules([parse_rule(r) for r in ns.rule],
                 check_settings(_settings(ns), None, "the options"))
 

@@ -139,6 +139,13 @@ def test_run_json(ckpt, tmp_path, capsys):
     assert doc["totals"]["tensors"] == len(arrays)
 
 
+def test_checkpoint_to_a_npy_path_is_refused(ckpt, tmp_path, capsys):
+    src, _, _ = ckpt
+    assert main(["run", str(src), str(tmp_path / "out.npy"), "-q"]) == 2
+    assert "not a .npy path" in capsys.readouterr().err
+    assert not (tmp_path / "out.npy").exists()
+
+
 def test_parse_rule():
     assert parse_rule("a:b:num_bits=2, axis=none, signed_input=false, round_mode=half_up") == (
         "a:b", {"num_bits": 2, "axis": None, "signed_input": False, "round_mode": "HALF_UP"})
