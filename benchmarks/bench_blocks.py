@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 import qdq
-from qdq import _kernels
+from qdq import _engine
 
 TARGET = 1.3
 
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         qdq.set_num_threads(args.threads)
     warnings.simplefilter("ignore", RuntimeWarning)
     print(f"threads={qdq.get_num_threads()}, openmp={qdq.openmp_enabled()}, "
-          f"simd={('baseline (SSE2/NEON)', 'AVX2+F16C')[_kernels.get_isa()]}")
+          f"simd={_engine.isa_name()}")
     blocks = [int(b) for b in args.blocks.split(",")]
     ok = True
     for dtype in args.dtypes.split(","):

@@ -24,7 +24,7 @@ import numpy as np
 from . import _engine
 from ._arrays import kernel_copy, overlaps
 from ._diagnostics import warn_float16_overflow
-from ._formats import Format, round_to
+from ._formats import FLOAT16, Format, round_to
 from ._validate import OpArgs, check_real
 
 __all__ = ["Part", "blocked_shape", "check_block_size", "dequantize_blocks", "for_rows",
@@ -187,6 +187,14 @@ def transform_blocks(xk: np.ndarray, rk: np.ndarray, fmt: Format, ax: int, bs: i
                                     a.range_given)
             if fused is not None:
                 negative = negative or fused
+                # a float16 scale that overflows makes every output of its block inf or
+                # NaN (tests/test_op.py checks the first): only then are the parameters
+                # needed, for the warning
+                if fmt is FLOAT16 and not np.isfinite(target[:, 0].view(np.float16)).all():
+                    if lo is None or hi is None:
+                        lo, hi = _engine.reduce_range(xr, fmt, 0)
+                    p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
+                    warn_float16_overflow(fmt, p[0], p[2], p[3], stacklevel=6, unit="blocks")
                 return
         if lo is None or hi is None:
             lo, hi = _engine.reduce_range(xr, fmt, 0)

@@ -133,10 +133,9 @@ def op_rows(xr: np.ndarray, rr: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin:
     """The op on each row of a (rows, length) kernel array as its own channel, fused.
 
     Returns whether a row's minimum is negative, or None when the arrays need
-    another path (float16, whose scales the caller must see for the overflow
-    warning; or arrays the kernels cannot take as they are).
+    another path (arrays the kernels cannot take as they are).
     """
-    if fmt is FLOAT16 or kernel_layout(xr, rr) != "C" or xr.ndim != 2:
+    if kernel_layout(xr, rr) != "C" or xr.ndim != 2:
         return None
     return bool(_kernels.qdq_rows(xr, rr, fmt.code, xr.shape[0], xr.shape[1],
                                   lo if range_given else None, hi if range_given else None,

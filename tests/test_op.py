@@ -25,6 +25,54 @@ def test_float16_scale_overflow_warns(axis):
     assert np.isfinite(z).all()
 
 
+def test_float16_block_scale_overflow_warns():
+    # the fused block kernel: the warning names the blocks whose scale overflowed
+    x = np.ones((4, 64), np.float16)
+    x[1, 32:40] = [1e-4, -5e-5, 3e-5, 2e-5, 0, 0, 1e-5, 0]
+    x[1, 40:64] = 0
+    with pytest.warns(RuntimeWarning, match=r"float16 scale overflows .* in 1 blocks"):
+        y = qdq.quantize_and_dequantize(x, axis=1, block_size=32)
+    assert not np.isfinite(y[1, 32:]).any() and np.isfinite(np.delete(y, 1, 0)).all()
+
+
+@pytest.mark.parametrize("signed, num_bits, narrow", [(True, 8, False), (False, 4, True),
+                                                     (True, 2, True), (False, 16, False)])
+def test_float16_block_warning_exactly_when_a_scale_overflows(signed, num_bits, narrow):
+    # The fused block kernel keeps no scales: the warning looks at the first output of
+    # each block, which relies on an overflowed scale making the whole block inf/NaN.
+    from qdq import _engine
+    from qdq._formats import FLOAT16
+    from qdq._validate import OpArgs
+
+    rng = np.random.default_rng(num_bits)
+    a = OpArgs(signed, num_bits, False, "HALF_TO_EVEN", narrow)
+    for bs in (2, 3, 32):
+        for _ in range(30):
+            x = (rng.standard_normal((4, 3 * bs)) * 10.0 ** rng.uniform(-9, 1)).astype(
+                np.float16)
+            x[rng.random(x.shape) < 0.2] = 0
+            rows = np.ascontiguousarray(x.reshape(-1, bs)).view(np.uint16)
+            lo, hi = _engine.reduce_range(rows, FLOAT16, 0)
+            overflow = np.isinf(_engine.compute_params(lo, hi, FLOAT16, a.qmin, a.qmax)[0]
+                                .astype(np.float64))
+            with warnings.catch_warnings(record=True) as record:
+                warnings.simplefilter("always")
+                y = qdq.quantize_and_dequantize(x, axis=1, block_size=bs, signed_input=signed,
+                                                num_bits=num_bits, narrow_range=narrow)
+            assert not np.isfinite(y.reshape(-1, bs)[overflow]).any()
+            warned = any("float16 scale overflows" in str(w.message) for w in record)
+            assert warned == bool(overflow.any())
+
+
+def test_no_float16_block_warning_for_non_finite_inputs():
+    x = np.linspace(-1, 1, 256, dtype=np.float16).reshape(4, 64)
+    x[0, 3], x[2, 40] = np.nan, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = qdq.quantize_and_dequantize(x, axis=1, block_size=32)
+    assert not np.isfinite(y).all()
+
+
 def test_float16_overflow_warns_through_out_overlap_path():
     x = np.array([1e-4, -5e-5, 3e-5, 0.0], np.float16)
     buf = np.concatenate([x, x])
