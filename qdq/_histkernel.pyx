@@ -175,8 +175,9 @@ cdef extern from *:
     #define HK_PREFETCH(a) ((void)0)
     #endif
 
-    /* The instruction-set levels of the loops: 0 portable, 1 AVX2 + F16C, 2 AVX-512F (the
-       float32/float64 passes and the window), 3 AVX-512BW (float16/bfloat16 read as they are).
+    /* The instruction-set levels of the loops: 0 portable, 1 AVX2 + F16C (float32 and the
+       widened 16-bit formats, with the window), 2 AVX-512F (float32/float64 with the window),
+       3 AVX-512BW (float16/bfloat16 read as they are).
        hk_max_level is what the CPU has (set once by hk_init), the hk_use_* flags what runs. */
     static int hk_max_level = 0, hk_level = 0;
     static int hk_use_avx2 = 0, hk_use_avx512 = 0, hk_use_avx512bw = 0;
@@ -188,8 +189,12 @@ cdef extern from *:
         hk_use_avx512bw = hk_level >= 3;
         return was;
     }
+    #if HK_X86
+    static void hk_pack8_init(void);
+    #endif
     static void hk_init(void) {
     #if HK_X86
+        hk_pack8_init();
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
             hk_max_level = 1;
@@ -260,29 +265,76 @@ cdef extern from *:
             f64)
 
     #if HK_X86
-    /* hk_fuse_f32 with AVX2: the floor in one instruction. */
+    /* hk_fuse_f32 with AVX2: the floor in one instruction; with window, the elements in the
+       bins [-8, 8) are counted in registers (as the AVX-512 window below: 4-bit counters,
+       eight bins to a 32-bit lane, one table look-up per vector, flushed every HK_NIB_STEPS
+       vectors, here into 16-bit counters, since a lane takes HK_BLK/8 elements of a block)
+       and only the others' indices are written, packed with a table of permutations.
+       Returns how many were written. */
+    #define HK_NIB_STEPS 15
+    static int32_t hk_pack8[256][8];  /* the lanes of mask q first, in order */
+    static uint8_t hk_count8[256];
+    static void hk_pack8_init(void) {
+        int q, l, n;
+        for (q = 0; q < 256; q++) {
+            for (l = 0, n = 0; l < 8; l++) if (q >> l & 1) hk_pack8[q][n++] = l;
+            hk_count8[q] = (uint8_t)n;
+            for (; n < 8; n++) hk_pack8[q][n] = 0;
+        }
+    }
+    #define HK_NIB_FLUSH8                                                                   \
+        do {                                                                                \
+            for (j = 0; j < 4; j++) {                                                       \
+                acc[j] = _mm256_add_epi32(acc[j], _mm256_and_si256(                         \
+                    _mm256_srli_epi32(nib0, 4 * j), low16));                                \
+                acc[4 + j] = _mm256_add_epi32(acc[4 + j], _mm256_and_si256(                 \
+                    _mm256_srli_epi32(nib1, 4 * j), low16));                                \
+            }                                                                               \
+            nib0 = nib1 = _mm256_setzero_si256();                                           \
+        } while (0)
     #define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
         for (i = 0; i + 8 <= m; i += 8) {                                                   \
             HK_PREFETCH_AHEAD(p + i);                                                       \
             __m256 v = _mm256_loadu_ps(p + i), y;                                           \
             __m256i b = _mm256_castps_si256(v), t;                                          \
+            unsigned out = 0xffu;                                                           \
             smax = _mm256_max_epi32(smax, b);                                               \
             smin = _mm256_min_epi32(smin, b);                                               \
             umax = _mm256_max_epu32(umax, b);                                               \
             umin = _mm256_min_epu32(umin, b);                                               \
             INDEX                                                                           \
-            _mm256_storeu_si256((__m256i *)(idx + i), t);                                   \
+            if (window) {                                                                   \
+                __m256i w = _mm256_add_epi32(t, half);                                      \
+                __m256i in = _mm256_cmpeq_epi32(_mm256_min_epu32(w, last), w);              \
+                __m256i inc = _mm256_and_si256(_mm256_permutevar8x32_epi32(tab, w), in);    \
+                __m256i upper = _mm256_srai_epi32(_mm256_slli_epi32(w, 28), 31);            \
+                nib0 = _mm256_add_epi32(nib0, _mm256_andnot_si256(upper, inc));             \
+                nib1 = _mm256_add_epi32(nib1, _mm256_and_si256(upper, inc));                \
+                if (++steps == HK_NIB_STEPS) { HK_NIB_FLUSH8; steps = 0; }                  \
+                out = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(in)) & 0xffu;       \
+                t = _mm256_permutevar8x32_epi32(                                            \
+                    t, _mm256_loadu_si256((const __m256i *)hk_pack8[out]));                 \
+            }                                                                               \
+            _mm256_storeu_si256((__m256i *)(idx + n), t);                                   \
+            n += hk_count8[out];                                                            \
         }
     #define HK_FLOOR_PS(y) _mm256_round_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
     HK_AVX2
-    static void hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, int simple,
-                                 uint32_t limb, int32_t *idx, uint32_t *red) {
-        int64_t i;
+    static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, int simple,
+                                    uint32_t limb, int window, int32_t *idx, uint32_t *red,
+                                    uint32_t *wc) {
+        int64_t i, n = 0;
         __m256i smax = _mm256_set1_epi32(INT32_MIN), smin = _mm256_set1_epi32(INT32_MAX);
         __m256i umax = _mm256_setzero_si256(), umin = _mm256_set1_epi32(-1);
         __m256 vs1 = _mm256_set1_ps(s1), vs2 = _mm256_set1_ps(s2), zero = _mm256_setzero_ps();
+        __m256i half = _mm256_set1_epi32(8), last = _mm256_set1_epi32(15);
+        __m256i tab = _mm256_setr_epi32(1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24,
+                                        1 << 28);
+        __m256i low16 = _mm256_set1_epi32(0x000f000f), nib0 = _mm256_setzero_si256(), nib1 = nib0;
+        __m256i acc[8];
         int32_t lane[4][8];
-        int j;
+        int j, steps = 0;
+        for (j = 0; j < 8; j++) acc[j] = nib0;
         if (simple) {
             HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(v, vs1);
                               t = _mm256_cvttps_epi32(HK_FLOOR_PS(y));)
@@ -292,6 +344,19 @@ cdef extern from *:
                                   _mm256_castps_si256(_mm256_and_ps(
                                       _mm256_cmp_ps(y, zero, _CMP_EQ_OQ),
                                       _mm256_cmp_ps(v, zero, _CMP_LT_OQ))));)
+        }
+        if (window) {
+            /* 16-bit counter s of acc[4 h + r] (lanes summed: below 2^16) holds bin
+               8 h + r + 4 s */
+            HK_NIB_FLUSH8;
+            for (j = 0; j < 8; j++) {
+                int32_t l8[8], r;
+                uint32_t sum = 0;
+                _mm256_storeu_si256((__m256i *)l8, acc[j]);
+                for (r = 0; r < 8; r++) sum += (uint32_t)l8[r];
+                wc[8 * (j >> 2) + (j & 3)] = sum & 0xffffu;
+                wc[8 * (j >> 2) + (j & 3) + 4] = sum >> 16;
+            }
         }
         _mm256_storeu_si256((__m256i *)lane[0], smax);
         _mm256_storeu_si256((__m256i *)lane[1], smin);
@@ -315,10 +380,11 @@ cdef extern from *:
                 un = b < un ? b : un;
                 bk = (b & 0x7fffffffu) < limb ? b : 0u;
                 memcpy(&v, &bk, sizeof v);
-                idx[i] = simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
+                idx[n++] = simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
             }
             red[0] = (uint32_t)sx; red[1] = (uint32_t)sn; red[2] = ux; red[3] = un;
         }
+        return n;
     }
 
     /* m <= HK_BLK 16-bit values widened exactly to float32. */
@@ -348,7 +414,6 @@ cdef extern from *:
        nibble could overflow, they are added into four accumulators of 8-bit counters (the even
        and the odd nibbles apart), which a block fills to at most HK_BLK/16 <= 255. */
     #define HK_WIN 16
-    #define HK_NIB_STEPS 15
     typedef char hk_window_bytes_fit[HK_BLK / 16 <= 255 ? 1 : -1];
     #define HK_FLOOR_PS512(y) _mm512_roundscale_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
     #define HK_FLOOR_PD512(y) _mm512_roundscale_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
@@ -583,9 +648,11 @@ cdef extern from *:
         return n;
     }
     #define HK_WINDOW_AVX512 hk_use_avx512
+    #define HK_WINDOW_AVX2 hk_use_avx2
     #else
     #define HK_WIN 16
     #define HK_WINDOW_AVX512 0
+    #define HK_WINDOW_AVX2 0
     #endif
     /* The bit pattern of the bound lim = bins/2 * 2^k in type T, or INFBITS when every finite
        value fits: a magnitude is below lim exactly when its bits are below these. */
@@ -668,7 +735,7 @@ cdef extern from *:
     #if HK_X86
     #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
         (hk_use_avx512 ? hk_fuse_f32_avx512(p, m, s1, s2, simple, window, idx, red, wc)      \
-         : hk_use_avx2 ? (hk_fuse_f32_avx2(p, m, s1, s2, simple, limb, idx, red), m)         \
+         : hk_use_avx2 ? hk_fuse_f32_avx2(p, m, s1, s2, simple, limb, window, idx, red, wc)  \
          : (hk_fuse_f32(p, m, s1, s2, simple, limb, idx, red), m))
     #else
     #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc)                   \
@@ -683,7 +750,7 @@ cdef extern from *:
         (hk_fuse_f64(p, m, s1, s2, simple, limb, idx, red), m)
     #endif
     HK_BLOCK(hk_blk_f32, float, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX, hk_run_f32,
-             fs1, fs2, HK_FUSE_F32, HK_WINDOW_AVX512)
+             fs1, fs2, HK_FUSE_F32, HK_WINDOW_AVX2)
     HK_BLOCK(hk_blk_f64, double, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0000000000000ull,
              DBL_MAX, hk_run_f64, s1, s2, HK_FUSE_F64, HK_WINDOW_AVX512)
     #if HK_X86
