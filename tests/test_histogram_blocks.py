@@ -1,9 +1,9 @@
 """The histogram kernel's block path (blocks free of NaN and inf) against the definition.
 
-Blocks of ``_histkernel.BLOCK`` elements holding no NaN or inf take the vectorised path (the AVX2 or
-AVX-512 loops where the CPU has them, else the portable ones); these tests feed such blocks
-in every exponent regime and compare the loops of every instruction-set level the CPU has
-with the exact counts and the exact min/max.
+Blocks of ``_histkernel.BLOCK`` elements holding no NaN or inf take the vectorised path
+(the AVX2 or AVX-512 loops where the CPU has them, else the portable ones); these tests
+feed such blocks in every exponent regime and compare the loops of every instruction-set
+level the CPU has with the exact counts and the exact min/max.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def test_simd_and_portable_loops_agree(case, axis):
 def test_every_tail_of_a_16_bit_block(case, simd):
     # The AVX-512BW loop reads 32 elements at a time (bfloat16 permuted within 128 bits):
     # runs of every length up to 70 and around a block, each with a NaN, an inf or a value
-    # needing a larger exponent at every position of its last vector.
+    # needing a larger exponent in its last 32 elements (every position for runs under 40,
+    # every 7th case beyond).
     rng = np.random.default_rng(14)
     blk = _histkernel.BLOCK
     for n in [*range(1, 71), blk - 1, blk, blk + 1, blk + 31, blk + 32, blk + 33]:
