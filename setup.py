@@ -105,24 +105,25 @@ def _extensions():
     from Cython.Build import cythonize
 
     debug = _env("QDQ_DEBUG_CYTHON") == "1"
-    # The C sources in qdq/csrc/ are headers, included as "csrc/<name>.h".
-    headers = sorted(glob.glob("qdq/csrc/*.h"))
+    # The compiled modules live in qdq/_ext/; their C sources are headers in qdq/_ext/csrc/,
+    # included as "csrc/<name>.h".
+    headers = sorted(glob.glob("qdq/_ext/csrc/*.h"))
+
+    def ext(name, **kw):
+        return Extension(f"qdq._ext.{name}", sources=[f"qdq/_ext/{name}.pyx"], depends=headers,
+                         include_dirs=["qdq/_ext"], **kw)
+
     exts = [
-        Extension(f"qdq.{name}", sources=[f"qdq/{name}.pyx"], depends=headers,
-                  include_dirs=["qdq"])
-        # _testing_kernels: the scalar converters, for the exhaustive tests only
-        for name in ("_kernels", "_testing_kernels")
+        ext("kernels"),     # the op, its range and parameters, codes, gradient, error statistics
+        ext("testing"),     # the scalar converters, for the exhaustive tests only
+        ext("histogram"),   # the exact power-of-two histograms of calibration
+        ext("dlpack"),      # DLPack capsules (torch, JAX, ...) to and from NumPy arrays
+        # fresh outputs from a cache of freed buffers (NumPy's memory-handler API)
+        ext("bufcache", define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                                       # the memory-handler API is NumPy 1.22's
+                                       ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")]),
     ]
-    # _histkernel: the exact power-of-two histograms of calibration
-    exts.append(Extension("qdq._histkernel", sources=["qdq/_histkernel.pyx"]))
-    # _dlpack: DLPack capsules (torch, JAX, ...) to and from NumPy arrays, bfloat16 included
-    exts.append(Extension("qdq._dlpack", sources=["qdq/_dlpack.pyx"]))
-    # _bufcache: fresh outputs from a cache of freed buffers (NumPy's memory-handler API)
-    exts.append(Extension("qdq._bufcache", sources=["qdq/_bufcache.pyx"],
-                          include_dirs=[numpy.get_include()],
-                          define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                                         # the memory-handler API is NumPy 1.22's
-                                         ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")]))
+    exts[-1].include_dirs.append(numpy.get_include())
     return cythonize(
         exts,
         compiler_directives={

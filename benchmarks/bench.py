@@ -49,7 +49,8 @@ import warnings
 import numpy as np
 
 import qdq
-from qdq import _engine, _reference
+from qdq import _reference
+from qdq._core import engine as _engine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MI = 1 << 20

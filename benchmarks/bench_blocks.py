@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 import qdq
-from qdq import _engine
+from qdq._core import engine as _engine
 
 TARGET = 1.3
 

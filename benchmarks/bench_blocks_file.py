@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import qdq
-from qdq.cli import parse_size
+from qdq.cli.main import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

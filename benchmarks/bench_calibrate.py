@@ -34,7 +34,9 @@ import time
 import numpy as np
 
 import qdq
-from qdq import _engine, _histkernel, _kernels
+from qdq._core import engine as _engine
+from qdq._ext import histogram as _histkernel
+from qdq._ext import kernels as _kernels
 
 
 def numpy_histogram(x: np.ndarray, bins: int = 2048) -> np.ndarray:

@@ -41,7 +41,7 @@ import qdq
 from qdq._io.safetensors import read_header, tensor_memmap
 from qdq._io.safetensors_index import write_index
 from qdq._io.safetensors_writer import SafetensorsWriter
-from qdq.cli import parse_size
+from qdq.cli.main import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLS = 1024
@@ -134,7 +134,7 @@ def time_file(src: str, dst: str, chunk: int, bits: bool = False) -> float:
 
 PEAK_CHILD = textwrap.dedent("""
     import json, sys, threading, time
-    from qdq.cli import main
+    from qdq.cli.main import main
 
     def rss_anon():
         with open("/proc/self/status") as f:

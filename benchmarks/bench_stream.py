@@ -38,10 +38,10 @@ import time
 import numpy as np
 
 import qdq
-from qdq._files import FileOptions, run_op_file
+from qdq._core.validate import OpArgs
 from qdq._io.pagecache import memory_available
-from qdq._validate import OpArgs
-from qdq.cli import parse_size
+from qdq._stream.files import FileOptions, run_op_file
+from qdq.cli.main import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

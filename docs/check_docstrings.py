@@ -17,7 +17,7 @@ import sys
 import numpydoc.validate
 
 import qdq
-import qdq._ckpt_report
+import qdq._checkpoint.report
 import qdq.dask
 
 
@@ -53,7 +53,7 @@ def documented() -> list:
         else:
             names.append(f"qdq.{name}")
     for name in ("CheckpointReport", "TensorRecord"):
-        add_class(f"qdq._ckpt_report.{name}", getattr(qdq._ckpt_report, name))
+        add_class(f"qdq._checkpoint.report.{name}", getattr(qdq._checkpoint.report, name))
     names += [f"qdq.dask.{name}" for name in qdq.dask.__all__]
     return names
 

@@ -63,12 +63,12 @@ numpydoc_validation_checks = {"all", "ES01", "SA01", "PR03"}
 
 def _cli_help(*argv: str) -> str:
     """What ``qdq ARGV --help`` prints (80 columns)."""
-    import qdq.cli
+    import qdq.cli.main
 
     os.environ["COLUMNS"] = "80"
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        qdq.cli.main([*argv, "--help"])
+        qdq.cli.main.main([*argv, "--help"])
     return out.getvalue()
 
 

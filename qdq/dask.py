@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,29 +22,30 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("qdq.dask needs Dask: pip install 'qdq[dask]' (dask[array]; add "
                       "distributed for a cluster, zarr for zarr storage)") from exc
 
-from . import _engine
-from ._arrays import as_input, kernel_view
-from ._blocks import check_block_size, given_block_range
-from ._checkpoint import finish_checkpoint, prepare_checkpoint, report_of, shard_task
-from ._ckpt_plan import plan_checkpoint
-from ._codes import check_codes
-from ._files import DEFAULT_CHUNK_BYTES
-from ._formats import Format, format_of, is_bfloat16_dtype, to_public
-from ._histogram import HistogramTracker
-from ._histogram_ranges import check_method
-from ._op import finish_range
-from ._op import quantize_and_dequantize as quantize_and_dequantize_np
-from ._params import code_dtype_for, params_from_rows
-from ._pipeline import chunk_items
-from ._range import merge_max, merge_min
-from ._validate import (
+from ._calibrate.calibrate import calibrate as calibrate_np
+from ._calibrate.histogram import HistogramTracker
+from ._calibrate.methods import check_method
+from ._calibrate.range import merge_max, merge_min
+from ._checkpoint.plan import plan_checkpoint
+from ._checkpoint.run import finish_checkpoint, prepare_checkpoint, report_of, shard_task
+from ._core import engine
+from ._core.arrays import as_input, kernel_view
+from ._core.blocks import check_block_size, given_block_range
+from ._core.codes import quantize as quantize_np
+from ._core.foreign import ARRAY_ARGUMENTS, Kind, out_refused
+from ._core.formats import Format, format_of, is_bfloat16_dtype, to_public
+from ._core.op import compute_range as compute_range_np
+from ._core.op import quantize_and_dequantize as quantize_and_dequantize_np
+from ._core.params import code_dtype_for, params_from_rows
+from ._core.validate import (
     OpArgs,
     check_axis,
     check_code_dtype,
     check_flag,
-    code_type_index,
     given_range,
 )
+from ._stream.pipeline import chunk_items
+from ._stream.plan import DEFAULT_CHUNK_BYTES, TensorRun
 
 __all__ = ["calibrate", "compute_range", "quantize_and_dequantize", "quantize",
            "quantize_and_dequantize_checkpoint"]
@@ -72,7 +74,7 @@ def _range_chunk(block, axis=None, keepdims=True, computing_meta=False, fmt=None
     xk = kernel_view(x, fmt)
     if x.ndim == 0:
         xk = xk.reshape(1)
-    mn, mx = _engine.reduce_range(xk, fmt, channel_axis, nthreads=1)
+    mn, mx = engine.reduce_range(xk, fmt, channel_axis, nthreads=1)
     return {"min": mn.reshape(shape), "max": mx.reshape(shape)}
 
 
@@ -135,7 +137,7 @@ def _split_pairs(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _finish(r, fmt, count, public, per_channel):
     """Raw records -> the public (min, max), as qdq.compute_range gives them."""
-    mn, mx = finish_range(*_split_pairs(r), count)
+    mn, mx = engine.finish_range(*_split_pairs(r), count)
     mn, mx = to_public(mn, fmt, public), to_public(mx, fmt, public)
     return (mn, mx) if per_channel else (mn[0], mx[0])
 
@@ -192,13 +194,15 @@ def compute_range(x, axis=None, *, bfloat16_bits=False):
 # The op and the codes over blocks
 # ---------------------------------------------------------------------------
 
-def _params_rows(raw, fmt: Format, qmin: int, qmax: int) -> np.ndarray:
-    """(4, C) parameter rows from the raw range records."""
-    mn, mx = _split_pairs(raw)
-    return _engine.compute_params(mn, mx, fmt, qmin, qmax)
+def _params_rows(raw, run: TensorRun) -> np.ndarray:
+    """(4, C) parameter rows from the raw range records (the tensor's warnings raised here)."""
+    run.set_range(*_split_pairs(raw))
+    run.finish()
+    assert run.rows is not None
+    return run.rows
 
 
-def _apply_block(block, *rest, fmt, ax, mode, op, itype, bits, out_dtype, given):
+def _apply_block(block, *rest, run: TensorRun, ax, bits, out_dtype):
     """The op (or the codes) of one block with its channels' parameter rows."""
     if ax is None:
         (p,) = rest
@@ -207,31 +211,28 @@ def _apply_block(block, *rest, fmt, ax, mode, op, itype, bits, out_dtype, given)
         idx, p = rest
         rows = p[:, idx] if idx.size else p[:, :0]
     x, _ = as_input(block, bits)
-    xk = kernel_view(x, fmt)
+    xk = kernel_view(x, run.fmt)
     out = np.empty(x.shape, dtype=out_dtype)
-    rk = out if op == _engine.QUANTIZE else kernel_view(out, fmt)
+    rk = out if run.codes else kernel_view(out, run.fmt)
     if x.ndim == 0:
         xk, rk = xk.reshape(1), rk.reshape(1)
-    stats = _engine.elementwise(op, xk, rk, fmt, ax, np.ascontiguousarray(rows), mode, itype,
-                        nthreads=1)
-    if op == _engine.QUANTIZE:
-        check_codes(stats, np.dtype(out_dtype), given)
+    run.apply(xk, rk, ax, np.ascontiguousarray(rows), nthreads=1)
     return out
 
 
-def _map(x, p, fmt, ax, mode, op, itype, bits, out_dtype, given=False):
+def _map(x, p, run: TensorRun, ax, bits, out_dtype):
     """Blockwise over x; p (a one-block (4, C) Dask array) goes whole to every block."""
     ind = tuple(range(x.ndim))
     pind = (x.ndim, x.ndim + 1)
-    fn = partial(_apply_block, fmt=fmt, ax=ax, mode=mode, op=op, itype=itype, bits=bits,
-                 out_dtype=out_dtype, given=given)
+    fn = partial(_apply_block, run=run, ax=ax, bits=bits, out_dtype=out_dtype)
     meta = np.empty((0,) * x.ndim, dtype=out_dtype)
+    name = f"qdq-op-{run.op}"
     if ax is None:
         return da.blockwise(fn, ind, x, ind, p, pind, dtype=out_dtype, concatenate=True,
-                            meta=meta, name=f"qdq-op-{op}")
+                            meta=meta, name=name)
     idx = da.arange(x.shape[ax], chunks=(x.chunks[ax],))
     return da.blockwise(fn, ind, x, ind, idx, (ax,), p, pind, dtype=out_dtype,
-                        concatenate=True, meta=meta, name=f"qdq-op-{op}")
+                        concatenate=True, meta=meta, name=name)
 
 
 def _args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
@@ -243,19 +244,25 @@ def _args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis
     return a, fmt, check_axis(axis, x.ndim), bits
 
 
-def _param_array(x, a: OpArgs, fmt: Format, ax: int | None, bits: bool, input_min,
-                 input_max) -> "da.Array":
+def _param_array(x, run: TensorRun, bits: bool, input_min, input_max) -> "da.Array":
     """Lazy one-block (4, C) parameter rows: from the given range or the data's."""
+    ax, fmt = run.ax, run.fmt
     channels = 1 if ax is None else x.shape[ax]
-    if a.range_given:
-        lo, hi = given_range(input_min, input_max, fmt, x.shape, ax)
-        p = _engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
-        return da.from_array(p, chunks=p.shape)
+    if run.args.range_given:
+        run.set_range(*given_range(input_min, input_max, fmt, x.shape, ax))
+        run.finish(stacklevel=4)
+        assert run.rows is not None
+        return da.from_array(run.rows, chunks=run.rows.shape)
     raw = _raw_range(x, fmt, ax, bits)
     whole = raw.rechunk(-1) if raw.ndim else raw
-    rows = dask.delayed(_params_rows)(whole, fmt, a.qmin, a.qmax)
+    rows = dask.delayed(_params_rows)(whole, run)
     return da.from_delayed(rows, shape=(4, channels), dtype=fmt.compute,
                            meta=np.empty((0, 0), fmt.compute))
+
+
+def _name_of(x: "da.Array") -> str:
+    """How warnings name a Dask array."""
+    return f"dask array {x.name!r}"
 
 
 def _aligned_chunks(chunks: tuple, bs: int) -> tuple:
@@ -351,8 +358,9 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
     if bs is not None:
         assert ax is not None
         return _blockwise_op(x, a, fmt, ax, bs, bits, input_min, input_max)
-    p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
-    return _map(x, p, fmt, ax, a.mode, _engine.APPLY, 0, bits, x.dtype.newbyteorder("="))
+    run = TensorRun(fmt, a, x.shape, ax, ax, name=_name_of(x))
+    p = _param_array(x, run, bits, input_min, input_max)
+    return _map(x, p, run, ax, bits, x.dtype.newbyteorder("="))
 
 
 def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
@@ -394,9 +402,9 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
     a, fmt, ax, bits = _args(x, signed_input, num_bits, range_given, round_mode, narrow_range,
                              axis, bfloat16_bits)
     cdt = code_dtype_for(fmt, a.grid) if code_dtype is None else check_code_dtype(code_dtype)
-    p = _param_array(x, a, fmt, ax, bits, input_min, input_max)
-    codes = _map(x, p, fmt, ax, a.mode, _engine.QUANTIZE, code_type_index(cdt), bits, cdt,
-                 a.range_given)
+    run = TensorRun(fmt, a, x.shape, ax, ax, code_dtype=cdt, name=_name_of(x))
+    p = _param_array(x, run, bits, input_min, input_max)
+    codes = _map(x, p, run, ax, bits, cdt)
     params = dask.delayed(params_from_rows)(p, fmt, a.grid, ax, ax is not None, a.round_mode)
     return codes, params
 
@@ -516,3 +524,33 @@ def calibrate(x, method="mse", axis=None, *, bins=2048, bfloat16_bits=False, **k
     block_axis = None if ax is None else ax
     states = [dask.delayed(_block_histogram)(b, block_axis, bins, bits) for b in blocks]
     return dask.delayed(_merged_range)(states, method, kw)
+
+
+# ---------------------------------------------------------------------------
+# The adapter: qdq's in-memory functions on Dask arrays go to their lazy versions
+# ---------------------------------------------------------------------------
+
+#: The lazy version of each core function that has one, keyed by the function itself.
+LAZY: dict[Callable, Callable] = {
+    quantize_and_dequantize_np: quantize_and_dequantize, compute_range_np: compute_range,
+    quantize_np: quantize, calibrate_np: calibrate}
+
+
+def dispatch(function: Callable, kind: Kind, args: dict[str, Any]) -> Any:
+    """The Dask adapter (registered by ``qdq/__init__.py``): a core function's call, lazily.
+
+    ``function`` is the in-memory function called with a Dask array; its
+    lazy version (:data:`LAZY`) gets the same arguments.
+    """
+    names = [n for n in ARRAY_ARGUMENTS if n in args]
+    if not any(isinstance(args[n], da.Array) for n in names):
+        raise out_refused(args["out"])
+    if args.get("out") is not None:
+        raise TypeError("out= is not supported for Dask arrays: the result is a lazy Dask "
+                        "array (store it with .to_zarr or .compute())")
+    lazy = LAZY.get(function)
+    if lazy is None or len(names) > 1:
+        raise TypeError(f"qdq.{function.__name__} has no Dask version: compute the Dask "
+                        "array first (.compute()), or see qdq.dask for the lazy functions")
+    rest = {k: v for k, v in args.items() if k not in (names[0], "out") and v is not None}
+    return lazy(args[names[0]], **rest)

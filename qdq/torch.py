@@ -21,9 +21,9 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("qdq.torch needs PyTorch: pip install 'qdq[torch]'") from exc
 
-from ._codes import quantize_and_dequantize_grad
-from ._op import RoundMode, compute_range
-from ._op import quantize_and_dequantize as quantize_and_dequantize_tensor
+from ._core.codes import quantize_and_dequantize_grad
+from ._core.op import RoundMode, compute_range
+from ._core.op import quantize_and_dequantize as quantize_and_dequantize_tensor
 
 __all__ = ["QuantizeAndDequantize", "QuantizeAndDequantizeFunction", "quantize_and_dequantize"]
 

@@ -11,13 +11,13 @@ import os
 import warnings
 
 import numpy as np
+from _cases import KINDS, LAYOUTS, SPECIALS, _encode
+from _golden import _arr
 from hypothesis import strategies as st
-from test_golden import _arr
-from test_properties import KINDS, LAYOUTS, SPECIALS, _encode
 
 from qdq import _reference
 
-HERE = os.path.join(os.path.dirname(__file__), "golden")
+HERE = os.path.join(os.path.dirname(__file__), "conformance", "golden")
 PATH = os.path.join(HERE, "tf_block_golden.json")
 
 with open(PATH) as _f:

@@ -65,7 +65,7 @@ def run_python(args, cwd, **kwargs):
 
     env = dict(kwargs.pop("env", os.environ),
                PYTHONPATH=os.path.dirname(os.path.dirname(qdq.__file__)))
-    from qdq._pipeline import TERMINATION_SIGNALS
+    from qdq._stream.pipeline import TERMINATION_SIGNALS
 
     kwargs.setdefault("preexec_fn", lambda: _default_signals(TERMINATION_SIGNALS))
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
@@ -150,7 +150,7 @@ def dead_pid():
 RSS_CHILD = '''
 import json, sys, threading, time
 import numpy as np, qdq
-from qdq import cli
+from qdq.cli import main as cli
 
 def rss_anon():
     with open("/proc/self/status") as f:

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 # Test the installed package: a checkout's qdq/ has no compiled kernels unless
 # built in place, so keep the checkout off sys.path in that case.
-if not any(glob.glob(os.path.join(ROOT, "qdq", "_kernels" + suffix))
+if not any(glob.glob(os.path.join(ROOT, "qdq", "_ext", "kernels" + suffix))
            for suffix in importlib.machinery.EXTENSION_SUFFIXES):
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != ROOT]
 
@@ -27,7 +27,7 @@ settings.load_profile(os.environ.get("QDQ_HYPOTHESIS_PROFILE", "dev"))
 
 
 def _isa_levels():
-    from qdq import _kernels
+    from qdq._ext import kernels as _kernels
 
     return list(range(_kernels.isa_available() + 1))
 
@@ -36,7 +36,7 @@ def _isa_levels():
 def isa(request):
     """Run a test once per instruction set this CPU supports (baseline, AVX2+F16C,
     AVX2+F16C with the AVX512-BF16 bfloat16 op)."""
-    from qdq import _kernels
+    from qdq._ext import kernels as _kernels
 
     _kernels.set_isa(request.param)
     try:

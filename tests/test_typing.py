@@ -4,7 +4,8 @@ import pytest
 from _util import run_python
 
 
-@pytest.mark.parametrize("module", ["qdq._kernels", "qdq._testing_kernels"])
+@pytest.mark.parametrize("module", ["qdq._ext.kernels", "qdq._ext.testing", "qdq._ext.histogram",
+                                    "qdq._ext.dlpack", "qdq._ext.bufcache"])
 def test_kernels_stub_matches_the_module(tmp_path, module):
     pytest.importorskip("mypy")
 
@@ -16,4 +17,4 @@ def test_package_is_typed():
     import importlib.resources
 
     assert importlib.resources.files("qdq").joinpath("py.typed").is_file()
-    assert importlib.resources.files("qdq").joinpath("_kernels.pyi").is_file()
+    assert importlib.resources.files("qdq").joinpath("_ext").joinpath("kernels.pyi").is_file()

@@ -1,6 +1,8 @@
-"""qdq's file input and output: .npy headers, sources, sinks, the atomic writer.
+"""Bytes on disk, knowing nothing of the op.
 
-Data flows one way: a source (:mod:`.sources`) is read block by block, the
-pipeline computes, a sink (:mod:`.sinks`) writes through the one atomic
-writer (:mod:`.atomic`). Nothing here computes the op.
+``.npy`` headers (:mod:`.npy`), safetensors headers, indexes and the writer's
+layout (:mod:`.safetensors`, :mod:`.safetensors_index`,
+:mod:`.safetensors_writer`), the one atomic writer (:mod:`.atomic`) and the
+page-cache hints (:mod:`.pagecache`). Sources and sinks, which read and write
+arrays of the op's formats, are in :mod:`qdq._stream`.
 """

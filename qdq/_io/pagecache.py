@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import _kernels
+from .._ext import kernels
 
 __all__ = ["drop_pages", "memory_available", "sync_range"]
 
@@ -20,7 +20,7 @@ def drop_pages(fd: int, offset: int, length: int) -> None:
 
 def sync_range(fd: int, offset: int, length: int, wait: bool) -> bool:
     """Start (or, with ``wait``, finish) writing a byte range back; False if unsupported."""
-    return _kernels.sync_range(fd, offset, length, wait)
+    return kernels.sync_range(fd, offset, length, wait)
 
 
 def memory_available() -> int:

@@ -1,0 +1,1 @@
+"""Whole safetensors checkpoints: the plan, the run (shards, resume, workers), the report."""

@@ -1,0 +1,246 @@
+"""Which tensors of a checkpoint are quantized, and how: rules, skip patterns, defaults.
+
+A plan is made before anything is written: every shard's header is read and
+checked, every tensor's settings are resolved and checked against its rank,
+and each output shard gets a *stamp* (the ``qdq`` entry of its
+``__metadata__``): the resolved settings of its tensors and the identity of
+its source shard. A shard already in the destination with the same stamp is
+complete and is not written again (a rerun resumes).
+
+Resolution, per tensor: the first rule whose pattern matches the name
+(``fnmatch``) decides (its settings over the run's keyword arguments, or
+``None``: copy); then the ``skip`` patterns (copy); then the default: a
+float16, bfloat16, float32 or float64 tensor of rank 2 or more is
+quantize-dequantized with the keyword arguments, anything else is copied.
+Integer, bool and other non-float tensors are always copied; a rule's
+settings may quantize a float tensor of rank 0 or 1. A negative axis counts
+from the end of each tensor's shape.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._core.blocks import check_block_size
+from .._core.formats import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, Format
+from .._core.validate import OpArgs, check_axis, normalize_axis_arg
+from .._io.safetensors import Header, TensorEntry, read_header
+from .._io.safetensors_index import Index, find_checkpoint
+
+__all__ = ["FORMATS", "SETTING_KEYS", "STAMP_KEY", "CheckpointPlan", "ShardPlan", "TensorPlan",
+           "check_rules", "check_settings", "plan_checkpoint", "resolve_tensor"]
+
+#: The op's keyword arguments a rule may set.
+SETTING_KEYS = ("num_bits", "axis", "block_size", "signed_input", "narrow_range", "round_mode")
+
+#: The safetensors dtypes qdq quantizes, and their formats.
+FORMATS: dict[str, Format] = {"F16": FLOAT16, "BF16": BFLOAT16, "F32": FLOAT32, "F64": FLOAT64}
+
+#: The key of the output's ``__metadata__`` that records how a shard was made.
+STAMP_KEY = "qdq"
+
+
+def check_settings(settings: Any, base: Mapping[str, Any] | None, where: str) -> dict:
+    """The op's keyword arguments merged over ``base`` and checked (axis not yet per tensor)."""
+    if not isinstance(settings, Mapping):
+        raise TypeError(f"{where}: settings must be a mapping of the op's keyword arguments "
+                        f"({', '.join(SETTING_KEYS)}) or None, got {type(settings).__name__}")
+    unknown = [k for k in settings if k not in SETTING_KEYS]
+    if unknown:
+        raise ValueError(f"{where}: unknown setting {unknown[0]!r} (known: "
+                         f"{', '.join(SETTING_KEYS)})")
+    out = {**(base or {}), **settings}
+    missing = [k for k in SETTING_KEYS if k not in out]
+    if missing:
+        raise ValueError(f"{where}: missing settings {missing}")
+    try:
+        args = OpArgs(out["signed_input"], out["num_bits"], False, out["round_mode"],
+                      out["narrow_range"])
+        axis = normalize_axis_arg(out["axis"])
+        block_size = check_block_size(out["block_size"], axis)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    return {"num_bits": args.num_bits, "signed_input": args.signed,
+            "narrow_range": args.narrow, "round_mode": args.round_mode, "axis": axis,
+            "block_size": block_size}
+
+
+def check_rules(rules: Any, base: Mapping[str, Any]) -> list[tuple[str, dict | None]]:
+    """Rules as (pattern, checked settings or None); a mapping keeps its order."""
+    if rules is None:
+        return []
+    items = list(rules.items()) if isinstance(rules, Mapping) else rules
+    if isinstance(items, (str, bytes)):
+        raise TypeError("rules must be a list of (pattern, settings) pairs, not a string")
+    out = []
+    for k, rule in enumerate(items):
+        if not (isinstance(rule, (tuple, list)) and len(rule) == 2
+                and isinstance(rule[0], str)):
+            raise TypeError(f"rules[{k}] must be a (pattern, settings) pair with a str "
+                            f"pattern, got {rule!r:.100}")
+        pattern, settings = rule
+        where = f"rule {pattern!r}"
+        out.append((pattern, None if settings is None else check_settings(settings, base, where)))
+    return out
+
+
+def _patterns(skip: Any) -> list[str]:
+    items = [skip] if isinstance(skip, str) else list(skip)
+    for p in items:
+        if not isinstance(p, str):
+            raise TypeError(f"skip must hold glob patterns (str), got {p!r}")
+    return items
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    """One tensor: its entry, its resolved settings (None: copied) and why."""
+
+    entry: TensorEntry
+    settings: dict | None
+    reason: str
+
+    @property
+    def action(self) -> str:
+        return "copy" if self.settings is None else "qdq"
+
+
+def resolve_tensor(entry: TensorEntry, rules: list[tuple[str, dict | None]], skip: list[str],
+                   defaults: dict, where: str) -> TensorPlan:
+    """The settings of one tensor (see the module's docstring); ValueError for a bad axis."""
+    name = entry.name
+    settings: dict | None = None
+    reason = ""
+    for pattern, rule in rules:
+        if fnmatch.fnmatchcase(name, pattern):
+            settings, reason = rule, f"rule {pattern!r}"
+            break
+    else:
+        for pattern in skip:
+            if fnmatch.fnmatchcase(name, pattern):
+                return TensorPlan(entry, None, f"skip {pattern!r}")
+        if entry.dtype in FORMATS and len(entry.shape) >= 2:
+            settings, reason = defaults, "default"
+        else:
+            reason = ("default: not a float16/bfloat16/float32/float64 tensor"
+                      if entry.dtype not in FORMATS else f"default: rank {len(entry.shape)}")
+    if settings is None:
+        return TensorPlan(entry, None, reason)
+    if entry.dtype not in FORMATS:
+        return TensorPlan(entry, None, f"{reason}, but {entry.dtype} is not a float format")
+    if entry.size == 0:
+        return TensorPlan(entry, None, f"{reason}, but the tensor is empty")
+    try:
+        axis = check_axis(settings["axis"], len(entry.shape))
+    except ValueError as exc:
+        raise ValueError(f"{where}: tensor {name!r} of shape {list(entry.shape)} ({reason}): "
+                         f"{exc}") from None
+    return TensorPlan(entry, {**settings, "axis": axis}, reason)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """One output file: its source, destination, tensors and stamp."""
+
+    src: str
+    dst: str
+    header: Header
+    tensors: tuple[TensorPlan, ...]
+    stamp: str
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The output's ``__metadata__``: the source's, with the stamp."""
+        return {**(self.header.metadata or {}), STAMP_KEY: self.stamp}
+
+    @property
+    def entries(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        return [(t.entry.name, t.entry.dtype, t.entry.shape) for t in self.tensors]
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of tensor data."""
+        return sum(t.entry.nbytes for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    """Every shard to write and, for a sharded checkpoint, the index."""
+
+    shards: tuple[ShardPlan, ...]
+    index: Index | None
+    index_dst: str | None
+    dst_dir: str
+    to_directory: bool
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.shards)
+
+
+def _stamp(path: str, header: Header, tensors: list[TensorPlan]) -> str:
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        head = f.read(header.data_start)
+    doc = {"format": 1,
+           "source": {"file": os.path.basename(path), "bytes": st.st_size,
+                      "mtime_ns": st.st_mtime_ns,
+                      "header_sha256": hashlib.sha256(head).hexdigest()},
+           "tensors": {t.entry.name: t.settings for t in tensors}}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _destinations(src: str, dst: str, paths: list[str], index: Index | None
+                  ) -> tuple[list[str], str | None, str, bool]:
+    to_directory = index is not None or os.path.isdir(dst) or dst.endswith(os.sep)
+    if to_directory:
+        out_dir = dst
+        outs = [os.path.join(out_dir, os.path.basename(p)) for p in paths]
+    else:
+        out_dir = os.path.dirname(os.path.abspath(dst))
+        outs = [dst]
+    for p, o in zip(paths, outs, strict=True):
+        if _same_file(p, o):
+            raise ValueError(f"dst {dst!r} would overwrite the source {p}: write the "
+                             "checkpoint to another file or directory")
+    index_dst = None if index is None else os.path.join(out_dir, os.path.basename(index.path))
+    if index is not None and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{src} is a sharded checkpoint: dst {dst!r} must be a directory")
+    return outs, index_dst, out_dir, to_directory
+
+
+def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping[str, Any]
+                    ) -> CheckpointPlan:
+    """Read and check every header, resolve every tensor; nothing is written."""
+    base = check_settings(defaults, None, "the keyword arguments")
+    checked_rules = check_rules(rules, base)
+    skip_list = _patterns(skip)
+    src_path = os.fspath(src)
+    dst_path = os.fspath(dst) if dst is not None else None
+    paths, index = find_checkpoint(src_path)
+    if dst_path is None:  # an analysis: nothing will be written
+        outs, index_dst, out_dir, to_dir = [""] * len(paths), None, "", False
+    else:
+        outs, index_dst, out_dir, to_dir = _destinations(src_path, dst_path, paths, index)
+    shards = []
+    for path, out in zip(paths, outs, strict=True):
+        header = index.headers[os.path.basename(path)] if index is not None \
+            else read_header(path)
+        tensors = [resolve_tensor(e, checked_rules, skip_list, base, path)
+                   for e in header.tensors]
+        shards.append(ShardPlan(path, out, header, tuple(tensors),
+                                _stamp(path, header, tensors)))
+    return CheckpointPlan(tuple(shards), index, index_dst, out_dir, to_dir)

@@ -1,0 +1,111 @@
+"""The RuntimeWarnings of the op: results that are TensorFlow's but rarely what is wanted.
+
+Every path that runs the op (in memory, files, chunks, checkpoints, Dask)
+raises them through this module, so a tensor is warned about the same way
+wherever it is quantized: :func:`warn_unsigned_negative`, and the float16
+scale overflow through one :class:`Float16Overflow` per tensor.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .formats import FLOAT16, Format
+
+__all__ = ["Float16Overflow", "warn_unsigned_negative"]
+
+
+def warn_unsigned_negative(stacklevel: int = 3) -> None:
+    """Warn about unsigned output with negative data and no given range."""
+    warnings.warn(
+        "signed_input=False with negative data and range_given=False: like TensorFlow, qdq "
+        "does not clamp, so the negative values come out meaningless; pass range_given=True "
+        "(the clamp then maps them to 0) or use signed_input=True",
+        RuntimeWarning, stacklevel=stacklevel)
+
+
+class Float16Overflow:
+    """The float16 scale overflow of one tensor: its channels' (or blocks') scales, one warning.
+
+    TensorFlow computes the scale in T; when the largest magnitude of a
+    float16 range is below ``qmax / 65504`` the scale overflows to inf and
+    the output of that channel (block, tensor) is inf/NaN. qdq keeps those
+    bits and warns once per tensor, naming the tensor when it has a name (a
+    checkpoint's tensors, files) and the fix.
+
+    Parameters
+    ----------
+    fmt : Format
+        The tensor's format; nothing is ever warned for the other formats.
+    name : str, optional
+        How the warning names the tensor (``"tensor 'w'"``, a path...).
+    unit : str, default "channels"
+        What the scales are of: ``"channels"`` or ``"blocks"``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from qdq._core.formats import FLOAT16
+    >>> check = Float16Overflow(FLOAT16, "tensor 'w'")
+    >>> check.add(np.array([np.inf, 12.7]), np.array([-1e-4, -1.0]), np.array([1e-4, 1.0]))
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     check.warn()
+    ...     check.warn()  # once per tensor
+    >>> len(w), str(w[0].message)[:60]
+    (1, "tensor 'w': float16 scale overflows to inf in 1 channels (fi")
+    """
+
+    def __init__(self, fmt: Format, name: str | None = None, unit: str = "channels"):
+        self.active = fmt is FLOAT16
+        self.name = name
+        self.unit = unit
+        self.count = 0
+        self.seen = 0
+        self.first: tuple[int, float, float, float] | None = None
+        self.warned = False
+
+    def add(self, scale: Any, lo: Any, hi: Any) -> None:
+        """The scales and adjusted ranges of the next channels (blocks) of the tensor."""
+        if not self.active:
+            return
+        scale = np.atleast_1d(np.asarray(scale, np.float64)).reshape(-1)
+        bad = np.isinf(scale)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            lo = np.broadcast_to(np.asarray(lo, np.float64).reshape(-1), scale.shape)
+            hi = np.broadcast_to(np.asarray(hi, np.float64).reshape(-1), scale.shape)
+            if self.first is None:
+                self.first = (self.seen + k, float(scale[k]), float(lo[k]), float(hi[k]))
+            self.count += int(bad.sum())
+        self.seen += scale.shape[0]
+
+    def add_rows(self, rows: np.ndarray) -> None:
+        """Parameter rows ``(4, ...)``: scale, inverse scale, adjusted min and max."""
+        if self.active:
+            rows = np.asarray(rows).reshape(4, -1)
+            self.add(rows[0], rows[2], rows[3])
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether a scale of the tensor overflowed so far."""
+        return self.first is not None
+
+    def warn(self, stacklevel: int = 3) -> None:
+        """Warn (once for the tensor) when a scale overflowed."""
+        if self.first is None or self.warned:
+            return
+        self.warned = True
+        k, scale, lo, hi = self.first
+        where = "" if self.seen == 1 else f" in {self.count} {self.unit} (first: {k})"
+        who = "" if self.name is None else f"{self.name}: "
+        warnings.warn(
+            f"{who}float16 scale overflows to {scale!r}{where}: the range "
+            f"[{lo!r}, {hi!r}] is too small for float16 arithmetic (its largest magnitude is "
+            "below qmax / 65504), so the output is inf/NaN, as in TensorFlow; compute in "
+            "float32 (x.astype(np.float32)) and convert the result back",
+            RuntimeWarning, stacklevel=stacklevel + 1)
