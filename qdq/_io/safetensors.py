@@ -27,11 +27,15 @@ import numpy as np
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DTYPES", "MAX_HEADER_BYTES", "METADATA_KEY", "Header", "TensorEntry", "TensorReader",
-           "load_json", "nbytes_of", "read_header", "tensor_memmap"]
+__all__ = ["DTYPES", "MAX_HEADER_BYTES", "MAX_RANK", "METADATA_KEY", "Header", "TensorEntry",
+           "TensorReader", "load_json", "lone_surrogate", "nbytes_of", "read_header",
+           "tensor_memmap"]
 
 MAX_HEADER_BYTES = 100_000_000
 """The largest JSON header accepted, as in the reference implementation."""
+
+MAX_RANK = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+"""The largest rank accepted: NumPy's (64 since NumPy 2, 32 before); no array has more."""
 
 METADATA_KEY = "__metadata__"
 _ENTRY_KEYS = ("dtype", "shape", "data_offsets")
@@ -198,6 +202,31 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def lone_surrogate(text: str) -> int | None:
+    """The position of the first lone UTF-16 surrogate in ``text`` (None if it has none).
+
+    JSON's ``\\ud800`` escapes give Python strings that UTF-8 cannot encode; the
+    reference implementation refuses them, and no file could be written with them.
+
+    Examples
+    --------
+    >>> lone_surrogate("w\\ud800"), lone_surrogate("\\U0001f600")
+    (1, None)
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def _check_text(path: str, text: str, what: str, tensor: str | None = None) -> None:
+    at = lone_surrogate(text)
+    if at is not None:
+        raise _fail(path, f"{what} {text!r:.200} is not valid Unicode (a lone surrogate "
+                          f"{text[at]!r} at character {at})", tensor)
+
+
 def _uints(xs: object) -> bool:
     """Whether ``xs`` is a JSON list of integers that fit 64 unsigned bits."""
     return isinstance(xs, list) and all(type(x) is int and 0 <= x < 2**64 for x in xs)
@@ -211,27 +240,26 @@ def _entry(path: str, name: str, raw: object) -> tuple[str, tuple[int, ...], int
     except KeyError:
         missing = [k for k in _ENTRY_KEYS if k not in raw]
         raise _fail(path, f"the entry has no {', '.join(missing)}", name) from None
+    _check_text(path, name, "the name", name)
     bits = DTYPES[dtype][0] if isinstance(dtype, str) and dtype in DTYPES else None
     if bits is None:
-        raise _fail(path, f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})", name)
+        raise _fail(path, f"unknown dtype {dtype!r:.100} (known: {', '.join(DTYPES)})", name)
+    if isinstance(shape, list) and len(shape) > MAX_RANK:
+        raise _fail(path, f"the shape has {len(shape)} dimensions, more than the {MAX_RANK} "
+                          "NumPy supports", name)
     if not _uints(shape):
-        raise _fail(path, f"the shape {shape!r} is not a list of non-negative integers", name)
+        raise _fail(path, f"the shape {shape!r:.300} is not a list of non-negative integers",
+                    name)
     if not _uints(offsets) or len(offsets) != 2:
-        raise _fail(path, f"data_offsets {offsets!r} is not two non-negative integers", name)
-    count = math.prod(shape)
-    if count * bits >= 2**64 or (count == 0 and _prefix_overflows(shape, bits)):
-        raise _fail(path, f"the shape {shape} overflows 64 bits of {dtype}", name)
-    return dtype, tuple(shape), offsets[0], offsets[1], count
-
-
-def _prefix_overflows(shape: list[int], bits: int) -> bool:
+        raise _fail(path, f"data_offsets {offsets!r:.100} is not two non-negative integers",
+                    name)
     # The reference multiplies in 64 bits, dimension by dimension: [2**62, 2**62, 0] fails.
     count = 1
     for d in shape:
         count *= d
         if count * bits >= 2**64:
-            return True
-    return False
+            raise _fail(path, f"the shape {shape} overflows 64 bits of {dtype}", name)
+    return dtype, tuple(shape), offsets[0], offsets[1], count
 
 
 def read_header(path: str | os.PathLike[str]) -> Header:
@@ -254,7 +282,10 @@ def read_header(path: str | os.PathLike[str]) -> Header:
         100 MB, a header that is not UTF-8 JSON or repeats a key, an entry that is not an
         object or has an unknown dtype, a bad shape or offsets, a size that does not match
         dtype and shape, tensors that overlap or leave a gap or trailing bytes, or metadata
-        that is not a map of strings to strings. The message names the file and the tensor.
+        that is not a map of strings to strings. A tensor name or metadata string with a
+        lone surrogate (``\\ud800``), and a shape of more than :data:`MAX_RANK` dimensions
+        are refused too: every header read here can be written back. The message names the
+        file and the tensor.
 
     Examples
     --------
@@ -291,6 +322,9 @@ def read_header(path: str | os.PathLike[str]) -> Header:
             isinstance(metadata, dict)
             and all(isinstance(v, str) for v in metadata.values())):
         raise _fail(path, f"__metadata__ is not a map of strings to strings: {metadata!r:.200}")
+    for key, value in (metadata or {}).items():
+        _check_text(path, key, "the __metadata__ key")
+        _check_text(path, value, f"the __metadata__ value of {key!r:.100}:")
     data_start = 8 + n
     parsed = [(name, *_entry(path, name, raw_entry)) for name, raw_entry in doc.items()]
     # The data order; among empty tensors at one offset, the header's order.
