@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
+from .._core.text import terminal_text
+
 __all__ = ["CheckpointReport", "TensorRecord"]
 
 
@@ -222,7 +224,7 @@ class CheckpointReport:
             sq = "" if t.sqnr_db is None else f"{t.sqnr_db:.2f}"
             err = "" if t.max_abs_error is None else f"{t.max_abs_error:.4g}"
             clip = "" if t.clipped is None else f"{t.clipped:,}"
-            rows.append((t.name, "x".join(map(str, t.shape)) or "()", t.dtype,
+            rows.append((terminal_text(t.name), "x".join(map(str, t.shape)) or "()", t.dtype,
                          _settings_text(t.settings), sq, err, clip))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w)

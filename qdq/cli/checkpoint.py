@@ -19,6 +19,7 @@ from typing import Any
 from .._checkpoint.plan import SETTING_KEYS, check_rules, check_settings
 from .._checkpoint.report import CheckpointReport
 from .._checkpoint.run import analyze_checkpoint, quantize_and_dequantize_checkpoint
+from .._core.text import terminal_text
 from .._io.safetensors_index import INDEX_SUFFIX
 
 __all__ = ["add_checkpoint_options", "check_checkpoint_command_line", "cmd_info_checkpoint",
@@ -170,7 +171,7 @@ def cmd_run_checkpoint(ns: argparse.Namespace) -> int:
         print(report.to_json())
         return 0
     print(report.table())
-    print(f"wrote {ns.dst}: {len(report.shards_written)} file(s) written, "
+    print(f"wrote {terminal_text(ns.dst)}: {len(report.shards_written)} file(s) written, "
           f"{len(report.shards_skipped)} already complete, {report.nbytes / 2**20:,.1f} MiB "
           f"in {report.seconds:.2f} s ({report.nbytes / max(report.seconds, 1e-9) / 1e9:.2f} "
           "GB/s)")
