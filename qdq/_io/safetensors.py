@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = ["DTYPES", "MAX_HEADER_BYTES", "MAX_RANK", "METADATA_KEY", "Header", "TensorEntry",
-           "TensorReader", "load_json", "lone_surrogate", "nbytes_of", "read_header",
+           "TensorReader", "load_json", "lone_surrogate", "nbytes_of", "parse_json", "read_header",
            "tensor_memmap"]
 
 MAX_HEADER_BYTES = 100_000_000
@@ -163,39 +163,62 @@ def _fail(path: str, problem: str, tensor: str | None = None) -> ValueError:
 
 
 class _JSONError(ValueError):
-    """A problem found while the JSON is parsed, already naming the file."""
+    """A problem found while the JSON is parsed, already worded."""
 
 
-def _no_duplicate_keys(path: str, what: str):
+def _no_duplicate_keys(what: str):
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out = dict(pairs)
         if len(out) != len(pairs):
             seen: set[str] = set()
             for key, _ in pairs:
                 if key in seen:
-                    raise _JSONError(f"{path}: the {what} repeats the key {key!r}")
+                    raise _JSONError(f"the {what} repeats the key {key!r:.200}")
                 seen.add(key)
         return out
     return hook
 
 
+def parse_json(text: str, what: str) -> Any:
+    """Parse JSON strictly: no repeated key (in any object), no NaN or Infinity.
+
+    Every problem is a ValueError saying what ``what`` (``"header"``, ``"rules file"``...)
+    is: invalid JSON, a repeated key, nesting too deep for the parser (a RecursionError
+    otherwise) or an integer too long.
+
+    Examples
+    --------
+    >>> parse_json('{"a": [1, {"b": null}]}', "rules file")
+    {'a': [1, {'b': None}]}
+    >>> parse_json('{"a": 1, "a": 2}', "rules file")
+    Traceback (most recent call last):
+    ValueError: the rules file repeats the key 'a'
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys(what),
+                          parse_constant=_no_constant)
+    except _JSONError as exc:
+        raise ValueError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the {what} is not valid JSON ({exc.msg} at character {exc.pos})"
+                         ) from None
+    except RecursionError:
+        raise ValueError(f"the {what} is not valid JSON for qdq (nested too deeply)") from None
+    except ValueError as exc:  # an integer too long
+        raise ValueError(f"the {what} is not valid JSON ({exc})") from None
+
+
 def load_json(raw: bytes, path: str, what: str) -> Any:
-    """Parse UTF-8 JSON strictly (no repeated key, no NaN); a ValueError names ``path``."""
+    """Parse UTF-8 JSON strictly (see :func:`parse_json`); a ValueError names ``path``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(path, f"the {what} is not UTF-8 ({exc.reason} at byte {exc.start})"
                     ) from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys(path, what),
-                          parse_constant=_no_constant)
-    except _JSONError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"the {what} is not valid JSON ({exc.msg} at character {exc.pos})"
-                    ) from None
-    except (ValueError, RecursionError) as exc:  # too deep, or an integer too long
-        raise _fail(path, f"the {what} is not valid JSON ({exc})") from None
+        return parse_json(text, what)
+    except ValueError as exc:
+        raise _fail(path, str(exc)) from None
 
 
 def _no_constant(name: str) -> None:

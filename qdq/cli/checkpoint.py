@@ -10,7 +10,6 @@ patterns, then the defaults (the op flags).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -20,6 +19,7 @@ from .._checkpoint.plan import SETTING_KEYS, check_rules, check_settings
 from .._checkpoint.report import CheckpointReport
 from .._checkpoint.run import analyze_checkpoint, quantize_and_dequantize_checkpoint
 from .._core.text import terminal_text
+from .._io.safetensors import load_json
 from .._io.safetensors_index import INDEX_SUFFIX
 
 __all__ = ["add_checkpoint_options", "check_checkpoint_command_line", "cmd_info_checkpoint",
@@ -83,11 +83,10 @@ def parse_rule(text: str) -> tuple[str, dict | None]:
 
 def load_rules(path: str) -> list[tuple[str, Any]]:
     """The rules of a JSON file: ``[[pattern, settings or null], ...]`` or ``{pattern: ...}``."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    with open(path, "rb") as f:
+        raw = f.read()
+    # as strict as the header and index readers: a repeated key is refused, not last-wins
+    doc = load_json(raw, path, "rules file")
     items = list(doc.items()) if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not all(
             isinstance(r, (list, tuple)) and len(r) == 2 and isinstance(r[0], str)

@@ -128,6 +128,29 @@ def test_rules_file_errors(ckpt, tmp_path, capsys):
                                       "or directory\n"
 
 
+@pytest.mark.parametrize("text, word", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ('[["x", ' + "[" * 50_000 + "]" * 50_000 + "]]", "nested too deeply"),
+    ('{"layer0.*": {"num_bits": 4}, "layer0.*": null}', "repeats the key 'layer0.*'"),
+    ('{"layer0.*": {"num_bits": 4, "num_bits": 8}}', "repeats the key 'num_bits'"),
+    ('[["layer0.*", {"axis": 0, "axis": -1}]]', "repeats the key 'axis'"),
+    ('[["layer0.*", {"num_bits": NaN}]]', "not valid JSON"),
+], ids=["deep-list", "deep-object", "deep-settings", "repeated-pattern", "repeated-setting",
+        "repeated-in-list", "nan"])
+def test_rules_file_deep_or_repeated_is_one_error_line(ckpt, tmp_path, capsys, text, word):
+    """Issue 24 item 11: a RecursionError traceback; a repeated key was taken (last wins)."""
+    src, _, _ = ckpt
+    rules = tmp_path / "rules.json"
+    rules.write_text(text)
+    for command in (["run", str(src), str(tmp_path / "dst")], ["info", str(src)]):
+        assert main([*command, "-q", "--rules", str(rules)]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("qdq: error: ") and err.count("\n") == 1, err
+        assert str(rules) in err and word in err, err
+    assert not (tmp_path / "dst").exists()
+
+
 def test_run_json(ckpt, tmp_path, capsys):
     src, arrays, weight_map = ckpt
     assert main(["run", str(src), str(tmp_path / "dst"), "-q", "--json"]) == 0
