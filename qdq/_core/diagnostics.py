@@ -95,17 +95,32 @@ class Float16Overflow:
         """Whether a scale of the tensor overflowed so far."""
         return self.first is not None
 
+    def message(self, codes: bool = False, given: bool = False) -> str:
+        """What overflowed, why, and the fix: the warning's text (``codes``: quantize's error).
+
+        For the codes (:func:`qdq.quantize`) the first overflowing range is
+        named (``given``: the range was given) and the fix includes a wider range.
+        """
+        assert self.first is not None
+        k, scale, lo, hi = self.first
+        who = "" if self.name is None else f"{self.name}: "
+        rng = (f"the given range (adjusted: [{lo!r}, {hi!r}])" if given
+               else f"the range [{lo!r}, {hi!r}]")
+        small = ("is too small for float16 arithmetic (its largest magnitude is below "
+                 "qmax / 65504)")
+        if codes:
+            of = "" if self.seen == 1 and self.unit != "blocks" else f" of a {self.unit[:-1]}"
+            return (f"{who}float16 scale overflows to {scale!r}: {rng}{of} {small}, so its "
+                    "codes would be inf/NaN, which have no integer code; quantize in float32 "
+                    "(x.astype(np.float32)) or give a range of larger magnitude")
+        where = "" if self.seen == 1 else f" in {self.count} {self.unit} (first: {k})"
+        return (f"{who}float16 scale overflows to {scale!r}{where}: {rng} {small}, so the "
+                "output is inf/NaN, as in TensorFlow; compute in float32 (x.astype(np.float32))"
+                " and convert the result back")
+
     def warn(self, stacklevel: int = 3) -> None:
         """Warn (once for the tensor) when a scale overflowed."""
         if self.first is None or self.warned:
             return
         self.warned = True
-        k, scale, lo, hi = self.first
-        where = "" if self.seen == 1 else f" in {self.count} {self.unit} (first: {k})"
-        who = "" if self.name is None else f"{self.name}: "
-        warnings.warn(
-            f"{who}float16 scale overflows to {scale!r}{where}: the range "
-            f"[{lo!r}, {hi!r}] is too small for float16 arithmetic (its largest magnitude is "
-            "below qmax / 65504), so the output is inf/NaN, as in TensorFlow; compute in "
-            "float32 (x.astype(np.float32)) and convert the result back",
-            RuntimeWarning, stacklevel=stacklevel + 1)
+        warnings.warn(self.message(), RuntimeWarning, stacklevel=stacklevel + 1)
