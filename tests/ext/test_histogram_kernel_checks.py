@@ -62,7 +62,7 @@ _BAD = {
 }
 
 
-@pytest.mark.parametrize("edit", list(_BAD), ids=str)
+@pytest.mark.parametrize("edit", list(_BAD), ids=lambda e: e.replace(" ", "-"))
 def test_mismatched_arguments_are_refused(edit):
     a = _args()
     a.update(_BAD[edit])
