@@ -250,7 +250,7 @@ def _param_array(x, run: TensorRun, bits: bool, input_min, input_max) -> "da.Arr
     channels = 1 if ax is None else x.shape[ax]
     if run.args.range_given:
         run.set_range(*given_range(input_min, input_max, fmt, x.shape, ax))
-        run.finish(stacklevel=4)
+        run.finish(stacklevel=3)
         assert run.rows is not None
         return da.from_array(run.rows, chunks=run.rows.shape)
     raw = _raw_range(x, fmt, ax, bits)

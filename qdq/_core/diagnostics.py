@@ -95,8 +95,11 @@ class Float16Overflow:
         """Whether a scale of the tensor overflowed so far."""
         return self.first is not None
 
-    def warn(self, stacklevel: int = 3) -> None:
-        """Warn (once for the tensor) when a scale overflowed."""
+    def warn(self, stacklevel: int = 2) -> None:
+        """Warn (once for the tensor) when a scale overflowed.
+
+        ``stacklevel`` counts as for ``warnings.warn`` called where this is called.
+        """
         if self.first is None or self.warned:
             return
         self.warned = True
