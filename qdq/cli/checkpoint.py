@@ -42,6 +42,8 @@ def _value(key: str, text: str, where: str) -> Any:
             return int(t)
         except ValueError:
             raise ValueError(f"{where}: {key} must be an integer, got {text!r}") from None
+    if key == "calibrate":
+        return None if t.lower() == "none" else t.lower()
     if key in ("signed_input", "narrow_range"):
         if t.lower() in _TRUE:
             return True
@@ -134,7 +136,6 @@ def _rules(ns: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def _settings(ns: argparse.Namespace) -> dict:
     for flag, given in (("--range", ns.range is not None),
-                        ("--calibrate", ns.calibrate is not None),
                         ("--dtype", ns.dtype is not None),
                         ("--shape", ns.shape is not None), ("--offset", ns.offset != 0),
                         ("--order", ns.order != "C"), ("--bfloat16-bits", ns.bfloat16_bits)):
@@ -143,7 +144,7 @@ def _settings(ns: argparse.Namespace) -> dict:
                              "(each tensor's range is its own; dtypes come from the header)")
     return {"num_bits": ns.num_bits, "signed_input": not ns.unsigned,
             "narrow_range": ns.narrow_range, "round_mode": ns.round_mode, "axis": ns.axis,
-            "block_size": ns.block_size}
+            "block_size": ns.block_size, "calibrate": ns.calibrate}
 
 
 def check_checkpoint_command_line(ns: argparse.Namespace) -> None:
