@@ -32,7 +32,10 @@ def expected(x: np.ndarray, settings: dict | None) -> np.ndarray:
     if method is None:
         return qdq.quantize_and_dequantize(x, **s)
     kw = {k: s[k] for k in ("num_bits", "signed_input", "narrow_range", "round_mode")}
-    lo, hi = qdq.calibrate(x, method, axis=s["axis"], **kw)
+    name, _, p = method.partition(":")
+    if p:
+        kw["percentile"] = float(p)
+    lo, hi = qdq.calibrate(x, name, axis=s["axis"], **kw)
     return qdq.quantize_and_dequantize(x, lo, hi, range_given=True, **s)
 
 
