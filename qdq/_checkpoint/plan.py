@@ -228,7 +228,8 @@ def _same_file(a: str, b: str) -> bool:
 
 def _destinations(src: str, dst: str, paths: list[str], index: Index | None
                   ) -> tuple[list[str], str | None, str, bool]:
-    to_directory = index is not None or os.path.isdir(dst) or dst.endswith(os.sep)
+    to_directory = (index is not None or os.path.isdir(src) or os.path.isdir(dst)
+                    or dst.endswith(os.sep))
     if to_directory:
         out_dir = dst
         outs = [os.path.join(out_dir, os.path.basename(p)) for p in paths]

@@ -86,8 +86,9 @@ def pack_int32(codes: np.ndarray, num_bits: int) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> pack_int32(np.array([[-8, -7, 0, 7, 1, 2, 3, 4, 5]], np.int8), 4)
-    array([[-1164377856,          13]], dtype=int32)
+    >>> w = pack_int32(np.array([[-8, -7, 0, 7, 1, 2, 3, 4, 5]], np.int8), 4)
+    >>> [hex(v) for v in w.view(np.uint32)[0]]    # code + 8 per nibble, the first lowest
+    ['0xcba9f810', '0xd']
     """
     _check_bits(num_bits)
     c = np.asarray(codes)
