@@ -14,7 +14,13 @@ float16, bfloat16, float32 or float64 tensor of rank 2 or more is
 quantize-dequantized with the keyword arguments, anything else is copied.
 Integer, bool and other non-float tensors are always copied; a rule's
 settings may quantize a float tensor of rank 0 or 1. A negative axis counts
-from the end of each tensor's shape.
+from the end of each tensor's shape. The settings include ``calibrate`` (a
+calibration method, or None for the data's range).
+
+An export (:mod:`qdq._checkpoint.export`) gives each tensor to quantize a
+*layout*: the output tensors it becomes (names, dtypes, shapes, so that each
+output shard's header is planned up front) and how to write them; the stamp
+records it.
 """
 
 from __future__ import annotations
