@@ -95,7 +95,9 @@ def test_info_plot(ckpt, tmp_path, capsys):
     (["--rule", "x:num_bits=99"], 2, "rule 'x': num_bits must be in 1..61"),
     (["--num-bits", "99"], 2, "--num-bits must be in 1..61 for signed output, got 99"),
     (["--range", "-1", "1"], 2, "--range applies to .npy"),
-    (["--calibrate", "mse"], 2, "--calibrate applies to .npy"),
+    (["--calibrate", "mse", "--axis", "-1", "--block-size", "2"], 2,
+     "the options: calibrate takes the range from the data's histogram"),
+    (["--calibrate", "nope"], 2, "nope"),
     (["--dtype", "float32"], 2, "--dtype applies to .npy"),
     (["--workers", "0"], 2, "not a count of at least 1"),
     (["--rule", "layer0.*:axis=5"], 1, "out of bounds"),  # found in the headers
@@ -132,7 +134,7 @@ def test_run_json(ckpt, tmp_path, capsys):
     src, arrays, weight_map = ckpt
     assert main(["run", str(src), str(tmp_path / "dst"), "-q", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)  # the JSON object and nothing else
-    assert set(doc) == {"tensors", "totals", "shards_written", "shards_skipped"}
+    assert set(doc) == {"tensors", "totals", "shards_written", "shards_skipped", "files_copied"}
     assert sorted(doc["shards_written"]) == sorted(str(tmp_path / "dst" / f)
                                                    for f in set(weight_map.values()))
     assert {t["name"] for t in doc["tensors"]} == set(arrays)
