@@ -1,7 +1,8 @@
 """Sphinx configuration of qdq's documentation.
 
 Build: ``pip install ".[docs]"`` then
-``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
+``python -m sphinx -W --keep-going -b html docs docs/_build/html``. The guide's
+pages are Markdown (MyST), the API reference reStructuredText.
 Nothing is fetched from the network (no intersphinx). The docstrings'
 examples are doctests run by the test suite (tests/test_docs.py, against the
 installed build), so the build does not run them again.
@@ -10,6 +11,7 @@ installed build), so the build does not run them again.
 import contextlib
 import io
 import os
+import re
 import sys
 
 # Document the installed qdq: the checkout's qdq/ holds no compiled kernels
@@ -36,14 +38,15 @@ extensions = [
     "numpydoc",
     "myst_parser",
 ]
-source_suffix = {".rst": "restructuredtext"}
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path: list[str] = []
-# The README's fragments are included into the guide pages (one source of
-# text); their first heading is below the page's title.
-suppress_warnings = ["myst.header"]
+# The guide's pages are Markdown (MyST); links to a section use its heading's slug.
 myst_heading_anchors = 3
+#: Pages that may be absent: a toctree line ``?NAME`` in index.md becomes ``NAME``
+#: when docs/NAME.md exists and is dropped otherwise (see _optional_pages).
+OPTIONAL_PAGES = ("qat", "serving")
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"  # the numpydoc Parameters sections carry the types
@@ -79,6 +82,19 @@ def _skip_member(app, what, name, obj, skip, options):
     return None
 
 
+def _optional_pages(app, docname, source):
+    """index.md's ``?NAME`` toctree lines: the page when it exists, nothing otherwise."""
+    if docname != "index":
+        return
+
+    def keep(match):
+        name = match.group(1)
+        present = name in OPTIONAL_PAGES and os.path.exists(os.path.join(app.srcdir, name + ".md"))
+        return name + "\n" if present else ""
+
+    source[0] = re.sub(r"^\?([\w-]+)\n", keep, source[0], flags=re.M)
+
+
 def setup(app):
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
@@ -94,4 +110,5 @@ def setup(app):
 
     app.add_directive("qdq-cli-help", CliHelp)
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("source-read", _optional_pages)
 

@@ -11,6 +11,7 @@ module that handles them, imported on first use (see ``qdq._core.foreign``).
 from ._calibrate.calibrate import calibrate
 from ._calibrate.histogram import HistogramTracker
 from ._calibrate.range import RangeTracker
+from ._checkpoint.export import quantize_checkpoint
 from ._checkpoint.run import quantize_and_dequantize_checkpoint
 from ._core import foreign as _foreign
 from ._core.arrays import get_buffer_cache, set_buffer_cache
@@ -63,6 +64,7 @@ __all__ = [
     "quantize_and_dequantize_file",
     "quantize_and_dequantize_grad",
     "quantize_and_dequantize_v2",
+    "quantize_checkpoint",
     "set_buffer_cache",
     "set_num_threads",
     "stream",

@@ -26,8 +26,15 @@ from ._calibrate.calibrate import calibrate as calibrate_np
 from ._calibrate.histogram import HistogramTracker
 from ._calibrate.methods import check_method
 from ._calibrate.range import merge_max, merge_min
+from ._checkpoint.export import check_overflow, export_plan, overflow_counts
 from ._checkpoint.plan import plan_checkpoint
-from ._checkpoint.run import finish_checkpoint, prepare_checkpoint, report_of, shard_task
+from ._checkpoint.run import (
+    finish_checkpoint,
+    prepare_checkpoint,
+    report_of,
+    shard_complete,
+    shard_task,
+)
 from ._core import engine
 from ._core.arrays import as_input, kernel_view
 from ._core.blocks import check_block_size, given_block_range
@@ -48,7 +55,7 @@ from ._stream.pipeline import chunk_items
 from ._stream.plan import DEFAULT_CHUNK_BYTES, TensorRun
 
 __all__ = ["calibrate", "compute_range", "quantize_and_dequantize", "quantize",
-           "quantize_and_dequantize_checkpoint"]
+           "quantize_and_dequantize_checkpoint", "quantize_checkpoint"]
 
 
 def _format(x, bfloat16_bits: bool) -> Format:
@@ -250,7 +257,7 @@ def _param_array(x, run: TensorRun, bits: bool, input_min, input_max) -> "da.Arr
     channels = 1 if ax is None else x.shape[ax]
     if run.args.range_given:
         run.set_range(*given_range(input_min, input_max, fmt, x.shape, ax))
-        run.finish(stacklevel=4)
+        run.finish(stacklevel=3)
         assert run.rows is not None
         return da.from_array(run.rows, chunks=run.rows.shape)
     raw = _raw_range(x, fmt, ax, bits)
@@ -412,7 +419,8 @@ def quantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
 def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bits=8,
                                        signed_input=True, narrow_range=False,
                                        round_mode="HALF_TO_EVEN", axis=None, block_size=None,
-                                       chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True):
+                                       calibrate=None, chunk_bytes=DEFAULT_CHUNK_BYTES,
+                                       error_stats=True):
     """:func:`qdq.quantize_and_dequantize_checkpoint` with one task per shard on Dask.
 
     The plan (every header read and checked, every tensor's settings) is made
@@ -452,14 +460,81 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
     t0 = time.perf_counter()
     chunk_items(chunk_bytes, 1)
     settings = {"num_bits": num_bits, "signed_input": signed_input, "narrow_range": narrow_range,
-                "round_mode": round_mode, "axis": axis, "block_size": block_size}
+                "round_mode": round_mode, "axis": axis, "block_size": block_size,
+                "calibrate": calibrate}
     plan = plan_checkpoint(src, dst, rules, skip, settings)
-    todo = prepare_checkpoint(plan)
+    return _run_checkpoint(plan, chunk_bytes, error_stats, t0)
+
+
+def _run_checkpoint(plan, chunk_bytes, error_stats, t0, config=None):
+    """The shards still to write as one task each, then the model files and the index."""
     stats = check_flag("error_stats", error_stats)
+    todo = prepare_checkpoint(plan)
     tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes, 1, stats) for s in todo]
     results = dask.compute(*tasks)
-    finish_checkpoint(plan)
-    return report_of(plan, {s.dst: r for s, r in zip(todo, results, strict=True)}, t0)
+    copied = finish_checkpoint(plan, config)
+    report = report_of(plan, {s.dst: r for s, r in zip(todo, results, strict=True)}, t0)
+    report.files_copied = copied
+    return report
+
+
+def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, skip=None,
+                        num_bits=8, axis=0, block_size=None, narrow_range=False,
+                        round_mode="HALF_TO_EVEN", calibrate=None, codes_overflow="error",
+                        chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True):
+    """:func:`qdq.quantize_checkpoint` with one task per shard on Dask.
+
+    The plan is made here; the first pass that looks for codes past the grid
+    (``codes_overflow="error"``) is one task per shard still to write, and
+    refuses before anything is written; then each shard is one task, and the
+    model's other files and the index are written here. It computes at once;
+    the files are the same, bit for bit, as the local function's.
+
+    Parameters
+    ----------
+    src, dst : str or os.PathLike
+        As for :func:`qdq.quantize_checkpoint`, as are the others.
+    format : str, default "compressed-tensors"
+        ``"compressed-tensors"`` (``"pack-quantized"``) or ``"int-quantized"``.
+    rules, skip : sequence, optional
+        Per-tensor settings and copies (the format's default skips are added).
+    num_bits, axis, block_size, chunk_bytes : int, optional
+        The op's arguments (8, 0, None) and the bytes per chunk (64 MiB).
+    narrow_range, error_stats : bool
+        The grid without its minimum (False), the error measurement (True).
+    round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
+        Tie breaking.
+    calibrate : str, optional
+        A calibrated range per tensor or channel.
+    codes_overflow : {"error", "clamp"}, default "error"
+        Codes one step past the grid: refused, or stored as the nearest grid code.
+
+    Returns
+    -------
+    CheckpointReport
+        One record per tensor.
+
+    Examples
+    --------
+    >>> import numpy as np, qdq.dask
+    >>> from qdq._io.safetensors_writer import write_arrays
+    >>> with open("m.safetensors", "wb") as f:
+    ...     write_arrays(f, {"fc.weight": np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32)})
+    >>> r = qdq.dask.quantize_checkpoint("m.safetensors", "c.safetensors", num_bits=4)
+    >>> r.shards_written, r["fc.weight"].action
+    (['c.safetensors'], 'quantize')
+    """
+    t0 = time.perf_counter()
+    chunk_items(chunk_bytes, 1)
+    settings = {"num_bits": num_bits, "signed_input": True, "narrow_range": narrow_range,
+                "round_mode": round_mode, "axis": axis, "block_size": block_size,
+                "calibrate": calibrate}
+    plan, config = export_plan(src, dst, format, rules, skip, settings, codes_overflow)
+    todo = [s for s in plan.shards if not shard_complete(s)]
+    found = dask.compute(*[dask.delayed(overflow_counts, pure=False)(s, chunk_bytes)
+                           for s in todo])
+    check_overflow([f for part in found for f in part], plan)
+    return _run_checkpoint(plan, chunk_bytes, error_stats, t0, config)
 
 
 # ---------------------------------------------------------------------------

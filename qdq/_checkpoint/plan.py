@@ -16,7 +16,13 @@ float16, bfloat16, float32 or float64 tensor of rank 2 or more is
 quantize-dequantized with the keyword arguments, anything else is copied.
 Integer, bool and other non-float tensors are always copied; a rule's
 settings may quantize a float tensor of rank 0 or 1. A negative axis counts
-from the end of each tensor's shape.
+from the end of each tensor's shape. The settings include ``calibrate`` (a
+calibration method, or None for the data's range).
+
+An export (:mod:`qdq._checkpoint.export`) gives each tensor to quantize a
+*layout*: the output tensors it becomes (names, dtypes, shapes, so that each
+output shard's header is planned up front) and how to write them; the stamp
+records it.
 """
 
 from __future__ import annotations
@@ -27,20 +33,23 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from .._calibrate.methods import check_calibration
 from .._core.blocks import check_block_size
 from .._core.formats import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, Format
 from .._core.validate import OpArgs, check_axis, normalize_axis_arg
 from .._io.safetensors import Header, TensorEntry, read_header
-from .._io.safetensors_index import Index, find_checkpoint
+from .._io.safetensors_index import INDEX_SUFFIX, Index, find_checkpoint
 from .._io.safetensors_writer import plan_layout
 
 __all__ = ["FORMATS", "SETTING_KEYS", "STAMP_KEY", "CheckpointPlan", "ShardPlan", "TensorPlan",
-           "check_rules", "check_settings", "plan_checkpoint", "resolve_tensor"]
+           "check_rules", "check_settings", "model_directory", "plan_checkpoint",
+           "resolve_tensor"]
 
 #: The op's keyword arguments a rule may set.
-SETTING_KEYS = ("num_bits", "axis", "block_size", "signed_input", "narrow_range", "round_mode")
+SETTING_KEYS = ("num_bits", "axis", "block_size", "signed_input", "narrow_range", "round_mode",
+                "calibrate")
 
 #: The safetensors dtypes qdq quantizes, and their formats.
 FORMATS: dict[str, Format] = {"F16": FLOAT16, "BF16": BFLOAT16, "F32": FLOAT32, "F64": FLOAT64}
@@ -67,11 +76,13 @@ def check_settings(settings: Any, base: Mapping[str, Any] | None, where: str) ->
                       out["narrow_range"])
         axis = normalize_axis_arg(out["axis"])
         block_size = check_block_size(out["block_size"], axis)
+        if out["calibrate"] is not None:
+            check_calibration(out["calibrate"], block_size, False)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{where}: {exc}") from None
     return {"num_bits": args.num_bits, "signed_input": args.signed,
             "narrow_range": args.narrow, "round_mode": args.round_mode, "axis": axis,
-            "block_size": block_size}
+            "block_size": block_size, "calibrate": out["calibrate"]}
 
 
 def check_rules(rules: Any, base: Mapping[str, Any]) -> list[tuple[str, dict | None]]:
@@ -103,15 +114,30 @@ def _patterns(skip: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class TensorPlan:
-    """One tensor: its entry, its resolved settings (None: copied) and why."""
+    """One tensor: its entry, its resolved settings (None: copied) and why.
+
+    ``layout``, when set, writes the tensor as other tensors (an export
+    format's integer codes and scales, :mod:`qdq._checkpoint.export`): it
+    names them (``outputs``), says how to stamp them, and writes them.
+    """
 
     entry: TensorEntry
     settings: dict | None
     reason: str
+    layout: Any = None
 
     @property
     def action(self) -> str:
-        return "copy" if self.settings is None else "qdq"
+        if self.settings is None:
+            return "copy"
+        return "qdq" if self.layout is None else self.layout.action
+
+    @property
+    def outputs(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """The output tensors (name, dtype, shape) this tensor becomes, in file order."""
+        if self.layout is None or self.settings is None:
+            return [(self.entry.name, self.entry.dtype, self.entry.shape)]
+        return list(self.layout.outputs)
 
 
 def resolve_tensor(entry: TensorEntry, rules: list[tuple[str, dict | None]], skip: list[str],
@@ -164,7 +190,8 @@ class ShardPlan:
 
     @property
     def entries(self) -> list[tuple[str, str, tuple[int, ...]]]:
-        return [(t.entry.name, t.entry.dtype, t.entry.shape) for t in self.tensors]
+        """The output file's tensors (name, dtype, shape), in file order."""
+        return [o for t in self.tensors for o in t.outputs]
 
     @property
     def nbytes(self) -> int:
@@ -181,6 +208,7 @@ class CheckpointPlan:
     index_dst: str | None
     dst_dir: str
     to_directory: bool
+    model_dir: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -195,7 +223,8 @@ def _stamp(path: str, header: Header, tensors: list[TensorPlan]) -> str:
            "source": {"file": os.path.basename(path), "bytes": st.st_size,
                       "mtime_ns": st.st_mtime_ns,
                       "header_sha256": hashlib.sha256(head).hexdigest()},
-           "tensors": {t.entry.name: t.settings for t in tensors}}
+           "tensors": {t.entry.name: t.settings if t.layout is None or t.settings is None
+                       else {**t.settings, "layout": t.layout.stamp} for t in tensors}}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
@@ -208,7 +237,8 @@ def _same_file(a: str, b: str) -> bool:
 
 def _destinations(src: str, dst: str, paths: list[str], index: Index | None
                   ) -> tuple[list[str], str | None, str, bool]:
-    to_directory = index is not None or os.path.isdir(dst) or dst.endswith(os.sep)
+    to_directory = (index is not None or os.path.isdir(src) or os.path.isdir(dst)
+                    or dst.endswith(os.sep))
     if to_directory:
         out_dir = dst
         outs = [os.path.join(out_dir, os.path.basename(p)) for p in paths]
@@ -225,9 +255,25 @@ def _destinations(src: str, dst: str, paths: list[str], index: Index | None
     return outs, index_dst, out_dir, to_directory
 
 
-def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping[str, Any]
+def model_directory(src: str) -> str | None:
+    """The model directory of a checkpoint: a directory given, an index's, or a lone file's
+    when it holds ``config.json``; None otherwise."""
+    if os.path.isdir(src):
+        return src
+    parent = os.path.dirname(os.path.abspath(src))
+    if src.endswith(INDEX_SUFFIX) or os.path.isfile(os.path.join(parent, "config.json")):
+        return parent
+    return None
+
+
+def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping[str, Any],
+                    layout: Callable[[TensorPlan, str], TensorPlan] | None = None
                     ) -> CheckpointPlan:
-    """Read and check every header, resolve every tensor; nothing is written."""
+    """Read and check every header, resolve every tensor; nothing is written.
+
+    ``layout(tensor, where)``, when given, turns each tensor to quantize into
+    its export (or raises ValueError for what the format cannot hold).
+    """
     base = check_settings(defaults, None, "the keyword arguments")
     checked_rules = check_rules(rules, base)
     skip_list = _patterns(skip)
@@ -244,11 +290,14 @@ def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping
             else read_header(path)
         tensors = [resolve_tensor(e, checked_rules, skip_list, base, path)
                    for e in header.tensors]
+        if layout is not None:
+            tensors = [t if t.settings is None else layout(t, path) for t in tensors]
         shard = ShardPlan(path, out, header, tuple(tensors), _stamp(path, header, tensors))
         if dst_path is not None:
             _check_writable(shard)
         shards.append(shard)
-    return CheckpointPlan(tuple(shards), index, index_dst, out_dir, to_dir)
+    model_dir = model_directory(src_path) if to_dir else None
+    return CheckpointPlan(tuple(shards), index, index_dst, out_dir, to_dir, model_dir)
 
 
 def _check_writable(shard: ShardPlan) -> None:
@@ -256,7 +305,8 @@ def _check_writable(shard: ShardPlan) -> None:
 
     The reader refuses what the writer cannot write (lone surrogates, ranks
     above NumPy's); this catches the rest, such as an output header (the
-    source's plus the stamp) over the format's size limit.
+    source's plus the stamp) over the format's size limit, or an export's
+    tensor names that collide.
     """
     try:
         plan_layout(shard.entries, shard.metadata)

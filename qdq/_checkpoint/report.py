@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
-from .._core.text import terminal_text
+from .._core.diagnostics import terminal_text
 
 __all__ = ["CheckpointReport", "TensorRecord"]
 
@@ -26,8 +26,9 @@ class TensorRecord:
         Its safetensors dtype (``"F32"``, ``"BF16"``, ...).
     shape : tuple of int
         Its shape.
-    action : {"qdq", "copy"}
-        Quantize-dequantized, or copied byte for byte.
+    action : {"qdq", "quantize", "copy"}
+        Quantize-dequantized; exported as integer codes and scales
+        (:func:`qdq.quantize_checkpoint`); or copied byte for byte.
     reason : str
         Why: ``"default"``, ``"rule 'PATTERN'"``, ``"skip 'PATTERN'"``, ...
     settings : dict or None, default None
@@ -47,6 +48,9 @@ class TensorRecord:
         Time spent on the tensor.
     nbytes : int, default 0
         Its bytes of data.
+    codes_clamped : int or None, default None
+        An export's codes one step past the grid that were stored as the
+        nearest grid code (``codes_overflow="clamp"``).
 
     Examples
     --------
@@ -71,6 +75,7 @@ class TensorRecord:
     nan: int | None = None
     seconds: float = 0.0
     nbytes: int = 0
+    codes_clamped: int | None = None
 
 
 def _json_value(v: Any) -> Any:
@@ -95,6 +100,8 @@ def _settings_text(s: dict | None) -> str:
         parts.append(f"axis {s['axis']} blocks {s['block_size']}")
     elif s["axis"] is not None:
         parts.append(f"axis {s['axis']}")
+    if s.get("calibrate") is not None:
+        parts.append(f"calibrate {s['calibrate']}")
     return " ".join(parts)
 
 
@@ -114,6 +121,9 @@ class CheckpointReport:
     shards_written, shards_skipped : list of str, optional
         Output files written now, and those left as they were (complete from an
         earlier run with the same settings and source).
+    files_copied : list of str, optional
+        The model directory's other files copied into the destination
+        (``config.json``, tokenizer files, ...), by name.
     nbytes : int, default 0
         Bytes of tensor data in the checkpoint.
     seconds : float, default 0.0
@@ -136,6 +146,7 @@ class CheckpointReport:
     shards_skipped: list[str] = field(default_factory=list)
     nbytes: int = 0
     seconds: float = 0.0
+    files_copied: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[TensorRecord]:
         return iter(self.tensors)
@@ -157,7 +168,8 @@ class CheckpointReport:
         dict
             ``tensors``, ``quantized``, ``copied``, ``quantized_bytes``,
             ``copied_bytes``, ``max_abs_error``, ``min_sqnr_db``, ``clipped``,
-            ``bytes``, ``seconds``, ``shards_written``, ``shards_skipped``.
+            ``codes_clamped``, ``bytes``, ``seconds``, ``shards_written``,
+            ``shards_skipped``.
 
         Examples
         --------
@@ -166,7 +178,7 @@ class CheckpointReport:
         >>> r.totals()["copied"], r.totals()["min_sqnr_db"]
         (1, None)
         """
-        done = [t for t in self.tensors if t.action == "qdq"]
+        done = [t for t in self.tensors if t.action != "copy"]
         measured = [t for t in done if t.sqnr_db is not None]
         finite = [t.sqnr_db for t in measured
                   if t.sqnr_db is not None and not math.isnan(t.sqnr_db)]
@@ -177,6 +189,7 @@ class CheckpointReport:
                 "max_abs_error": max((t.max_abs_error or 0.0 for t in measured), default=None),
                 "min_sqnr_db": min(finite, default=None),
                 "clipped": sum(t.clipped or 0 for t in measured),
+                "codes_clamped": sum(t.codes_clamped or 0 for t in done),
                 "bytes": self.nbytes, "seconds": self.seconds,
                 "shards_written": len(self.shards_written),
                 "shards_skipped": len(self.shards_skipped)}
@@ -200,7 +213,8 @@ class CheckpointReport:
         """
         doc = {"tensors": [_json_value(asdict(t)) for t in self.tensors],
                "totals": _json_value(self.totals()),
-               "shards_written": self.shards_written, "shards_skipped": self.shards_skipped}
+               "shards_written": self.shards_written, "shards_skipped": self.shards_skipped,
+               "files_copied": self.files_copied}
         return json.dumps(doc, indent=1)
 
     def table(self) -> str:
@@ -233,8 +247,9 @@ class CheckpointReport:
         tot = self.totals()
         sq = "" if tot["min_sqnr_db"] is None else f", lowest SQNR {tot['min_sqnr_db']:.2f} dB"
         err = "" if tot["max_abs_error"] is None else f", max error {tot['max_abs_error']:.4g}"
+        clamped = (f", codes clamped {tot['codes_clamped']:,}" if tot["codes_clamped"] else "")
         lines.append(f"{tot['tensors']} tensors: {tot['quantized']} quantized "
                      f"({tot['quantized_bytes'] / 2**20:,.1f} MiB), {tot['copied']} copied "
                      f"({tot['copied_bytes'] / 2**20:,.1f} MiB){sq}{err}, clipped "
-                     f"{tot['clipped']:,}")
+                     f"{tot['clipped']:,}{clamped}")
         return "\n".join(lines)

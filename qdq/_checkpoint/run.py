@@ -12,12 +12,15 @@ Memory: a few chunks, whatever the checkpoint or tensor size.
 from __future__ import annotations
 
 import concurrent.futures
+import fnmatch
+import json
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,7 +29,7 @@ from .._core.threads import fewer_threads, get_num_threads, kernel_threads
 from .._core.validate import OpArgs, check_flag, check_positive_int
 from .._io.atomic import AtomicFile, remove_stale_temporaries
 from .._io.pagecache import drop_pages
-from .._io.safetensors import read_header
+from .._io.safetensors import load_json, read_header
 from .._io.safetensors_index import write_index
 from .._io.safetensors_writer import plan_layout
 from .._stream.pipeline import Writer, chunk_items, termination_as_exit
@@ -75,7 +78,9 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
     write), so that neither waits for the other; the record is added on the
     writer's thread once the tensor's last block is written. Without
     ``error_stats`` the record has no error figures (and the input buffers
-    do not rotate: one chunk less).
+    do not rotate: one chunk less). A tensor with a ``layout`` (an export)
+    is written by it: its codes through the same passes, then its other
+    output tensors.
     """
     e, s = t.entry, t.settings
     assert s is not None and e.storage is not None
@@ -84,28 +89,18 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
     args = OpArgs(s["signed_input"], s["num_bits"], False, s["round_mode"], s["narrow_range"])
     ax, bs = s["axis"], s["block_size"]
     itemsize = e.storage.itemsize
+    layout = t.layout
     source = FileSource(shard.src, e.shape, False, e.storage, e.begin, fmt).open()
     try:
-        run = TensorRun.of_source(source, args, ax, bs, name=f"tensor {e.name!r}")
+        run = TensorRun.of_source(source, args, ax, bs, name=f"tensor {e.name!r}",
+                                  code_dtype=None if layout is None else layout.code_dtype)
         items = chunk_items(chunk_bytes, max(itemsize, run.out_dtype.itemsize))
-        # the writer's half on its own thread alone: the kernels' threads are busy with the op
-        stats, stats_w = TensorErrorStats(fmt), TensorErrorStats(fmt, nthreads=1)
         if run.needs_range_pass:
-            run.range_pass(source, items, False)
-
-        def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
-            run.kernel(data, target, b)
-            if error_stats:
-                half = b.count // 2
-                stats.add(data.reshape(-1)[:half], target.reshape(-1)[:half])
-            prog.update(b.count * itemsize)
-
-        def observe(data: np.ndarray, target: np.ndarray) -> None:
-            half = data.size // 2
-            stats_w.add(data.reshape(-1)[half:], target.reshape(-1)[half:])
-
-        run.write_pass(source, writer.sink, items, False, "", kernel, writer,
-                       observe if error_stats else None)
+            run.range_pass(source, items, False, s.get("calibrate"))
+        if layout is not None:
+            figures = layout.write(run, source, writer, items, prog.update, error_stats)
+        else:
+            figures = _write_qdq(run, source, writer, items, prog, error_stats, itemsize)
     except BaseException:
         _stop(writer)
         source.close()
@@ -116,18 +111,44 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
 
     def done() -> None:
         source.close()
-        stats.merge(stats_w)
         rows = p.reshape(4, -1).astype(np.float64)
-        figures = {} if not error_stats else {
-            "max_abs_error": stats.max_abs_error, "sqnr_db": stats.sqnr_db(),
-            "clipped": stats.clipped, "nan": stats.nan}
         records.append(_record(
             shard, t, status,
             range=(float(np.fmin.reduce(rows[2])), float(np.fmax.reduce(rows[3]))),
             scale=(float(np.fmin.reduce(rows[0])), float(np.fmax.reduce(rows[0]))),
-            seconds=time.perf_counter() - t0, **figures))
+            seconds=time.perf_counter() - t0, **figures()))
 
     writer.call(done)
+
+
+def _write_qdq(run: TensorRun, source: FileSource, writer: Writer, items: int, prog: Any,
+               error_stats: bool, itemsize: int) -> Callable[[], dict]:
+    """The op's write pass into the writer's sink; a function giving the error figures."""
+    fmt = run.fmt
+    # the writer's half on its own thread alone: the kernels' threads are busy with the op
+    stats, stats_w = TensorErrorStats(fmt), TensorErrorStats(fmt, nthreads=1)
+
+    def kernel(data: np.ndarray, target: np.ndarray, b: Any) -> None:
+        run.kernel(data, target, b)
+        if error_stats:
+            half = b.count // 2
+            stats.add(data.reshape(-1)[:half], target.reshape(-1)[:half])
+        prog.update(b.count * itemsize)
+
+    def observe(data: np.ndarray, target: np.ndarray) -> None:
+        half = data.size // 2
+        stats_w.add(data.reshape(-1)[half:], target.reshape(-1)[half:])
+
+    run.write_pass(source, writer.sink, items, False, "", kernel, writer,
+                   observe if error_stats else None)
+
+    def figures() -> dict:
+        if not error_stats:
+            return {}
+        stats.merge(stats_w)
+        return {"max_abs_error": stats.max_abs_error, "sqnr_db": stats.sqnr_db(),
+                "clipped": stats.clipped, "nan": stats.nan}
+    return figures
 
 
 def _copy_tensor(fd: int, shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int,
@@ -189,7 +210,10 @@ def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None,
         try:
             fd = os.open(shard.src, os.O_RDONLY)
             try:
-                for t, (_, end) in zip(shard.tensors, offsets, strict=True):
+                k = 0
+                for t in shard.tensors:
+                    k += len(t.outputs)
+                    end = offsets[k - 1][1]
                     prog.set_note(t.entry.name)
                     if t.settings is None:
                         _copy_tensor(fd, shard, t, writer, chunk_bytes, prog, records)
@@ -240,15 +264,79 @@ def prepare_checkpoint(plan: CheckpointPlan) -> list[ShardPlan]:
     return todo
 
 
-def finish_checkpoint(plan: CheckpointPlan) -> None:
-    """Write the index of a sharded checkpoint (once every shard is complete)."""
+#: Files of a model directory that are not copied with the rest: weights in any format.
+WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.pt",
+                "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.gguf", "*.onnx")
+
+
+def model_files(plan: CheckpointPlan) -> list[str]:
+    """The other files of the source's model directory (config, tokenizer, ...), by name.
+
+    Regular files only (no subdirectory, no hidden file), no weights
+    (:data:`WEIGHT_FILES`); empty when the destination is not a directory.
+    """
+    if plan.model_dir is None:
+        return []
+    out = []
+    for name in sorted(os.listdir(plan.model_dir)):
+        path = os.path.join(plan.model_dir, name)
+        if name.startswith(".") or not os.path.isfile(path) \
+                or any(fnmatch.fnmatchcase(name, p) for p in WEIGHT_FILES):
+            continue
+        out.append(name)
+    return out
+
+
+def _copy_file(src: str, dst: str, data: bytes | None = None) -> None:
+    remove_stale_temporaries(dst)
+    with AtomicFile(dst) as f:
+        if data is not None:
+            f.file.write(data)
+        else:
+            with open(src, "rb") as g:
+                shutil.copyfileobj(g, f.file, 1 << 20)
+
+
+def output_weight_map(plan: CheckpointPlan) -> dict[str, str]:
+    """The output index's ``weight_map``: each output tensor's file, in the source's order."""
+    assert plan.index is not None
+    outs = {t.entry.name: ([o[0] for o in t.outputs], os.path.basename(s.dst))
+            for s in plan.shards for t in s.tensors}
+    weight_map = {}
+    for name in plan.index.weight_map:
+        names, shard = outs[name]
+        for n in names:
+            weight_map[n] = shard
+    return weight_map
+
+
+def finish_checkpoint(plan: CheckpointPlan,
+                      config: Callable[[dict], dict] | None = None) -> list[str]:
+    """Copy the model directory's other files, then write the index of a sharded checkpoint.
+
+    ``config.json`` goes through ``config`` (the parsed document in, the one
+    to write out) when given, and is otherwise copied byte for byte like the
+    rest. Each file lands atomically; the index, last, says the checkpoint
+    is complete. Returns the names of the files copied.
+    """
+    copied = model_files(plan)
+    assert plan.model_dir is not None or not copied
+    for name in copied:
+        src = os.path.join(plan.model_dir or "", name)
+        data = None
+        if name == "config.json" and config is not None:
+            with open(src, "rb") as f:
+                doc = load_json(f.read(), src, "model config", strict=False)
+            data = (json.dumps(config(doc), indent=2, ensure_ascii=False) + "\n").encode()
+        _copy_file(src, os.path.join(plan.dst_dir, name), data)
     if plan.index is None or plan.index_dst is None:
-        return
+        return copied
     total = sum(t.nbytes for s in plan.shards for t in read_header(s.dst).tensors)
     meta = {k: v for k, v in plan.index.metadata.items() if k != "total_size"}
     remove_stale_temporaries(plan.index_dst)
     with AtomicFile(plan.index_dst) as f:
-        write_index(f.file, plan.index.weight_map, total, meta)
+        write_index(f.file, output_weight_map(plan), total, meta)
+    return copied
 
 
 def report_of(plan: CheckpointPlan, done: dict[str, list[TensorRecord]],
@@ -263,6 +351,31 @@ def report_of(plan: CheckpointPlan, done: dict[str, list[TensorRecord]],
             report.tensors.extend(_skipped(s))
             report.shards_skipped.append(s.dst)
     report.seconds = time.perf_counter() - t0
+    return report
+
+
+def run_checkpoint(plan: CheckpointPlan, chunk_bytes: int, show: bool, workers: int | None,
+                   error_stats: bool, t0: float,
+                   before: Callable[[list[ShardPlan]], None] | None = None,
+                   config: Callable[[dict], dict] | None = None) -> CheckpointReport:
+    """Write the shards still to write (locally, or in ``workers`` processes), then finish.
+
+    ``before(todo)`` runs before anything is written (a check over the
+    shards still to write that may still refuse); ``config`` edits
+    ``config.json`` (see :func:`finish_checkpoint`).
+    """
+    with termination_as_exit():
+        if before is not None:
+            before([s for s in plan.shards if not shard_complete(s)])
+        todo = prepare_checkpoint(plan)
+        if workers is not None and workers > 1 and len(todo) > 1:
+            done = _run_workers(todo, chunk_bytes, show, workers, error_stats)
+        else:
+            with kernel_threads(fewer_threads()):
+                done = _run_serial(todo, chunk_bytes, show, error_stats)
+        copied = finish_checkpoint(plan, config)
+    report = report_of(plan, done, t0)
+    report.files_copied = copied
     return report
 
 
@@ -306,9 +419,9 @@ def quantize_and_dequantize_checkpoint(
         src: Any, dst: Any, *, rules: Any = None, skip: Any = (), num_bits: int = 8,
         signed_input: bool = True, narrow_range: bool = False,
         round_mode: str = "HALF_TO_EVEN", axis: int | None = None,
-        block_size: int | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-        progress: bool = False, workers: int | None = None,
-        error_stats: bool = True) -> CheckpointReport:
+        block_size: int | None = None, calibrate: str | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
+        workers: int | None = None, error_stats: bool = True) -> CheckpointReport:
     """Quantize-dequantize every weight of a safetensors checkpoint, streaming, with resume.
 
     Every float16, bfloat16, float32 or float64 tensor of rank 2 or more goes
@@ -318,6 +431,10 @@ def quantize_and_dequantize_checkpoint(
     output keeps the names, dtypes, shapes, data order, ``__metadata__``
     (plus a ``qdq`` entry recording the settings and the source), shard file
     names and index (same ``weight_map``), so it loads wherever the source does.
+    Written to a directory from a model directory (one holding ``config.json``),
+    the model's other files (``config.json``, ``generation_config.json``,
+    tokenizer files, ...; not weights in other formats) are copied too, so the
+    output is a model directory ``from_pretrained`` loads.
 
     Tensors go one at a time through the file pipeline (two passes, one
     block-wise): memory stays at a few chunks whatever the tensor size. Each
@@ -356,6 +473,11 @@ def quantize_and_dequantize_checkpoint(
         Per channel; a negative axis counts from the end of each tensor's shape.
     block_size : int, optional
         Per block of this many elements along ``axis``.
+    calibrate : str, optional
+        A calibrated range for each tensor (per tensor or channel) instead of
+        its min/max: ``"mse"``, ``"entropy"``, ``"percentile"``,
+        ``"percentile:P"`` or ``"minmax"`` (see :func:`qdq.calibrate`); the
+        histogram is built in the range pass, the op clamps to the range.
     chunk_bytes : int, default 64 MiB
         Bytes per chunk.
     progress : bool, default False
@@ -374,7 +496,8 @@ def quantize_and_dequantize_checkpoint(
     CheckpointReport
         One :class:`TensorRecord` per tensor (name, dtype, shape, action,
         settings, adjusted range and scale, max abs error, SQNR, clipped
-        count, seconds); ``shards_written`` and ``shards_skipped``.
+        count, seconds); ``shards_written``, ``shards_skipped`` and
+        ``files_copied``.
 
     Raises
     ------
@@ -414,17 +537,10 @@ def quantize_and_dequantize_checkpoint(
     chunk_items(chunk_bytes, 1)
     nworkers = None if workers is None else check_positive_int("workers", workers)
     settings = {"num_bits": num_bits, "signed_input": signed_input, "narrow_range": narrow_range,
-                "round_mode": round_mode, "axis": axis, "block_size": block_size}
+                "round_mode": round_mode, "axis": axis, "block_size": block_size,
+                "calibrate": calibrate}
     plan = plan_checkpoint(src, dst, rules, skip, settings)
-    with termination_as_exit():
-        todo = prepare_checkpoint(plan)
-        if nworkers is not None and nworkers > 1 and len(todo) > 1:
-            done = _run_workers(todo, chunk_bytes, show, nworkers, stats)
-        else:
-            with kernel_threads(fewer_threads()):
-                done = _run_serial(todo, chunk_bytes, show, stats)
-        finish_checkpoint(plan)
-    return report_of(plan, done, t0)
+    return run_checkpoint(plan, chunk_bytes, show, nworkers, stats, t0)
 
 
 def analyze_checkpoint(src: Any, rules: Any, skip: Any, settings: dict, chunk_bytes: int,

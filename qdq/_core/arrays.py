@@ -100,6 +100,11 @@ def set_buffer_cache(nbytes: int | None) -> int:
 def get_buffer_cache() -> int:
     """The most bytes of freed output buffers qdq keeps for reuse (see :func:`set_buffer_cache`).
 
+    Returns
+    -------
+    int
+        The limit in bytes; 0 when the cache is off.
+
     Examples
     --------
     >>> import qdq

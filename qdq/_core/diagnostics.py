@@ -3,7 +3,9 @@
 Every path that runs the op (in memory, files, chunks, checkpoints, Dask)
 raises them through this module, so a tensor is warned about the same way
 wherever it is quantized: :func:`warn_unsigned_negative`, and the float16
-scale overflow through one :class:`Float16Overflow` per tensor.
+scale overflow through one :class:`Float16Overflow` per tensor. Names from
+files reach a terminal through :func:`terminal_text` (control characters
+escaped).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from .formats import FLOAT16, Format
 
-__all__ = ["Float16Overflow", "warn_unsigned_negative"]
+__all__ = ["Float16Overflow", "terminal_text", "warn_unsigned_negative"]
 
 
 def warn_unsigned_negative(stacklevel: int = 3) -> None:
@@ -118,9 +120,62 @@ class Float16Overflow:
                 "output is inf/NaN, as in TensorFlow; compute in float32 (x.astype(np.float32))"
                 " and convert the result back")
 
-    def warn(self, stacklevel: int = 3) -> None:
-        """Warn (once for the tensor) when a scale overflowed."""
+    def warn(self, stacklevel: int = 2) -> None:
+        """Warn (once for the tensor) when a scale overflowed.
+
+        ``stacklevel`` counts as for ``warnings.warn`` called where this is called.
+        """
         if self.first is None or self.warned:
             return
         self.warned = True
         warnings.warn(self.message(), RuntimeWarning, stacklevel=stacklevel + 1)
+
+
+# Text for a terminal. A checkpoint's tensor and file names come from whoever made it.
+# Printed raw, an ESC (\x1b) starts a terminal control sequence (CSI \x1b[, OSC \x1b]:
+# erase lines, move the cursor, set the window title), CR and LF forge lines, and the
+# Unicode bidi overrides (U+202E...) reorder what is shown. Every human-readable output
+# (tables, progress, summaries, error lines) passes names through terminal_text; JSON output
+# stays exact.
+
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(c: str) -> str:
+    if c in _SHORT:
+        return _SHORT[c]
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def terminal_text(text: str) -> str:
+    """``text`` with every character a terminal would not just print escaped, as Python does.
+
+    Escaped: the C0 and C1 controls (ESC, CSI, OSC, CR, LF, TAB, BEL, ...), DEL,
+    the format characters (the bidi overrides and isolates U+202A-U+202E,
+    U+2066-U+2069, the marks U+200E, U+200F, U+061C, zero-width characters),
+    line and paragraph separators, spaces other than the ASCII space, lone
+    surrogates and unassigned or private-use code points: whatever
+    :meth:`str.isprintable` refuses. The result is for reading, not parsing
+    (a backslash is left as it is); a printable text is returned unchanged.
+
+    Parameters
+    ----------
+    text : str
+        A name, a path, a message.
+
+    Returns
+    -------
+    str
+        The text, safe to print.
+
+    Examples
+    --------
+    >>> print(terminal_text("w\\x1b]0;owned\\x07\\r\\n\\u202egnp.exe"))
+    w\\x1b]0;owned\\x07\\r\\n\\u202egnp.exe
+    >>> terminal_text("layers.0.attn.q_proj.weight \\u00e9\\u4e2d")
+    'layers.0.attn.q_proj.weight é中'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)

@@ -149,36 +149,41 @@ def quantize_and_dequantize(input: ArrayLike, input_min: ArrayLike | None = None
     a = op_args(signed_input, num_bits, range_given, round_mode, narrow_range)
     if (out is None and axis is None and block_size is None and bfloat16_bits is False
             and type(input) is np.ndarray and (order := whole_order(input)) is not None):
-        res, negative, overflow = _op_whole(input, order, input_min, input_max, a)
+        return _op_whole(input, order, input_min, input_max, a)
+    x, fmt = as_input(input, bfloat16_bits)
+    bs = None if block_size is None else check_block_size(block_size, axis)
+    ax = check_axis(axis, x.ndim)
+    if bs is not None:
+        assert ax is not None
+        res, negative, overflow = _op_blocks(x, fmt, a, ax, bs, input_min, input_max, out)
     else:
-        x, fmt = as_input(input, bfloat16_bits)
-        bs = None if block_size is None else check_block_size(block_size, axis)
-        ax = check_axis(axis, x.ndim)
-        if bs is not None:
-            assert ax is not None
-            res, negative, overflow = _op_blocks(x, fmt, a, ax, bs, input_min, input_max, out)
-        else:
-            res, negative, overflow = _op_general(x, fmt, a, ax, input_min, input_max, out)
-    # the op's warnings, raised here only
-    if overflow is not None:
-        overflow.warn(stacklevel=2)
-    if negative and not a.signed and not a.range_given:
-        warn_unsigned_negative(stacklevel=3)
+        res, negative, overflow = _op_general(x, fmt, a, ax, input_min, input_max, out)
+    _warn(a, negative, overflow)
     return res
 
 
 quantize_and_dequantize_v2 = quantize_and_dequantize
 
-# Each path returns (result, whether a range has a negative bound, the float16 overflow check
-# of the tensor or None when no scale can have overflowed).
+
+def _warn(a: OpArgs, negative: bool, overflow: Float16Overflow | None,
+          stacklevel: int = 3) -> None:
+    """The op's warnings, raised here only (``stacklevel`` as for ``warnings.warn`` here)."""
+    if overflow is not None:
+        overflow.warn(stacklevel=stacklevel)
+    if negative and not a.signed and not a.range_given:
+        warn_unsigned_negative(stacklevel=stacklevel + 1)
+
+
+# The general paths return (result, whether a range has a negative bound, the float16
+# overflow check of the tensor or None when no scale can have overflowed).
 _Done = tuple[np.ndarray, bool, "Float16Overflow | None"]
 
 
 def _op_whole(x: np.ndarray, order: Literal["C", "F"], input_min: Any, input_max: Any,
-              a: OpArgs) -> _Done:
+              a: OpArgs) -> np.ndarray:
     """The common case, lean: per tensor, a fresh output, an input the kernels take whole.
 
-    The same checks and bits as the general path, in one fused kernel call.
+    The same checks, warnings and bits as the general path, in one fused kernel call.
     """
     fmt = format_of(x.dtype)
     lo: Any = None
@@ -189,7 +194,9 @@ def _op_whole(x: np.ndarray, order: Literal["C", "F"], input_min: Any, input_max
     negative, scale, adjusted_min, adjusted_max = engine.op_tensor(
         kernel_view(x, fmt), kernel_view(res, fmt), fmt, lo, hi, a.qmin, a.qmax, a.mode,
         a.range_given)
-    return res, negative, _overflow(fmt, x.size, scale, adjusted_min, adjusted_max)
+    if negative or fmt is FLOAT16:
+        _warn(a, negative, _overflow(fmt, x.size, scale, adjusted_min, adjusted_max), 4)
+    return res
 
 
 def _overflow(fmt: Format, size: int, scale: float, lo: float, hi: float

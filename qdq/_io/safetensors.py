@@ -179,12 +179,13 @@ def _no_duplicate_keys(what: str):
     return hook
 
 
-def parse_json(text: str, what: str) -> Any:
+def parse_json(text: str, what: str, strict: bool = True) -> Any:
     """Parse JSON strictly: no repeated key (in any object), no NaN or Infinity.
 
     Every problem is a ValueError saying what ``what`` (``"header"``, ``"rules file"``...)
     is: invalid JSON, a repeated key, nesting too deep for the parser (a RecursionError
-    otherwise) or an integer too long.
+    otherwise) or an integer too long. Not ``strict`` (a model's ``config.json``, read as
+    ``json`` and transformers read it): repeated keys (the last wins), NaN and Infinity pass.
 
     Examples
     --------
@@ -195,6 +196,8 @@ def parse_json(text: str, what: str) -> Any:
     ValueError: the rules file repeats the key 'a'
     """
     try:
+        if not strict:
+            return json.loads(text)
         return json.loads(text, object_pairs_hook=_no_duplicate_keys(what),
                           parse_constant=_no_constant)
     except _JSONError as exc:
@@ -208,15 +211,15 @@ def parse_json(text: str, what: str) -> Any:
         raise ValueError(f"the {what} is not valid JSON ({exc})") from None
 
 
-def load_json(raw: bytes, path: str, what: str) -> Any:
-    """Parse UTF-8 JSON strictly (see :func:`parse_json`); a ValueError names ``path``."""
+def load_json(raw: bytes, path: str, what: str, strict: bool = True) -> Any:
+    """Parse UTF-8 JSON (see :func:`parse_json`); a ValueError names ``path``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(path, f"the {what} is not UTF-8 ({exc.reason} at byte {exc.start})"
                     ) from None
     try:
-        return parse_json(text, what)
+        return parse_json(text, what, strict)
     except ValueError as exc:
         raise _fail(path, str(exc)) from None
 

@@ -126,7 +126,7 @@ def quantize_and_dequantize_chunks(chunks: Iterable, input_min: Any, input_max: 
 
 
 def _chunks_gen(it: Iterator, lo: Any, hi: Any, args: OpArgs, axis: Any,
-                bits_flag: bool) -> Iterator[np.ndarray]:
+                bits_flag: bool, stacklevel: int = 2) -> Iterator[np.ndarray]:
     p = np.empty((4, 0))
     fmt: Format | None = None
     overflow: Float16Overflow
@@ -172,7 +172,7 @@ def _chunks_gen(it: Iterator, lo: Any, hi: Any, args: OpArgs, axis: Any,
         else:
             rows = p
         engine.transform(xk, rk, fmt, ax, rows, args.mode)
-        overflow.warn(stacklevel=2)
+        overflow.warn(stacklevel=stacklevel)  # the frame iterating over the chunks
         offset += x.shape[0]
         yield res
     if ax == 0 and not per_row_scalar and offset != p.shape[1]:
@@ -345,7 +345,7 @@ def _two_pass(again: Callable[[], Iterator], args: OpArgs, axis: Any,
     mn, mx = tracker.raw()
     n_first = tracker.rows
     rows = 0
-    for out in _chunks_gen(again(), mn, mx, args, tracker.axis, bits_flag):
+    for out in _chunks_gen(again(), mn, mx, args, tracker.axis, bits_flag, stacklevel=3):
         rows += out.shape[0]
         yield out
     if rows != n_first:

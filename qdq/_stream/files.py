@@ -143,7 +143,7 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
         raise
     finally:
         source.close()
-    run.finish(stacklevel=3)
+    run.finish(stacklevel=3)  # run_op_file's caller's caller: the user
     return params, timings
 
 

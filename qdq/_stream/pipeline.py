@@ -13,6 +13,7 @@ import queue
 import signal
 import threading
 from contextlib import contextmanager
+from functools import partial
 from typing import Callable, Iterator
 
 import numpy as np
@@ -113,6 +114,7 @@ class Writer:
 
     def __init__(self, sink: Sink, nbufs: int = 2):
         self.sink = sink
+        self.home = sink
         self.free: queue.Queue = queue.Queue()
         self.free_in: queue.Queue = queue.Queue()
         for _ in range(nbufs):
@@ -190,6 +192,13 @@ class Writer:
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the writer's thread once the blocks queued so far are written."""
         self.todo.put(fn)
+
+    def redirect(self, sink: Sink | None) -> None:
+        """Blocks submitted from now on go to ``sink`` (None: back to the writer's own sink).
+
+        Ordered with the blocks: the writer switches once those queued before are written.
+        """
+        self.call(partial(setattr, self, "sink", self.home if sink is None else sink))
 
     def cancel(self) -> None:
         """Skip the blocks still queued (their output is being thrown away)."""

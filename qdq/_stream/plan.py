@@ -239,6 +239,9 @@ class TensorRun:
         return params_from_rows(p, self.fmt, a.grid, self.ax, False, a.round_mode,
                                 self.block_size)
 
-    def finish(self, stacklevel: int = 3) -> None:
-        """The tensor's diagnostics, once: the float16 scale overflow warning."""
+    def finish(self, stacklevel: int = 2) -> None:
+        """The tensor's diagnostics, once: the float16 scale overflow warning.
+
+        ``stacklevel`` counts as for ``warnings.warn`` called where this is called.
+        """
         self.overflow.warn(stacklevel=stacklevel + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .._core.text import terminal_text
+from .._core.diagnostics import terminal_text
 
 
 class Progress:

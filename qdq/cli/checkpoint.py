@@ -10,20 +10,29 @@ patterns, then the defaults (the op flags).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
 from typing import Any
 
+from .._checkpoint.compressed import (
+    dequantize_checkpoint,
+    describe_compressed,
+    read_compressed,
+)
+from .._checkpoint.export import CODES_OVERFLOW, EXPORT_FORMATS, quantize_checkpoint
 from .._checkpoint.plan import SETTING_KEYS, check_rules, check_settings
 from .._checkpoint.report import CheckpointReport
 from .._checkpoint.run import analyze_checkpoint, quantize_and_dequantize_checkpoint
-from .._core.text import terminal_text
+from .._core.diagnostics import terminal_text
 from .._io.safetensors import load_json
 from .._io.safetensors_index import INDEX_SUFFIX
 
-__all__ = ["add_checkpoint_options", "check_checkpoint_command_line", "cmd_info_checkpoint",
-           "cmd_run_checkpoint", "is_checkpoint", "load_rules", "parse_rule", "plot_sqnr"]
+__all__ = ["add_checkpoint_options", "add_export_options", "check_checkpoint_command_line",
+           "cmd_dequantize_checkpoint", "cmd_info_checkpoint", "cmd_quantize_checkpoint",
+           "cmd_run_checkpoint", "compressed_table",
+           "export_defaults", "is_checkpoint", "load_rules", "parse_rule", "plot_sqnr"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -43,6 +52,8 @@ def _value(key: str, text: str, where: str) -> Any:
             return int(t)
         except ValueError:
             raise ValueError(f"{where}: {key} must be an integer, got {text!r}") from None
+    if key == "calibrate":
+        return None if t.lower() == "none" else t.lower()
     if key in ("signed_input", "narrow_range"):
         if t.lower() in _TRUE:
             return True
@@ -125,6 +136,25 @@ def add_checkpoint_options(p: argparse.ArgumentParser, info: bool) -> None:
                        help="do not measure each tensor's error (faster for float16)")
 
 
+def add_export_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``qdq quantize`` on a checkpoint (the export's format)."""
+    g = p.add_argument_group("checkpoint export (compressed-tensors, loaded by transformers "
+                             "and vLLM)")
+    g.add_argument("--format", default="compressed-tensors", choices=list(EXPORT_FORMATS),
+                   help="compressed-tensors = pack-quantized (int32 words, any width); "
+                        "int-quantized stores int8")
+    g.add_argument("--codes-overflow", default="error", choices=list(CODES_OVERFLOW),
+                   help="codes one step past the grid (bfloat16, 6 bits or more): refuse "
+                        "before writing (error), or store the nearest grid code and count "
+                        "them (clamp)")
+
+
+def export_defaults(ns: argparse.Namespace) -> None:
+    """An export's axis when none is given: 0 per channel, -1 with --block-size."""
+    if ns.axis is None:
+        ns.axis = -1 if ns.block_size is not None else 0
+
+
 def _rules(ns: argparse.Namespace) -> list[tuple[str, Any]]:
     rules: list[tuple[str, Any]] = [parse_rule(r) for r in ns.rule]
     if ns.rules:
@@ -134,7 +164,6 @@ def _rules(ns: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def _settings(ns: argparse.Namespace) -> dict:
     for flag, given in (("--range", ns.range is not None),
-                        ("--calibrate", ns.calibrate is not None),
                         ("--dtype", ns.dtype is not None),
                         ("--shape", ns.shape is not None), ("--offset", ns.offset != 0),
                         ("--order", ns.order != "C"), ("--bfloat16-bits", ns.bfloat16_bits)):
@@ -143,7 +172,7 @@ def _settings(ns: argparse.Namespace) -> dict:
                              "(each tensor's range is its own; dtypes come from the header)")
     return {"num_bits": ns.num_bits, "signed_input": not ns.unsigned,
             "narrow_range": ns.narrow_range, "round_mode": ns.round_mode, "axis": ns.axis,
-            "block_size": ns.block_size}
+            "block_size": ns.block_size, "calibrate": ns.calibrate}
 
 
 def check_checkpoint_command_line(ns: argparse.Namespace) -> None:
@@ -173,8 +202,39 @@ def cmd_run_checkpoint(ns: argparse.Namespace) -> int:
     print(f"wrote {terminal_text(ns.dst)}: {len(report.shards_written)} file(s) written, "
           f"{len(report.shards_skipped)} already complete, {report.nbytes / 2**20:,.1f} MiB "
           f"in {report.seconds:.2f} s ({report.nbytes / max(report.seconds, 1e-9) / 1e9:.2f} "
-          "GB/s)")
+          "GB/s)" + (f"; copied {', '.join(report.files_copied)}" if report.files_copied
+                     else ""))
     return 0
+
+
+def cmd_quantize_checkpoint(ns: argparse.Namespace) -> int:
+    """``qdq quantize`` on a checkpoint: export it as compressed-tensors, print the table."""
+    if ns.params is not None:
+        raise ValueError("--params applies to .npy codes; a checkpoint export keeps its scales "
+                         "in the checkpoint")
+    s = _settings(ns)
+    if not s.pop("signed_input"):
+        raise ValueError("--unsigned: the compressed-tensors format holds signed codes "
+                         "(zero point 0)")
+    report = quantize_checkpoint(
+        ns.src, ns.dst, format=ns.format, rules=_rules(ns), skip=ns.skip,
+        codes_overflow=ns.codes_overflow, chunk_bytes=ns.chunk_bytes, progress=_progress(ns),
+        workers=ns.workers, error_stats=ns.error_stats, **s)
+    if ns.json:
+        print(report.to_json())
+        return 0
+    print(report.table())
+    out = sum(os.path.getsize(p) for p in report.shards_written + report.shards_skipped)
+    print(f"wrote {terminal_text(ns.dst)} ({EXPORT_FORMATS[ns.format]}): "
+          f"{len(report.shards_written)} file(s) written, {len(report.shards_skipped)} already "
+          f"complete, {report.nbytes / 2**20:,.1f} MiB of tensors in, {out / 2**20:,.1f} MiB "
+          f"out, in {report.seconds:.2f} s" + _copied(report.files_copied))
+    return 0
+
+
+def _copied(files: list[str]) -> str:
+    """'; copied a, b' for the summary line (names from the model directory, escaped)."""
+    return f"; copied {', '.join(terminal_text(f) for f in files)}" if files else ""
 
 
 def _require_matplotlib() -> None:
@@ -205,8 +265,52 @@ def plot_sqnr(report: CheckpointReport, path: str) -> None:
     plt.close(fig)
 
 
+def compressed_table(d: dict) -> str:
+    """The text of ``qdq info`` on a compressed-tensors checkpoint (see describe_compressed)."""
+    rows = [("module", "scheme", "shape", "dtype", "stored KiB", "dense KiB")]
+    for m in d["modules"]:
+        rows.append((terminal_text(m["module"]), terminal_text(str(m["scheme"])),
+                     "x".join(map(str, m["shape"])), terminal_text(str(m["dtype"])),
+                     f"{m['stored_bytes'] / 1024:,.1f}", f"{m['dense_bytes'] / 1024:,.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+             for r in rows]
+    t = d["totals"]
+    mib = 2**20
+    lines.append(f"{t['quantized_modules']} quantized modules "
+                 f"({terminal_text(str(d['format']))}): "
+                 f"{t['quantized_dense_bytes'] / mib:,.1f} MiB dense -> "
+                 f"{t['quantized_stored_bytes'] / mib:,.1f} MiB stored; other tensors "
+                 f"{t['other_bytes'] / mib:,.1f} MiB; checkpoint {t['stored_bytes'] / mib:,.1f} "
+                 f"MiB, {t['dense_bytes'] / mib:,.1f} MiB dense: compression ratio "
+                 f"{t['compression_ratio']:.2f}")
+    return "\n".join(lines)
+
+
+def cmd_dequantize_checkpoint(ns: argparse.Namespace) -> int:
+    """``qdq dequantize`` on a compressed-tensors checkpoint: the dense one it loads as."""
+    if ns.params is not None:
+        raise ValueError("--params applies to .npy codes; a compressed-tensors checkpoint "
+                         "holds its scales")
+    r = dequantize_checkpoint(ns.src, ns.dst, chunk_bytes=ns.chunk_bytes)
+    print(f"wrote {terminal_text(ns.dst)}: {r['modules']} modules dequantized, "
+          f"{len(r['files'])} file(s), {r['bytes'] / 2**20:,.1f} MiB in {r['seconds']:.2f} s"
+          + _copied(r["files_copied"]))
+    return 0
+
+
 def cmd_info_checkpoint(ns: argparse.Namespace) -> int:
-    """``qdq info`` on a checkpoint: the table (or JSON) of what the op would do."""
+    """``qdq info`` on a checkpoint: the table (or JSON) of what the op would do.
+
+    On a compressed-tensors checkpoint: what it holds (scheme per module,
+    sizes, the compression ratio).
+    """
+    ck = read_compressed(ns.src)
+    if ck is not None:
+        d = describe_compressed(ck)
+        print(json.dumps(d, indent=1) if ns.json else compressed_table(d))
+        return 0
     if ns.plot:
         _require_matplotlib()
     report = analyze_checkpoint(ns.src, _rules(ns), ns.skip, _settings(ns), ns.chunk_bytes,

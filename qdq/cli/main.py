@@ -17,10 +17,10 @@ import numpy as np
 from .. import __version__, _reference
 from .._calibrate.methods import check_calibration
 from .._core.blocks import check_block_size
+from .._core.diagnostics import terminal_text
 from .._core.engine import build_info
 from .._core.formats import FLOAT64
 from .._core.op import quantize_and_dequantize
-from .._core.text import terminal_text
 from .._core.validate import OpArgs, given_range
 from .._io.atomic import remove_stale_temporaries
 from .._stream.analysis import analyze_file
@@ -35,9 +35,13 @@ from .._stream.files import (
 from .._stream.progress import Progress
 from .checkpoint import (
     add_checkpoint_options,
+    add_export_options,
     check_checkpoint_command_line,
+    cmd_dequantize_checkpoint,
     cmd_info_checkpoint,
+    cmd_quantize_checkpoint,
     cmd_run_checkpoint,
+    export_defaults,
     is_checkpoint,
 )
 from .report import (
@@ -267,6 +271,14 @@ def cmd_info(ns) -> int:
 
 
 def cmd_quantize(ns) -> int:
+    if is_checkpoint(ns.src):
+        return cmd_quantize_checkpoint(ns)
+    for flag, given in (("--json", ns.json), ("--rule", ns.rule), ("--rules", ns.rules),
+                        ("--skip", ns.skip), ("--workers", ns.workers is not None),
+                        ("--format", ns.format != "compressed-tensors"),
+                        ("--codes-overflow", ns.codes_overflow != "error")):
+        if given:
+            raise ValueError(f"{flag} applies to a checkpoint SRC, not to {ns.src}")
     lo, hi = (ns.range if ns.range is not None else (None, None))
     params_path = ns.params or default_params_path(ns.dst)
     _remove_stale(ns.dst, params_path)
@@ -283,6 +295,8 @@ def cmd_quantize(ns) -> int:
 
 
 def cmd_dequantize(ns) -> int:
+    if is_checkpoint(ns.src):
+        return cmd_dequantize_checkpoint(ns)
     _remove_stale(ns.dst)
     params = dequantize_file(ns.src, ns.dst, ns.params, chunk_bytes=ns.chunk_bytes,
                              progress=_show_progress(ns), bfloat16_bits=ns.bfloat16_bits)
@@ -402,20 +416,30 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
     add_checkpoint_options(p, info=True)
     p.set_defaults(func=cmd_info)
-    p = _subparser(sub, "quantize", "integer codes of SRC into DST (.npy), with the "
-                                    "parameters beside it as JSON",
+    p = _subparser(sub, "quantize", "integer codes of SRC into DST (.npy, with the "
+                                    "parameters beside it as JSON), or a checkpoint exported "
+                                    "as compressed-tensors (codes and scales)",
                    "qdq quantize w.npy codes.npy --num-bits 4 --axis 0   "
-                   "(writes codes.params.json)")
-    p.add_argument("src")
-    p.add_argument("dst", help="output .npy of integer codes")
+                   "(writes codes.params.json)\n"
+                   "qdq quantize model/ model-w8/ --codes-overflow clamp   int8 per channel\n"
+                   "qdq quantize model/ model-w4/ --num-bits 4 --block-size 128   int4 groups")
+    p.add_argument("src", help=".npy or raw file, or a checkpoint (a model directory with "
+                               "config.json, an index, or a .safetensors file)")
+    p.add_argument("dst", help="output .npy of integer codes, or the exported checkpoint "
+                               "directory (or .safetensors file)")
     p.add_argument("--params", help="where to write the parameters (default: "
                                     "DST with .params.json for .npy)")
     _op_options(p)
+    _json_option(p)
+    add_checkpoint_options(p, info=False)
+    add_export_options(p)
     p.set_defaults(func=cmd_quantize)
-    p = _subparser(sub, "dequantize", "values from integer codes (the inverse of quantize)",
-                   "qdq dequantize codes.npy back.npy   (reads codes.params.json)")
-    p.add_argument("src", help=".npy of integer codes")
-    p.add_argument("dst", help="output .npy")
+    p = _subparser(sub, "dequantize", "values from integer codes (the inverse of quantize), "
+                                      "or a compressed-tensors checkpoint back to dense",
+                   "qdq dequantize codes.npy back.npy   (reads codes.params.json)\n"
+                   "qdq dequantize model-w4/ model-dense/")
+    p.add_argument("src", help=".npy of integer codes, or a compressed-tensors checkpoint")
+    p.add_argument("dst", help="output .npy, or the dense checkpoint's directory (or file)")
     p.add_argument("--params", help="the parameters' JSON (default: beside SRC)")
     _chunk_option(p)
     p.add_argument("--bfloat16-bits", action="store_true",
@@ -458,7 +482,9 @@ def main(argv=None) -> int:
     """Run the command line; the exit status (EXIT_STATUS says which)."""
     ap = build_parser()
     ns = ap.parse_args(_range_tokens(list(sys.argv[1:] if argv is None else argv)))
-    checkpoint = ns.command in ("run", "info") and is_checkpoint(ns.src)
+    checkpoint = ns.command in ("run", "info", "quantize") and is_checkpoint(ns.src)
+    if checkpoint and ns.command == "quantize":
+        export_defaults(ns)
     try:
         check_command_line(ns, checkpoint)
     except (ValueError, TypeError) as exc:

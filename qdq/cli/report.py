@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.text import terminal_text
+from .._core.diagnostics import terminal_text
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STATUS", "EXIT_USAGE",
            "describe_params", "error_lines", "fail", "float_text", "info_json", "json_value",

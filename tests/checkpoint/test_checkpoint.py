@@ -16,7 +16,7 @@ pytest.importorskip("safetensors")
 pytest.importorskip("ml_dtypes")
 
 DEFAULTS = {"num_bits": 8, "signed_input": True, "narrow_range": False,
-            "round_mode": "HALF_TO_EVEN", "axis": None, "block_size": None}
+            "round_mode": "HALF_TO_EVEN", "axis": None, "block_size": None, "calibrate": None}
 FLOAT_KINDS = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -27,7 +27,16 @@ def is_float(a: np.ndarray) -> bool:
 def expected(x: np.ndarray, settings: dict | None) -> np.ndarray:
     if settings is None:
         return x
-    return qdq.quantize_and_dequantize(x, **settings)
+    s = dict(settings)
+    method = s.pop("calibrate", None)
+    if method is None:
+        return qdq.quantize_and_dequantize(x, **s)
+    kw = {k: s[k] for k in ("num_bits", "signed_input", "narrow_range", "round_mode")}
+    name, _, p = method.partition(":")
+    if p:
+        kw["percentile"] = float(p)
+    lo, hi = qdq.calibrate(x, name, axis=s["axis"], **kw)
+    return qdq.quantize_and_dequantize(x, lo, hi, range_given=True, **s)
 
 
 def check_tensor(name, x, y, settings):

@@ -53,7 +53,7 @@ def _checkpoint(root, bad):
 
 
 DEFAULTS = {"num_bits": 8, "axis": None, "block_size": None, "signed_input": True,
-            "narrow_range": False, "round_mode": "HALF_TO_EVEN"}
+            "narrow_range": False, "round_mode": "HALF_TO_EVEN", "calibrate": None}
 
 BAD = {
     "rank 65": ("deep", "F32", (1,) * 65, b"\0" * 4),

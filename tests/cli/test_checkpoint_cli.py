@@ -95,7 +95,9 @@ def test_info_plot(ckpt, tmp_path, capsys):
     (["--rule", "x:num_bits=99"], 2, "rule 'x': num_bits must be in 1..61"),
     (["--num-bits", "99"], 2, "--num-bits must be in 1..61 for signed output, got 99"),
     (["--range", "-1", "1"], 2, "--range applies to .npy"),
-    (["--calibrate", "mse"], 2, "--calibrate applies to .npy"),
+    (["--calibrate", "mse", "--axis", "-1", "--block-size", "2"], 2,
+     "the options: calibrate takes the range from the data's histogram"),
+    (["--calibrate", "nope"], 2, "nope"),
     (["--dtype", "float32"], 2, "--dtype applies to .npy"),
     (["--workers", "0"], 2, "not a count of at least 1"),
     (["--rule", "layer0.*:axis=5"], 1, "out of bounds"),  # found in the headers
@@ -151,11 +153,39 @@ def test_rules_file_deep_or_repeated_is_one_error_line(ckpt, tmp_path, capsys, t
     assert not (tmp_path / "dst").exists()
 
 
+@pytest.mark.parametrize("command", ["quantize", "run", "info"])
+def test_a_deep_model_config_is_one_error_line(tmp_path, capsys, command):
+    """A model directory's config.json is read (export, compressed info) as the rules are:
+    deep nesting is one error line naming it, not a RecursionError traceback."""
+    src = tmp_path / "model"
+    save_sharded(src, {"l.weight": np.ones((4, 8), np.float32)}, shards=1)
+    (src / "config.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    args = [command, str(src)] + ([] if command == "info" else [str(tmp_path / "out")])
+    rc = main([*args, "-q"])
+    out, err = capsys.readouterr()
+    if command == "run":  # the dense run copies config.json as it is, without parsing it
+        assert rc == 0, err
+        return
+    assert rc == 1 and err.startswith("qdq: error: ") and err.count("\n") == 1, err
+    assert "config.json" in err and "nested too deeply" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_refuses_a_config_it_could_not_write_back_first(tmp_path, capsys):
+    src = tmp_path / "model"
+    save_sharded(src, {"l.weight": np.ones((4, 8), np.float32)}, shards=1)
+    (src / "config.json").write_text('{"model_type": "llama", "name": "x\\ud800"}')
+    assert main(["quantize", str(src), str(tmp_path / "out"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "config.json" in err and "lone surrogate" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_json(ckpt, tmp_path, capsys):
     src, arrays, weight_map = ckpt
     assert main(["run", str(src), str(tmp_path / "dst"), "-q", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)  # the JSON object and nothing else
-    assert set(doc) == {"tensors", "totals", "shards_written", "shards_skipped"}
+    assert set(doc) == {"tensors", "totals", "shards_written", "shards_skipped", "files_copied"}
     assert sorted(doc["shards_written"]) == sorted(str(tmp_path / "dst" / f)
                                                    for f in set(weight_map.values()))
     assert {t["name"] for t in doc["tensors"]} == set(arrays)

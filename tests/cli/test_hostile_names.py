@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from qdq._core.text import terminal_text
+from qdq._core.diagnostics import terminal_text
 from qdq._io.safetensors_writer import write_arrays
 from qdq._stream.progress import Progress
 from qdq.cli.main import main
@@ -100,3 +100,27 @@ def test_error_lines_escape_file_names(tmp_path, capsys):
     assert err.startswith("qdq: error: ") and err.count("\n") == 1
     assert not _controls(err), repr(err)
     assert terminal_text(shard) in err
+
+
+def test_export_and_compressed_info_escape_module_and_file_names(tmp_path, capsys):
+    """The export's summary (files copied) and ``qdq info`` on a compressed-tensors checkpoint
+    (module names, the format from config.json) show names escaped; ``--json`` is exact."""
+    src = tmp_path / "model"
+    src.mkdir()
+    module = "layers.0\x1b]0;owned\x07\x1b[2K\r.mlp"
+    with open(src / "model.safetensors", "wb") as f:
+        write_arrays(f, {f"{module}.weight": np.linspace(-1, 1, 64 * 32,
+                                                         dtype=np.float32).reshape(64, 32)})
+    (src / "config.json").write_text('{"model_type": "llama"}')
+    (src / "tok\x1b[31m.json").write_text("{}")
+    out = tmp_path / "w8"
+    assert main(["quantize", str(src), str(out), "-q"]) == 0
+    text, err = capsys.readouterr()
+    assert not _controls(text) and not _controls(err), repr(text)
+    assert terminal_text("tok\x1b[31m.json") in text
+    assert main(["info", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert not _controls(text), repr(text)
+    assert terminal_text(module) in text
+    assert main(["info", str(out), "-q", "--json"]) == 0
+    assert [m["module"] for m in json.loads(capsys.readouterr().out)["modules"]] == [module]

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from _util import assert_bits_equal
 from numpy.exceptions import AxisError
 
 import qdq
+from qdq import _reference
 
 X = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
 
@@ -23,8 +25,19 @@ def test_num_bits_wrong_type(bits):
         qdq.quantize_and_dequantize(X, num_bits=bits)
 
 
-def test_num_bits_numpy_int_accepted():
-    qdq.quantize_and_dequantize(X, num_bits=np.int64(8))
+@pytest.mark.parametrize("bits", [np.int64(8), np.int32(4), np.uint8(3)])
+def test_num_bits_numpy_int_accepted(bits):
+    """A NumPy integer is an int: the result is the plain int's, bit for bit."""
+    got = qdq.quantize_and_dequantize(X, num_bits=bits)
+    assert_bits_equal(got, _reference.quantize_and_dequantize(X, num_bits=int(bits)))
+    assert_bits_equal(got, qdq.quantize_and_dequantize(X, num_bits=int(bits)))
+
+
+@pytest.mark.parametrize("signed, bits", [(True, 1), (True, 61), (False, 1), (False, 62)])
+def test_num_bits_at_the_bounds_accepted(signed, bits):
+    kw = dict(signed_input=signed, num_bits=bits, range_given=True)
+    got = qdq.quantize_and_dequantize(X, -0.5, 0.75, **kw)
+    assert_bits_equal(got, _reference.quantize_and_dequantize(X, -0.5, 0.75, **kw))
 
 
 @pytest.mark.parametrize("lo, hi", [(3.0, -3.0), (np.nan, 1.0), (0.0, np.nan), (1.0, 0.999)])
@@ -46,8 +59,14 @@ def test_invalid_range_per_channel_names_the_channel():
 
 
 def test_range_rounding_can_make_it_valid():
-    # 1.0000001 and 1.00000001 round to the same float32: min == max is valid.
-    qdq.quantize_and_dequantize(X, 1.00000001, 1.0, range_given=True)
+    # 1.00000001 rounds to the float32 1.0: min == max == 1 is valid. By hand: the max side
+    # decides (qmin * min < 0), scale = 127 / 1, inverse = 1 / 127, the adjusted range
+    # [-128/127, 1] holds all of X, so the result is rint(x * 127) * (1 / 127) in float32.
+    got = qdq.quantize_and_dequantize(X, 1.00000001, 1.0, range_given=True)
+    f32 = np.float32
+    assert_bits_equal(got, np.rint(X * f32(127)) * (f32(1) / f32(127)))
+    assert_bits_equal(got, _reference.quantize_and_dequantize(X, 1.00000001, 1.0,
+                                                              range_given=True))
 
 
 @pytest.mark.parametrize("mode", ["HALF_AWAY_FROM_ZERO", "half_to_even", "", None, 0])
