@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -234,15 +233,15 @@ def check_codes(stats: tuple[float, float, bool], cdt: np.dtype, range_given: bo
     scale that overflowed is named as the cause: its codes are inf/NaN.
     """
     lo, hi, nan = stats
-    if (nan or not math.isfinite(lo) or not math.isfinite(hi)) and overflow is not None \
-            and overflow.overflowed:
+    info = np.iinfo(cdt)
+    failed = nan or lo < info.min or hi > info.max  # (no element: lo = inf, hi = -inf)
+    if failed and overflow is not None and overflow.overflowed:
         raise ValueError(overflow.message(codes=True, given=range_given))
     if nan:
         raise ValueError("the input has NaN (or a value the op maps to NaN, such as an inf "
                          "without a given range), which has no integer code; replace it first "
                          "(for example with np.nan_to_num) or use quantize_and_dequantize, "
                          "which keeps NaN")
-    info = np.iinfo(cdt)
     if lo < info.min or hi > info.max:
         why = ("a degenerate grid (num_bits=1 signed, or a grid float16 cannot hold) or a "
                "narrower code_dtype than qdq.code_dtype() cannot hold them" if range_given else

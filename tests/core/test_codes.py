@@ -227,6 +227,14 @@ def test_float16_scale_overflow_is_named_by_quantize(how, tmp_path):
     qdq.quantize(_SMALL16.astype(np.float32), -0.001, 0.001, range_given=True)
 
 
+def test_float16_overflow_without_elements_is_no_error():
+    """No element, no code to refuse (hypothesis found it): empty codes, as before."""
+    for kw in ({}, {"axis": 0, "block_size": 2}):
+        codes, _ = qdq.quantize(np.zeros((0, 3), np.float16), -0.001, 0.001, range_given=True,
+                                **kw)
+        assert codes.shape == (0, 3)
+
+
 def test_float16_nan_without_overflow_still_says_nan():
     with pytest.raises(ValueError, match="the input has NaN"):
         qdq.quantize(np.float16([1.0, np.nan, -1.0]))
