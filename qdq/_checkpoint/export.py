@@ -276,7 +276,8 @@ class CompressedLayout:
             out: dict[str, Any] = {"codes_clamped": clamped[0]}
             if stats is not None:
                 out.update(max_abs_error=stats.max_abs_error, sqnr_db=stats.sqnr_db(),
-                           clipped=stats.clipped, nan=stats.nan)
+                           clipped=stats.clipped, nan=stats.nan,
+                           nonfinite_out=stats.total.nonfinite_out)
             return out
         return figures
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from functools import partial
 from typing import Any, Callable
 
@@ -42,7 +43,7 @@ from .report import CheckpointReport, TensorRecord
 
 __all__ = ["analyze_checkpoint", "finish_checkpoint", "prepare_checkpoint",
            "quantize_and_dequantize_checkpoint", "report_of", "run_tensor", "shard_complete",
-           "shard_task", "write_shard"]
+           "shard_task", "warn_report", "write_shard"]
 
 
 class _NoProgress:
@@ -107,7 +108,9 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
         raise
     p = run.rows
     assert p is not None
-    run.finish()
+    # the float16 overflow goes into the record: the caller warns from the report (a worker
+    # process's or a Dask task's own warnings would not reach the caller)
+    overflow = run.overflow
 
     def done() -> None:
         source.close()
@@ -116,7 +119,8 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
             shard, t, status,
             range=(float(np.fmin.reduce(rows[2])), float(np.fmax.reduce(rows[3]))),
             scale=(float(np.fmin.reduce(rows[0])), float(np.fmax.reduce(rows[0]))),
-            seconds=time.perf_counter() - t0, **figures()))
+            seconds=time.perf_counter() - t0, float16_overflow=overflow.count,
+            warning=overflow.message(), **figures()))
 
     writer.call(done)
 
@@ -147,7 +151,8 @@ def _write_qdq(run: TensorRun, source: FileSource, writer: Writer, items: int, p
             return {}
         stats.merge(stats_w)
         return {"max_abs_error": stats.max_abs_error, "sqnr_db": stats.sqnr_db(),
-                "clipped": stats.clipped, "nan": stats.nan}
+                "clipped": stats.clipped, "nan": stats.nan,
+                "nonfinite_out": stats.total.nonfinite_out}
     return figures
 
 
@@ -376,6 +381,19 @@ def run_checkpoint(plan: CheckpointPlan, chunk_bytes: int, show: bool, workers: 
         copied = finish_checkpoint(plan, config)
     report = report_of(plan, done, t0)
     report.files_copied = copied
+    return warn_report(report, stacklevel=3)
+
+
+def warn_report(report: CheckpointReport, stacklevel: int = 2) -> CheckpointReport:
+    """Raise the tensors' warnings (float16 scale overflow), once each, in this process.
+
+    The records carry them from wherever the tensors ran (this thread, a
+    worker process, a Dask task), so every path warns the same way, naming
+    the tensor; ``stacklevel`` 2 points at the caller of the function calling this.
+    """
+    for t in report:
+        if t.warning is not None:
+            warnings.warn(t.warning, RuntimeWarning, stacklevel=stacklevel + 1)
     return report
 
 
@@ -566,4 +584,4 @@ def analyze_checkpoint(src: Any, rules: Any, skip: Any, settings: dict, chunk_by
         _stop(writer)
         prog.close()
     report.seconds = time.perf_counter() - t0
-    return report
+    return warn_report(report)

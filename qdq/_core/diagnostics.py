@@ -68,6 +68,9 @@ class Float16Overflow:
         self.seen = 0
         self.first: tuple[int, float, float, float] | None = None
         self.warned = False
+        #: The warning comes before the tensor's last channels (blocks) are seen: its count
+        #: is of those seen so far (a stream of chunks warns at the first chunk that overflows).
+        self.so_far = False
 
     def add(self, scale: Any, lo: Any, hi: Any) -> None:
         """The scales and adjusted ranges of the next channels (blocks) of the tensor."""
@@ -95,20 +98,26 @@ class Float16Overflow:
         """Whether a scale of the tensor overflowed so far."""
         return self.first is not None
 
+    def message(self) -> str | None:
+        """The warning's text, or None when no scale overflowed."""
+        if self.first is None:
+            return None
+        k, scale, lo, hi = self.first
+        so_far = " so far" if self.so_far else ""
+        where = "" if self.seen == 1 else f" in {self.count} {self.unit}{so_far} (first: {k})"
+        who = "" if self.name is None else f"{self.name}: "
+        return (f"{who}float16 scale overflows to {scale!r}{where}: the range "
+                f"[{lo!r}, {hi!r}] is too small for float16 arithmetic (its largest magnitude "
+                "is below qmax / 65504), so the output is inf/NaN, as in TensorFlow; compute in "
+                "float32 (x.astype(np.float32)) and convert the result back")
+
     def warn(self, stacklevel: int = 2) -> None:
         """Warn (once for the tensor) when a scale overflowed.
 
         ``stacklevel`` counts as for ``warnings.warn`` called where this is called.
         """
-        if self.first is None or self.warned:
+        text = self.message()
+        if text is None or self.warned:
             return
         self.warned = True
-        k, scale, lo, hi = self.first
-        where = "" if self.seen == 1 else f" in {self.count} {self.unit} (first: {k})"
-        who = "" if self.name is None else f"{self.name}: "
-        warnings.warn(
-            f"{who}float16 scale overflows to {scale!r}{where}: the range "
-            f"[{lo!r}, {hi!r}] is too small for float16 arithmetic (its largest magnitude is "
-            "below qmax / 65504), so the output is inf/NaN, as in TensorFlow; compute in "
-            "float32 (x.astype(np.float32)) and convert the result back",
-            RuntimeWarning, stacklevel=stacklevel + 1)
+        warnings.warn(text, RuntimeWarning, stacklevel=stacklevel + 1)
