@@ -31,6 +31,7 @@ from ._checkpoint.export import check_overflow, export_plan, overflow_counts
 from ._checkpoint.plan import plan_checkpoint
 from ._checkpoint.run import (
     finish_checkpoint,
+    lock_checkpoint,
     prepare_checkpoint,
     report_of,
     shard_complete,
@@ -470,7 +471,7 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
                                        signed_input=True, narrow_range=False,
                                        round_mode="HALF_TO_EVEN", axis=None, block_size=None,
                                        calibrate=None, chunk_bytes=DEFAULT_CHUNK_BYTES,
-                                       error_stats=True):
+                                       error_stats=True, wait=False):
     """:func:`qdq.quantize_and_dequantize_checkpoint` with one task per shard on Dask.
 
     The plan (every header read and checked, every tensor's settings) is made
@@ -491,6 +492,11 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
         The op's flags (True, False) and the error measurement (True).
     round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
         Tie breaking.
+    wait : bool, default False
+        Wait for another run writing into ``dst`` to end, instead of raising
+        BlockingIOError. This process holds the destination's lock for the
+        run; a task whose run no longer holds it (this process killed) does
+        not rename its shard into place.
 
     Returns
     -------
@@ -513,16 +519,26 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
                 "round_mode": round_mode, "axis": axis, "block_size": block_size,
                 "calibrate": calibrate}
     plan = plan_checkpoint(src, dst, rules, skip, settings)
-    return _run_checkpoint(plan, chunk_bytes, error_stats, t0)
+    return _run_checkpoint(plan, chunk_bytes, error_stats, t0, wait=wait)
 
 
-def _run_checkpoint(plan, chunk_bytes, error_stats, t0, config=None):
-    """The shards still to write as one task each, then the model files and the index."""
+def _run_checkpoint(plan, chunk_bytes, error_stats, t0, config=None, before=None, wait=False):
+    """The shards still to write as one task each, then the model files and the index.
+
+    All of it holding the destination's lock (``before(todo)`` too: a check
+    that may still refuse); the tasks check that this run still holds it
+    before renaming their shards into place.
+    """
     stats = check_flag("error_stats", error_stats)
-    todo = prepare_checkpoint(plan)
-    tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes, 1, stats) for s in todo]
-    results = dask.compute(*tasks)
-    copied = finish_checkpoint(plan, config)
+    waiting = check_flag("wait", wait)
+    with lock_checkpoint(plan, waiting) as lock:
+        if before is not None:
+            before([s for s in plan.shards if not shard_complete(s)])
+        todo = prepare_checkpoint(plan)
+        tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes, 1, stats, lock.owner)
+                 for s in todo]
+        results = dask.compute(*tasks)
+        copied = finish_checkpoint(plan, config)
     report = report_of(plan, {s.dst: r for s, r in zip(todo, results, strict=True)}, t0)
     report.files_copied = copied
     return warn_report(report, stacklevel=3)
@@ -531,7 +547,7 @@ def _run_checkpoint(plan, chunk_bytes, error_stats, t0, config=None):
 def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, skip=None,
                         num_bits=8, axis=0, block_size=None, narrow_range=False,
                         round_mode="HALF_TO_EVEN", calibrate=None, codes_overflow="error",
-                        chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True):
+                        chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True, wait=False):
     """:func:`qdq.quantize_checkpoint` with one task per shard on Dask.
 
     The plan is made here; the first pass that looks for codes past the grid
@@ -558,6 +574,9 @@ def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, sk
         A calibrated range per tensor or channel.
     codes_overflow : {"error", "clamp"}, default "error"
         Codes one step past the grid: refused, or stored as the nearest grid code.
+    wait : bool, default False
+        Wait for another run writing into ``dst`` to end, instead of raising
+        BlockingIOError (as for :func:`quantize_and_dequantize_checkpoint`).
 
     Returns
     -------
@@ -580,11 +599,13 @@ def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, sk
                 "round_mode": round_mode, "axis": axis, "block_size": block_size,
                 "calibrate": calibrate}
     plan, config = export_plan(src, dst, format, rules, skip, settings, codes_overflow)
-    todo = [s for s in plan.shards if not shard_complete(s)]
-    found = dask.compute(*[dask.delayed(overflow_counts, pure=False)(s, chunk_bytes)
-                           for s in todo])
-    check_overflow([f for part in found for f in part], plan)
-    return _run_checkpoint(plan, chunk_bytes, error_stats, t0, config)
+
+    def before(todo):
+        found = dask.compute(*[dask.delayed(overflow_counts, pure=False)(s, chunk_bytes)
+                               for s in todo])
+        check_overflow([f for part in found for f in part], plan)
+
+    return _run_checkpoint(plan, chunk_bytes, error_stats, t0, config, before, wait)
 
 
 # ---------------------------------------------------------------------------

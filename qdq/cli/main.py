@@ -287,6 +287,7 @@ def cmd_quantize(ns) -> int:
         return cmd_quantize_checkpoint(ns)
     for flag, given in (("--json", ns.json), ("--rule", ns.rule), ("--rules", ns.rules),
                         ("--skip", ns.skip), ("--workers", ns.workers is not None),
+                        ("--wait", ns.wait),
                         ("--format", ns.format != "compressed-tensors"),
                         ("--codes-overflow", ns.codes_overflow != "error")):
         if given:
