@@ -9,6 +9,7 @@ kernels on one thread; Dask supplies the parallelism.
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from typing import Any, Callable
@@ -30,15 +31,18 @@ from ._checkpoint.export import check_overflow, export_plan, overflow_counts
 from ._checkpoint.plan import plan_checkpoint
 from ._checkpoint.run import (
     finish_checkpoint,
+    lock_checkpoint,
     prepare_checkpoint,
     report_of,
     shard_complete,
     shard_task,
+    warn_report,
 )
 from ._core import engine
-from ._core.arrays import as_input, kernel_view
-from ._core.blocks import check_block_size, given_block_range
+from ._core.arrays import as_input, kernel_view, prepare_out, result_dtype
+from ._core.blocks import check_block_size, given_block_range, transform_blocks
 from ._core.codes import quantize as quantize_np
+from ._core.diagnostics import Float16Overflow, warn_unsigned_negative
 from ._core.foreign import ARRAY_ARGUMENTS, Kind, out_refused
 from ._core.formats import Format, format_of, is_bfloat16_dtype, to_public
 from ._core.op import compute_range as compute_range_np
@@ -233,13 +237,13 @@ def _map(x, p, run: TensorRun, ax, bits, out_dtype):
     pind = (x.ndim, x.ndim + 1)
     fn = partial(_apply_block, run=run, ax=ax, bits=bits, out_dtype=out_dtype)
     meta = np.empty((0,) * x.ndim, dtype=out_dtype)
-    name = f"qdq-op-{run.op}"
+    token = f"qdq-op-{run.op}"  # a prefix: the key is unique to the arguments
     if ax is None:
         return da.blockwise(fn, ind, x, ind, p, pind, dtype=out_dtype, concatenate=True,
-                            meta=meta, name=name)
+                            meta=meta, token=token)
     idx = da.arange(x.shape[ax], chunks=(x.chunks[ax],))
     return da.blockwise(fn, ind, x, ind, idx, (ax,), p, pind, dtype=out_dtype,
-                        concatenate=True, meta=meta, name=name)
+                        concatenate=True, meta=meta, token=token)
 
 
 def _args(x, signed_input, num_bits, range_given, round_mode, narrow_range, axis,
@@ -290,32 +294,74 @@ def _aligned_chunks(chunks: tuple, bs: int) -> tuple:
     return tuple(sizes) if sizes else chunks
 
 
-def _op_chunk(block, lo=None, hi=None, *, ax, bs, a, bits, block_info=None):
-    """The in-memory block-wise op on one chunk (its part of a given blocked range)."""
-    given = a.range_given
-    if given:
+class _ChunkWarnings:
+    """The warnings of one lazy array whose chunks are separate tasks: each raised once.
+
+    The chunks' tasks share it, so the float16 scale overflow is warned about
+    once for the array (naming it and the first chunk found to overflow), as
+    is the unsigned output of negative data. On the threaded and synchronous
+    schedulers that is in the computing process; a process or distributed
+    worker has its own copy, so there each worker process warns once, in its log.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.lock = threading.Lock()
+        self.raised: set[str] = set()
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["name"])  # type: ignore[misc]
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("qdq-chunk-warnings", self.name)
+
+    def first(self, kind: str) -> bool:
+        """Whether this kind of warning is raised now (not yet for the array)."""
+        with self.lock:
+            if kind in self.raised:
+                return False
+            self.raised.add(kind)
+            return True
+
+
+def _op_chunk(block, lo=None, hi=None, *, ax, bs, a, bits, warn, block_info=None):
+    """The block-wise op on one chunk (its part of a given blocked range)."""
+    x, fmt = as_input(block, bits)
+    given = None
+    if a.range_given:
         loc = block_info[0]["array-location"]
         index = tuple(slice(s0 // bs, -(-s1 // bs)) if d == ax else slice(s0, s1)
                       for d, (s0, s1) in enumerate(loc))
-        lo, hi = lo[index], hi[index]
-    return quantize_and_dequantize_np(block, lo, hi, a.signed, a.num_bits, given,
-                                      a.round_mode, a.narrow, ax, bfloat16_bits=bits,
-                                      block_size=bs)
+        given = (np.ascontiguousarray(lo[index]), np.ascontiguousarray(hi[index]))
+    res = prepare_out(None, x, result_dtype(x))
+    where = "" if block_info is None else f", chunk {tuple(block_info[0]['chunk-location'])}"
+    overflow = Float16Overflow(fmt, f"{warn.name}{where}", "blocks")
+    negative = transform_blocks(kernel_view(x, fmt), kernel_view(res, fmt), fmt, ax, bs, a,
+                                given, overflow=overflow)
+    if overflow.overflowed and warn.first("overflow"):
+        overflow.warn(stacklevel=1)
+    if negative and not a.signed and not a.range_given and warn.first("negative"):
+        warn_unsigned_negative(stacklevel=1)
+    return res
 
 
 def _blockwise_op(x, a: OpArgs, fmt: Format, ax: int, bs: int, bits: bool, input_min,
                   input_max):
+    name = _name_of(x)
     chunks = list(x.chunks)
     chunks[ax] = _aligned_chunks(x.chunks[ax], bs)
     if tuple(chunks) != x.chunks:
         x = x.rechunk(tuple(chunks))
-    kw = dict(ax=ax, bs=bs, a=a, bits=bits)
+    kw = dict(ax=ax, bs=bs, a=a, bits=bits, warn=_ChunkWarnings(name))
     if a.range_given:
         lo, hi = given_block_range(input_min, input_max, fmt, x.shape, ax, bs)
         kw.update(lo=lo, hi=hi)
     return x.map_blocks(partial(_op_chunk, **kw), dtype=x.dtype.newbyteorder("="),
                         meta=np.empty((0,) * x.ndim, dtype=x.dtype.newbyteorder("=")),
-                        name="qdq-blocks")
+                        token="qdq-blocks")
 
 
 def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True, num_bits=8,
@@ -331,6 +377,11 @@ def quantize_and_dequantize(x, input_min=None, input_max=None, signed_input=True
     the block: the chunks are realigned so that chunk boundaries along the
     axis fall on block boundaries (when they do not already), and each chunk
     is quantized on its own, in one read. A given range has the blocked shape.
+
+    A float16 scale that overflows (inf/NaN output, as in TensorFlow) is
+    warned about once for the array, naming it (block-wise: and the first
+    chunk found to overflow), when computed; on the processes and distributed
+    schedulers, once per worker process, in that process.
 
     Parameters
     ----------
@@ -420,7 +471,7 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
                                        signed_input=True, narrow_range=False,
                                        round_mode="HALF_TO_EVEN", axis=None, block_size=None,
                                        calibrate=None, chunk_bytes=DEFAULT_CHUNK_BYTES,
-                                       error_stats=True):
+                                       error_stats=True, wait=False):
     """:func:`qdq.quantize_and_dequantize_checkpoint` with one task per shard on Dask.
 
     The plan (every header read and checked, every tensor's settings) is made
@@ -441,6 +492,11 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
         The op's flags (True, False) and the error measurement (True).
     round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
         Tie breaking.
+    wait : bool, default False
+        Wait for another run writing into ``dst`` to end, instead of raising
+        BlockingIOError. This process holds the destination's lock for the
+        run; a task whose run no longer holds it (this process killed) does
+        not rename its shard into place.
 
     Returns
     -------
@@ -463,25 +519,35 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
                 "round_mode": round_mode, "axis": axis, "block_size": block_size,
                 "calibrate": calibrate}
     plan = plan_checkpoint(src, dst, rules, skip, settings)
-    return _run_checkpoint(plan, chunk_bytes, error_stats, t0)
+    return _run_checkpoint(plan, chunk_bytes, error_stats, t0, wait=wait)
 
 
-def _run_checkpoint(plan, chunk_bytes, error_stats, t0, config=None):
-    """The shards still to write as one task each, then the model files and the index."""
+def _run_checkpoint(plan, chunk_bytes, error_stats, t0, config=None, before=None, wait=False):
+    """The shards still to write as one task each, then the model files and the index.
+
+    All of it holding the destination's lock (``before(todo)`` too: a check
+    that may still refuse); the tasks check that this run still holds it
+    before renaming their shards into place.
+    """
     stats = check_flag("error_stats", error_stats)
-    todo = prepare_checkpoint(plan)
-    tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes, 1, stats) for s in todo]
-    results = dask.compute(*tasks)
-    copied = finish_checkpoint(plan, config)
+    waiting = check_flag("wait", wait)
+    with lock_checkpoint(plan, waiting) as lock:
+        if before is not None:
+            before([s for s in plan.shards if not shard_complete(s)])
+        todo = prepare_checkpoint(plan)
+        tasks = [dask.delayed(shard_task, pure=False)(s, chunk_bytes, 1, stats, lock.owner)
+                 for s in todo]
+        results = dask.compute(*tasks)
+        copied = finish_checkpoint(plan, config)
     report = report_of(plan, {s.dst: r for s, r in zip(todo, results, strict=True)}, t0)
     report.files_copied = copied
-    return report
+    return warn_report(report, stacklevel=3)
 
 
 def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, skip=None,
                         num_bits=8, axis=0, block_size=None, narrow_range=False,
                         round_mode="HALF_TO_EVEN", calibrate=None, codes_overflow="error",
-                        chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True):
+                        chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True, wait=False):
     """:func:`qdq.quantize_checkpoint` with one task per shard on Dask.
 
     The plan is made here; the first pass that looks for codes past the grid
@@ -508,6 +574,9 @@ def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, sk
         A calibrated range per tensor or channel.
     codes_overflow : {"error", "clamp"}, default "error"
         Codes one step past the grid: refused, or stored as the nearest grid code.
+    wait : bool, default False
+        Wait for another run writing into ``dst`` to end, instead of raising
+        BlockingIOError (as for :func:`quantize_and_dequantize_checkpoint`).
 
     Returns
     -------
@@ -530,11 +599,13 @@ def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, sk
                 "round_mode": round_mode, "axis": axis, "block_size": block_size,
                 "calibrate": calibrate}
     plan, config = export_plan(src, dst, format, rules, skip, settings, codes_overflow)
-    todo = [s for s in plan.shards if not shard_complete(s)]
-    found = dask.compute(*[dask.delayed(overflow_counts, pure=False)(s, chunk_bytes)
-                           for s in todo])
-    check_overflow([f for part in found for f in part], plan)
-    return _run_checkpoint(plan, chunk_bytes, error_stats, t0, config)
+
+    def before(todo):
+        found = dask.compute(*[dask.delayed(overflow_counts, pure=False)(s, chunk_bytes)
+                               for s in todo])
+        check_overflow([f for part in found for f in part], plan)
+
+    return _run_checkpoint(plan, chunk_bytes, error_stats, t0, config, before, wait)
 
 
 # ---------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from .._core.formats import BFLOAT16, bits_to_values
 from .._core.packing import packed_words, unpack_int32
 from .._core.validate import code_type_index
 from .._io.atomic import AtomicFile, remove_stale_temporaries
+from .._io.lock import DestinationLock
 from .._io.safetensors import Header, TensorEntry, load_json, read_header
 from .._io.safetensors_index import find_checkpoint, write_index
 from .._io.safetensors_writer import plan_layout
@@ -300,9 +301,10 @@ def dequantize_checkpoint(src: Any, dst: Any, *, chunk_bytes: int = DEFAULT_CHUN
             elif t.name not in ck.consumed:
                 items.append((t.name, t.dtype, t.shape, t))
         plans.append(items)
-    with termination_as_exit():
-        if to_dir:
-            os.makedirs(dst, exist_ok=True)
+    if to_dir:
+        os.makedirs(dst, exist_ok=True)
+    # the destination is this run's (see qdq._io.lock): two runs never write into it at once
+    with termination_as_exit(), DestinationLock(dst if to_dir else outs[0], directory=to_dir):
         index_dst = None if ck.index is None else \
             os.path.join(dst, os.path.basename(ck.index.path))
         if index_dst is not None and os.path.lexists(index_dst):

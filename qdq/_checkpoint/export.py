@@ -277,7 +277,8 @@ class CompressedLayout:
             out: dict[str, Any] = {"codes_clamped": clamped[0]}
             if stats is not None:
                 out.update(max_abs_error=stats.max_abs_error, sqnr_db=stats.sqnr_db(),
-                           clipped=stats.clipped, nan=stats.nan)
+                           clipped=stats.clipped, nan=stats.nan,
+                           nonfinite_out=stats.total.nonfinite_out)
             return out
         return figures
 
@@ -473,7 +474,7 @@ def quantize_checkpoint(
         round_mode: str = "HALF_TO_EVEN", calibrate: str | None = None,
         codes_overflow: str = "error", chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         workers: int | None = 1, progress: bool = False,
-        error_stats: bool = True) -> CheckpointReport:
+        error_stats: bool = True, wait: bool = False) -> CheckpointReport:
     """Export a safetensors checkpoint as integer codes and scales (compressed-tensors).
 
     Each Linear weight ``X.weight`` of shape ``(out, in)`` becomes the op's
@@ -541,6 +542,10 @@ def quantize_checkpoint(
         A progress bar.
     error_stats : bool, default True
         Measure each tensor's error (of the loaded weight).
+    wait : bool, default False
+        Wait for another run writing into ``dst`` to end, instead of raising
+        BlockingIOError (the destination is locked as for
+        :func:`qdq.quantize_and_dequantize_checkpoint`).
 
     Returns
     -------
@@ -593,4 +598,5 @@ def quantize_checkpoint(
             found = [f for s in todo for f in overflow_counts(s, chunk_bytes)]
         check_overflow(found, plan)
 
-    return run_checkpoint(plan, chunk_bytes, show, nworkers, stats, t0, before, config)
+    return run_checkpoint(plan, chunk_bytes, show, nworkers, stats, t0, before, config,
+                          check_flag("wait", wait))

@@ -9,6 +9,19 @@ of its tensors and the identity of its source shard. A shard already in the
 destination with the same stamp is complete and is not written again (a
 rerun resumes).
 
+The source's identity is its file name, size, modification time, status
+change time (ctime), inode number and the SHA-256 of its header. Any write
+to the file changes its ctime, which no tool can set back (``touch -r``,
+``os.utime`` and ``cp -p`` set the mtime only), so a source rewritten in place
+is written again even with its mtime restored; a different file under the same
+name (another fine-tune of the same base, with the same header, size and a
+normalised mtime) has another inode and ctime. A copy of the source is such a
+different file, so it is written again too: telling a copy from a different
+model with the same name, size, header and mtime takes reading every byte
+(about as long as the run itself), which a resume avoids. Renaming or moving
+the directory that holds the source keeps its identity; renaming the file
+itself, ``chmod``, ``chown`` or a new hard link change its ctime (written again).
+
 Resolution, per tensor: the first rule whose pattern matches the name
 (``fnmatch``) decides (its settings over the run's keyword arguments, or
 ``None``: copy); then the ``skip`` patterns (copy); then the default: a
@@ -216,12 +229,21 @@ class CheckpointPlan:
 
 
 def _stamp(path: str, header: Header, tensors: list[TensorPlan]) -> str:
-    st = os.stat(path)
+    """The stamp of an output shard: its tensors' settings and its source's identity.
+
+    The source is identified by its name, size, mtime, ctime and inode and the
+    hash of its header: a rewrite in place changes the ctime (which, unlike the
+    mtime, cannot be set back), another file has another inode and ctime (a
+    copy too, ``cp -p`` included: it is written again, never taken for the
+    same data). See the module's docstring.
+    """
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
         head = f.read(header.data_start)
-    doc = {"format": 1,
+    doc = {"format": 2,
            "source": {"file": os.path.basename(path), "bytes": st.st_size,
-                      "mtime_ns": st.st_mtime_ns,
+                      "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+                      "inode": st.st_ino,
                       "header_sha256": hashlib.sha256(head).hexdigest()},
            "tensors": {t.entry.name: t.settings if t.layout is None or t.settings is None
                        else {**t.settings, "layout": t.layout.stamp} for t in tensors}}

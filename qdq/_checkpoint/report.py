@@ -51,12 +51,20 @@ class TensorRecord:
     codes_clamped : int or None, default None
         An export's codes one step past the grid that were stored as the
         nearest grid code (``codes_overflow="clamp"``).
+    nonfinite_out : int or None, default None
+        Outputs that are inf or NaN where the input was finite (None: not
+        measured, copied, or ``error_stats=False``).
+    float16_overflow : int or None, default None
+        The channels (blocks, or 1 for the tensor) whose float16 scale
+        overflowed, which makes their output inf/NaN (None: copied or skipped).
+    warning : str or None, default None
+        The warning raised for the tensor (the float16 scale overflow), if any.
 
     Examples
     --------
     >>> t = TensorRecord("b", "m.safetensors", "F32", (4,), "copy", "default: rank 1")
-    >>> t.action, t.sqnr_db is None
-    ('copy', True)
+    >>> t.action, t.sqnr_db is None, t.nonfinite
+    ('copy', True, False)
     """
 
     name: str
@@ -76,6 +84,14 @@ class TensorRecord:
     seconds: float = 0.0
     nbytes: int = 0
     codes_clamped: int | None = None
+    nonfinite_out: int | None = None
+    float16_overflow: int | None = None
+    warning: str | None = None
+
+    @property
+    def nonfinite(self) -> bool:
+        """Whether the op gave inf/NaN outputs the input did not have (or a scale overflowed)."""
+        return bool(self.nonfinite_out) or bool(self.float16_overflow)
 
 
 def _json_value(v: Any) -> Any:
@@ -168,8 +184,10 @@ class CheckpointReport:
         dict
             ``tensors``, ``quantized``, ``copied``, ``quantized_bytes``,
             ``copied_bytes``, ``max_abs_error``, ``min_sqnr_db``, ``clipped``,
-            ``codes_clamped``, ``bytes``, ``seconds``, ``shards_written``,
-            ``shards_skipped``.
+            ``codes_clamped``, ``nonfinite_tensors`` (tensors with inf/NaN outputs
+            their input did not have, see :attr:`TensorRecord.nonfinite`),
+            ``nonfinite_out`` (such outputs, over the measured tensors), ``bytes``,
+            ``seconds``, ``shards_written``, ``shards_skipped``.
 
         Examples
         --------
@@ -190,6 +208,8 @@ class CheckpointReport:
                 "min_sqnr_db": min(finite, default=None),
                 "clipped": sum(t.clipped or 0 for t in measured),
                 "codes_clamped": sum(t.codes_clamped or 0 for t in done),
+                "nonfinite_tensors": sum(t.nonfinite for t in done),
+                "nonfinite_out": sum(t.nonfinite_out or 0 for t in done),
                 "bytes": self.nbytes, "seconds": self.seconds,
                 "shards_written": len(self.shards_written),
                 "shards_skipped": len(self.shards_skipped)}
@@ -200,8 +220,9 @@ class CheckpointReport:
         Returns
         -------
         str
-            A JSON document: ``tensors`` (the records), ``totals``,
-            ``shards_written`` and ``shards_skipped``.
+            A JSON document: ``tensors`` (the records' fields, and ``nonfinite``:
+            :attr:`TensorRecord.nonfinite`), ``totals``, ``shards_written`` and
+            ``shards_skipped``.
 
         Examples
         --------
@@ -211,7 +232,8 @@ class CheckpointReport:
         >>> json.loads(r.to_json())["tensors"][0]["sqnr_db"]
         'inf'
         """
-        doc = {"tensors": [_json_value(asdict(t)) for t in self.tensors],
+        doc = {"tensors": [_json_value({**asdict(t), "nonfinite": t.nonfinite})
+                           for t in self.tensors],
                "totals": _json_value(self.totals()),
                "shards_written": self.shards_written, "shards_skipped": self.shards_skipped,
                "files_copied": self.files_copied}
@@ -220,11 +242,15 @@ class CheckpointReport:
     def table(self) -> str:
         """A text table: name, shape, dtype, settings, SQNR, max error, clipped; totals.
 
+        Tensors whose output has inf/NaN their input did not have (a float16
+        scale overflow) are marked: an ``inf/NaN out`` column (the count, or
+        ``yes`` without error statistics) and a ``warning:`` line naming them.
+
         Returns
         -------
         str
             One line per tensor under a header, then a line of totals (see the
-            class's example).
+            class's example), then the warning line if a tensor is marked.
 
         Examples
         --------
@@ -232,14 +258,33 @@ class CheckpointReport:
         ...                                    "default: rank 1", nbytes=16)])
         >>> print(r.table().splitlines()[-1])
         1 tensors: 0 quantized (0.0 MiB), 1 copied (0.0 MiB), clipped 0
+        >>> s = {"num_bits": 8, "signed_input": True, "narrow_range": False,
+        ...      "round_mode": "HALF_TO_EVEN", "axis": None, "block_size": None}
+        >>> r.tensors.append(TensorRecord("w", "m.safetensors", "F16", (2, 2), "qdq", "default",
+        ...                               s, float16_overflow=1, nonfinite_out=4, nbytes=8))
+        >>> print(r.table())  # doctest: +NORMALIZE_WHITESPACE
+        tensor  shape  dtype  settings  SQNR dB  max error  clipped  inf/NaN out
+        b       4      F32    copy
+        w       2x2    F16    int8                                            4
+        2 tensors: 1 quantized (0.0 MiB), 1 copied (0.0 MiB), clipped 0, inf/NaN outputs 4
+        warning: 1 tensor with inf/NaN outputs its input did not have: 'w' (4 outputs,
+        float16 scale overflow)
         """
-        rows = [("tensor", "shape", "dtype", "settings", "SQNR dB", "max error", "clipped")]
+        marked = [t for t in self.tensors if t.nonfinite]
+        rows: list[tuple[str, ...]] = [
+            ("tensor", "shape", "dtype", "settings", "SQNR dB", "max error", "clipped")]
+        if marked:
+            rows[0] += ("inf/NaN out",)
         for t in self.tensors:
             sq = "" if t.sqnr_db is None else f"{t.sqnr_db:.2f}"
             err = "" if t.max_abs_error is None else f"{t.max_abs_error:.4g}"
             clip = "" if t.clipped is None else f"{t.clipped:,}"
-            rows.append((terminal_text(t.name), "x".join(map(str, t.shape)) or "()", t.dtype,
-                         _settings_text(t.settings), sq, err, clip))
+            row: tuple[str, ...] = (terminal_text(t.name), "x".join(map(str, t.shape)) or "()",
+                                    t.dtype, _settings_text(t.settings), sq, err, clip)
+            if marked:
+                row += (("yes" if t.nonfinite_out is None else f"{t.nonfinite_out:,}")
+                        if t.nonfinite else "",)
+            rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w)
                            for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
@@ -248,8 +293,30 @@ class CheckpointReport:
         sq = "" if tot["min_sqnr_db"] is None else f", lowest SQNR {tot['min_sqnr_db']:.2f} dB"
         err = "" if tot["max_abs_error"] is None else f", max error {tot['max_abs_error']:.4g}"
         clamped = (f", codes clamped {tot['codes_clamped']:,}" if tot["codes_clamped"] else "")
+        bad = f", inf/NaN outputs {tot['nonfinite_out']:,}" if tot["nonfinite_out"] else ""
         lines.append(f"{tot['tensors']} tensors: {tot['quantized']} quantized "
                      f"({tot['quantized_bytes'] / 2**20:,.1f} MiB), {tot['copied']} copied "
                      f"({tot['copied_bytes'] / 2**20:,.1f} MiB){sq}{err}, clipped "
-                     f"{tot['clipped']:,}{clamped}")
+                     f"{tot['clipped']:,}{clamped}{bad}")
+        if marked:
+            lines.append(_warning_line(marked))
         return "\n".join(lines)
+
+
+def _warning_line(marked: list[TensorRecord], most: int = 8) -> str:
+    """One line naming the tensors with inf/NaN outputs their input did not have."""
+    def what(t: TensorRecord) -> str:
+        parts = [] if t.nonfinite_out is None else [f"{t.nonfinite_out:,} outputs"]
+        if t.float16_overflow:
+            s = t.settings or {}
+            unit = ("blocks" if s.get("block_size") is not None else
+                    "channels" if s.get("axis") is not None else "")
+            parts.append("float16 scale overflow" + (f" in {t.float16_overflow:,} {unit}"
+                                                     if unit else ""))
+        return f"{t.name!r} ({', '.join(parts)})"
+
+    names = ", ".join(what(t) for t in marked[:most])
+    more = f", and {len(marked) - most:,} more" if len(marked) > most else ""
+    n = len(marked)
+    return (f"warning: {n:,} tensor{'s' if n != 1 else ''} with inf/NaN outputs "
+            f"{'their' if n != 1 else 'its'} input did not have: {names}{more}")

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from functools import partial
 from typing import Any, Callable
 
@@ -28,6 +29,7 @@ from .._core.stats import TensorErrorStats
 from .._core.threads import fewer_threads, get_num_threads, kernel_threads
 from .._core.validate import OpArgs, check_flag, check_positive_int
 from .._io.atomic import AtomicFile, remove_stale_temporaries
+from .._io.lock import DestinationLock, DestinationLocked
 from .._io.pagecache import drop_pages
 from .._io.safetensors import load_json, read_header
 from .._io.safetensors_index import write_index
@@ -40,9 +42,9 @@ from .._stream.sources import FileSource
 from .plan import FORMATS, CheckpointPlan, ShardPlan, TensorPlan, plan_checkpoint
 from .report import CheckpointReport, TensorRecord
 
-__all__ = ["analyze_checkpoint", "finish_checkpoint", "prepare_checkpoint",
+__all__ = ["analyze_checkpoint", "finish_checkpoint", "lock_checkpoint", "prepare_checkpoint",
            "quantize_and_dequantize_checkpoint", "report_of", "run_tensor", "shard_complete",
-           "shard_task", "write_shard"]
+           "shard_task", "warn_report", "write_shard"]
 
 
 class _NoProgress:
@@ -107,7 +109,9 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
         raise
     p = run.rows
     assert p is not None
-    run.finish()
+    # the float16 overflow goes into the record: the caller warns from the report (a worker
+    # process's or a Dask task's own warnings would not reach the caller)
+    overflow = run.overflow
 
     def done() -> None:
         source.close()
@@ -116,7 +120,8 @@ def run_tensor(shard: ShardPlan, t: TensorPlan, writer: Writer, chunk_bytes: int
             shard, t, status,
             range=(float(np.fmin.reduce(rows[2])), float(np.fmax.reduce(rows[3]))),
             scale=(float(np.fmin.reduce(rows[0])), float(np.fmax.reduce(rows[0]))),
-            seconds=time.perf_counter() - t0, **figures()))
+            seconds=time.perf_counter() - t0, float16_overflow=overflow.count,
+            warning=overflow.message(), **figures()))
 
     writer.call(done)
 
@@ -147,7 +152,8 @@ def _write_qdq(run: TensorRun, source: FileSource, writer: Writer, items: int, p
             return {}
         stats.merge(stats_w)
         return {"max_abs_error": stats.max_abs_error, "sqnr_db": stats.sqnr_db(),
-                "clipped": stats.clipped, "nan": stats.nan}
+                "clipped": stats.clipped, "nan": stats.nan,
+                "nonfinite_out": stats.total.nonfinite_out}
     return figures
 
 
@@ -193,11 +199,14 @@ def _check_position(sink: AppendSink, name: str, expect: int) -> None:
 
 
 def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None,
-                error_stats: bool = True) -> list[TensorRecord]:
+                error_stats: bool = True,
+                guard: Callable[[], None] | None = None) -> list[TensorRecord]:
     """Write one output shard (temporary file, renamed when complete); its records.
 
     One writer thread serves the whole shard, so the writes of a tensor
-    overlap the reads and the op of the next.
+    overlap the reads and the op of the next. ``guard``, called just before
+    the rename, may still refuse it (:meth:`qdq._io.lock.LockOwner.check`:
+    a worker whose run ended must not write into the destination).
     """
     prog = prog if prog is not None else _NoProgress()
     remove_stale_temporaries(shard.dst)
@@ -228,6 +237,8 @@ def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None,
         except BaseException:
             _stop(writer)
             raise
+        if guard is not None:
+            guard()
         sink.commit()
     except BaseException:
         sink.abort()
@@ -236,13 +247,15 @@ def write_shard(shard: ShardPlan, chunk_bytes: int, prog: Any = None,
 
 
 def shard_task(shard: ShardPlan, chunk_bytes: int, threads: int = 1,
-               error_stats: bool = True) -> list[TensorRecord]:
+               error_stats: bool = True,
+               guard: Callable[[], None] | None = None) -> list[TensorRecord]:
     """One shard as a task of a process pool or a Dask graph (no progress bar).
 
-    The kernels use ``threads`` threads (the pool or Dask supplies the parallelism).
+    The kernels use ``threads`` threads (the pool or Dask supplies the
+    parallelism); ``guard`` as for :func:`write_shard`.
     """
     with termination_as_exit(), kernel_threads(threads):
-        return write_shard(shard, chunk_bytes, None, error_stats)
+        return write_shard(shard, chunk_bytes, None, error_stats, guard)
 
 
 def _skipped(shard: ShardPlan) -> list[TensorRecord]:
@@ -310,6 +323,29 @@ def output_weight_map(plan: CheckpointPlan) -> dict[str, str]:
     return weight_map
 
 
+def lock_checkpoint(plan: CheckpointPlan, wait: bool = False, show: bool = False
+                    ) -> DestinationLock:
+    """The lock of a run's destination, to take before :func:`prepare_checkpoint`.
+
+    ``with lock_checkpoint(plan, wait) as lock:`` holds the destination for
+    the run (see :mod:`qdq._io.lock`): a directory of shards (or a model
+    directory) as a whole, one file as itself. Another run holding it raises
+    :class:`qdq._io.lock.DestinationLocked` at once, or with ``wait`` is
+    waited for (``show``: saying so on stderr). Processes writing the shards
+    get ``lock.owner`` as their ``guard``.
+    """
+    def say(text: str) -> None:
+        if show:
+            print(f"qdq: {text}", file=sys.stderr, flush=True)
+
+    if plan.to_directory:
+        os.makedirs(plan.dst_dir, exist_ok=True)
+    if plan.index is not None or plan.model_dir is not None or len(plan.shards) != 1:
+        # shards, or a model directory's files with them: the directory is the run's
+        return DestinationLock(plan.dst_dir, directory=True, wait=wait, on_wait=say)
+    return DestinationLock(plan.shards[0].dst, wait=wait, on_wait=say)
+
+
 def finish_checkpoint(plan: CheckpointPlan,
                       config: Callable[[dict], dict] | None = None) -> list[str]:
     """Copy the model directory's other files, then write the index of a sharded checkpoint.
@@ -317,8 +353,15 @@ def finish_checkpoint(plan: CheckpointPlan,
     ``config.json`` goes through ``config`` (the parsed document in, the one
     to write out) when given, and is otherwise copied byte for byte like the
     rest. Each file lands atomically; the index, last, says the checkpoint
-    is complete. Returns the names of the files copied.
+    is complete. Returns the names of the files copied. Every shard is
+    checked first to be this run's (complete, with this plan's stamp): the
+    index never lands over shards of another run.
     """
+    for s in plan.shards:
+        if not shard_complete(s):
+            raise DestinationLocked(
+                f"{s.dst} is not the shard this run wrote (something else wrote into the "
+                "destination meanwhile): the index was not written; run again")
     copied = model_files(plan)
     assert plan.model_dir is not None or not copied
     for name in copied:
@@ -357,25 +400,40 @@ def report_of(plan: CheckpointPlan, done: dict[str, list[TensorRecord]],
 def run_checkpoint(plan: CheckpointPlan, chunk_bytes: int, show: bool, workers: int | None,
                    error_stats: bool, t0: float,
                    before: Callable[[list[ShardPlan]], None] | None = None,
-                   config: Callable[[dict], dict] | None = None) -> CheckpointReport:
+                   config: Callable[[dict], dict] | None = None,
+                   wait: bool = False) -> CheckpointReport:
     """Write the shards still to write (locally, or in ``workers`` processes), then finish.
 
-    ``before(todo)`` runs before anything is written (a check over the
-    shards still to write that may still refuse); ``config`` edits
-    ``config.json`` (see :func:`finish_checkpoint`).
+    The destination is locked for all of it (:func:`lock_checkpoint`;
+    ``wait``: wait for another run holding it). ``before(todo)`` runs before
+    anything is written (a check over the shards still to write that may
+    still refuse); ``config`` edits ``config.json`` (see :func:`finish_checkpoint`).
     """
-    with termination_as_exit():
+    with termination_as_exit(), lock_checkpoint(plan, wait, show) as lock:
         if before is not None:
             before([s for s in plan.shards if not shard_complete(s)])
         todo = prepare_checkpoint(plan)
         if workers is not None and workers > 1 and len(todo) > 1:
-            done = _run_workers(todo, chunk_bytes, show, workers, error_stats)
+            done = _run_workers(todo, chunk_bytes, show, workers, error_stats, lock.owner)
         else:
             with kernel_threads(fewer_threads()):
                 done = _run_serial(todo, chunk_bytes, show, error_stats)
         copied = finish_checkpoint(plan, config)
     report = report_of(plan, done, t0)
     report.files_copied = copied
+    return warn_report(report, stacklevel=3)
+
+
+def warn_report(report: CheckpointReport, stacklevel: int = 2) -> CheckpointReport:
+    """Raise the tensors' warnings (float16 scale overflow), once each, in this process.
+
+    The records carry them from wherever the tensors ran (this thread, a
+    worker process, a Dask task), so every path warns the same way, naming
+    the tensor; ``stacklevel`` 2 points at the caller of the function calling this.
+    """
+    for t in report:
+        if t.warning is not None:
+            warnings.warn(t.warning, RuntimeWarning, stacklevel=stacklevel + 1)
     return report
 
 
@@ -392,14 +450,15 @@ def _run_serial(todo: list[ShardPlan], chunk_bytes: int, show: bool, error_stats
 
 
 def _run_workers(todo: list[ShardPlan], chunk_bytes: int, show: bool, workers: int,
-                 error_stats: bool) -> dict[str, list[TensorRecord]]:
+                 error_stats: bool, guard: Callable[[], None] | None = None
+                 ) -> dict[str, list[TensorRecord]]:
     done = {}
     prog = Progress(sum(s.nbytes for s in todo), "qdq checkpoint", show)
     ctx = multiprocessing.get_context("spawn")  # no fork after OpenMP threads started
     ex = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
         threads = max(1, get_num_threads() // min(workers, len(todo)) - 1)
-        futures = {ex.submit(shard_task, s, chunk_bytes, threads, error_stats): s
+        futures = {ex.submit(shard_task, s, chunk_bytes, threads, error_stats, guard): s
                    for s in todo}
         for fut in concurrent.futures.as_completed(futures):
             s = futures[fut]
@@ -421,7 +480,8 @@ def quantize_and_dequantize_checkpoint(
         round_mode: str = "HALF_TO_EVEN", axis: int | None = None,
         block_size: int | None = None, calibrate: str | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: bool = False,
-        workers: int | None = None, error_stats: bool = True) -> CheckpointReport:
+        workers: int | None = None, error_stats: bool = True,
+        wait: bool = False) -> CheckpointReport:
     """Quantize-dequantize every weight of a safetensors checkpoint, streaming, with resume.
 
     Every float16, bfloat16, float32 or float64 tensor of rank 2 or more goes
@@ -490,6 +550,9 @@ def quantize_and_dequantize_checkpoint(
         runs beside the writes; for float16 it is the slowest part of a run
         (NumPy converts float16 slowly), so ``False`` buys speed; the records
         then have no error figures.
+    wait : bool, default False
+        When another run is writing into ``dst``, wait for it to end instead
+        of raising BlockingIOError at once (see Raises).
 
     Returns
     -------
@@ -507,6 +570,12 @@ def quantize_and_dequantize_checkpoint(
         is written.
     FileNotFoundError
         If ``src`` does not exist.
+    BlockingIOError
+        When another run (of any process) is writing into ``dst``: the
+        message names it (pid, host, start). The destination is locked for
+        the run: a directory of shards as a whole (``DST/.qdq.lock``), one
+        file as itself (``.NAME.qdq.lock`` beside it); the lock goes with the
+        process however it ends, so a killed run never blocks the next.
     KeyboardInterrupt, SystemExit
         After removing the shard being written (SIGTERM and the other
         termination signals exit with 128 + the signal's number).
@@ -539,8 +608,9 @@ def quantize_and_dequantize_checkpoint(
     settings = {"num_bits": num_bits, "signed_input": signed_input, "narrow_range": narrow_range,
                 "round_mode": round_mode, "axis": axis, "block_size": block_size,
                 "calibrate": calibrate}
+    waiting = check_flag("wait", wait)
     plan = plan_checkpoint(src, dst, rules, skip, settings)
-    return run_checkpoint(plan, chunk_bytes, show, nworkers, stats, t0)
+    return run_checkpoint(plan, chunk_bytes, show, nworkers, stats, t0, wait=waiting)
 
 
 def analyze_checkpoint(src: Any, rules: Any, skip: Any, settings: dict, chunk_bytes: int,
@@ -566,4 +636,4 @@ def analyze_checkpoint(src: Any, rules: Any, skip: Any, settings: dict, chunk_by
         _stop(writer)
         prog.close()
     report.seconds = time.perf_counter() - t0
-    return report
+    return warn_report(report)

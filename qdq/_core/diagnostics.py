@@ -70,6 +70,9 @@ class Float16Overflow:
         self.seen = 0
         self.first: tuple[int, float, float, float] | None = None
         self.warned = False
+        #: The warning comes before the tensor's last channels (blocks) are seen: its count
+        #: is of those seen so far (a stream of chunks warns at the first chunk that overflows).
+        self.so_far = False
 
     def add(self, scale: Any, lo: Any, hi: Any) -> None:
         """The scales and adjusted ranges of the next channels (blocks) of the tensor."""
@@ -97,13 +100,15 @@ class Float16Overflow:
         """Whether a scale of the tensor overflowed so far."""
         return self.first is not None
 
-    def message(self, codes: bool = False, given: bool = False) -> str:
-        """What overflowed, why, and the fix: the warning's text (``codes``: quantize's error).
+    def message(self, codes: bool = False, given: bool = False) -> str | None:
+        """The warning's text, or None when no scale overflowed.
 
-        For the codes (:func:`qdq.quantize`) the first overflowing range is
-        named (``given``: the range was given) and the fix includes a wider range.
+        ``codes``: :func:`qdq.quantize`'s error instead, naming the first
+        overflowing range (``given``: the range was given) and a fix that
+        includes a wider range.
         """
-        assert self.first is not None
+        if self.first is None:
+            return None
         k, scale, lo, hi = self.first
         who = "" if self.name is None else f"{self.name}: "
         rng = (f"the given range (adjusted: [{lo!r}, {hi!r}])" if given
@@ -115,7 +120,8 @@ class Float16Overflow:
             return (f"{who}float16 scale overflows to {scale!r}: {rng}{of} {small}, so its "
                     "codes would be inf/NaN, which have no integer code; quantize in float32 "
                     "(x.astype(np.float32)) or give a range of larger magnitude")
-        where = "" if self.seen == 1 else f" in {self.count} {self.unit} (first: {k})"
+        so_far = " so far" if self.so_far else ""
+        where = "" if self.seen == 1 else f" in {self.count} {self.unit}{so_far} (first: {k})"
         return (f"{who}float16 scale overflows to {scale!r}{where}: {rng} {small}, so the "
                 "output is inf/NaN, as in TensorFlow; compute in float32 (x.astype(np.float32))"
                 " and convert the result back")
@@ -125,10 +131,11 @@ class Float16Overflow:
 
         ``stacklevel`` counts as for ``warnings.warn`` called where this is called.
         """
-        if self.first is None or self.warned:
+        text = self.message()
+        if text is None or self.warned:
             return
         self.warned = True
-        warnings.warn(self.message(), RuntimeWarning, stacklevel=stacklevel + 1)
+        warnings.warn(text, RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 # Text for a terminal. A checkpoint's tensor and file names come from whoever made it.

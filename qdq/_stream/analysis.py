@@ -15,7 +15,7 @@ from .._core.formats import Format, to_public, values_as_float64
 from .._core.params import params_from_rows
 from .._core.stats import ErrorStats
 from .._core.validate import OpArgs
-from .files import FileOptions, open_for_op
+from .files import FileOptions, name_of, open_for_op
 from .pipeline import chunk_items
 from .plan import TensorRun, swap_order
 from .progress import Progress
@@ -114,7 +114,9 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
 
     Returns a dict with ``params`` (QuantizationParams), ``range``,
     ``elements``, ``nan`` (NaN inputs), ``clipped`` (elements the clamp
-    changes; only with a given range), ``nonfinite_out``, ``max_abs_error``
+    changes; only with a given range), ``nonfinite_out`` (finite inputs with
+    an inf/NaN output), ``float16_overflow`` (the channels or blocks whose
+    float16 scale overflows, warned about as the op warns), ``max_abs_error``
     and ``sqnr_db`` (10 log10 of signal over error energy, over finite inputs
     with finite outputs; NaN when there are none). Memory: two chunks plus
     float64 statistics of under a chunk, whatever the file size. Block-wise,
@@ -134,8 +136,9 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
         if bs is not None:
             assert ax is not None
             return _analyze_blocks(source, fmt, args, ax, bs, given, items, opts.progress,
-                                   max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64)))
-        run = TensorRun.of_source(source, args, ax, None, given)
+                                   max(1, min(_STATS_ITEMS, opts.chunk_bytes // 64)),
+                                   name_of(src))
+        run = TensorRun.of_source(source, args, ax, None, given, name=name_of(src))
         p_minmax = None
         if run.needs_range_pass:
             run.range_pass(source, items, opts.progress, calibrate)
@@ -179,9 +182,10 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
         count = math.prod(source.shape)
         per = count // max(1, mn.shape[0]) if mn.shape[0] else 0
         mn, mx = engine.finish_range(mn, mx, per)
+    run.finish(stacklevel=2)
     result = {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
               "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
-              "sqnr_db": stats.sqnr_db(),
+              "float16_overflow": run.overflow.count, "sqnr_db": stats.sqnr_db(),
               "params": params_from_rows(p, fmt, args.grid, ax, ax is not None,
                                          args.round_mode),
               "range": (to_public(mn, fmt, None), to_public(mx, fmt, None)),
@@ -194,8 +198,8 @@ def analyze_file(src: Any, input_min: Any, input_max: Any, args: OpArgs, axis: A
 
 
 def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int, given: Any,
-                    items: int, progress: bool, limit: int) -> dict:
-    run = TensorRun.of_source(source, args, ax, bs, given)
+                    items: int, progress: bool, limit: int, name: str | None) -> dict:
+    run = TensorRun.of_source(source, args, ax, bs, given, name=name)
     cax = run.cax
     assert cax is not None
     stats, blocks = ErrorStats(), _BlockStats()
@@ -218,9 +222,11 @@ def _analyze_blocks(source: Source, fmt: Format, args: OpArgs, ax: int, bs: int,
         lo, hi = swap_order(given[0], source), swap_order(given[1], source)
     else:
         lo, hi = np.asarray(params.min_range), np.asarray(params.max_range)
+    run.finish(stacklevel=3)
     return {"elements": stats.elements, "nan": stats.nan, "clipped": stats.clipped,
             "max_abs_error": stats.max_abs_error, "nonfinite_out": stats.nonfinite_out,
-            "sqnr_db": stats.sqnr_db(), "params": params,
+            "float16_overflow": run.overflow.count, "sqnr_db": stats.sqnr_db(),
+            "params": params,
             "range": (to_public(np.asarray(lo, fmt.compute), fmt, None),
                       to_public(np.asarray(hi, fmt.compute), fmt, None)),
             "shape": tuple(source.shape), "dtype": fmt.name, "blocks": blocks.summary()}

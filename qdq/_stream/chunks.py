@@ -309,6 +309,7 @@ def _blocks_gen(it: Iterator, lo: Any, hi: Any, args: OpArgs, axis: Any, bits_fl
         if fmt is None:
             fmt, rest = cfmt, x.shape[1:]
             overflow = Float16Overflow(fmt, unit="blocks")
+            overflow.so_far = True  # warned at the first chunk with an overflow
             checked = check_axis(axis, x.ndim)
             assert checked is not None
             ax = checked

@@ -33,8 +33,8 @@ from .plan import DEFAULT_CHUNK_BYTES, TensorRun, swap_order
 from .sinks import FileSink, open_sink
 from .sources import Source, open_source
 
-__all__ = ["FileOptions", "default_params_path", "dequantize_file", "open_for_op",
-           "quantize_and_dequantize_file", "quantize_file", "run_op_file"]
+__all__ = ["FileOptions", "default_params_path", "dequantize_file", "name_of",
+           "open_for_op", "quantize_and_dequantize_file", "quantize_file", "run_op_file"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,9 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
     the block, so the source is read once. With ``calibrate`` (a method:
     ``"mse"``, ``"entropy"``, ``"percentile:99.99"``, ``"minmax"``) the first
     pass builds a histogram and the second applies the op with the calibrated
-    range, clamped (``range_given``). Returns (QuantizationParams, timings dict).
+    range, clamped (``range_given``). Returns (QuantizationParams, timings dict);
+    the dict also has ``float16_overflow``: the channels (blocks) whose float16
+    scale overflowed, warned about (once, naming the file) as the op warns.
     """
     bs = check_block_size(block_size, axis)
     if calibrate is not None:
@@ -105,7 +107,7 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
         assert fmt is not None
         run = TensorRun.of_source(source, args, ax, bs, given,
                                   code_dtype=code_dtype_for(fmt, args.grid) if codes else None,
-                                  name=_name_of(src))
+                                  name=name_of(src))
         items = chunk_items(opts.chunk_bytes, max(source.dtype.itemsize,
                                                   run.out_dtype.itemsize))
         with termination_as_exit():
@@ -144,10 +146,11 @@ def run_op_file(src: Any, dst: Any, input_min: Any, input_max: Any, args: OpArgs
     finally:
         source.close()
     run.finish(stacklevel=3)  # run_op_file's caller's caller: the user
+    timings["float16_overflow"] = run.overflow.count
     return params, timings
 
 
-def _name_of(src: Any) -> str | None:
+def name_of(src: Any) -> str | None:
     """How warnings name a file source (arrays have no name)."""
     return repr(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else None
 

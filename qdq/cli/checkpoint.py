@@ -134,6 +134,9 @@ def add_checkpoint_options(p: argparse.ArgumentParser, info: bool) -> None:
                        help="write N shards at once in local processes")
         g.add_argument("--no-error-stats", dest="error_stats", action="store_false",
                        help="do not measure each tensor's error (faster for float16)")
+        g.add_argument("--wait", action="store_true",
+                       help="if another qdq run is writing into DST, wait for it to end "
+                            "(by default the run fails at once, naming it)")
 
 
 def add_export_options(p: argparse.ArgumentParser) -> None:
@@ -194,7 +197,8 @@ def cmd_run_checkpoint(ns: argparse.Namespace) -> int:
     s = _settings(ns)
     report = quantize_and_dequantize_checkpoint(
         ns.src, ns.dst, rules=_rules(ns), skip=ns.skip, chunk_bytes=ns.chunk_bytes,
-        progress=_progress(ns), workers=ns.workers, error_stats=ns.error_stats, **s)
+        progress=_progress(ns), workers=ns.workers, error_stats=ns.error_stats, wait=ns.wait,
+        **s)
     if ns.json:
         print(report.to_json())
         return 0
@@ -219,7 +223,7 @@ def cmd_quantize_checkpoint(ns: argparse.Namespace) -> int:
     report = quantize_checkpoint(
         ns.src, ns.dst, format=ns.format, rules=_rules(ns), skip=ns.skip,
         codes_overflow=ns.codes_overflow, chunk_bytes=ns.chunk_bytes, progress=_progress(ns),
-        workers=ns.workers, error_stats=ns.error_stats, **s)
+        workers=ns.workers, error_stats=ns.error_stats, wait=ns.wait, **s)
     if ns.json:
         print(report.to_json())
         return 0

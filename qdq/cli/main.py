@@ -11,6 +11,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import warnings
 
 import numpy as np
 
@@ -56,6 +57,7 @@ from .report import (
     info_json,
     params_json,
     print_json,
+    show_warning,
 )
 
 EXAMPLES = """\
@@ -215,9 +217,11 @@ def cmd_run(ns) -> int:
         print_json({"src": ns.src, "dst": ns.dst, "bytes": t["bytes"],
                      "range_seconds": t.get("range_seconds"),
                      "write_seconds": t["write_seconds"], "params": params_json(params),
+                     "float16_overflow": t["float16_overflow"],
                      "removed_temporaries": removed})
         return EXIT_OK
     describe_params(params)
+    _say_overflow(t["float16_overflow"], params, "has")
     total = t.get("range_seconds", 0.0) + t["write_seconds"]
     passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
         if "range_seconds" in t else []
@@ -225,6 +229,16 @@ def cmd_run(ns) -> int:
     print(f"wrote {terminal_text(ns.dst)}: {t['bytes'] / 2**20:,.1f} MiB in {total:.2f} s "
           f"({', '.join(passes)})")
     return EXIT_OK
+
+
+def _say_overflow(count: int, params, verb: str) -> None:
+    """The float16 scale overflow, in the summary (the warning says it on stderr too)."""
+    if count:
+        unit = ("blocks" if params.per_block else "channels" if params.per_channel
+                else "the tensor")
+        where = unit if unit == "the tensor" else f"{count:,} {unit}"
+        print(f"warning: float16 scale overflow in {where}: the output {verb} inf/NaN where "
+              "the input is finite (compute in float32 to avoid it)")
 
 
 def cmd_info(ns) -> int:
@@ -251,6 +265,7 @@ def cmd_info(ns) -> int:
             print(f"data range per {unit}: min from {float(np.nanmin(mn))!r}, max up to "
                   f"{float(np.nanmax(mx))!r} (NaN ignored)")
     describe_params(st["params"])
+    _say_overflow(st["float16_overflow"], st["params"], "would have")
     sqnr = ("n/a (no finite outputs)" if math.isnan(st["sqnr_db"])
             else f"{st['sqnr_db']:.2f} dB")
     print(f"error: max abs {st['max_abs_error']:.6g}, SQNR {sqnr}, clipped "
@@ -275,6 +290,7 @@ def cmd_quantize(ns) -> int:
         return cmd_quantize_checkpoint(ns)
     for flag, given in (("--json", ns.json), ("--rule", ns.rule), ("--rules", ns.rules),
                         ("--skip", ns.skip), ("--workers", ns.workers is not None),
+                        ("--wait", ns.wait),
                         ("--format", ns.format != "compressed-tensors"),
                         ("--codes-overflow", ns.codes_overflow != "error")):
         if given:
@@ -495,7 +511,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as exc:
         return fail(exc, EXIT_USAGE, words=False)
     try:
-        return ns.func(ns)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return ns.func(ns)
     except KeyboardInterrupt:
         print("qdq: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -16,7 +16,7 @@ from .._core.diagnostics import terminal_text
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STATUS", "EXIT_USAGE",
            "describe_params", "error_lines", "fail", "float_text", "info_json", "json_value",
-           "params_json", "print_json"]
+           "params_json", "print_json", "show_warning"]
 
 #: Exit statuses (see EXIT_STATUS below).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -121,7 +121,8 @@ def info_json(ns, st: dict) -> dict:
                       "max": _extreme(mx, np.nanmax)},
             "params": params_json(st["params"]),
             "error": {"max_abs": st["max_abs_error"], "sqnr_db": st["sqnr_db"],
-                      "clipped": st["clipped"], "nonfinite_outputs": st["nonfinite_out"]},
+                      "clipped": st["clipped"], "nonfinite_outputs": st["nonfinite_out"],
+                      "float16_overflow": st["float16_overflow"]},
             "minmax_error": None if m is None else {"max_abs": m["max_abs_error"],
                                                     "sqnr_db": m["sqnr_db"]},
             "blocks": None if b is None else {
@@ -180,6 +181,12 @@ def error_lines(exc: BaseException, words: bool) -> list[str]:
 def _one_line(text: str) -> str:
     """The text on one line, without a 'qdq:' of its own (the line starts with one)."""
     return re.sub(r"^(qdq:\s*(error:\s*)?)+", "", " ".join(text.split()))
+
+
+def show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                 line: Any = None) -> None:
+    """A warning on one line of stderr, ``qdq: warning: ...`` (for ``warnings.showwarning``)."""
+    print(f"qdq: warning: {_one_line(str(message))}", file=sys.stderr if file is None else file)
 
 
 def fail(exc: BaseException, status: int, words: bool) -> int:

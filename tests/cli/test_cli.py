@@ -285,7 +285,8 @@ def test_run_json(tensor):
     stale.write_bytes(b"partial")
     doc = _json_doc(run_qdq("run", d / "x.npy", d / "y.npy", "-q", "--json", "--axis", "0"))
     assert set(doc) == {"src", "dst", "bytes", "range_seconds", "write_seconds", "params",
-                        "removed_temporaries"}
+                        "float16_overflow", "removed_temporaries"}
+    assert doc["float16_overflow"] == 0
     assert doc["src"] == str(d / "x.npy") and doc["dst"] == str(d / "y.npy")
     assert doc["bytes"] == x.nbytes and doc["removed_temporaries"] == [str(stale)]
     assert doc["range_seconds"] >= 0 and doc["write_seconds"] >= 0
