@@ -13,7 +13,7 @@ import pytest
 
 import qdq
 
-_OPTIONAL = {"qdq.dask": "dask", "qdq.torch": "torch"}
+_OPTIONAL = {"qdq.dask": "dask", "qdq.torch": "torch", "qdq.jax": "jax"}
 MODULES = sorted(m.name for m in pkgutil.walk_packages(qdq.__path__, "qdq.")
                  if m.name != "qdq.__main__")
 
