@@ -3,17 +3,21 @@
 Install with ``pip install "qdq[jax]"``. :func:`quantize_and_dequantize`
 takes TensorFlow's arguments and computes, bit for bit on the CPU,
 :func:`qdq.quantize_and_dequantize` with jax.numpy operations (float64 needs
-``jax_enable_x64``). It has TensorFlow's gradient (``jax.custom_vjp``: the
+``jax_enable_x64``), with one exception: XLA's CPU backend flushes subnormal
+numbers to zero, as TensorFlow's CPU kernels do, so where the data, the
+range, the parameters or the result of a bfloat16, float32 or float64 tensor
+are subnormal the result is TensorFlow's flushed one, not qdq's IEEE one
+(float16 is unaffected). It has TensorFlow's gradient (``jax.custom_vjp``: the
 straight-through gradient of QuantizeAndDequantizeV4Grad, none for the
 range) and works under ``jax.jit`` (the arguments in
 :data:`STATIC_ARGNAMES` static), ``jax.vmap`` and ``jax.grad``.
 
 XLA would change the bits of a plain transcription, and does on the CPU:
-it contracts ``x*scale + 0.5`` into a fused multiply-add, keeps float16
-intermediates in float32 (its excess precision), drops
-``lax.optimization_barrier`` before fusing, and turns a division by a
-constant into a multiplication by its reciprocal. So the op is written
-without those openings:
+it contracts ``x*scale + 0.5`` into a fused multiply-add (in float16 too,
+with float16 instructions, even across explicit conversions to float32 and
+back), drops ``lax.optimization_barrier`` before fusing, and turns a
+division by a constant into a multiplication by its reciprocal. So the op is
+written without those openings:
 
 - HALF_UP is computed from ``y = x*scale`` with floor, round-half-even,
   comparisons and selects, which give exactly ``floor(y + 0.5)`` as T
@@ -368,7 +372,8 @@ def quantize_and_dequantize(x: Any, input_min: Any = None, input_max: Any = None
     -------
     jax.Array
         The op's result, of x's type: on the CPU, bit for bit
-        :func:`qdq.quantize_and_dequantize`. Its gradient is TensorFlow's
+        :func:`qdq.quantize_and_dequantize` (except where subnormals arise:
+        see the module's documentation). Its gradient is TensorFlow's
         straight-through gradient: the incoming gradient where
         ``input_min <= x <= input_max`` (the given range, per channel or
         block; without one, wherever x is not NaN), zero elsewhere.
