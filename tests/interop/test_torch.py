@@ -410,3 +410,18 @@ def test_learnable_per_channel_and_block_ranges_train():
             opt.step()
             first = loss.item() if first is None else first
         assert loss.item() < first
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_every_16_bit_value_through_the_torch_operations(dtype):
+    """All 65,536 bit patterns, both round modes, a scale of 1 (ties, and the odd integers
+    where y + 0.5 rounds in T) and a scale that rounds, against the kernels."""
+    every = torch.arange(1 << 16, dtype=torch.int32).to(torch.int16).view(dtype)
+    p = 11 if dtype == torch.float16 else 8
+    xs, bf16 = twin(every)
+    for lo, hi, bits in ((-2.0 ** p, 2.0 ** p - 1, p + 1), (-1000.3, 1000.3, 12)):
+        for mode in ("HALF_UP", "HALF_TO_EVEN"):
+            kw = dict(num_bits=bits, range_given=True, round_mode=mode)
+            want = quiet(qdq.quantize_and_dequantize, xs, lo, hi, **kw, bfloat16_bits=bf16)
+            got = qdq.torch.quantize_and_dequantize(every, lo, hi, **kw, backend="torch")
+            assert_tensor_bits(got, want, bf16, msg=f"{lo} {mode}")
