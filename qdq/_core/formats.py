@@ -16,7 +16,8 @@ from .._ext import kernels
 __all__ = ["Format", "FLOAT16", "BFLOAT16", "FLOAT32", "FLOAT64", "format_of",
            "format_named", "round_to", "round_scalar", "bfloat16_dtype", "bits_to_values",
            "values_to_bits", "values_as_float64", "to_public", "value_dtype",
-           "file_value_dtype", "dtype_name", "dtype_from_name", "is_bfloat16_dtype"]
+           "file_value_dtype", "dtype_name", "dtype_from_name", "is_bfloat16_dtype",
+           "integer_value"]
 
 _SUPPORTED = ("float16, bfloat16 (ml_dtypes.bfloat16, or uint16 bits with bfloat16_bits=True), "
               "float32, float64")
@@ -162,6 +163,37 @@ def round_to(values, fmt: Format) -> np.ndarray:
             return v.astype(np.float16).astype(np.float32)
     bits = _f32_to_bf16_bits(_f64_to_f32_round_to_odd(v)).astype(np.uint32) << np.uint32(16)
     return bits.view(np.float32).reshape(v.shape)
+
+
+def _round_integer(q: int, digits: int) -> int:
+    """``q`` rounded to ``digits`` significant bits, ties to even."""
+    magnitude = abs(q)
+    shift = magnitude.bit_length() - digits
+    if shift <= 0:
+        return q
+    kept, rest = magnitude >> shift, magnitude & ((1 << shift) - 1)
+    half = 1 << (shift - 1)
+    if rest > half or (rest == half and kept & 1):
+        kept += 1
+    return (kept << shift) * (-1 if q < 0 else 1)
+
+
+_DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+
+
+def integer_value(fmt: Format, q: int) -> float:
+    """An integer grid bound in the format, as the kernels convert it (SPEC step 2).
+
+    The kernels convert the int64 bound to float64, or for the other formats
+    to float32 and then to the format (both round to nearest even; float16
+    overflows to inf). Pure Python, so that the framework adapters can call it
+    while torch.compile or JAX trace them.
+    """
+    v = _round_integer(q, 53 if fmt.name == "float64" else 24)
+    v = _round_integer(v, _DIGITS[fmt.name])
+    if abs(v) > fmt.max:
+        return float("inf") if v > 0 else float("-inf")
+    return float(v)
 
 
 def round_scalar(fmt: Format, value: float) -> float:

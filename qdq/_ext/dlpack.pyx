@@ -153,6 +153,11 @@ def view(obj, bint writable=False):
     cdef DLTensor *t
     cdef const char *name
     cdef int i
+    is_neg = getattr(obj, "is_neg", None)
+    if callable(is_neg) and is_neg() is True:
+        # torch exports a lazy negation view's memory without the negation
+        raise TypeError(f"the {type(obj).__name__} is a lazy negation view (is_neg()): its "
+                        "memory holds the negated values; resolve it first (.resolve_neg())")
     if hasattr(obj, "__dlpack_device__"):
         device = obj.__dlpack_device__()
         if int(device[0]) != CPU:
@@ -196,6 +201,9 @@ def view(obj, bint writable=False):
     is_bfloat16 = t.dtype.code == KIND_BFLOAT
     if 0 in shape:  # no memory to share (the data pointer may be NULL)
         return np.empty(shape, dtype=typestr), is_bfloat16
+    if t.data == NULL:
+        raise TypeError(f"the {type(obj).__name__} exports no data pointer for {shape} elements "
+                        "(a fake, meta or zero tensor?)")
     strides = (None if t.strides == NULL
                else tuple(t.strides[i] * itemsize for i in range(t.ndim)))
     address = <uintptr_t> t.data + t.byte_offset

@@ -5,6 +5,14 @@ bit patterns), and the result goes back to the input's library without a
 copy (torch: ``torch.from_dlpack``; anything with ``__array_namespace__``,
 JAX included: its ``from_dlpack``). ``out=`` may be a writable torch tensor;
 a torch tensor that requires grad is refused (see :mod:`qdq.torch`).
+
+torch tensors whose memory does not hold their values as DLPack describes it
+are resolved or refused before anything is read: the lazy negation and
+conjugation views (``x.neg()`` views, ``z.conj().imag``) and zero tensors are
+read through a resolved copy (and refused as ``out=``); sparse, MKL-DNN,
+nested, meta, fake and ``torch.func``-wrapped tensors are refused; an
+``out=`` whose elements share memory (``expand()``) is refused as torch
+refuses it.
 """
 
 from __future__ import annotations
@@ -42,6 +50,44 @@ def _check_tensor(name: str, x: Any) -> None:
             "(a torch.autograd.Function with the straight-through gradient) to train through it")
 
 
+def _torch_memory(name: str, t: Any, writable: bool = False) -> Any:
+    """A torch tensor whose memory holds its values, DLPack-readable; TypeError/ValueError else.
+
+    torch exports the memory of a lazy negation view (``is_neg()``) without
+    the negation, so its values would be read with the wrong sign: it is
+    resolved (a copy) for reading and refused as ``out=``; so are conjugate
+    views and zero tensors (which have no memory).
+    """
+    import torch
+
+    if t.is_nested or t.layout != torch.strided:
+        layout = "nested" if t.is_nested else str(t.layout)
+        raise TypeError(f"{name} is a torch tensor of layout {layout}: qdq reads dense "
+                        "(strided) tensors; convert it first (.to_dense())")
+    if t.device.type == "meta":
+        raise TypeError(f"{name} is a torch tensor on the meta device, which holds no values "
+                        "(qdq.torch.quantize_and_dequantize computes meta tensors' shapes)")
+    if type(t) not in (torch.Tensor, torch.nn.Parameter) or \
+            torch._C._functorch.is_functorch_wrapped_tensor(t):
+        raise TypeError(f"{name} is a {type(t).__name__} without memory qdq can read (a fake "
+                        "tensor, a tensor subclass, or a tensor inside torch.func or "
+                        "torch.compile): use qdq.torch.quantize_and_dequantize, which runs "
+                        "on torch operations there")
+    lazy = [what for what, flag in (("negation", t.is_neg()), ("conjugate", t.is_conj()),
+                                    ("zero tensor", t._is_zerotensor())) if flag]
+    if lazy:
+        if writable:
+            raise ValueError(f"{name} is a lazy torch view ({', '.join(lazy)} bit): its memory "
+                             "does not hold its values, so it cannot be written; pass a "
+                             "plain tensor")
+        t = t.resolve_conj().resolve_neg() if not t._is_zerotensor() else torch.zeros_like(t)
+    if writable and torch._debug_has_internal_overlap(t) == 1:
+        raise ValueError(f"{name}: unsupported operation: more than one element of the "
+                         "written-to tensor refers to a single memory location (as torch "
+                         "says); clone() it first")
+    return t
+
+
 def _bits_to_values(bits: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns -> float32 values (exact)."""
     return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
@@ -72,19 +118,20 @@ def dispatch(function: Callable, kind: Kind, args: dict[str, Any]) -> Any:
     for n in names:
         if has_dlpack(args[n]):
             _check_tensor(n, args[n])
-            inner[n], is_bf16 = dlpack.view(args[n])
+            inner[n], is_bf16 = dlpack.view(_readable(n, args[n]))
             bfloat16 |= is_bf16
     for n in RANGE_ARGUMENTS:
         if has_dlpack(args.get(n)):
             _check_tensor(n, args[n])
-            value, is_bf16 = dlpack.view(args[n])
+            value, is_bf16 = dlpack.view(_readable(n, args[n]))
             inner[n] = _bits_to_values(value) if is_bf16 else value
     out = args.get("out")
     if out is not None and not isinstance(out, np.ndarray):
         if not is_torch(out):
             raise out_refused(out)
         _check_tensor("out", out)
-        inner["out"], out_bf16 = dlpack.view(out, writable=True)
+        inner["out"], out_bf16 = dlpack.view(_torch_memory("out", out, writable=True),
+                                             writable=True)
         bfloat16 |= out_bf16
     if kind is Kind.CODES and str(getattr(args["params"], "dtype", "")) == "bfloat16":
         bfloat16 |= not args.get("bfloat16_bits")  # dequantize to a bfloat16 tensor
@@ -108,6 +155,11 @@ def dispatch(function: Callable, kind: Kind, args: dict[str, Any]) -> Any:
     if kind is Kind.PAIR:
         return (_returner(leading, False)(result[0]),) + result[1:]
     return back(result)
+
+
+def _readable(name: str, x: Any) -> Any:
+    """x ready for :func:`qdq._ext.dlpack.view` (torch tensors checked and resolved)."""
+    return _torch_memory(name, x) if is_torch(x) else x
 
 
 def _returner(like: Any, bfloat16: bool) -> Callable[[np.ndarray], Any]:

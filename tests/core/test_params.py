@@ -53,3 +53,23 @@ def test_round_trips_still_work():
     d = dict(PER_TENSOR)
     del d["code_dtype"]  # informational: may be left out
     assert qdq.QuantizationParams.from_dict(d) == qdq.quantize(X)[1]
+
+
+def test_integer_value_is_the_kernels_grid_in_every_format():
+    """formats.integer_value (pure Python, for the framework adapters) equals the kernels'
+    conversion of every grid bound: all widths, signs and narrowness, all four formats."""
+    from qdq._core.formats import format_named, integer_value
+    from qdq._core.validate import integer_grid
+
+    for name in ("float16", "bfloat16", "float32", "float64"):
+        fmt = format_named(name)
+        for signed in (True, False):
+            for narrow in (True, False):
+                for bits in range(1, 62 if signed else 63):
+                    p = qdq.quantization_params(-1.0, 1.0, name, signed, bits, narrow)
+                    qmin, qmax = integer_grid(signed, bits, narrow)
+                    assert integer_value(fmt, qmin) == float(p.qmin), (name, signed, bits)
+                    assert integer_value(fmt, qmax) == float(p.qmax), (name, signed, bits)
+    assert integer_value(format_named("float16"), 65535) == float("inf")
+    assert integer_value(format_named("float32"), 2**24 + 1) == 2.0**24    # tie to even
+    assert integer_value(format_named("float32"), 2**24 + 3) == 2.0**24 + 4

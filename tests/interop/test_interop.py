@@ -7,6 +7,7 @@ the memory qdq wrote).
 """
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -136,6 +137,69 @@ def test_torch_out_refusals(torch, jnp):
         qdq.quantize_and_dequantize(t, out=jnp.zeros(X.shape, jnp.float32))
     with pytest.raises(TypeError, match="requires grad"):
         qdq.quantize_and_dequantize(t, out=torch.zeros(X.shape, requires_grad=True))
+
+
+def test_torch_out_with_shared_elements_is_refused_as_torch_refuses_it(torch):
+    """out=x.expand(): several elements on one memory location (torch refuses the same)."""
+    for out in (torch.zeros(1, X.shape[1]).expand(X.shape),
+                torch.zeros(X.shape[1]).as_strided(X.shape, (0, 1))):
+        with pytest.raises(ValueError, match="more than one element of the written-to tensor"):
+            qdq.quantize_and_dequantize(X, out=out)
+        assert not out.any()   # nothing written
+    with pytest.raises(RuntimeError, match="more than one element"):
+        torch.add(torch.ones(4), 1, out=torch.zeros(1).expand(4))
+
+
+def test_torch_lazy_views_read_with_their_values(torch):
+    """torch's lazy negation (x.neg() views, z.conj().imag) is resolved before reading."""
+    z = torch.complex(torch.from_numpy(X[:, 0].copy()), torch.from_numpy(X[:, 1].copy()))
+    imag = z.conj().imag
+    assert imag.is_neg()
+    plain = -torch.from_numpy(X[:, 1].copy())
+    lo, hi = qdq.compute_range(imag)
+    assert (lo.item(), hi.item()) == tuple(v.item() for v in qdq.compute_range(plain))
+    assert (bits(qdq.quantize_and_dequantize(imag, num_bits=3).numpy())
+            == bits(qdq.quantize_and_dequantize(plain.numpy(), num_bits=3))).all()
+    neg = torch._neg_view(torch.from_numpy(X.copy()))
+    want = qdq.quantize_and_dequantize(-X, num_bits=4, axis=1)
+    assert (bits(qdq.quantize_and_dequantize(neg, num_bits=4, axis=1).numpy()) == bits(want)).all()
+    g = torch.ones(X.shape)
+    grad = qdq.quantize_and_dequantize_grad(g, neg, -1.0, torch._neg_view(torch.tensor(-1.0)))
+    assert (grad.numpy() == ((-X >= -1) & (-X <= 1))).all()
+    zero = torch._efficientzerotensor(4)
+    assert qdq.quantize_and_dequantize(zero).tolist() == [0.0] * 4
+    # nothing can be written through a lazy view
+    for out in (torch._neg_view(torch.zeros(X.shape)),
+                torch._efficientzerotensor(X.shape)):
+        with pytest.raises(ValueError, match="lazy torch view"):
+            qdq.quantize_and_dequantize(X, out=out)
+    # the capsule path refuses a negation view itself
+    with pytest.raises(TypeError, match="lazy negation view"):
+        _dlpack.view(neg)
+
+
+def test_torch_tensors_without_readable_memory_are_refused(torch):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        fake = torch.ones(3)
+    refused = {
+        "layout torch.sparse_coo": torch.ones(3).to_sparse(),
+        "meta device": torch.ones(3, device="meta"),
+        "FakeTensor without memory": fake,
+        "unsupported DLPack dtype: complex": torch.ones(3, dtype=torch.complex64).conj(),
+    }
+    if torch.backends.mkldnn.is_available():
+        refused["layout torch._mkldnn"] = torch.ones(3).to_mkldnn()
+    for message, t in refused.items():
+        with pytest.raises(TypeError, match=message):
+            qdq.compute_range(t)
+    with pytest.raises(TypeError, match="inside torch.func"):
+        torch.func.vmap(qdq.quantize_and_dequantize)(torch.ones(2, 3))
+    # the capsule path: a tensor exporting no data pointer
+    with warnings.catch_warnings(), pytest.raises(TypeError, match="no data pointer"):
+        warnings.simplefilter("ignore", UserWarning)   # torch: FakeTensor's data pointer
+        _dlpack.view(fake)
 
 
 @pytest.mark.parametrize("where", ["input", "gradients"])
