@@ -21,6 +21,7 @@ min/max, as in :func:`qdq.compute_range`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from .._core.formats import (
     dtype_from_name,
     dtype_name,
     format_named,
+    format_of,
     to_public,
 )
 from .._core.validate import as_int, check_axis, check_flag, normalize_axis_arg
@@ -64,6 +66,182 @@ def _check_bins(bins: Any) -> int:
     if b < 16 or b % 2 or b > (1 << 24):
         raise ValueError(f"bins must be an even int in [16, 2**24], got {b}")
     return b
+
+
+def _bad(field: str, problem: str) -> ValueError:
+    return ValueError(f"HistogramTracker state: {field} {problem}")
+
+
+def _require(state: dict, fields: tuple[str, ...]) -> None:
+    missing = [f for f in fields if f not in state]
+    if missing:
+        raise ValueError(f"HistogramTracker state lacks {', '.join(missing)}")
+
+
+def _kfor(a: float, h: int, kfloor: int) -> int:
+    """The smallest ``k >= kfloor`` with ``a < h * 2**k`` (``a`` finite, >= 0), as the kernel."""
+    k = max(kfloor, math.frexp(a)[1] - h.bit_length() - 1) if a else kfloor
+    while True:
+        try:
+            if a < math.ldexp(h, k):
+                return k
+        except OverflowError:
+            return k
+        k += 1
+
+
+def _representable(v: np.ndarray, fmt: Format) -> np.ndarray:
+    """Which float64 values are values of the format (infinities included)."""
+    if fmt.name == "float64":
+        return ~np.isnan(v)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if fmt is FLOAT16:
+            return v.astype(np.float16).astype(np.float64) == v
+        f = v.astype(np.float32)
+        ok = f.astype(np.float64) == v
+        if fmt.name == "bfloat16":
+            ok &= (f.view(np.uint32) & 0xFFFF) == 0
+    return ok
+
+
+def _check_tensor(state: dict, axis: int | None,
+                  bfloat16_bits: bool) -> tuple[Format, np.dtype, tuple, int | None]:
+    """The state's format, dtype, chunk shape and axis, checked."""
+    try:
+        fmt = format_named(state["format"])
+        if not isinstance(state["format"], str) or fmt.name != state["format"]:
+            raise ValueError(f"not a format name: {state['format']!r}")
+    except (TypeError, ValueError) as exc:
+        raise _bad("format", f"is not valid ({exc})") from None
+    try:
+        if not isinstance(state["dtype"], str):
+            raise TypeError(f"not a dtype name: {state['dtype']!r}")
+        dtype = dtype_from_name(state["dtype"])
+        if format_of(dtype, bfloat16_bits) is not fmt or dtype.byteorder not in "=|":
+            raise ValueError(f"dtype {state['dtype']} is not of format {fmt.name} "
+                             f"(bfloat16_bits {bfloat16_bits})")
+    except (TypeError, ValueError) as exc:
+        raise _bad("dtype", f"is not valid ({exc})") from None
+    rest = state["rest"]
+    if (not isinstance(rest, list) or len(rest) > 63
+            or not all(type(r) is int and r >= 0 for r in rest)):
+        raise _bad("rest", f"must be a list of at most 63 non-negative ints, got {rest!r}")
+    ax = state["ax"]
+    try:
+        want = check_axis(axis, len(rest) + 1)
+    except (TypeError, ValueError) as exc:
+        raise _bad("axis", f"does not fit chunks of rank {len(rest) + 1} ({exc})") from None
+    if type(ax) is not type(want) or ax != want:
+        raise _bad("ax", f"must be {want!r} for axis {axis!r} and chunks of rank "
+                   f"{len(rest) + 1}, got {ax!r}")
+    return fmt, dtype, tuple(rest), ax
+
+
+def _int_list(state: dict, field: str, channels: int | None, lo: int, hi: int) -> list[int]:
+    v = state[field]
+    if (not isinstance(v, list) or (channels is not None and len(v) != channels)
+            or not all(type(x) is int and lo <= x <= hi for x in v)):
+        size = "" if channels is None else f"{channels} "
+        raise _bad(field, f"must be a list of {size}ints in [{lo}, {hi}], got {_short(v)}")
+    return v
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _check_hist(state: dict, fmt: Format, bins: int,
+                channels: int | None) -> tuple[_Hist, int]:
+    """The per-channel arrays of a state (``channels`` of them if known), checked, and the
+    elements they count."""
+    kfloor = K_FLOOR[fmt.name]
+    h = bins // 2
+    k = _int_list(state, "k", channels, kfloor, _kfor(fmt.max, h, kfloor))
+    channels = len(k)
+    top = (1 << 64) - 1
+    special = state["special"]
+    if (not isinstance(special, list) or len(special) != channels
+            or not all(isinstance(row, list) and len(row) == 3
+                       and all(type(v) is int and 0 <= v <= top for v in row)
+                       for row in special)):
+        raise _bad("special", f"must be {channels} lists of 3 ints in [0, 2**64), got "
+                   f"{_short(special)}")
+    counts = state["counts"]
+    if not isinstance(counts, list) or len(counts) != channels:
+        raise _bad("counts", f"must be a list of {channels} dicts, got {_short(counts)}")
+    out = _Hist(channels, bins, kfloor)
+    seen = sum(sum(row) for row in special)
+    for c, row in enumerate(counts):
+        if not isinstance(row, dict):
+            raise _bad("counts", f"[{c}] must be a dict, got {_short(row)}")
+        for i, v in row.items():
+            j = int(i) if isinstance(i, str) and i.isascii() and i.isdigit() else -1
+            if not 0 <= j < bins or str(j) != i:
+                raise _bad("counts", f"[{c}]: bin {i!r} is not a bin index in [0, {bins})")
+            if type(v) is not int or not 0 <= v <= top:
+                raise _bad("counts", f"[{c}][{i!r}] must be an int in [0, 2**64), got {v!r}")
+            out.counts[c, j] = v
+            seen += v
+    mnmx = []
+    for field in ("min", "max"):
+        v = state[field]
+        try:
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise TypeError("not a list of hex strings")
+            a = np.array([float.fromhex(x) for x in v], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise _bad(field, f"must be a list of {channels} hex floats ({exc})") from None
+        if a.shape != (channels,) or not _representable(a, fmt).all():
+            raise _bad(field, f"must be {channels} values of {fmt.name} or infinities, got "
+                       f"{_short(v)}")
+        mnmx.append(a)
+    mn, mx = mnmx
+    out.k = np.array(k, dtype=np.int64)
+    out.special = np.array(special, dtype=np.uint64).reshape(channels, 3)
+    out.mn, out.mx = mn, mx
+    _check_consistent(out, fmt, bins)
+    return out, seen
+
+
+def _check_consistent(hist: _Hist, fmt: Format, bins: int) -> None:
+    """Min, max, exponents, counts and infinities agree with each other, channel by channel."""
+    kfloor, h = K_FLOOR[fmt.name], bins // 2
+    for c in range(hist.k.shape[0]):
+        k, mn, mx = int(hist.k[c]), float(hist.mn[c]), float(hist.mx[c])
+        _, pinf, ninf = (int(v) for v in hist.special[c])
+        nz = np.flatnonzero(hist.counts[c])
+        where = f"channel {c}"
+        if (mx == math.inf) != (pinf > 0) or (mn == -math.inf) != (ninf > 0):
+            raise _bad("min", f"and max ({mn}, {mx}) do not match the infinities counted in "
+                       f"special ({pinf} +inf, {ninf} -inf) in {where}")
+        if not nz.size:
+            if math.isfinite(mn) or math.isfinite(mx) or k != kfloor:
+                raise _bad("counts", f"are empty in {where} but min {mn}, max {mx}, k {k}")
+            if not (pinf or ninf) and (mn, mx) != (math.inf, -math.inf):
+                raise _bad("min", f"and max must be inf and -inf in {where}, which saw no "
+                           f"value, got {mn} and {mx}")
+            continue
+        if not mn <= mx or mn == math.inf or mx == -math.inf:
+            raise _bad("min", f"{mn} and max {mx} do not bound the values counted in {where}")
+        if math.isfinite(mn) and math.isfinite(mx):
+            if k != _kfor(max(-mn, mx, 0.0), h, kfloor):
+                raise _bad("k", f"{k} is not the exponent of min {mn} and max {mx} in {where}")
+        for v, j, name in ((mn, nz[0], "min"), (mx, nz[-1], "max")):
+            if math.isfinite(v) and _bin(v, k) != j - h:
+                raise _bad(name, f"{v} is not in the {'lowest' if name == 'min' else 'highest'}"
+                           f" bin of the counts in {where} (bin {j - h} at k {k})")
+
+
+def _bin(v: float, k: int) -> int:
+    """``floor(v / 2**k)`` exactly (v finite)."""
+    try:
+        r = math.ldexp(v, -k) if v else 0.0
+    except OverflowError:
+        return -(1 << 2000) if v < 0 else 1 << 2000  # far outside every histogram
+    if abs(r) < 1:
+        return -1 if v < 0 else 0
+    return math.floor(r)
 
 
 class _Hist:
@@ -456,6 +634,10 @@ class HistogramTracker:
     def from_state(cls, state: dict) -> "HistogramTracker":
         """A tracker from :meth:`state_dict`'s dict, to resume where it stopped.
 
+        Every field is checked, for its type, length and range and against
+        the others (a ValueError naming the field): states are files people
+        pass around, and the kernel trusts what it is given.
+
         Parameters
         ----------
         state : dict
@@ -471,25 +653,46 @@ class HistogramTracker:
         >>> import qdq
         >>> qdq.HistogramTracker.from_state(qdq.HistogramTracker(bins=64).state_dict()).bins
         64
+        >>> qdq.HistogramTracker.from_state({"qdq_histogram_tracker": 1, "axis": None,
+        ...     "bins": 64, "bfloat16_bits": False, "count": -1})
+        Traceback (most recent call last):
+        ...
+        ValueError: HistogramTracker state: count must be a non-negative int, got -1
         """
-        if not isinstance(state, dict) or state.get("qdq_histogram_tracker") != 1:
+        if not isinstance(state, dict) or type(state.get("qdq_histogram_tracker")) is not int \
+                or state["qdq_histogram_tracker"] != 1:
             raise ValueError("not a HistogramTracker state (missing 'qdq_histogram_tracker': 1)")
-        t = cls(state["axis"], bins=state["bins"], bfloat16_bits=state["bfloat16_bits"])
-        t.count = int(state["count"])
-        if "format" in state:
-            t._fmt = format_named(state["format"])
-            t._dtype = dtype_from_name(state["dtype"])
-            t._rest, t._ax = tuple(state["rest"]), state["ax"]
-            k = np.array(state["k"], dtype=np.int64)
-            h = _Hist(k.shape[0], t.bins, K_FLOOR[t._fmt.name])
-            h.k = k
-            for c, row in enumerate(state["counts"]):
-                for i, v in row.items():
-                    h.counts[c, int(i)] = np.uint64(v)
-            h.special = np.array(state["special"], dtype=np.uint64).reshape(-1, 3)
-            h.mn = np.array([float.fromhex(v) for v in state["min"]], dtype=np.float64)
-            h.mx = np.array([float.fromhex(v) for v in state["max"]], dtype=np.float64)
-            t._h = h
+        _require(state, ("axis", "bins", "bfloat16_bits", "count"))
+        try:
+            t = cls(state["axis"], bins=state["bins"], bfloat16_bits=state["bfloat16_bits"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"HistogramTracker state: {exc}") from None
+        count = state["count"]
+        if type(count) is not int or count < 0:
+            raise _bad("count", f"must be a non-negative int, got {count!r}")
+        t.count = count
+        if "format" not in state:
+            extra = sorted(set(state) & {"dtype", "rest", "ax", "k", "counts", "special",
+                                         "min", "max"})
+            if count or extra:
+                raise _bad("format", f"is missing (count {count}, fields {extra})")
+            return t
+        _require(state, ("format", "dtype", "rest", "ax", "k", "counts", "special", "min",
+                         "max"))
+        fmt, dtype, rest, ax = _check_tensor(state, t.axis, t.bfloat16_bits)
+        size = math.prod(rest)
+        if (count % size if size else count):
+            raise _bad("count", f"{count} is not a whole number of rows of shape rest "
+                       f"{list(rest)}")
+        if ax is None or ax > 0:
+            channels: int | None = 1 if ax is None else rest[ax - 1]
+        else:
+            channels = count // size if size else None
+        h, seen = _check_hist(state, fmt, t.bins, channels)
+        if seen != count:
+            raise _bad("counts", f"the counts and special counts add up to {seen}, "
+                       f"not count {count}")
+        t._fmt, t._dtype, t._rest, t._ax, t._h = fmt, dtype, rest, ax, h
         return t
 
     def __repr__(self):

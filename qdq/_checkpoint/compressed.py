@@ -32,7 +32,7 @@ from .._core.packing import packed_words, unpack_int32
 from .._core.validate import code_type_index
 from .._io.atomic import AtomicFile, remove_stale_temporaries
 from .._io.lock import DestinationLock
-from .._io.safetensors import Header, TensorEntry, read_header
+from .._io.safetensors import Header, TensorEntry, load_json, read_header
 from .._io.safetensors_index import find_checkpoint, write_index
 from .._io.safetensors_writer import plan_layout
 from .._stream.pipeline import termination_as_exit
@@ -130,8 +130,9 @@ def read_compressed(src: Any) -> CompressedCheckpoint | None:
     model_dir = model_directory(src)
     config = None
     if model_dir is not None and os.path.isfile(os.path.join(model_dir, "config.json")):
-        with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
+        path = os.path.join(model_dir, "config.json")
+        with open(path, "rb") as f:
+            config = load_json(f.read(), path, "model config", strict=False)
     qc = (config or {}).get("quantization_config") if isinstance(config, dict) else None
     modules = {}
     for name, (path, entry) in where.items():

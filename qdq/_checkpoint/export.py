@@ -45,6 +45,7 @@ from .._core.params import code_bounds, code_dtype_for
 from .._core.stats import TensorErrorStats
 from .._core.threads import fewer_threads, kernel_threads
 from .._core.validate import OpArgs, check_flag, check_grid, check_positive_int, code_type_index
+from .._io.safetensors import load_json, lone_surrogate
 from .._stream.pipeline import Writer, chunk_items
 from .._stream.plan import DEFAULT_CHUNK_BYTES, TensorRun
 from .._stream.sinks import AppendSink, DiscardSink
@@ -431,14 +432,13 @@ def _source_config(plan: CheckpointPlan) -> dict | None:
     path = os.path.join(plan.model_dir, "config.json")
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") \
-                from None
+    with open(path, "rb") as f:
+        doc = load_json(f.read(), path, "model config", strict=False)
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: not a JSON object")
+    if lone_surrogate(json.dumps(doc, ensure_ascii=False)) is not None:  # written back later
+        raise ValueError(f"{path}: the model config holds a lone surrogate (a \\ud800-\\udfff "
+                         "escape on its own), which UTF-8 cannot encode")
     return doc
 
 

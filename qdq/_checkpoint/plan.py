@@ -2,10 +2,12 @@
 
 A plan is made before anything is written: every shard's header is read and
 checked, every tensor's settings are resolved and checked against its rank,
-and each output shard gets a *stamp* (the ``qdq`` entry of its
-``__metadata__``): the resolved settings of its tensors and the identity of
-its source shard. A shard already in the destination with the same stamp is
-complete and is not written again (a rerun resumes).
+every output header is laid out as the writer will lay it out (its errors
+come first, naming the file and tensor), and each output shard gets a
+*stamp* (the ``qdq`` entry of its ``__metadata__``): the resolved settings
+of its tensors and the identity of its source shard. A shard already in the
+destination with the same stamp is complete and is not written again (a
+rerun resumes).
 
 The source's identity is its file name, size, modification time, status
 change time (ctime), inode number and the SHA-256 of its header. Any write
@@ -52,6 +54,7 @@ from .._core.formats import BFLOAT16, FLOAT16, FLOAT32, FLOAT64, Format
 from .._core.validate import OpArgs, check_axis, normalize_axis_arg
 from .._io.safetensors import Header, TensorEntry, read_header
 from .._io.safetensors_index import INDEX_SUFFIX, Index, find_checkpoint
+from .._io.safetensors_writer import plan_layout
 
 __all__ = ["FORMATS", "SETTING_KEYS", "STAMP_KEY", "CheckpointPlan", "ShardPlan", "TensorPlan",
            "check_rules", "check_settings", "model_directory", "plan_checkpoint",
@@ -311,7 +314,24 @@ def plan_checkpoint(src: Any, dst: Any, rules: Any, skip: Any, defaults: Mapping
                    for e in header.tensors]
         if layout is not None:
             tensors = [t if t.settings is None else layout(t, path) for t in tensors]
-        shards.append(ShardPlan(path, out, header, tuple(tensors),
-                                _stamp(path, header, tensors)))
+        shard = ShardPlan(path, out, header, tuple(tensors), _stamp(path, header, tensors))
+        if dst_path is not None:
+            _check_writable(shard)
+        shards.append(shard)
     model_dir = model_directory(src_path) if to_dir else None
     return CheckpointPlan(tuple(shards), index, index_dst, out_dir, to_dir, model_dir)
+
+
+def _check_writable(shard: ShardPlan) -> None:
+    """The output header is planned as the writer will plan it: its errors come now.
+
+    The reader refuses what the writer cannot write (lone surrogates, ranks
+    above NumPy's); this catches the rest, such as an output header (the
+    source's plus the stamp) over the format's size limit, or an export's
+    tensor names that collide.
+    """
+    try:
+        plan_layout(shard.entries, shard.metadata)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{shard.src}: its output {shard.dst} cannot be written: {exc}"
+                         ) from None

@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
+from .._core.diagnostics import terminal_text
+
 __all__ = ["CheckpointReport", "TensorRecord"]
 
 
@@ -277,8 +279,8 @@ class CheckpointReport:
             sq = "" if t.sqnr_db is None else f"{t.sqnr_db:.2f}"
             err = "" if t.max_abs_error is None else f"{t.max_abs_error:.4g}"
             clip = "" if t.clipped is None else f"{t.clipped:,}"
-            row: tuple[str, ...] = (t.name, "x".join(map(str, t.shape)) or "()", t.dtype,
-                                    _settings_text(t.settings), sq, err, clip)
+            row: tuple[str, ...] = (terminal_text(t.name), "x".join(map(str, t.shape)) or "()",
+                                    t.dtype, _settings_text(t.settings), sq, err, clip)
             if marked:
                 row += (("yes" if t.nonfinite_out is None else f"{t.nonfinite_out:,}")
                         if t.nonfinite else "",)

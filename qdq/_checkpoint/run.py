@@ -31,7 +31,7 @@ from .._core.validate import OpArgs, check_flag, check_positive_int
 from .._io.atomic import AtomicFile, remove_stale_temporaries
 from .._io.lock import DestinationLock, DestinationLocked
 from .._io.pagecache import drop_pages
-from .._io.safetensors import read_header
+from .._io.safetensors import load_json, read_header
 from .._io.safetensors_index import write_index
 from .._io.safetensors_writer import plan_layout
 from .._stream.pipeline import Writer, chunk_items, termination_as_exit
@@ -368,8 +368,8 @@ def finish_checkpoint(plan: CheckpointPlan,
         src = os.path.join(plan.model_dir or "", name)
         data = None
         if name == "config.json" and config is not None:
-            with open(src, encoding="utf-8") as f:
-                doc = json.load(f)
+            with open(src, "rb") as f:
+                doc = load_json(f.read(), src, "model config", strict=False)
             data = (json.dumps(config(doc), indent=2, ensure_ascii=False) + "\n").encode()
         _copy_file(src, os.path.join(plan.dst_dir, name), data)
     if plan.index is None or plan.index_dst is None:

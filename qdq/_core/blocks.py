@@ -216,15 +216,19 @@ def transform_blocks(xk: np.ndarray, rk: np.ndarray, fmt: Format, ax: int, bs: i
 
 def quantize_blocks(xk: np.ndarray, ck: np.ndarray, fmt: Format, ax: int, bs: int, a: OpArgs,
                     given: tuple[np.ndarray, np.ndarray] | None, itype: int,
-                    check: Callable[[tuple[float, float, bool]], None]) -> np.ndarray:
-    """Integer codes per block into ``ck``; returns the parameter rows (4, *blocked shape)."""
+                    check: Callable[[tuple[float, float, bool], np.ndarray], None]
+                    ) -> np.ndarray:
+    """Integer codes per block into ``ck``; returns the parameter rows (4, *blocked shape).
+
+    ``check`` is given each slab's kernel statistics and parameter rows.
+    """
     p_all = np.empty((4,) + blocked_shape(xk.shape, ax, bs), dtype=fmt.compute)
 
     def one(part: Part, rows: list[np.ndarray], target: np.ndarray) -> None:
         p = row_params(part, rows[0], fmt, ax, a.qmin, a.qmax, given)
         for k in range(4):
             put_rows(p_all[k], ax, part, p[k])
-        check(engine.elementwise(engine.QUANTIZE, rows[0], target, fmt, 0, p, a.mode, itype))
+        check(engine.elementwise(engine.QUANTIZE, rows[0], target, fmt, 0, p, a.mode, itype), p)
 
     for_rows([xk], ck, ax, bs, one)
     return p_all

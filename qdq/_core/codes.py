@@ -17,6 +17,7 @@ from .blocks import (
     gradient_blocks,
     quantize_blocks,
 )
+from .diagnostics import Float16Overflow
 from .foreign import NOT_FOREIGN, Kind, dispatch
 from .formats import Format, format_named, value_dtype
 from .params import QuantizationParams, code_dtype_for, param_rows, params_from_rows
@@ -31,7 +32,7 @@ from .validate import (
 )
 
 __all__ = ["quantize", "dequantize", "quantize_and_dequantize_grad", "code_dtype",
-           "check_codes", "params_axis"]
+           "check_codes", "overflow_of", "params_axis"]
 
 
 def code_dtype(dtype: DTypeLike, signed_input: bool = True, num_bits: int = 8,
@@ -199,7 +200,7 @@ def quantize(input: ArrayLike, input_min: ArrayLike | None = None,
     ck = codes.reshape(1) if codes.ndim == 0 else codes
     stats = engine.elementwise(engine.QUANTIZE, xk, ck, fmt, ax, p, a.mode,
                                 code_type_index(cdt))
-    check_codes(stats, cdt, a.range_given)
+    check_codes(stats, cdt, a.range_given, overflow_of(fmt, p))
     return codes, params
 
 
@@ -211,19 +212,36 @@ def _quantize_blocks(x: np.ndarray, fmt: Format, a: OpArgs, ax: int, bs: int, in
     codes = prepare_out(out, x, cdt, "the codes need")
     p_all = quantize_blocks(kernel_view(x, fmt), codes, fmt, ax, bs, a, given,
                             code_type_index(cdt),
-                            lambda stats: check_codes(stats, cdt, a.range_given))
+                            lambda stats, p: check_codes(stats, cdt, a.range_given,
+                                                         overflow_of(fmt, p, "blocks")))
     return codes, params_from_rows(p_all, fmt, a.grid, ax, False, a.round_mode, bs)
 
 
-def check_codes(stats: tuple[float, float, bool], cdt: np.dtype, range_given: bool) -> None:
-    """Raise ValueError when the kernel saw NaN or codes outside the code dtype."""
+def overflow_of(fmt: Format, rows: np.ndarray, unit: str = "channels",
+                name: str | None = None) -> Float16Overflow:
+    """The float16 scale overflow of parameter rows ``(4, ...)`` (inactive for other formats)."""
+    overflow = Float16Overflow(fmt, name, unit)
+    overflow.add_rows(rows)
+    return overflow
+
+
+def check_codes(stats: tuple[float, float, bool], cdt: np.dtype, range_given: bool,
+                overflow: Float16Overflow | None = None) -> None:
+    """Raise ValueError when the kernel saw NaN or codes outside the code dtype.
+
+    With ``overflow`` (the float16 scale check of the parameters used), a
+    scale that overflowed is named as the cause: its codes are inf/NaN.
+    """
     lo, hi, nan = stats
+    info = np.iinfo(cdt)
+    failed = nan or lo < info.min or hi > info.max  # (no element: lo = inf, hi = -inf)
+    if failed and overflow is not None and overflow.overflowed:
+        raise ValueError(overflow.message(codes=True, given=range_given))
     if nan:
         raise ValueError("the input has NaN (or a value the op maps to NaN, such as an inf "
                          "without a given range), which has no integer code; replace it first "
                          "(for example with np.nan_to_num) or use quantize_and_dequantize, "
                          "which keeps NaN")
-    info = np.iinfo(cdt)
     if lo < info.min or hi > info.max:
         why = ("a degenerate grid (num_bits=1 signed, or a grid float16 cannot hold) or a "
                "narrower code_dtype than qdq.code_dtype() cannot hold them" if range_given else

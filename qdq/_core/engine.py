@@ -39,7 +39,8 @@ def isa_name() -> str:
 def build_info() -> str:
     """How the kernels were built and what they run on: OpenMP, threads, instruction set."""
     isa = isa_name()
-    omp = f"OpenMP, {threads.current()} threads" if kernels.OPENMP else "no OpenMP, 1 thread"
+    n = threads.get_num_threads()
+    omp = f"OpenMP, {n} threads" if kernels.OPENMP else "no OpenMP, 1 thread"
     return f"{omp}, {isa} kernels"
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._io.atomic import write_text_atomic
+from .._io.safetensors import parse_json
 from .formats import Format, format_named, round_scalar, round_to, to_public
 from .validate import Grid, check_flag, check_grid, check_round_mode, integer_grid
 
@@ -208,8 +210,8 @@ class QuantizationParams:
         True
         """
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
+            d = parse_json(text, "text")  # strict: no repeated key, not too deep
+        except ValueError as exc:
             raise ValueError(f"not a JSON document: {exc}") from None
         return cls.from_dict(d)
 
@@ -250,8 +252,11 @@ class QuantizationParams:
         >>> qdq.QuantizationParams.load("x.params.json") == p
         True
         """
-        with open(path) as f:
-            return cls.from_json(f.read())
+        with open(path, encoding="utf-8") as f:
+            try:
+                return cls.from_json(f.read())
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{os.fspath(path)}: {exc}") from None
 
 
 _FIELDS = ("scale", "inverse_scale", "min_range", "max_range", "qmin", "qmax")

@@ -40,14 +40,26 @@ _runtime_start = _runtime_threads()
 # None: follow the OpenMP runtime (OMP_NUM_THREADS, threadpoolctl); else set_num_threads's.
 _explicit: int | None = None
 
+# fork(): GNU OpenMP keeps a thread's pool of worker threads in that thread's thread-local
+# storage and has no fork handler. In a child forked by a thread that ran a parallel region,
+# that pool names threads the child does not have, and the next parallel region of more than
+# one thread waits for them forever; a region of one thread, or any region in a thread
+# started in the child (a fresh pool), works. So each thread notes when it handed the kernels
+# more than one thread, and in the child the thread that forked runs the kernels on one
+# thread from then on (and so does its own forked children's); other threads are unchanged.
+_tls = threading.local()
 
-def current() -> int:
-    """The thread count the kernels use now (what :func:`get_num_threads` returns).
 
-    Read at every call: set by :func:`set_num_threads`, or else the OpenMP
-    runtime's ``omp_get_max_threads()``, so ``OMP_NUM_THREADS`` and
-    ``threadpoolctl.threadpool_limits`` apply.
-    """
+def _after_fork_in_child() -> None:
+    if getattr(_tls, "parallel", False):
+        _tls.forked = True
+
+
+if kernels.OPENMP:
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _count() -> int:
     if _explicit is not None:
         return _explicit
     n = _runtime_threads()
@@ -56,6 +68,28 @@ def current() -> int:
     if _clamped_env and n == _runtime_start:
         return MAX_THREADS
     return min(max(1, n), MAX_THREADS)
+
+
+def current() -> int:
+    """The thread count for a kernel about to run (what :func:`get_num_threads` returns).
+
+    Read at every call: set by :func:`set_num_threads`, or else the OpenMP
+    runtime's ``omp_get_max_threads()``, so ``OMP_NUM_THREADS`` and
+    ``threadpoolctl.threadpool_limits`` apply. 1 in the thread of a forked
+    child that called ``fork()`` after running the kernels on more than one
+    thread (see :func:`get_num_threads`).
+    """
+    if getattr(_tls, "forked", False):
+        return 1
+    n = _count()
+    if n > 1:
+        _tls.parallel = True  # (the kernels ask: they will run a parallel region here)
+    return n
+
+
+def _forked() -> bool:
+    """Whether this thread is the one that forked after running the kernels on threads."""
+    return bool(getattr(_tls, "forked", False))
 
 
 def openmp_enabled() -> bool:
@@ -85,6 +119,15 @@ def get_num_threads() -> int:
     without OpenMP. Inputs below a few hundred KiB are processed on one thread
     whatever this says. Results are bit-identical for every thread count.
 
+    After ``fork()`` (``multiprocessing``'s ``"fork"`` start method, torch
+    DataLoader workers, ``os.fork``), in the child, the thread that forked
+    uses one thread from then on if it ran qdq's kernels on more than one
+    thread before the fork: GNU OpenMP's thread pool does not survive fork,
+    and a parallel region there would wait forever for threads the child does
+    not have. Other threads of the child (and children forked before any
+    parallel use) use the count as usual; the ``"spawn"`` and
+    ``"forkserver"`` start methods are unaffected.
+
     Returns
     -------
     int
@@ -96,7 +139,7 @@ def get_num_threads() -> int:
     >>> qdq.get_num_threads() >= 1
     True
     """
-    return current()
+    return 1 if _forked() else _count()
 
 
 def set_num_threads(n: int | None) -> int:
@@ -123,7 +166,7 @@ def set_num_threads(n: int | None) -> int:
     >>> _ = qdq.set_num_threads(None)
     """
     global _explicit
-    previous = current()
+    previous = get_num_threads()
     if n is None:
         _explicit = None
     else:
@@ -131,6 +174,12 @@ def set_num_threads(n: int | None) -> int:
         if n > MAX_THREADS:
             raise ValueError(f"the number of threads must be at most {MAX_THREADS}, got {n}")
         _explicit = n if kernels.OPENMP else 1
+        if n > 1 and _forked() and not getattr(_tls, "warned", False):
+            _tls.warned = True
+            warnings.warn(f"qdq's kernels stay on one thread in this thread: it called fork() "
+                          f"after they ran on several (GNU OpenMP's threads do not survive "
+                          f"fork); threads started in this process use {n}",
+                          RuntimeWarning, stacklevel=2)
     return previous
 
 

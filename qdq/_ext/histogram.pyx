@@ -958,6 +958,58 @@ def kfor(double a, int64_t h, int kfloor):
     return hk_kfor(a, h, kfloor)
 
 
+# Per format code: the storage dtype, the exponent of the smallest subnormal, the largest value.
+_FORMATS = {F16: (np.dtype(np.uint16), -24, 65504.0),
+            BF16: (np.dtype(np.uint16), -133, 3.3895313892515355e38),
+            F32: (np.dtype(np.float32), -149, float(np.finfo(np.float32).max)),
+            F64: (np.dtype(np.float64), -1074, float(np.finfo(np.float64).max))}
+
+
+cdef _check_array(str name, a, dtype, tuple shape):
+    if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape
+            or not a.flags.c_contiguous or not a.flags.aligned):
+        got = (f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
+        raise ValueError(f"histogram kernel: {name} must be a C-contiguous aligned {dtype} "
+                         f"array of shape {shape}, got {got}")
+
+
+cdef _check_update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
+                   k, counts, special, mn, mx, int kfloor, int nthreads):
+    """Every argument of :func:`update` against the others (ValueError): defence in depth."""
+    if fmt not in _FORMATS:
+        raise ValueError(f"histogram kernel: unknown format code {fmt}")
+    storage, floor, top = _FORMATS[fmt]
+    if kfloor != floor:
+        raise ValueError(f"histogram kernel: kfloor must be {floor} for format {fmt}")
+    if nthreads < 1:
+        raise ValueError(f"histogram kernel: nthreads must be at least 1, got {nthreads}")
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"histogram kernel: x must be an array, got {type(x).__name__}")
+    if pre < 0 or C < 0 or post < 0 or int(pre) * int(C) * int(post) != x.size:
+        raise ValueError(f"histogram kernel: shape ({pre}, {C}, {post}) does not hold the "
+                         f"{x.size} elements of x")
+    _check_array("x", x, storage, x.shape)
+    if not isinstance(counts, np.ndarray) or counts.ndim != 2:
+        raise ValueError("histogram kernel: counts must be a 2-D array")
+    bins = counts.shape[1]
+    if bins < 16 or bins % 2 or bins > (1 << 24):
+        raise ValueError(f"histogram kernel: bins must be even in [16, 2**24], got {bins}")
+    _check_array("counts", counts, np.dtype(np.uint64), (C, bins))
+    _check_array("k", k, np.dtype(np.int64), (C,))
+    _check_array("special", special, np.dtype(np.uint64), (C, 3))
+    _check_array("mn", mn, np.dtype(np.float64), (C,))
+    _check_array("mx", mx, np.dtype(np.float64), (C,))
+    if fmt == F16 or fmt == BF16:
+        _check_array("lut", lut, np.dtype(np.float32), (1 << 16,))
+    for a in (counts, k, special, mn, mx):
+        if not a.flags.writeable:
+            raise ValueError("histogram kernel: the histogram arrays must be writeable")
+    kmax = hk_kfor(top, bins // 2, floor)
+    if C and (k.min() < floor or k.max() > kmax):
+        raise ValueError(f"histogram kernel: k must be in [{floor}, {kmax}], got "
+                         f"[{k.min()}, {k.max()}]")
+
+
 def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
            k, counts, special, mn, mx, int kfloor, int nthreads):
     """Bin the C-contiguous ``x`` (storage type of ``fmt``) of C-order shape (pre, C, post).
@@ -966,7 +1018,9 @@ def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
     (uint64, (C, bins)), ``special`` (uint64, (C, 3): NaN, +inf, -inf), ``mn``
     and ``mx`` (float64, C) are updated in place; all must be C-contiguous.
     ``lut`` is the float32 value of every 16-bit pattern for float16/bfloat16.
+    Every shape, dtype, layout and ``k`` is checked first (ValueError).
     """
+    _check_update(x, fmt, lut, pre, C, post, k, counts, special, mn, mx, kfloor, nthreads)
     cdef int64_t bins = counts.shape[1], c, n = x.size
     cdef int64_t[::1] kv = k
     cdef uint64_t[:, ::1] cv = counts
@@ -979,8 +1033,6 @@ def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
     cdef const unsigned char[::1] xb
     cdef unsigned char[::1] av
     cdef const void *xp
-    if not x.flags.c_contiguous or counts.shape[0] != C or k.shape[0] != C:
-        raise ValueError("histogram kernel: bad arguments")
     if fmt == F16 or fmt == BF16:
         lv = lut
         lp = &lv[0]

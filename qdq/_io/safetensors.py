@@ -27,11 +27,15 @@ import numpy as np
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DTYPES", "MAX_HEADER_BYTES", "METADATA_KEY", "Header", "TensorEntry", "TensorReader",
-           "load_json", "nbytes_of", "read_header", "tensor_memmap"]
+__all__ = ["DTYPES", "MAX_HEADER_BYTES", "MAX_RANK", "METADATA_KEY", "Header", "TensorEntry",
+           "TensorReader", "load_json", "lone_surrogate", "nbytes_of", "parse_json", "read_header",
+           "tensor_memmap"]
 
 MAX_HEADER_BYTES = 100_000_000
 """The largest JSON header accepted, as in the reference implementation."""
+
+MAX_RANK = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+"""The largest rank accepted: NumPy's (64 since NumPy 2, 32 before); no array has more."""
 
 METADATA_KEY = "__metadata__"
 _ENTRY_KEYS = ("dtype", "shape", "data_offsets")
@@ -159,43 +163,94 @@ def _fail(path: str, problem: str, tensor: str | None = None) -> ValueError:
 
 
 class _JSONError(ValueError):
-    """A problem found while the JSON is parsed, already naming the file."""
+    """A problem found while the JSON is parsed, already worded."""
 
 
-def _no_duplicate_keys(path: str, what: str):
+def _no_duplicate_keys(what: str):
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out = dict(pairs)
         if len(out) != len(pairs):
             seen: set[str] = set()
             for key, _ in pairs:
                 if key in seen:
-                    raise _JSONError(f"{path}: the {what} repeats the key {key!r}")
+                    raise _JSONError(f"the {what} repeats the key {key!r:.200}")
                 seen.add(key)
         return out
     return hook
 
 
-def load_json(raw: bytes, path: str, what: str) -> Any:
-    """Parse UTF-8 JSON strictly (no repeated key, no NaN); a ValueError names ``path``."""
+def parse_json(text: str, what: str, strict: bool = True) -> Any:
+    """Parse JSON strictly: no repeated key (in any object), no NaN or Infinity.
+
+    Every problem is a ValueError saying what ``what`` (``"header"``, ``"rules file"``...)
+    is: invalid JSON, a repeated key, nesting too deep for the parser (a RecursionError
+    otherwise) or an integer too long. Not ``strict`` (a model's ``config.json``, read as
+    ``json`` and transformers read it): repeated keys (the last wins), NaN and Infinity pass.
+
+    Examples
+    --------
+    >>> parse_json('{"a": [1, {"b": null}]}', "rules file")
+    {'a': [1, {'b': None}]}
+    >>> parse_json('{"a": 1, "a": 2}', "rules file")
+    Traceback (most recent call last):
+    ValueError: the rules file repeats the key 'a'
+    """
+    try:
+        if not strict:
+            return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys(what),
+                          parse_constant=_no_constant)
+    except _JSONError as exc:
+        raise ValueError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the {what} is not valid JSON ({exc.msg} at character {exc.pos})"
+                         ) from None
+    except RecursionError:
+        raise ValueError(f"the {what} is not valid JSON for qdq (nested too deeply)") from None
+    except ValueError as exc:  # an integer too long
+        raise ValueError(f"the {what} is not valid JSON ({exc})") from None
+
+
+def load_json(raw: bytes, path: str, what: str, strict: bool = True) -> Any:
+    """Parse UTF-8 JSON (see :func:`parse_json`); a ValueError names ``path``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(path, f"the {what} is not UTF-8 ({exc.reason} at byte {exc.start})"
                     ) from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys(path, what),
-                          parse_constant=_no_constant)
-    except _JSONError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"the {what} is not valid JSON ({exc.msg} at character {exc.pos})"
-                    ) from None
-    except (ValueError, RecursionError) as exc:  # too deep, or an integer too long
-        raise _fail(path, f"the {what} is not valid JSON ({exc})") from None
+        return parse_json(text, what, strict)
+    except ValueError as exc:
+        raise _fail(path, str(exc)) from None
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def lone_surrogate(text: str) -> int | None:
+    """The position of the first lone UTF-16 surrogate in ``text`` (None if it has none).
+
+    JSON's ``\\ud800`` escapes give Python strings that UTF-8 cannot encode; the
+    reference implementation refuses them, and no file could be written with them.
+
+    Examples
+    --------
+    >>> lone_surrogate("w\\ud800"), lone_surrogate("\\U0001f600")
+    (1, None)
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def _check_text(path: str, text: str, what: str, tensor: str | None = None) -> None:
+    at = lone_surrogate(text)
+    if at is not None:
+        raise _fail(path, f"{what} {text!r:.200} is not valid Unicode (a lone surrogate "
+                          f"{text[at]!r} at character {at})", tensor)
 
 
 def _uints(xs: object) -> bool:
@@ -211,27 +266,26 @@ def _entry(path: str, name: str, raw: object) -> tuple[str, tuple[int, ...], int
     except KeyError:
         missing = [k for k in _ENTRY_KEYS if k not in raw]
         raise _fail(path, f"the entry has no {', '.join(missing)}", name) from None
+    _check_text(path, name, "the name", name)
     bits = DTYPES[dtype][0] if isinstance(dtype, str) and dtype in DTYPES else None
     if bits is None:
-        raise _fail(path, f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})", name)
+        raise _fail(path, f"unknown dtype {dtype!r:.100} (known: {', '.join(DTYPES)})", name)
+    if isinstance(shape, list) and len(shape) > MAX_RANK:
+        raise _fail(path, f"the shape has {len(shape)} dimensions, more than the {MAX_RANK} "
+                          "NumPy supports", name)
     if not _uints(shape):
-        raise _fail(path, f"the shape {shape!r} is not a list of non-negative integers", name)
+        raise _fail(path, f"the shape {shape!r:.300} is not a list of non-negative integers",
+                    name)
     if not _uints(offsets) or len(offsets) != 2:
-        raise _fail(path, f"data_offsets {offsets!r} is not two non-negative integers", name)
-    count = math.prod(shape)
-    if count * bits >= 2**64 or (count == 0 and _prefix_overflows(shape, bits)):
-        raise _fail(path, f"the shape {shape} overflows 64 bits of {dtype}", name)
-    return dtype, tuple(shape), offsets[0], offsets[1], count
-
-
-def _prefix_overflows(shape: list[int], bits: int) -> bool:
+        raise _fail(path, f"data_offsets {offsets!r:.100} is not two non-negative integers",
+                    name)
     # The reference multiplies in 64 bits, dimension by dimension: [2**62, 2**62, 0] fails.
     count = 1
     for d in shape:
         count *= d
         if count * bits >= 2**64:
-            return True
-    return False
+            raise _fail(path, f"the shape {shape} overflows 64 bits of {dtype}", name)
+    return dtype, tuple(shape), offsets[0], offsets[1], count
 
 
 def read_header(path: str | os.PathLike[str]) -> Header:
@@ -254,7 +308,10 @@ def read_header(path: str | os.PathLike[str]) -> Header:
         100 MB, a header that is not UTF-8 JSON or repeats a key, an entry that is not an
         object or has an unknown dtype, a bad shape or offsets, a size that does not match
         dtype and shape, tensors that overlap or leave a gap or trailing bytes, or metadata
-        that is not a map of strings to strings. The message names the file and the tensor.
+        that is not a map of strings to strings. A tensor name or metadata string with a
+        lone surrogate (``\\ud800``), and a shape of more than :data:`MAX_RANK` dimensions
+        are refused too: every header read here can be written back. The message names the
+        file and the tensor.
 
     Examples
     --------
@@ -291,6 +348,9 @@ def read_header(path: str | os.PathLike[str]) -> Header:
             isinstance(metadata, dict)
             and all(isinstance(v, str) for v in metadata.values())):
         raise _fail(path, f"__metadata__ is not a map of strings to strings: {metadata!r:.200}")
+    for key, value in (metadata or {}).items():
+        _check_text(path, key, "the __metadata__ key")
+        _check_text(path, value, f"the __metadata__ value of {key!r:.100}:")
     data_start = 8 + n
     parsed = [(name, *_entry(path, name, raw_entry)) for name, raw_entry in doc.items()]
     # The data order; among empty tensors at one offset, the header's order.

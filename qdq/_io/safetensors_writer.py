@@ -14,7 +14,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .safetensors import DTYPES, MAX_HEADER_BYTES, METADATA_KEY, nbytes_of
+from .safetensors import (
+    DTYPES,
+    MAX_HEADER_BYTES,
+    MAX_RANK,
+    METADATA_KEY,
+    lone_surrogate,
+    nbytes_of,
+)
 
 __all__ = ["SafetensorsWriter", "plan_layout", "write_arrays"]
 
@@ -34,10 +41,17 @@ def _check_names_and_metadata(names: Iterable[str], metadata: Mapping[str, str] 
         if name == METADATA_KEY or name in seen:
             raise ValueError(f"tensor name {name!r} is "
                              + ("reserved" if name == METADATA_KEY else "repeated"))
+        if lone_surrogate(name) is not None:
+            raise ValueError(f"tensor name {name!r:.200} is not valid Unicode (a lone "
+                             "surrogate): UTF-8 cannot encode it")
         seen.add(name)
     if metadata is not None and not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise TypeError("metadata must map strings to strings")
+    for k, v in (metadata or {}).items():
+        if lone_surrogate(k) is not None or lone_surrogate(v) is not None:
+            raise ValueError(f"metadata {k!r:.100}: {v!r:.100} is not valid Unicode (a lone "
+                             "surrogate): UTF-8 cannot encode it")
 
 
 def plan_layout(entries: Sequence[tuple[str, str, Sequence[int]]],
@@ -76,6 +90,9 @@ def plan_layout(entries: Sequence[tuple[str, str, Sequence[int]]],
     for name, dtype, shape in entries:
         if dtype not in DTYPES:
             raise ValueError(f"tensor {name!r}: unknown dtype {dtype!r}")
+        if len(shape) > MAX_RANK:
+            raise ValueError(f"tensor {name!r}: the shape has {len(shape)} dimensions, more "
+                             f"than the {MAX_RANK} NumPy supports")
         dims = [_dimension(d, name) for d in shape]
         need = nbytes_of(DTYPES[dtype][0], dims)
         if need is None:

@@ -31,7 +31,7 @@ from .._calibrate.methods import parse_calibration
 from .._core import engine
 from .._core.arrays import Block
 from .._core.blocks import blocked_shape, quantize_blocks, transform_blocks
-from .._core.codes import check_codes
+from .._core.codes import check_codes, overflow_of
 from .._core.diagnostics import Float16Overflow
 from .._core.formats import BFLOAT16, FLOAT16, Format
 from .._core.params import QuantizationParams, params_from_rows
@@ -192,7 +192,7 @@ class TensorRun:
             stats = engine.run_block(self.op, data, target, self.fmt, self.itype, b, self.rows,
                                      self.args.mode)
             if self.codes:
-                check_codes(stats, self.out_dtype, self.args.range_given)
+                check_codes(stats, self.out_dtype, self.args.range_given, self.overflow)
             return
         assert self.cax is not None
         sax = self.cax - b.depth
@@ -205,7 +205,8 @@ class TensorRun:
             return
         rows[...] = quantize_blocks(
             data, target, self.fmt, sax, self.block_size, self.args, slab_given, self.itype,
-            lambda stats: check_codes(stats, self.out_dtype, self.args.range_given))
+            lambda stats, p: check_codes(stats, self.out_dtype, self.args.range_given,
+                                         overflow_of(self.fmt, p, "blocks", self.name)))
         self.overflow.add_rows(rows)
 
     def apply(self, xk: np.ndarray, rk: np.ndarray, axis: int | None, rows: np.ndarray,
@@ -214,7 +215,8 @@ class TensorRun:
         stats = engine.elementwise(self.op, xk, rk, self.fmt, axis, rows, self.args.mode,
                                    self.itype, nthreads=nthreads)
         if self.codes:
-            check_codes(stats, self.out_dtype, self.args.range_given)
+            check_codes(stats, self.out_dtype, self.args.range_given,
+                        overflow_of(self.fmt, rows, name=self.name))
 
     def write_pass(self, source: Source, sink: Sink, items: int, progress: bool, label: str,
                    kernel: Callable[[np.ndarray, np.ndarray, Block], None] | None = None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from .._core.diagnostics import terminal_text
+
 
 class Progress:
     """Bytes done out of a total, with the rate; a no-op when disabled."""
@@ -38,11 +40,11 @@ class Progress:
 
     def set_note(self, note: str) -> None:
         """Show what is being worked on now (a tensor's name) beside the bar."""
-        self.note = note
+        self.note = terminal_text(note)  # a name from a file: no control sequence
         if not self.enabled:
             return
         if self._bar is not None:
-            self._bar.set_postfix_str(note, refresh=False)
+            self._bar.set_postfix_str(self.note, refresh=False)
         else:
             self._draw()
 

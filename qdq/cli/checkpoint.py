@@ -25,6 +25,8 @@ from .._checkpoint.export import CODES_OVERFLOW, EXPORT_FORMATS, quantize_checkp
 from .._checkpoint.plan import SETTING_KEYS, check_rules, check_settings
 from .._checkpoint.report import CheckpointReport
 from .._checkpoint.run import analyze_checkpoint, quantize_and_dequantize_checkpoint
+from .._core.diagnostics import terminal_text
+from .._io.safetensors import load_json
 from .._io.safetensors_index import INDEX_SUFFIX
 
 __all__ = ["add_checkpoint_options", "add_export_options", "check_checkpoint_command_line",
@@ -92,11 +94,10 @@ def parse_rule(text: str) -> tuple[str, dict | None]:
 
 def load_rules(path: str) -> list[tuple[str, Any]]:
     """The rules of a JSON file: ``[[pattern, settings or null], ...]`` or ``{pattern: ...}``."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    with open(path, "rb") as f:
+        raw = f.read()
+    # as strict as the header and index readers: a repeated key is refused, not last-wins
+    doc = load_json(raw, path, "rules file")
     items = list(doc.items()) if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not all(
             isinstance(r, (list, tuple)) and len(r) == 2 and isinstance(r[0], str)
@@ -202,7 +203,7 @@ def cmd_run_checkpoint(ns: argparse.Namespace) -> int:
         print(report.to_json())
         return 0
     print(report.table())
-    print(f"wrote {ns.dst}: {len(report.shards_written)} file(s) written, "
+    print(f"wrote {terminal_text(ns.dst)}: {len(report.shards_written)} file(s) written, "
           f"{len(report.shards_skipped)} already complete, {report.nbytes / 2**20:,.1f} MiB "
           f"in {report.seconds:.2f} s ({report.nbytes / max(report.seconds, 1e-9) / 1e9:.2f} "
           "GB/s)" + (f"; copied {', '.join(report.files_copied)}" if report.files_copied
@@ -228,11 +229,16 @@ def cmd_quantize_checkpoint(ns: argparse.Namespace) -> int:
         return 0
     print(report.table())
     out = sum(os.path.getsize(p) for p in report.shards_written + report.shards_skipped)
-    print(f"wrote {ns.dst} ({EXPORT_FORMATS[ns.format]}): {len(report.shards_written)} file(s) "
-          f"written, {len(report.shards_skipped)} already complete, {report.nbytes / 2**20:,.1f}"
-          f" MiB of tensors in, {out / 2**20:,.1f} MiB out, in {report.seconds:.2f} s"
-          + (f"; copied {', '.join(report.files_copied)}" if report.files_copied else ""))
+    print(f"wrote {terminal_text(ns.dst)} ({EXPORT_FORMATS[ns.format]}): "
+          f"{len(report.shards_written)} file(s) written, {len(report.shards_skipped)} already "
+          f"complete, {report.nbytes / 2**20:,.1f} MiB of tensors in, {out / 2**20:,.1f} MiB "
+          f"out, in {report.seconds:.2f} s" + _copied(report.files_copied))
     return 0
+
+
+def _copied(files: list[str]) -> str:
+    """'; copied a, b' for the summary line (names from the model directory, escaped)."""
+    return f"; copied {', '.join(terminal_text(f) for f in files)}" if files else ""
 
 
 def _require_matplotlib() -> None:
@@ -267,7 +273,8 @@ def compressed_table(d: dict) -> str:
     """The text of ``qdq info`` on a compressed-tensors checkpoint (see describe_compressed)."""
     rows = [("module", "scheme", "shape", "dtype", "stored KiB", "dense KiB")]
     for m in d["modules"]:
-        rows.append((m["module"], m["scheme"], "x".join(map(str, m["shape"])), m["dtype"],
+        rows.append((terminal_text(m["module"]), terminal_text(str(m["scheme"])),
+                     "x".join(map(str, m["shape"])), terminal_text(str(m["dtype"])),
                      f"{m['stored_bytes'] / 1024:,.1f}", f"{m['dense_bytes'] / 1024:,.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w)
@@ -275,7 +282,8 @@ def compressed_table(d: dict) -> str:
              for r in rows]
     t = d["totals"]
     mib = 2**20
-    lines.append(f"{t['quantized_modules']} quantized modules ({d['format']}): "
+    lines.append(f"{t['quantized_modules']} quantized modules "
+                 f"({terminal_text(str(d['format']))}): "
                  f"{t['quantized_dense_bytes'] / mib:,.1f} MiB dense -> "
                  f"{t['quantized_stored_bytes'] / mib:,.1f} MiB stored; other tensors "
                  f"{t['other_bytes'] / mib:,.1f} MiB; checkpoint {t['stored_bytes'] / mib:,.1f} "
@@ -290,9 +298,9 @@ def cmd_dequantize_checkpoint(ns: argparse.Namespace) -> int:
         raise ValueError("--params applies to .npy codes; a compressed-tensors checkpoint "
                          "holds its scales")
     r = dequantize_checkpoint(ns.src, ns.dst, chunk_bytes=ns.chunk_bytes)
-    print(f"wrote {ns.dst}: {r['modules']} modules dequantized, {len(r['files'])} file(s), "
-          f"{r['bytes'] / 2**20:,.1f} MiB in {r['seconds']:.2f} s"
-          + (f"; copied {', '.join(r['files_copied'])}" if r["files_copied"] else ""))
+    print(f"wrote {terminal_text(ns.dst)}: {r['modules']} modules dequantized, "
+          f"{len(r['files'])} file(s), {r['bytes'] / 2**20:,.1f} MiB in {r['seconds']:.2f} s"
+          + _copied(r["files_copied"]))
     return 0
 
 

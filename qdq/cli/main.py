@@ -18,6 +18,7 @@ import numpy as np
 from .. import __version__, _reference
 from .._calibrate.methods import check_calibration
 from .._core.blocks import check_block_size
+from .._core.diagnostics import terminal_text
 from .._core.engine import build_info
 from .._core.formats import FLOAT64
 from .._core.op import quantize_and_dequantize
@@ -200,7 +201,8 @@ def _remove_stale(*paths, say: bool = True) -> list[str]:
         for tmp in remove_stale_temporaries(path):
             removed.append(tmp)
             if say:
-                print(f"removed {tmp} (a temporary file left by an interrupted qdq)")
+                print(f"removed {terminal_text(tmp)} (a temporary file left by an "
+                      "interrupted qdq)")
     return removed
 
 
@@ -224,7 +226,8 @@ def cmd_run(ns) -> int:
     passes = [f"{t['bytes'] / t['range_seconds'] / 1e9:.2f} GB/s range pass"] \
         if "range_seconds" in t else []
     passes.append(f"{t['bytes'] / t['write_seconds'] / 1e9:.2f} GB/s write pass")
-    print(f"wrote {ns.dst}: {t['bytes'] / 2**20:,.1f} MiB in {total:.2f} s ({', '.join(passes)})")
+    print(f"wrote {terminal_text(ns.dst)}: {t['bytes'] / 2**20:,.1f} MiB in {total:.2f} s "
+          f"({', '.join(passes)})")
     return EXIT_OK
 
 
@@ -248,7 +251,7 @@ def cmd_info(ns) -> int:
         print_json(info_json(ns, st))
         return EXIT_OK
     mn, mx = st["range"]
-    print(f"{ns.src}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
+    print(f"{terminal_text(ns.src)}: {st['dtype']} {st['shape']}, {st['elements']:,} elements"
           + (f", {st['nan']:,} NaN" if st["nan"] else ""))
     if ns.range is None:
         unit = "block" if "blocks" in st else "channel"
@@ -303,7 +306,7 @@ def cmd_quantize(ns) -> int:
                            bfloat16_bits=ns.bfloat16_bits, block_size=ns.block_size)
     describe_params(params)
     code = np.load(ns.dst, mmap_mode="r").dtype
-    print(f"wrote {ns.dst} ({code} codes) and {params_path}")
+    print(f"wrote {terminal_text(ns.dst)} ({code} codes) and {terminal_text(params_path)}")
     return EXIT_OK
 
 
@@ -314,7 +317,7 @@ def cmd_dequantize(ns) -> int:
     params = dequantize_file(ns.src, ns.dst, ns.params, chunk_bytes=ns.chunk_bytes,
                              progress=_show_progress(ns), bfloat16_bits=ns.bfloat16_bits)
     describe_params(params)
-    print(f"wrote {ns.dst} ({params.dtype})")
+    print(f"wrote {terminal_text(ns.dst)} ({params.dtype})")
     return EXIT_OK
 
 

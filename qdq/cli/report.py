@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .._core.diagnostics import terminal_text
+
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STATUS", "EXIT_USAGE",
            "describe_params", "error_lines", "fail", "float_text", "info_json", "json_value",
            "params_json", "print_json", "show_warning"]
@@ -172,6 +174,7 @@ def error_lines(exc: BaseException, words: bool) -> list[str]:
     lines = [_one_line(text)] + [_one_line(str(n)) for n in notes]
     if words:
         lines[0] = cli_words(lines[0])
+    lines = [terminal_text(line) for line in lines]  # names from files: no control sequence
     return [f"qdq: error: {lines[0]}"] + [f"qdq: note: {n}" for n in lines[1:]]
 
 

@@ -130,6 +130,57 @@ def test_rules_file_errors(ckpt, tmp_path, capsys):
                                       "or directory\n"
 
 
+@pytest.mark.parametrize("text, word", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ('[["x", ' + "[" * 50_000 + "]" * 50_000 + "]]", "nested too deeply"),
+    ('{"layer0.*": {"num_bits": 4}, "layer0.*": null}', "repeats the key 'layer0.*'"),
+    ('{"layer0.*": {"num_bits": 4, "num_bits": 8}}', "repeats the key 'num_bits'"),
+    ('[["layer0.*", {"axis": 0, "axis": -1}]]', "repeats the key 'axis'"),
+    ('[["layer0.*", {"num_bits": NaN}]]', "not valid JSON"),
+], ids=["deep-list", "deep-object", "deep-settings", "repeated-pattern", "repeated-setting",
+        "repeated-in-list", "nan"])
+def test_rules_file_deep_or_repeated_is_one_error_line(ckpt, tmp_path, capsys, text, word):
+    """Issue 24 item 11: a RecursionError traceback; a repeated key was taken (last wins)."""
+    src, _, _ = ckpt
+    rules = tmp_path / "rules.json"
+    rules.write_text(text)
+    for command in (["run", str(src), str(tmp_path / "dst")], ["info", str(src)]):
+        assert main([*command, "-q", "--rules", str(rules)]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("qdq: error: ") and err.count("\n") == 1, err
+        assert str(rules) in err and word in err, err
+    assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.parametrize("command", ["quantize", "run", "info"])
+def test_a_deep_model_config_is_one_error_line(tmp_path, capsys, command):
+    """A model directory's config.json is read (export, compressed info) as the rules are:
+    deep nesting is one error line naming it, not a RecursionError traceback."""
+    src = tmp_path / "model"
+    save_sharded(src, {"l.weight": np.ones((4, 8), np.float32)}, shards=1)
+    (src / "config.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    args = [command, str(src)] + ([] if command == "info" else [str(tmp_path / "out")])
+    rc = main([*args, "-q"])
+    out, err = capsys.readouterr()
+    if command == "run":  # the dense run copies config.json as it is, without parsing it
+        assert rc == 0, err
+        return
+    assert rc == 1 and err.startswith("qdq: error: ") and err.count("\n") == 1, err
+    assert "config.json" in err and "nested too deeply" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_refuses_a_config_it_could_not_write_back_first(tmp_path, capsys):
+    src = tmp_path / "model"
+    save_sharded(src, {"l.weight": np.ones((4, 8), np.float32)}, shards=1)
+    (src / "config.json").write_text('{"model_type": "llama", "name": "x\\ud800"}')
+    assert main(["quantize", str(src), str(tmp_path / "out"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "config.json" in err and "lone surrogate" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_json(ckpt, tmp_path, capsys):
     src, arrays, weight_map = ckpt
     assert main(["run", str(src), str(tmp_path / "dst"), "-q", "--json"]) == 0

@@ -444,6 +444,25 @@ def test_dequantize_with_a_broken_params_file_is_one_line(codes_dir, tmp_path):
     assert not (tmp_path / "y.npy").exists()
 
 
+def test_dequantize_params_deeply_nested_or_repeated_is_one_line(codes_dir, tmp_path):
+    """Issue 24 item 11: a RecursionError traceback; a repeated key was taken (last wins)."""
+    good = (codes_dir / "c.params.json").read_text()
+    texts = {"deep-list.json": "[" * 100_000 + "]" * 100_000,
+             "deep-object.json": '{"a":' * 100_000 + "1" + "}" * 100_000,
+             "deep-field.json": good.replace('"axis": null', '"axis": ' + "[" * 50_000
+                                             + "]" * 50_000),
+             "repeated.json": good.replace('"axis": null', '"axis": null, "axis": 0')}
+    assert texts["repeated.json"] != good
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+    results = _cli(tmp_path, *[["dequantize", codes_dir / "c.npy", tmp_path / "y.npy", "-q",
+                                "--params", tmp_path / name] for name in texts])
+    for (code, _, err), name in zip(results, texts, strict=True):
+        word = "repeats the key 'axis'" if name == "repeated.json" else "nested too deeply"
+        _one_line_error(code, err, name, word)
+    assert not (tmp_path / "y.npy").exists()
+
+
 def test_bad_chunk_sizes_are_usage_errors(tensor):
     x, d = tensor
     values = ["0", "-5", "1e-9", "inf", "nan", "-inf", "lots"]

@@ -179,6 +179,67 @@ def test_nan_and_unclamped_codes_are_refused():
     assert codes.tolist() == [-1, 0, 0, 0, 1]
 
 
+_SMALL16 = np.float16([[0.001, -0.0005], [0.0, 0.00075]])  # max |w| < 127 / 65504
+
+
+def _quantize_small16(how, tmp_path):
+    x = _SMALL16
+    if how == "given":
+        return qdq.quantize(x, -0.001, 0.001, range_given=True)
+    if how == "data":
+        return qdq.quantize(x)
+    if how == "channels":
+        return qdq.quantize(x, np.float16([-1, -0.001]), np.float16([1, 0.001]),
+                            range_given=True, axis=1)
+    if how == "blocks":
+        return qdq.quantize(x, axis=0, block_size=2)
+    if how == "blocks-given":
+        return qdq.quantize(x, np.float16([[-1, -0.001]]), np.float16([[1, 0.001]]),
+                            range_given=True, axis=0, block_size=2)
+    np.save(tmp_path / "x.npy", x)
+    if how == "file":
+        return qdq.quantize_file(tmp_path / "x.npy", tmp_path / "c.npy", -0.001, 0.001,
+                                 range_given=True)
+    if how == "file-blocks":
+        return qdq.quantize_file(tmp_path / "x.npy", tmp_path / "c.npy", axis=0, block_size=2)
+    qdq_dask = pytest.importorskip("qdq.dask")
+    da = pytest.importorskip("dask.array")
+    with warnings.catch_warnings():  # (the range task warns as the op does, then the codes fail)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        codes, _ = qdq_dask.quantize(da.from_array(x, chunks=1), -0.001, 0.001,
+                                     range_given=True)
+        return codes.compute()
+
+
+@pytest.mark.parametrize("how", ["given", "data", "channels", "blocks", "blocks-given", "file",
+                                 "file-blocks", "dask"])
+def test_float16_scale_overflow_is_named_by_quantize(how, tmp_path):
+    """Issue 24 item 12: the error said the input "has NaN (or ... an inf without a given
+    range)"; it names the float16 scale overflow, the range and the fix, as the op warns."""
+    with pytest.raises(ValueError) as info:
+        _quantize_small16(how, tmp_path)
+    text = str(info.value)
+    assert "float16 scale overflows to inf" in text and "has NaN" not in text, text
+    assert "too small for float16 arithmetic" in text and "x.astype(np.float32)" in text
+    assert ("given range" in text) == ("given" in how or how in ("channels", "file", "dask"))
+    assert not (tmp_path / "c.npy").exists()
+    # the same data in float32: codes, no error
+    qdq.quantize(_SMALL16.astype(np.float32), -0.001, 0.001, range_given=True)
+
+
+def test_float16_overflow_without_elements_is_no_error():
+    """No element, no code to refuse (hypothesis found it): empty codes, as before."""
+    for kw in ({}, {"axis": 0, "block_size": 2}):
+        codes, _ = qdq.quantize(np.zeros((0, 3), np.float16), -0.001, 0.001, range_given=True,
+                                **kw)
+        assert codes.shape == (0, 3)
+
+
+def test_float16_nan_without_overflow_still_says_nan():
+    with pytest.raises(ValueError, match="the input has NaN"):
+        qdq.quantize(np.float16([1.0, np.nan, -1.0]))
+
+
 def test_quantize_out_and_layouts():
     x = np.asfortranarray(np.random.default_rng(0).standard_normal((30, 20)))
     codes, p = qdq.quantize(x, axis=1)

@@ -114,6 +114,17 @@ CORRUPT = [
      "map of strings to strings", True),
     ("f4-half-byte", {"a": _t(dtype="F4", shape=(3,), offsets=(0, 2))}, b"\0" * 8, "a",
      "end inside a byte", True),
+    # issue 24 items 8-9: what the writer (or NumPy) cannot take is refused on reading
+    ("rank-65", {"a": _t(shape=(1,) * 65, offsets=(0, 4))}, b"\0" * 4, "a",
+     "65 dimensions, more than the 64", False),
+    ("rank-100k-overflowing", {"a": _t(shape=(2**63,) * 100_000 + (0,), offsets=(0, 0))}, b"",
+     "a", "100001 dimensions", True),
+    ("lone-surrogate-name", {"a\ud800": _t()}, b"\0" * 8, "a\ud800",
+     "not valid Unicode (a lone surrogate '\\ud800' at character 1)", True),
+    ("lone-surrogate-metadata", {"__metadata__": {"k": "\udfff"}, "a": _t()}, b"\0" * 8, None,
+     "__metadata__ value of 'k': '\\udfff' is not valid Unicode", True),
+    ("lone-surrogate-metadata-key", {"__metadata__": {"\udbff": ""}, "a": _t()}, b"\0" * 8,
+     None, "__metadata__ key '\\udbff' is not valid Unicode", True),
 ]
 
 
@@ -123,10 +134,36 @@ def test_corrupt_files_name_the_file_and_tensor(tmp_path, case):
     n = fmt.MAX_HEADER_BYTES + 1 if name == "over-limit" else \
         1000 if name == "past-end" else None
     path = _raw(tmp_path / f"{name}.safetensors", header, data, n)
-    where = re.escape(path) + (f": tensor {tensor!r}" if tensor else "")
+    where = re.escape(path + (f": tensor {tensor!r}" if tensor else ""))
     with pytest.raises(ValueError, match=f"^{where}: .*{re.escape(fragment)}"):
         read_header(path)
     assert _reference_rejects(path) == ref_rejects
+
+
+def test_a_surrogate_pair_is_a_character_not_an_error(tmp_path):
+    path = _raw(tmp_path / "pair.safetensors", b'{"a\\ud83d\\ude00":' + json.dumps(_t()).encode()
+                + b"}", b"\0" * 8)
+    assert read_header(path).names == ["a\U0001f600"]
+    assert not _reference_rejects(path)
+
+
+def test_huge_ranks_are_refused_in_linear_time(tmp_path):
+    """Issue 24 item 8: the shape check was quadratic (100k dimensions took 26 s)."""
+    import time
+
+    for dims in ([1] * 100_000, [2**63] * 100_000 + [0], [2] * 5_000_000):
+        path = _raw(tmp_path / "deep.safetensors", {"a": _t(shape=dims, offsets=(0, 4))},
+                    b"\0" * 4)
+        t0 = time.process_time()
+        with pytest.raises(ValueError, match="a': the shape has .* dimensions, more than"):
+            read_header(path)
+        # JSON parsing dominates (about 0.1 s for 5M dimensions); the check is O(rank)
+        assert time.process_time() - t0 < 0.05 * len(dims) / 100_000 + 0.5
+    # up to the limit, overflow is found as soon as it happens: a 64-bit product
+    path = _raw(tmp_path / "ovf.safetensors",
+                {"a": _t(shape=[2**32, 2**32] + [2**63] * 62, offsets=(0, 0))})
+    with pytest.raises(ValueError, match="overflows 64 bits"):
+        read_header(path)
 
 
 def test_short_and_empty_files(tmp_path):
@@ -305,6 +342,17 @@ def _header_of(blob):
 
 
 # ---- the writer's errors ----
+
+def test_writer_refuses_what_it_cannot_encode_up_front():
+    buf = io.BytesIO()
+    with pytest.raises(ValueError, match="'w\\\\ud800' is not valid Unicode"):
+        SafetensorsWriter(buf, [("ok", "F32", (1,)), ("w\ud800", "F32", (1,))])
+    with pytest.raises(ValueError, match="metadata 'k'"):
+        SafetensorsWriter(buf, [("ok", "F32", (1,))], {"k": "\udc80"})
+    with pytest.raises(ValueError, match="65 dimensions"):
+        SafetensorsWriter(buf, [("w", "F32", (1,) * 65)])
+    assert buf.getvalue() == b""
+
 
 def test_writer_rejects_misuse():
     with pytest.raises(ValueError, match="'a' is repeated"):
