@@ -492,6 +492,10 @@ def quantize_and_dequantize_checkpoint(src, dst, *, rules=None, skip=(), num_bit
         The op's flags (True, False) and the error measurement (True).
     round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
         Tie breaking.
+    calibrate : str, optional
+        A calibrated range per tensor or channel (``"mse"``, ``"entropy"``,
+        ``"percentile"``, ``"percentile:P"``, ``"minmax"``), as for
+        :func:`qdq.quantize_and_dequantize_checkpoint`.
     wait : bool, default False
         Wait for another run writing into ``dst`` to end, instead of raising
         BlockingIOError. This process holds the destination's lock for the

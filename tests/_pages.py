@@ -45,7 +45,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Packages whose absence skips a block (they are not test dependencies).
-OPTIONAL = ("torch", "jax", "xarray")
+OPTIONAL = ("torch", "jax", "xarray", "transformers", "compressed_tensors")
 
 #: The reasons a block may not run, each with the pattern every non-blank line of such a
 #: block must match (for "synopsis" and "not code": what the whole block must be).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -302,10 +303,11 @@ def test_small_chunks_give_the_same_files(sharded, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
-def test_progress_shows_the_tensor_names(sharded, tmp_path, capsys, monkeypatch):
+def _progress_run(sharded, tmp_path, capsys, monkeypatch):
+    """A run with progress=True: what it printed on stderr, and the notes it set, in order."""
     from qdq._stream import progress as _progress
 
-    src, arrays, _ = sharded
+    src, _, _ = sharded
     notes = []
     real = _progress.Progress.set_note
 
@@ -315,9 +317,27 @@ def test_progress_shows_the_tensor_names(sharded, tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(_progress.Progress, "set_note", record)
     qdq.quantize_and_dequantize_checkpoint(src, tmp_path / "d", progress=True)
-    err = capsys.readouterr().err
-    assert err.startswith("qdq checkpoint") and "MiB" in err and err.endswith("\n")
-    assert sorted(notes) == sorted(arrays)
+    return capsys.readouterr().err, notes
+
+
+def test_progress_shows_the_tensor_names(sharded, tmp_path, capsys, monkeypatch):
+    """The plain progress line (without tqdm) names the tensor being worked on."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm absent, even where it is installed
+    err, notes = _progress_run(sharded, tmp_path, capsys, monkeypatch)
+    assert err.startswith("qdq checkpoint: ") and "MiB" in err and err.endswith("\n")
+    last = err[:-1].split("\r")[-1]  # the line drawn when the run ends
+    assert last.startswith("qdq checkpoint: 100.0% of ") and last.endswith(f", {notes[-1]}")
+    assert sorted(notes) == sorted(sharded[1])
+
+
+def test_progress_bar_shows_the_tensor_names_with_tqdm(sharded, tmp_path, capsys, monkeypatch):
+    """With tqdm installed, its bar names the tensor being worked on."""
+    pytest.importorskip("tqdm")
+    err, notes = _progress_run(sharded, tmp_path, capsys, monkeypatch)
+    last = err.rstrip("\n").split("\r")[-1]  # the bar as the run leaves it
+    assert last.startswith("qdq checkpoint: 100%") and last.endswith(f", {notes[-1]}]")
+    assert err.endswith("\n")
+    assert sorted(notes) == sorted(sharded[1])
 
 
 def test_without_error_statistics_same_files(sharded, tmp_path):
