@@ -11,7 +11,6 @@ installed build), so the build does not run them again.
 import contextlib
 import io
 import os
-import re
 import sys
 
 # Document the installed qdq: the checkout's qdq/ holds no compiled kernels
@@ -44,9 +43,6 @@ html_theme = "alabaster"
 html_static_path: list[str] = []
 # The guide's pages are Markdown (MyST); links to a section use its heading's slug.
 myst_heading_anchors = 3
-#: Pages that may be absent: a toctree line ``?NAME`` in index.md becomes ``NAME``
-#: when docs/NAME.md exists and is dropped otherwise (see _optional_pages).
-OPTIONAL_PAGES = ("qat", "serving")
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"  # the numpydoc Parameters sections carry the types
@@ -82,19 +78,6 @@ def _skip_member(app, what, name, obj, skip, options):
     return None
 
 
-def _optional_pages(app, docname, source):
-    """index.md's ``?NAME`` toctree lines: the page when it exists, nothing otherwise."""
-    if docname != "index":
-        return
-
-    def keep(match):
-        name = match.group(1)
-        present = name in OPTIONAL_PAGES and os.path.exists(os.path.join(app.srcdir, name + ".md"))
-        return name + "\n" if present else ""
-
-    source[0] = re.sub(r"^\?([\w-]+)\n", keep, source[0], flags=re.M)
-
-
 def setup(app):
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
@@ -110,5 +93,4 @@ def setup(app):
 
     app.add_directive("qdq-cli-help", CliHelp)
     app.connect("autodoc-skip-member", _skip_member)
-    app.connect("source-read", _optional_pages)
 
