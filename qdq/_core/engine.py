@@ -20,10 +20,11 @@ from . import threads
 from .arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_extents, overlaps
 from .formats import FLOAT16, Format
 
-__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "build_info", "compute_params",
-           "elementwise", "error_stats", "finish_range", "histogram_update", "isa_name",
-           "op_in_place_layout", "op_rows", "op_tensor", "range_in_place_layout",
-           "reduce_block", "reduce_range", "run_block", "transform"]
+__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "ISA_LEVELS", "QUANTIZE", "build_info",
+           "compute_params", "elementwise", "error_stats", "finish_range", "get_isa",
+           "histogram_update", "isa_available", "isa_name", "op_in_place_layout", "op_rows",
+           "op_tensor", "range_in_place_layout", "reduce_block", "reduce_range", "run_block",
+           "set_isa", "transform"]
 
 APPLY = kernels.APPLY
 QUANTIZE = kernels.QUANTIZE
@@ -31,16 +32,47 @@ DEQUANTIZE = kernels.DEQUANTIZE
 GRAD = kernels.GRAD
 CLAMP = kernels.CLAMP
 
+#: The instruction-set levels of every compiled kernel (``qdq/_ext/csrc/cpu.h``).
+ISA_LEVELS = ("baseline", "AVX2+F16C", "AVX-512 F/BW/VL", "AVX-512 F/BW/VL+BF16")
+
+
+def set_isa(level: int) -> int:
+    """Run every compiled kernel at this instruction-set level; returns the level in use.
+
+    0 baseline (SSE2/NEON vectors), 1 AVX2+F16C, 2 AVX-512 F/BW/VL, 3 AVX-512
+    F/BW/VL with AVX512-BF16; -1 or a level above :func:`isa_available`: the
+    best available. Every level gives the same bits; lower levels are for tests
+    and benchmarks.
+    """
+    return int(kernels.set_isa(level))
+
+
+def get_isa() -> int:
+    """The instruction-set level every compiled kernel runs at (see :func:`set_isa`)."""
+    return int(kernels.get_isa())
+
+
+def isa_available() -> int:
+    """The best instruction-set level this CPU and this build support."""
+    return int(kernels.isa_available())
+
+
 def isa_name() -> str:
-    """The instruction set the kernels run with (the level chosen by ``kernels.set_isa``)."""
-    return ("baseline (SSE2/NEON)", "AVX2+F16C", "AVX2+F16C+AVX512-BF16")[kernels.get_isa()]
+    """The level in use and what each kernel runs at it.
+
+    For example ``"level 1 (AVX2+F16C): op AVX2+F16C, bfloat16 op AVX2+F16C,
+    error statistics AVX2+F16C, histogram AVX2+F16C"``.
+    """
+    level = get_isa()
+    parts = [*kernels.kernel_isa(level), *histogram.kernel_isa(level)]
+    each = ", ".join(f"{kernel} {isa}" for kernel, isa in parts)
+    return f"level {level} ({ISA_LEVELS[level]}): {each}"
 
 
 def build_info() -> str:
     """How the kernels were built and what they run on: OpenMP, threads, instruction set."""
-    isa = isa_name()
     omp = f"OpenMP, {threads.current()} threads" if kernels.OPENMP else "no OpenMP, 1 thread"
-    return f"{omp}, {isa} kernels"
+    return f"{omp}, kernels at instruction-set {isa_name()}"
 
 
 def reduce_block(data: np.ndarray, mn: np.ndarray, mx: np.ndarray, fmt: Format,

@@ -14,6 +14,7 @@ argument is the number of OpenMP threads to use (1 without OpenMP).
 
 from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
+from cpython.pycapsule cimport PyCapsule_New
 cimport cython
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
@@ -60,6 +61,8 @@ cdef extern from "csrc/dispatch.h" nogil:
     int qdq_set_isa(int level)
     int qdq_get_isa()
     int qdq_isa_available()
+    int *qdq_isa_level
+    const char *qdq_kernel_isa(int kernel, int level)
 
 cdef extern from *:
     """
@@ -145,9 +148,10 @@ def openmp_max_threads():
 
 
 def set_isa(int level):
-    """Choose the instruction set (-1: best available, 0: baseline, 1: AVX2+F16C,
-    2: AVX2+F16C with the AVX512-BF16 bfloat16 op).
+    """Choose the instruction-set level of every compiled kernel (csrc/cpu.h).
 
+    -1: the best available, 0: baseline, 1: AVX2+F16C, 2: AVX-512 F/BW/VL,
+    3: AVX-512 F/BW/VL with AVX512-BF16. Every level gives the same bits.
     Returns the level in use, which is at most the best available.
     """
     return qdq_set_isa(level)
@@ -161,6 +165,20 @@ def get_isa():
 def isa_available():
     """The best instruction-set level this CPU and build support."""
     return qdq_isa_available()
+
+
+def kernel_isa(int level):
+    """What this module's kernels run at ``level``: ``(kernel, instruction set)`` pairs."""
+    cdef int k = 0
+    out = []
+    for name in ("op", "bfloat16 op", "error statistics"):
+        out.append((name, qdq_kernel_isa(k, level).decode()))
+        k += 1
+    return tuple(out)
+
+
+#: The level in use, as a capsule the other compiled modules follow (cpu.h: qdq_isa_share).
+ISA_LEVEL = PyCapsule_New(<void *>qdq_isa_level, b"qdq._ext.isa_level", NULL)
 
 
 # ---------------------------------------------------------------------------

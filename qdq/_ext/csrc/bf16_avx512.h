@@ -1,8 +1,8 @@
 /*
  * The bfloat16 op with the AVX512-BF16 conversion instruction (VCVTNE2PS2BF16,
- * 256-bit form): instruction-set level 2, chosen at run time on CPUs that have
- * it (AVX512-BF16 and AVX512-VL). Included once, by dispatch.h, after the AVX2
- * copy, whose kernels it falls back to.
+ * 256-bit form): instruction-set level 3 (cpu.h), chosen at run time on CPUs
+ * that have it (AVX512-BF16 with AVX-512 F/BW/VL). Included once, by
+ * dispatch.h, after the AVX2 copy, whose kernels it falls back to.
  *
  * The instruction rounds two vectors of float32 to sixteen bfloat16 values,
  * to nearest even, in one step where the AVX2 copy spends about ten integer
@@ -28,11 +28,9 @@
  * the output on (qdq_apply_nt, for outputs larger than the last-level cache):
  * this loop is fast enough for the memory to be its limit.
  */
-#if QDQ_X86_DISPATCH && !defined(QDQ_NO_AVX512BF16) && \
-    ((defined(__clang__) && __clang_major__ >= 12) || \
-     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#if QDQ_X86_DISPATCH && QDQ_CPU_BF16
 #  define QDQ_HAVE_BF16_AVX512 1
-#  define QDQ_BF16_TARGET __attribute__((target("avx2,f16c,avx512f,avx512vl,avx512bf16")))
+#  define QDQ_BF16_TARGET QDQ_TARGET_AVX512BF16
 
 /* The 16 bfloat16 values at p[0:16] (two halves interleaved with zeros), rounded. */
 #  define QDQ_BF16_LO(p) ((__m256)_mm256_unpacklo_epi16(_mm256_setzero_si256(), (p)))

@@ -2,9 +2,10 @@
  * The entry points of qdq's element kernels (qdq_minmax, qdq_apply,
  * qdq_rows_op, qdq_quantize, ...), which choose an instruction-set copy at
  * run time.
- * Included once, by _kernels.pyx. It includes scalar.h, then isa_copy.h once
- * per instruction set: the baseline copy, and on x86-64 the AVX2 copy; then
- * bf16_avx512.h, the bfloat16 op of level 2 (AVX512-BF16 conversions).
+ * Included once, by kernels.pyx. It includes cpu.h (the probe and the level
+ * in use) and scalar.h, then isa_copy.h once per instruction set: the
+ * baseline copy (level 0), and on x86-64 the AVX2 copy (levels 1 and 2); then
+ * bf16_avx512.h, the bfloat16 op of level 3 (AVX512-BF16 conversions).
  *
  * The kernels: NaN-ignoring min/max reductions and the
  * clamp-scale-round-rescale transform, for float16 and bfloat16 (as uint16
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "scalar.h"
 
 /* ------------------------------------------------------------------------ */
@@ -58,9 +60,8 @@
 #  endif
 #endif
 
-#if QDQ_HAVE_VEC && defined(__x86_64__) && !defined(QDQ_NO_AVX2)
+#if QDQ_HAVE_VEC && QDQ_CPU_X86
 #  define QDQ_X86_DISPATCH 1
-#  include <immintrin.h>
 #else
 #  define QDQ_X86_DISPATCH 0
 #endif
@@ -78,7 +79,7 @@
 #if QDQ_X86_DISPATCH
 #  define QDQ_VB 32
 #  define QDQ_SFX(name) name##_avx2
-#  define QDQ_TARGET __attribute__((target("avx2,f16c")))
+#  define QDQ_TARGET QDQ_TARGET_AVX2
 #  define QDQ_F16C 1
 #  include "isa_copy.h"
 #  undef QDQ_VB
@@ -93,44 +94,28 @@
 /* Dispatch.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* 0: baseline vectors (or scalar), 1: AVX2 + F16C, 2: level 1 and the
- * AVX512-BF16 bfloat16 op (bf16_avx512.h). -1: not chosen yet. */
-static int qdq_isa = -1;
-
-static inline int qdq_isa_available(void)
+/* The copy each kernel of this module runs at a level (cpu.h): kernel 0 the
+ * op and the other element kernels (range, codes, gradient), 1 the bfloat16
+ * op, 2 the error statistics (error_stats.h). NULL past the last kernel. */
+static inline const char *qdq_kernel_isa(int kernel, int level)
 {
-#if QDQ_X86_DISPATCH
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))) return 0;
-#  if QDQ_HAVE_BF16_AVX512
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512bf16"))
-        return 2;
-#  endif
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-/* Select the instruction set: -1 picks the best available. Returns the
- * level in use. */
-static int qdq_set_isa(int level)
-{
-    int best = qdq_isa_available();
-    qdq_isa = (level < 0 || level > best) ? best : level;
-    return qdq_isa;
-}
-
-static inline int qdq_get_isa(void)
-{
-    if (qdq_isa < 0) qdq_set_isa(-1);
-    return qdq_isa;
+    const int avx2 = QDQ_X86_DISPATCH && level >= QDQ_ISA_AVX2;
+    switch (kernel) {
+    case 0:
+    case 2:
+        return qdq_isa_name(avx2 ? QDQ_ISA_AVX2 : QDQ_ISA_BASELINE);
+    case 1:
+        if (QDQ_HAVE_BF16_AVX512 && level >= QDQ_ISA_AVX512BF16)
+            return qdq_isa_name(QDQ_ISA_AVX512BF16);
+        return qdq_isa_name(avx2 ? QDQ_ISA_AVX2 : QDQ_ISA_BASELINE);
+    default:
+        return NULL;
+    }
 }
 
 #if QDQ_X86_DISPATCH
 #  define QDQ_DISPATCH(call_base, call_avx2) \
-    do { if (qdq_get_isa() >= 1) { call_avx2; } else { call_base; } } while (0)
+    do { if (qdq_get_isa() >= QDQ_ISA_AVX2) { call_avx2; } else { call_base; } } while (0)
 #else
 #  define QDQ_DISPATCH(call_base, call_avx2) do { call_base; } while (0)
 #endif
@@ -170,7 +155,7 @@ static void qdq_apply(int fmt, const void *x, void *o, size_t n, double s,
                       double inv, double lo, double hi, int mode)
 {
 #if QDQ_HAVE_BF16_AVX512
-    if (fmt == QDQ_BF16 && qdq_get_isa() >= 2) {
+    if (fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX512BF16) {
         qdq_apply_bf16_avx512((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
                               (float)lo, (float)hi, mode, 0);
         return;
@@ -335,20 +320,20 @@ static void qdq_gradient(int fmt, const void *g, const void *x, void *o, size_t 
  * instruction set has them for the format and o is aligned to its element
  * size: the same bits, without reading each output line before writing it.
  * The AVX2 copy streams float16, float32 and float64; bfloat16 only at level
- * 2 (the AVX2 copy's bfloat16 loop is bound by its instructions, and measured
+ * 3 (the AVX2 copy's bfloat16 loop is bound by its instructions, and measured
  * slower with them). */
 static void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, double inv,
                          double lo, double hi, int mode, int stream)
 {
 #if QDQ_HAVE_BF16_AVX512
-    if (stream && fmt == QDQ_BF16 && qdq_get_isa() >= 2 && (uintptr_t)o % 2 == 0) {
+    if (stream && fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX512BF16 && (uintptr_t)o % 2 == 0) {
         qdq_apply_bf16_avx512((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
                               (float)lo, (float)hi, mode, 1);
         return;
     }
 #endif
 #if QDQ_X86_DISPATCH
-    if (stream && qdq_get_isa() >= 1 && (uintptr_t)o % qdq_fmt_size(fmt) == 0) {
+    if (stream && qdq_get_isa() >= QDQ_ISA_AVX2 && (uintptr_t)o % qdq_fmt_size(fmt) == 0) {
         if (fmt == QDQ_F32) {
             qdq_apply_stream_f32_avx2((const float *)x, (float *)o, n, (float)s, (float)inv,
                                       (float)lo, (float)hi, mode);

@@ -20,7 +20,7 @@
  * the same order); a piece's lanes are added in a fixed tree, and the
  * pieces' sums in piece order. Counts and the maximum are exact anyway.
  *
- * Included by _kernels.pyx after dispatch.h; it includes error_stats_isa.h
+ * Included by kernels.pyx after dispatch.h; it includes error_stats_isa.h
  * once per instruction-set copy, with the macros dispatch.h gives
  * isa_copy.h, and uses that copy's converters (F16C in the AVX2 copy).
  */
@@ -125,7 +125,7 @@ static inline void qdq_es_pair(qdq_es_lanes_t *a, int k, double x, double y, dou
 #if QDQ_X86_DISPATCH
 #  define QDQ_VB 32
 #  define QDQ_SFX(name) name##_avx2
-#  define QDQ_TARGET __attribute__((target("avx2,f16c")))
+#  define QDQ_TARGET QDQ_TARGET_AVX2
 #  define QDQ_F16C 1
 #  include "error_stats_isa.h"
 #  undef QDQ_VB

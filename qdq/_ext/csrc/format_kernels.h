@@ -366,7 +366,7 @@ QDQ_FN int QDQ_NAME(qdq_lane_rev)(int k)
 }
 
 /* The parameters of the rows in the lanes of a (min) and b (max): those of
- * the per-channel rule (_params in _kernels.pyx), with the same operations
+ * the per-channel rule (_params in kernels.pyx), with the same operations
  * in the same order, lane by lane. s_min = rnd(qmin / a) if rnd(qmin * a) > 0
  * else big, s_max likewise; the side with the smaller scale sets the inverse
  * and the other end of the range. */
