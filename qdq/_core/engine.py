@@ -133,27 +133,28 @@ def compute_params(mn: np.ndarray, mx: np.ndarray, fmt: Format, qmin: int,
 
 def op_in_place_layout(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
                        lo: Any, hi: Any, qmin: int, qmax: int, mode: int,
-                       range_given: bool) -> tuple[bool, float, float, float] | None:
+                       range_given: bool
+                       ) -> tuple[bool, float, float, float, np.ndarray | None] | None:
     """The whole op (range, parameters, transform) in one fused call.
 
-    Returns (whether the range has a negative bound, and per tensor the scale
-    and the adjusted range, per channel 1.0, 0.0, 0.0), or None when the
-    arrays need the slab path, or for float16 per channel, whose scales the
-    caller must see (then nothing was written). ``lo``/``hi`` are the given
-    range (1-tuples per tensor, arrays per channel).
+    Returns (whether the range has a negative bound, per tensor the scale and
+    the adjusted range, per channel 1.0, 0.0, 0.0, and for float16 per channel
+    the parameter rows, whose scales the caller checks for overflow, else None),
+    or None when the arrays need the slab path (then nothing was written).
+    ``lo``/``hi`` are the given range (1-tuples per tensor, arrays per channel).
     """
     layout = kernel_layout(xk, rk)
     if layout is None:
         return None
     if axis is None:
-        return op_tensor(xk, rk, fmt, lo, hi, qmin, qmax, mode, range_given)
-    nt = threads.current()
-    if fmt is FLOAT16:
-        return None
-    return bool(kernels.qdq_channels(xk, rk, fmt.code, *layout_extents(xk, layout, axis),
-                                      lo if range_given else None,
-                                      hi if range_given else None, qmin, qmax, mode,
-                                      nt)), 1.0, 0.0, 0.0
+        return (*op_tensor(xk, rk, fmt, lo, hi, qmin, qmax, mode, range_given), None)
+    extents = layout_extents(xk, layout, axis)
+    rows = np.empty((4, extents[1]), dtype=fmt.compute) if fmt is FLOAT16 else None
+    negative = bool(kernels.qdq_channels(xk, rk, fmt.code, *extents,
+                                         lo if range_given else None,
+                                         hi if range_given else None, qmin, qmax, mode,
+                                         threads.current(), rows))
+    return negative, 1.0, 0.0, 0.0, rows
 
 
 def op_tensor(xk: np.ndarray, rk: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin: int,
@@ -162,7 +163,8 @@ def op_tensor(xk: np.ndarray, rk: np.ndarray, fmt: Format, lo: Any, hi: Any, qmi
 
     ``xk`` and ``rk`` are native, aligned and contiguous in the same order
     (:func:`qdq._core.arrays.kernel_layout` says so); ``lo``/``hi`` are 1-tuples
-    when ``range_given``. Returns as :func:`op_in_place_layout` does.
+    when ``range_given``. Returns whether the range has a negative bound, the
+    scale and the adjusted range.
     """
     mn = lo[0] if range_given else 0.0
     mx = hi[0] if range_given else 0.0

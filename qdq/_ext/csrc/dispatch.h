@@ -184,6 +184,90 @@ static void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n,
          (const double *)lo, (const double *)hi, mode))
 }
 
+/* Columns [0, n) of a [rows, stride] block as channels (the channel axis last), in tiles
+ * of QDQ_COL_TILE channels: a tile's min/max (or its four parameter arrays) stay in L1
+ * while the rows go by. */
+#ifndef QDQ_COL_TILE_BYTES
+#define QDQ_COL_TILE_BYTES 65536
+#endif
+
+static inline size_t qdq_ct_size_of(int fmt) { return fmt == QDQ_F64 ? 8 : 4; }
+static inline size_t qdq_st_size_of(int fmt) { return fmt == QDQ_F64 ? 8 : fmt == QDQ_F32 ? 4 : 2; }
+
+/* mn[c] = min(mn[c], x[r * stride + c]) over r < rows, for c < n; likewise mx. */
+static void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, size_t n,
+                            void *mn, void *mx)
+{
+    const size_t isz = qdq_st_size_of(fmt), csz = qdq_ct_size_of(fmt);
+    const size_t tile = QDQ_COL_TILE_BYTES / csz;
+    size_t c, m;
+    for (c = 0; c < n; c += m) {
+        const char *xc = (const char *)x + c * isz;
+        char *a = (char *)mn + c * csz, *b = (char *)mx + c * csz;
+        m = n - c < tile ? n - c : tile;
+        QDQ_DISPATCH_FMT(qdq_minmax_cols,
+            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b),
+            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b),
+            ((const float *)xc, stride, rows, m, (float *)a, (float *)b),
+            ((const double *)xc, stride, rows, m, (double *)a, (double *)b))
+    }
+}
+
+/* The columns [c0, c1) of qdq_apply_cols, tile by tile. */
+static void qdq_apply_cols_tiles(int fmt, const void *x, void *o, size_t stride, size_t rows,
+                                 size_t c0, size_t c1, const void *s, const void *inv,
+                                 const void *lo, const void *hi, int mode, int stream)
+{
+    const size_t isz = qdq_st_size_of(fmt), csz = qdq_ct_size_of(fmt);
+    const size_t tile = QDQ_COL_TILE_BYTES / csz;
+    size_t c, m;
+    for (c = c0; c < c1; c += m) {
+        const char *xc = (const char *)x + c * isz;
+        char *oc = (char *)o + c * isz;
+        const char *sc = (const char *)s + c * csz, *ic = (const char *)inv + c * csz;
+        const char *lc = (const char *)lo + c * csz, *hc = (const char *)hi + c * csz;
+        m = c1 - c < tile ? c1 - c : tile;
+#if QDQ_HAVE_BF16_AVX512
+        if (fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX512BF16) {
+            qdq_apply_cols_bf16_avx512((const uint16_t *)xc, (uint16_t *)oc, stride, rows, m,
+                                       (const float *)sc, (const float *)ic, (const float *)lc,
+                                       (const float *)hc, mode, stream);
+            continue;
+        }
+#endif
+        QDQ_DISPATCH_FMT(qdq_apply_cols,
+            ((const uint16_t *)xc, (uint16_t *)oc, stride, rows, m, (const float *)sc,
+             (const float *)ic, (const float *)lc, (const float *)hc, mode, stream),
+            ((const uint16_t *)xc, (uint16_t *)oc, stride, rows, m, (const float *)sc,
+             (const float *)ic, (const float *)lc, (const float *)hc, mode, stream),
+            ((const float *)xc, (float *)oc, stride, rows, m, (const float *)sc,
+             (const float *)ic, (const float *)lc, (const float *)hc, mode, stream),
+            ((const double *)xc, (double *)oc, stride, rows, m, (const double *)sc,
+             (const double *)ic, (const double *)lc, (const double *)hc, mode, stream))
+    }
+}
+
+/* o[r * stride + c] = op(x[r * stride + c]) with channel c's parameters s[c], inv[c], lo[c],
+ * hi[c], for r < rows, c < n. stream: non-temporal stores where the copy has them, when
+ * every row of o starts at the same offset from a 32-byte boundary (the rows' columns
+ * before the first boundary go first, with ordinary stores). */
+static void qdq_apply_cols(int fmt, const void *x, void *o, size_t stride, size_t rows,
+                           size_t n, const void *s, const void *inv, const void *lo,
+                           const void *hi, int mode, int stream)
+{
+    const size_t isz = qdq_st_size_of(fmt);
+    size_t head = 0;
+    if (stream && (stride * isz) % 32 == 0 && (uintptr_t)o % isz == 0) {
+        head = ((32 - (uintptr_t)o % 32) % 32) / isz;
+        if (head > n) head = n;
+        if (head > 0)
+            qdq_apply_cols_tiles(fmt, x, o, stride, rows, 0, head, s, inv, lo, hi, mode, 0);
+    } else {
+        stream = 0;
+    }
+    qdq_apply_cols_tiles(fmt, x, o, stride, rows, head, n, s, inv, lo, hi, mode, stream);
+}
+
 /* The op on each row of a [rows, len] block as its own channel, with its own
  * range (lo == NULL) or the range lo[r], hi[r] (compute type); qmin, qmax the
  * integer bounds and big the largest finite value, all values of T. Returns
@@ -355,11 +439,20 @@ static void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, do
 }
 
 /* Outputs larger than this many bytes are written with non-temporal stores:
- * the size of the last-level cache (sysfs, else sysconf), 32 MiB when unknown. */
+ * the size of the last-level cache (sysfs, else sysconf), 32 MiB when unknown;
+ * qdq_stream_min_bytes_set overrides it (the tests force the streaming loops so). */
+static size_t qdq_stream_min_bytes_override = 0;
+
+static inline void qdq_stream_min_bytes_set(size_t nbytes)
+{
+    qdq_stream_min_bytes_override = nbytes;
+}
+
 static size_t qdq_stream_min_bytes(void)
 {
     static size_t cached = 0;
     size_t b = cached;
+    if (qdq_stream_min_bytes_override != 0) return qdq_stream_min_bytes_override;
     if (b == 0) {
         unsigned long kb = 0;
         FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");

@@ -22,6 +22,7 @@
 #define QDQ_HIST_H
 
 #include "cpu.h"
+#include "pool.h"
 
 #include <float.h>
 #include <math.h>
@@ -405,12 +406,40 @@ static void hk_merge_minmax(hk_chan *into, const hk_chan *c) {
     if (c->mx > into->mx || (c->mx == into->mx && !signbit(c->mx))) into->mx = c->mx;
 }
 
-/* One tensor of n contiguous elements, split among nt threads. Returns -1 on failure. */
+/* The pieces of a tensor (hk_tensor) or of its channels (hk_channels), for qdq_parallel. */
+typedef struct {
+    const void *x;
+    int64_t n, pre, C, post, k, bins;
+    int fmt, kfloor;
+    const float *lut;
+    hk_chan *cs;       /* hk_tensor: one histogram per piece; hk_channels: the channels' */
+    int *err;          /* per piece */
+} hk_job_t;
+
+static void hk_tensor_piece(void *ctx, size_t piece, int worker) {
+    const hk_job_t *j = (const hk_job_t *)ctx;
+    const int64_t t = (int64_t)piece, k = j->k;
+    const int64_t a = j->n / k * t + (t < j->n % k ? t : j->n % k);
+    const int64_t m = j->n / k + (t < j->n % k);
+    hk_sub_t *sub = hk_sub_alloc(j->bins);
+    (void)worker;
+    j->err[t] = hk_run_fast((const char *)j->x + a * hk_fmt_size(j->fmt), m, j->fmt, j->lut,
+                            &j->cs[t], j->bins, j->kfloor, sub);
+    free(sub);
+}
+
+/* One tensor of n contiguous elements, in pieces (of 1 Mi elements, 4 to 16 per thread:
+   a thread that gets no CPU holds up at most one) with a histogram each,
+   brought to the largest k and added in piece order at the end: the counts are exact and
+   do not depend on the thread count. Returns -1 on failure. */
 static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_chan *g,
                      int64_t bins, int kfloor, int nt) {
-    int sz = hk_fmt_size(fmt), t, K, err = 0;
+    int64_t t, k;
+    int K, err = 0;
     hk_chan *loc;
     uint64_t *buf;
+    int *errs;
+    hk_job_t job;
     if (nt < 1) nt = 1;
     if (n < ((int64_t)1 << 16)) nt = 1;
     if (nt == 1) {
@@ -420,28 +449,27 @@ static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_cha
         free(sub);
         return r;
     }
-    loc = (hk_chan *)calloc((size_t)nt, sizeof(hk_chan));
-    buf = (uint64_t *)calloc((size_t)nt * (size_t)bins, sizeof(uint64_t));
-    if (!loc || !buf) { free(loc); free(buf); return -1; }
-    for (t = 0; t < nt; t++) {
+    k = n >> 20;                 /* pieces of 1 Mi elements, 4 to 16 per thread */
+    if (k > 16 * (int64_t)nt) k = 16 * (int64_t)nt;
+    if (k < 4 * (int64_t)nt) k = 4 * (int64_t)nt;
+    if (k > n >> 12) k = n >> 12;
+    loc = (hk_chan *)calloc((size_t)k, sizeof(hk_chan));
+    buf = (uint64_t *)calloc((size_t)k * (size_t)bins, sizeof(uint64_t));
+    errs = (int *)calloc((size_t)k, sizeof(int));
+    if (!loc || !buf || !errs) { free(loc); free(buf); free(errs); return -1; }
+    for (t = 0; t < k; t++) {
         loc[t] = *g;
         loc[t].cnt = buf + (size_t)t * (size_t)bins;
         loc[t].nan = loc[t].pinf = loc[t].ninf = 0;
     }
-    #ifdef _OPENMP
-    #pragma omp parallel for num_threads(nt) schedule(static, 1) reduction(|:err)
-    #endif
-    for (t = 0; t < nt; t++) {
-        int64_t a = n / nt * t + (t < n % nt ? t : n % nt);
-        int64_t m = n / nt + (t < n % nt);
-        hk_sub_t *sub = hk_sub_alloc(bins);
-        err |= hk_run_fast((const char *)x + a * sz, m, fmt, lut, &loc[t], bins, kfloor, sub);
-        free(sub);
-    }
+    job.x = x; job.n = n; job.k = k; job.bins = bins; job.fmt = fmt; job.kfloor = kfloor;
+    job.lut = lut; job.cs = loc; job.err = errs;
+    qdq_parallel((size_t)k, nt, hk_tensor_piece, &job);
+    for (t = 0; t < k; t++) err |= errs[t];
     K = g->k;
-    for (t = 0; t < nt; t++) if (loc[t].k > K) K = loc[t].k;
+    for (t = 0; t < k; t++) if (loc[t].k > K) K = loc[t].k;
     if (!err) err |= hk_coarsen(g->cnt, bins, K - g->k);
-    for (t = 0; t < nt && !err; t++) {
+    for (t = 0; t < k && !err; t++) {
         int64_t i;
         err |= hk_coarsen(loc[t].cnt, bins, K - loc[t].k);
         for (i = 0; i < bins; i++) g->cnt[i] += loc[t].cnt[i];
@@ -449,57 +477,72 @@ static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_cha
         hk_merge_minmax(g, &loc[t]);
     }
     hk_set_k(g, bins / 2, K);
-    free(loc); free(buf);
+    free(loc); free(buf); free(errs);
     return err ? -1 : 0;
 }
 
-/* Channels along the middle axis of a C-ordered (pre, C, post) array; threads own
-   contiguous blocks of channels. */
-static int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
-                       const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) {
-    int sz = hk_fmt_size(fmt), t, err = 0;
-    if (nt < 1) nt = 1;
-    if ((int64_t)nt > C) nt = (int)C;
-    if (pre * C * post < ((int64_t)1 << 16)) nt = 1;
-    #ifdef _OPENMP
-    #pragma omp parallel for num_threads(nt) schedule(static, 1) reduction(|:err)
-    #endif
-    for (t = 0; t < nt; t++) {
-        int64_t c0 = C / nt * t + (t < C % nt ? t : C % nt);
-        int64_t c1 = c0 + C / nt + (t < C % nt);
-        int64_t p, c, q;
-        int64_t pending = 0;
-        unsigned char buf[HK_BLK * 8];
-        if (post >= HK_BLK) {
-            /* long contiguous runs: block by block, straight into the counts */
-            for (p = 0; p < pre && !err; p++)
-                for (c = c0; c < c1 && !err; c++)
-                    for (q = 0; q < post && !err; q += HK_BLK)
-                        err |= hk_block((const char *)x + ((p * C + c) * post + q) * sz,
-                                        post - q < HK_BLK ? post - q : HK_BLK, fmt, lut,
-                                        &cs[c], bins, kfloor, NULL, &pending);
-        } else {
-            /* short runs: gather a tile of rows of one channel into a block */
-            int64_t rows = HK_BLK / post;
-            for (p = 0; p < pre && !err; p += rows) {
-                int64_t r, nr = pre - p < rows ? pre - p : rows;
-                for (c = c0; c < c1 && !err; c++) {
-                    if (post == 1) {
-                        for (r = 0; r < nr; r++)
-                            memcpy(buf + r * sz, (const char *)x + ((p + r) * C + c) * sz,
-                                   (size_t)sz);
-                    } else {
-                        for (r = 0; r < nr; r++)
-                            memcpy(buf + r * post * sz,
-                                   (const char *)x + ((p + r) * C + c) * post * sz,
-                                   (size_t)(post * sz));
-                    }
-                    err |= hk_block(buf, nr * post, fmt, lut, &cs[c], bins, kfloor, NULL,
-                                    &pending);
+static void hk_channels_piece(void *ctx, size_t piece, int worker) {
+    const hk_job_t *j = (const hk_job_t *)ctx;
+    const int64_t t = (int64_t)piece, C = j->C, pre = j->pre, post = j->post, k = j->k;
+    const int64_t c0 = C / k * t + (t < C % k ? t : C % k);
+    const int64_t c1 = c0 + C / k + (t < C % k);
+    const int sz = hk_fmt_size(j->fmt);
+    int64_t p, c, q;
+    int64_t pending = 0;
+    int err = 0;
+    unsigned char buf[HK_BLK * 8];
+    (void)worker;
+    if (post >= HK_BLK) {
+        /* long contiguous runs: block by block, straight into the counts */
+        for (p = 0; p < pre && !err; p++)
+            for (c = c0; c < c1 && !err; c++)
+                for (q = 0; q < post && !err; q += HK_BLK)
+                    err |= hk_block((const char *)j->x + ((p * C + c) * post + q) * sz,
+                                    post - q < HK_BLK ? post - q : HK_BLK, j->fmt, j->lut,
+                                    &j->cs[c], j->bins, j->kfloor, NULL, &pending);
+    } else {
+        /* short runs: gather a tile of rows of one channel into a block */
+        int64_t rows = HK_BLK / post;
+        for (p = 0; p < pre && !err; p += rows) {
+            int64_t r, nr = pre - p < rows ? pre - p : rows;
+            for (c = c0; c < c1 && !err; c++) {
+                if (post == 1) {
+                    for (r = 0; r < nr; r++)
+                        memcpy(buf + r * sz, (const char *)j->x + ((p + r) * C + c) * sz,
+                               (size_t)sz);
+                } else {
+                    for (r = 0; r < nr; r++)
+                        memcpy(buf + r * post * sz,
+                               (const char *)j->x + ((p + r) * C + c) * post * sz,
+                               (size_t)(post * sz));
                 }
+                err |= hk_block(buf, nr * post, j->fmt, j->lut, &j->cs[c], j->bins,
+                                j->kfloor, NULL, &pending);
             }
         }
     }
+    j->err[t] = err;
+}
+
+/* Channels along the middle axis of a C-ordered (pre, C, post) array, in pieces of
+   contiguous channels (four per thread), each piece owning its channels. */
+static int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int fmt,
+                       const float *lut, hk_chan *cs, int64_t bins, int kfloor, int nt) {
+    int64_t t, k;
+    int err = 0;
+    int *errs;
+    hk_job_t job;
+    if (nt < 1) nt = 1;
+    if (pre * C * post < ((int64_t)1 << 16)) nt = 1;
+    k = nt == 1 ? 1 : 4 * (int64_t)nt;
+    if (k > C) k = C;
+    errs = (int *)calloc((size_t)k, sizeof(int));
+    if (!errs) return -1;
+    job.x = x; job.pre = pre; job.C = C; job.post = post; job.k = k; job.bins = bins;
+    job.fmt = fmt; job.kfloor = kfloor; job.lut = lut; job.cs = cs; job.err = errs;
+    qdq_parallel((size_t)k, nt, hk_channels_piece, &job);
+    for (t = 0; t < k; t++) err |= errs[t];
+    free(errs);
     return err ? -1 : 0;
 }
 
