@@ -5,7 +5,8 @@
  * Included once, by kernels.pyx. It includes cpu.h (the probe and the level
  * in use) and scalar.h, then isa_copy.h once per instruction set: the
  * baseline copy (level 0), and on x86-64 the AVX2 copy (levels 1 and 2); then
- * bf16_avx512.h, the bfloat16 op of level 3 (AVX512-BF16 conversions).
+ * bf16_avx2.h, the AVX2 bfloat16 op sixteen values at a time, and bf16_avx512.h, the
+ * bfloat16 op of level 3 (AVX512-BF16 conversions).
  *
  * The kernels: NaN-ignoring min/max reductions and the
  * clamp-scale-round-rescale transform, for float16 and bfloat16 (as uint16
@@ -88,6 +89,7 @@
 #  undef QDQ_F16C
 #endif
 
+#include "bf16_avx2.h"
 #include "bf16_avx512.h"
 
 /* ------------------------------------------------------------------------ */
@@ -158,6 +160,13 @@ static void qdq_apply(int fmt, const void *x, void *o, size_t n, double s,
     if (fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX512BF16) {
         qdq_apply_bf16_avx512((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
                               (float)lo, (float)hi, mode, 0);
+        return;
+    }
+#endif
+#if QDQ_HAVE_BF16_AVX2_WIDE
+    if (fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX2) {
+        qdq_apply_bf16_avx2w((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
+                             (float)lo, (float)hi, mode);
         return;
     }
 #endif
