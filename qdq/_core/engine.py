@@ -174,17 +174,20 @@ def op_tensor(xk: np.ndarray, rk: np.ndarray, fmt: Format, lo: Any, hi: Any, qmi
 
 
 def op_rows(xr: np.ndarray, rr: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin: int,
-            qmax: int, mode: int, range_given: bool) -> bool | None:
+            qmax: int, mode: int, range_given: bool,
+            params: np.ndarray | None = None) -> bool | None:
     """The op on each row of a (rows, length) kernel array as its own channel, fused.
 
-    Returns whether a row's minimum is negative, or None when the arrays need
-    another path (arrays the kernels cannot take as they are).
+    ``params``, a ``(4, rows)`` compute-type array, receives the rows'
+    parameter rows when given. Returns whether a row's minimum is negative, or
+    None when the arrays need another path (arrays the kernels cannot take as
+    they are; then nothing was written).
     """
     if kernel_layout(xr, rr) != "C" or xr.ndim != 2:
         return None
     return bool(kernels.qdq_rows(xr, rr, fmt.code, xr.shape[0], xr.shape[1],
                                   lo if range_given else None, hi if range_given else None,
-                                  qmin, qmax, mode, threads.current()))
+                                  qmin, qmax, mode, threads.current(), params))
 
 
 _HIST_CODE = {"float16": histogram.F16, "bfloat16": histogram.BF16,

@@ -62,7 +62,8 @@ cdef extern from "csrc/dispatch.h" nogil:
                       const void *lo, const void *hi, int lanes)
     size_t qdq_int_size(int itype)
     int qdq_rows_op(int fmt, const void *x, void *o, size_t rows, size_t len, const void *lo,
-                    const void *hi, double qmin, double qmax, double big, int mode)
+                    const void *hi, double qmin, double qmax, double big, int mode, void *prm,
+                    size_t pstride)
     int qdq_set_isa(int level)
     int qdq_get_isa()
     int qdq_isa_available()
@@ -939,13 +940,15 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
 
 cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
                  const char *lo, const char *hi, int64_t qmin, int64_t qmax,
-                 int mode) noexcept nogil:
+                 int mode, char *prm, Py_ssize_t pstride) noexcept nogil:
     """The op on one row as one channel: range (unless given), parameters, transform.
 
+    ``prm`` (or NULL) receives the row's parameters, ``pstride`` values apart.
     Returns 1 when the row's minimum is negative, else 0.
     """
     cdef float f[6]
     cdef double d[6]
+    cdef int k
     if fmt == QDQ_F64:
         if given:
             d[0] = (<const double *>lo)[0]
@@ -956,6 +959,9 @@ cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
             qdq_minmax(fmt, x, length, &d[0], &d[1])
         _params[double](fmt, 1, &d[0], &d[1], qmin, qmax, &d[2], &d[3], &d[4], &d[5])
         qdq_apply(fmt, x, o, length, d[2], d[3], d[4], d[5], mode)
+        if prm != NULL:
+            for k in range(4):
+                (<double *>prm)[k * pstride] = d[2 + k]
         return 1 if d[0] < 0 else 0
     if given:
         f[0] = (<const float *>lo)[0]
@@ -966,15 +972,19 @@ cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
         qdq_minmax(fmt, x, length, &f[0], &f[1])
     _params[float](fmt, 1, &f[0], &f[1], qmin, qmax, &f[2], &f[3], &f[4], &f[5])
     qdq_apply(fmt, x, o, length, f[2], f[3], f[4], f[5], mode)
+    if prm != NULL:
+        for k in range(4):
+            (<float *>prm)[k * pstride] = f[2 + k]
     return 1 if f[0] < 0 else 0
 
 
 cdef int _rows_span(int fmt, const char *x, char *o, Py_ssize_t r0, Py_ssize_t r1,
                     Py_ssize_t length, bint given, const char *lo, const char *hi,
                     int64_t qmin, int64_t qmax, double qminT, double qmaxT, double big,
-                    int mode, bint grouped) noexcept nogil:
+                    int mode, bint grouped, char *prm, Py_ssize_t pstride) noexcept nogil:
     """The op on rows [r0, r1): a group kernel call, or row by row (long rows,
-    or a build without the group kernel). Returns 1 when a row's minimum is
+    or a build without the group kernel); ``prm`` (or NULL): the parameters of
+    row 0, the rows' parameters out. Returns 1 when a row's minimum is
     negative, else 0."""
     cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt), r
     cdef int neg = -1
@@ -987,14 +997,15 @@ cdef int _rows_span(int fmt, const char *x, char *o, Py_ssize_t r0, Py_ssize_t r
             glo = lo + r0 * csz
             ghi = hi + r0 * csz
         neg = qdq_rows_op(fmt, x + r0 * length * isz, o + r0 * length * isz, r1 - r0,
-                          length, glo, ghi, qminT, qmaxT, big, mode)
+                          length, glo, ghi, qminT, qmaxT, big, mode,
+                          prm + r0 * csz if prm != NULL else NULL, pstride)
         if neg >= 0:
             return neg
     neg = 0
     for r in range(r0, r1):
         neg |= _row_op(fmt, x + r * length * isz, o + r * length * isz, length, given,
                        lo + r * csz if given else NULL, hi + r * csz if given else NULL,
-                       qmin, qmax, mode)
+                       qmin, qmax, mode, prm + r * csz if prm != NULL else NULL, pstride)
     return neg
 
 
@@ -1010,17 +1021,19 @@ cdef struct RowsCtx:
     int64_t qmin, qmax
     double qminT, qmaxT, big
     int *negative
+    char *prm
 
 
 cdef void _rows_piece(void *p, size_t t, int w) noexcept nogil:
     cdef RowsCtx *c = <RowsCtx *>p
     c.negative[w] |= _rows_span(c.fmt, c.x, c.out, _split(c.rows, c.k, t),
                                 _split(c.rows, c.k, t + 1), c.length, c.given, c.lo, c.hi,
-                                c.qmin, c.qmax, c.qminT, c.qmaxT, c.big, c.mode, c.grouped)
+                                c.qmin, c.qmax, c.qminT, c.qmaxT, c.big, c.mode, c.grouped,
+                                c.prm, c.rows)
 
 
 def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_t qmin,
-             int64_t qmax, int mode, int nthreads=1):
+             int64_t qmax, int mode, int nthreads=1, params=None):
     """The op on each row of a contiguous ``[rows, length]`` block as its own channel.
 
     Block-wise quantization: every row is one block, reduced, given its
@@ -1028,7 +1041,10 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     Short rows go in groups of one vector's lanes, whose ranges and parameters
     are computed together, a row in each lane. ``lo`` and ``hi`` are the given
     per-row range (compute-type arrays of length ``rows``), or None for each
-    row's own range. Returns whether any row's minimum is negative.
+    row's own range. ``params``, when given, is a writable compute-type array of
+    ``4 * rows`` values (a ``(4, rows)`` array) that receives the rows' parameter
+    rows: scale, inverse scale, adjusted min and max. Returns whether any row's
+    minimum is negative.
     """
     cdef _Buffers b = _Buffers()
     cdef Py_ssize_t n, isz, csz, t
@@ -1040,6 +1056,7 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     cdef char *outp
     cdef const char *lop = NULL
     cdef const char *hip = NULL
+    cdef char *prm = NULL
     _check_fmt(fmt)
     if rows < 0 or length < 1:
         raise ValueError("qdq kernel: bad row extents")
@@ -1053,6 +1070,8 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     if given:
         lop = <const char *>b.get(lo, False, rows * csz, "lo", csz).buf
         hip = <const char *>b.get(hi, False, rows * csz, "hi", csz).buf
+    if params is not None:
+        prm = <char *>b.get(params, True, 4 * rows * csz, "params", csz).buf
     # the integer bounds and the largest finite value in T, as _params has them
     if fmt == QDQ_F64:
         qminT, qmaxT, big = <double>qmin, <double>qmax, DBL_MAX
@@ -1065,12 +1084,13 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     with nogil:
         if nt <= 1:
             negative = _rows_span(fmt, xp, outp, 0, rows, length, given, lop, hip, qmin, qmax,
-                                  qminT, qmaxT, big, mode, grouped)
+                                  qminT, qmaxT, big, mode, grouped, prm, rows)
         else:
             # pieces of about CHUNK_BYTES, whole groups of rows (64-row aligned)
             c.fmt, c.x, c.out, c.rows, c.length, c.given = fmt, xp, outp, rows, length, given
             c.lo, c.hi, c.qmin, c.qmax, c.qminT, c.qmaxT = lop, hip, qmin, qmax, qminT, qmaxT
             c.big, c.mode, c.grouped, c.k = big, mode, grouped, _chunks(n * isz, nt)
+            c.prm = prm
             c.negative = <int *>calloc(nt, sizeof(int))
             if c.negative == NULL:
                 failed = True

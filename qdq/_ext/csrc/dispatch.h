@@ -279,28 +279,29 @@ static void qdq_apply_cols(int fmt, const void *x, void *o, size_t stride, size_
 
 /* The op on each row of a [rows, len] block as its own channel, with its own
  * range (lo == NULL) or the range lo[r], hi[r] (compute type); qmin, qmax the
- * integer bounds and big the largest finite value, all values of T. Returns
+ * integer bounds and big the largest finite value, all values of T; prm (or
+ * NULL) receives each row's parameters (qdq_rows in format_kernels.h). Returns
  * 1 when a row's minimum is negative, 0 if not, and -1 when this build has no
  * such kernel (no vector extensions): the caller then goes row by row. */
 static int qdq_rows_op(int fmt, const void *x, void *o, size_t rows, size_t len,
                        const void *lo, const void *hi, double qmin, double qmax, double big,
-                       int mode)
+                       int mode, void *prm, size_t pstride)
 {
 #if QDQ_HAVE_VEC
     int neg = 0;
     QDQ_DISPATCH_FMT(qdq_rows,
         ((const uint16_t *)x, (uint16_t *)o, rows, len, (const float *)lo, (const float *)hi,
-         (float)qmin, (float)qmax, (float)big, mode, &neg),
+         (float)qmin, (float)qmax, (float)big, mode, &neg, (float *)prm, pstride),
         ((const uint16_t *)x, (uint16_t *)o, rows, len, (const float *)lo, (const float *)hi,
-         (float)qmin, (float)qmax, (float)big, mode, &neg),
+         (float)qmin, (float)qmax, (float)big, mode, &neg, (float *)prm, pstride),
         ((const float *)x, (float *)o, rows, len, (const float *)lo, (const float *)hi,
-         (float)qmin, (float)qmax, (float)big, mode, &neg),
+         (float)qmin, (float)qmax, (float)big, mode, &neg, (float *)prm, pstride),
         ((const double *)x, (double *)o, rows, len, (const double *)lo, (const double *)hi,
-         qmin, qmax, big, mode, &neg))
+         qmin, qmax, big, mode, &neg, (double *)prm, pstride))
     return neg;
 #else
     (void)fmt; (void)x; (void)o; (void)rows; (void)len; (void)lo; (void)hi;
-    (void)qmin; (void)qmax; (void)big; (void)mode;
+    (void)qmin; (void)qmax; (void)big; (void)mode; (void)prm; (void)pstride;
     return -1;
 #endif
 }

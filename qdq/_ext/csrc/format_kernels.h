@@ -584,11 +584,12 @@ QDQ_FN QDQ_V QDQ_NAME(qdq_fold_runs)(QDQ_V v, size_t len, const int is_max)
  * and merges "a row's minimum is negative" into *neg. */
 QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
                                        const QDQ_CT *lo, const QDQ_CT *hi, QDQ_V vqmin,
-                                       QDQ_V vqmax, QDQ_V vbig, QDQ_VM *neg, const int mode)
+                                       QDQ_V vqmax, QDQ_V vbig, QDQ_VM *neg, const int mode,
+                                       QDQ_CT *prm, size_t pstride)
 {
     const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0);
     const size_t per = QDQ_L / len, nvec = rows / per;
-    QDQ_CT t0[QDQ_L], t1[QDQ_L];
+    QDQ_CT t0[QDQ_L], t1[QDQ_L], t2[QDQ_L], t3[QDQ_L];
     size_t i;
     int k;
     for (i = 0; i < nvec; i++) {
@@ -609,6 +610,19 @@ QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, 
         }
         *neg |= a < zero;
         QDQ_NAME(qdq_row_params)(a, b, vqmin, vqmax, vbig, &s, &inv, &vlo, &vhi);
+        if (prm != NULL) {   /* row i * per + k: lanes k * len ... */
+            QDQ_VP(store)(t0, s);
+            QDQ_VP(store)(t1, inv);
+            QDQ_VP(store)(t2, vlo);
+            QDQ_VP(store)(t3, vhi);
+            for (k = 0; (size_t)k < per; k++) {
+                const size_t row = i * per + (size_t)k, lane = (size_t)k * len;
+                prm[row] = t0[lane];
+                prm[pstride + row] = t1[lane];
+                prm[2 * pstride + row] = t2[lane];
+                prm[3 * pstride + row] = t3[lane];
+            }
+        }
         if (mode & QDQ_CLAMP) {
             v = QDQ_VP(sel)(vhi < v, vhi, v);
             v = QDQ_VP(sel)(v < vlo, vlo, v);
@@ -627,7 +641,8 @@ QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, 
  * qdq_row_params). Returns 1 when a row's minimum is negative. */
 QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
                                    const QDQ_CT *lo, const QDQ_CT *hi, QDQ_CT qmin,
-                                   QDQ_CT qmax, QDQ_CT big, const int mode)
+                                   QDQ_CT qmax, QDQ_CT big, const int mode, QDQ_CT *prm,
+                                   size_t pstride)
 {
     const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0), vbig = QDQ_VP(splat)(big);
     const QDQ_V vqmin = QDQ_VP(splat)(qmin), vqmax = QDQ_VP(splat)(qmax);
@@ -637,7 +652,8 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
     size_t r0 = 0, g, r, j;
     int i, k;
     if (len < QDQ_L && QDQ_L % len == 0)
-        r0 = QDQ_NAME(qdq_short_rows)(x, o, rows, len, lo, hi, vqmin, vqmax, vbig, &neg, mode);
+        r0 = QDQ_NAME(qdq_short_rows)(x, o, rows, len, lo, hi, vqmin, vqmax, vbig, &neg, mode,
+                                      prm, pstride);
     for (; r0 < rows; r0 += g) {
         const QDQ_ST *xg = x + r0 * len;
         QDQ_ST *og = o + r0 * len;
@@ -677,6 +693,13 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
         QDQ_VP(store)(pinv, vinv);
         QDQ_VP(store)(plo, vlo);
         QDQ_VP(store)(phi, vhi);
+        if (prm != NULL)
+            for (r = 0; r < g; r++) {
+                prm[r0 + r] = ps[r];
+                prm[pstride + r0 + r] = pinv[r];
+                prm[2 * pstride + r0 + r] = plo[r];
+                prm[3 * pstride + r0 + r] = phi[r];
+            }
         for (r = 0; r < g; r++)
             QDQ_NAME(qdq_apply_body)(xg + r * len, og + r * len, len, ps[r], pinv[r], plo[r],
                                      phi[r], mode, 0);
@@ -686,16 +709,23 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
     return 0;
 }
 
+/* prm (or NULL): the rows' parameters out, scale[r] at prm[r], inverse scale, adjusted min
+ * and max pstride values further each. */
 static QDQ_TARGET void QDQ_NAME(qdq_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
                                           const QDQ_CT *lo, const QDQ_CT *hi, QDQ_CT qmin,
-                                          QDQ_CT qmax, QDQ_CT big, int mode, int *negative)
+                                          QDQ_CT qmax, QDQ_CT big, int mode, int *negative,
+                                          QDQ_CT *prm, size_t pstride)
 {
     int n;
     switch (mode & 3) {
-    case 0: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 0); break;
-    case 1: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 1); break;
-    case 2: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 2); break;
-    default: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 3); break;
+    case 0: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 0, prm,
+                                        pstride); break;
+    case 1: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 1, prm,
+                                        pstride); break;
+    case 2: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 2, prm,
+                                        pstride); break;
+    default: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 3, prm,
+                                         pstride); break;
     }
     *negative = n;
 }
