@@ -35,8 +35,6 @@ import numpy as np
 
 import qdq
 from qdq._core import engine as _engine
-from qdq._ext import histogram as _histkernel
-from qdq._ext import kernels as _kernels
 
 
 def numpy_histogram(x: np.ndarray, bins: int = 2048) -> np.ndarray:
@@ -129,8 +127,7 @@ def main() -> None:
         per_channel(a.per_channel)
         return
     if a.avx2:
-        _kernels.set_isa(1)
-        _histkernel.simd_level(1)
+        _engine.set_isa(1)
     rng = np.random.default_rng(0)
     x = rng.standard_t(3, a.mi << 20).astype(np.float32)
     b16 = a.dtype == "bfloat16"
@@ -158,9 +155,8 @@ def main() -> None:
             cpu[name].append(time.process_time() - c0)
     base = statistics.median(times["compute_range"])
     cbase = statistics.median(cpu["compute_range"])
-    print(f"{a.mi} Mi {a.dtype}, {qdq.get_num_threads()} threads, op {_engine.isa_name()}, "
-          f"histogram level {_histkernel.simd_level()}, medians of {a.rounds} "
-          "interleaved rounds (wall time; CPU time of the process)")
+    print(f"{a.mi} Mi {a.dtype}, {qdq.get_num_threads()} threads, {_engine.isa_name()}, "
+          f"medians of {a.rounds} interleaved rounds (wall time; CPU time of the process)")
     for name in methods:
         med, cmed = statistics.median(times[name]), statistics.median(cpu[name])
         print(f"  {name:22s} {med * 1e3:9.1f} ms  {med / base:5.2f} x compute_range   "

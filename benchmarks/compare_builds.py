@@ -8,7 +8,8 @@ build_ext --inplace``). The two run in alternating child processes
 calls with ``time.thread_time`` (CPU time of the calling thread, which the
 load of other processes on a shared machine disturbs far less than wall
 time): the op per tensor, range given, per channel on both axes, block-wise,
-codes, dequantize, the gradient and ``stream``, for every dtype, and 2,000
+codes, dequantize, the gradient, ``stream``, ``compute_range`` and the
+calibration histogram (per tensor and per channel), for every dtype, and 2,000
 calls on 1,024 elements. It prints new/old per case (the median of the
 rounds' medians).
 """
@@ -59,6 +60,9 @@ for dt in ("float32", "float16", "bfloat16", "float64"):
     t(f"{dt} gradient", lambda: qdq.quantize_and_dequantize_grad(x, x, -2, 2))
     chunks = np.array_split(x, 16)
     t(f"{dt} stream (16 chunks)", lambda: list(qdq.stream(chunks)), reps=3)
+    t(f"{dt} compute_range", lambda: qdq.compute_range(x))
+    t(f"{dt} histogram", lambda: qdq.HistogramTracker().update(x))
+    t(f"{dt} histogram, axis -1", lambda: qdq.HistogramTracker(axis=-1).update(x), reps=3)
 small = rng.standard_normal(1024).astype(np.float32)
 
 

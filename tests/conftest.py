@@ -27,19 +27,23 @@ settings.load_profile(os.environ.get("QDQ_HYPOTHESIS_PROFILE", "dev"))
 
 
 def _isa_levels():
-    from qdq._ext import kernels as _kernels
+    from qdq._core import engine as _engine
 
-    return list(range(_kernels.isa_available() + 1))
+    return list(range(_engine.isa_available() + 1))
 
 
-@pytest.fixture(params=_isa_levels(), ids=lambda level: ("baseline", "avx2", "avx512bf16")[level])
+ISA_IDS = ("baseline", "avx2", "avx512", "avx512bf16")
+
+
+@pytest.fixture(params=_isa_levels(), ids=lambda level: ISA_IDS[level])
 def isa(request):
-    """Run a test once per instruction set this CPU supports (baseline, AVX2+F16C,
-    AVX2+F16C with the AVX512-BF16 bfloat16 op)."""
-    from qdq._ext import kernels as _kernels
+    """Run a test once per instruction-set level this CPU supports, every compiled kernel
+    (op, codes, gradient, error statistics, histogram) at that level: baseline, AVX2+F16C,
+    AVX-512 F/BW/VL, and AVX-512 with AVX512-BF16 (qdq/_ext/csrc/cpu.h)."""
+    from qdq._core import engine as _engine
 
-    _kernels.set_isa(request.param)
+    _engine.set_isa(request.param)
     try:
         yield request.param
     finally:
-        _kernels.set_isa(-1)
+        _engine.set_isa(-1)

@@ -183,32 +183,25 @@ def transform_blocks(xk: np.ndarray, rk: np.ndarray, fmt: Format, ax: int, bs: i
         nonlocal negative
         xr = rows[0]
         lo, hi = _given_rows(given, ax, part)
-        if params_out is None:
-            fused = engine.op_rows(xr, target, fmt, lo, hi, a.qmin, a.qmax, a.mode,
-                                    a.range_given)
-            if fused is not None:
-                negative = negative or fused
-                if overflow is None or not overflow.active:
-                    return
-                # a float16 scale that overflows makes every output of its block inf or
-                # NaN (tests check the first): only then are the parameters needed
-                if np.isfinite(target[:, 0].view(np.float16)).all():
-                    overflow.add(np.zeros(xr.shape[0]), 0.0, 0.0)
-                    return
-                if lo is None or hi is None:
-                    lo, hi = engine.reduce_range(xr, fmt, 0)
-                overflow.add_rows(engine.compute_params(lo, hi, fmt, a.qmin, a.qmax))
-                return
-        if lo is None or hi is None:
-            lo, hi = engine.reduce_range(xr, fmt, 0)
-        p = engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
-        if params_out is not None:
-            for k in range(4):
-                put_rows(params_out[k], ax, part, p[k])
-        negative = negative or bool(np.any(lo < 0))
-        engine.transform(xr, target, fmt, 0, p, a.mode)
-        if overflow is not None:
-            overflow.add_rows(p)
+        # the fused row kernel, which hands back the parameters when they are wanted
+        # (the blocked parameters of a file or checkpoint run, the float16 scale check)
+        want = params_out is not None or (overflow is not None and overflow.active)
+        prow = np.empty((4, xr.shape[0]), dtype=fmt.compute) if want else None
+        fused = engine.op_rows(xr, target, fmt, lo, hi, a.qmin, a.qmax, a.mode,
+                                a.range_given, prow)
+        if fused is None:
+            if lo is None or hi is None:
+                lo, hi = engine.reduce_range(xr, fmt, 0)
+            prow = engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)
+            fused = bool(np.any(lo < 0))
+            engine.transform(xr, target, fmt, 0, prow, a.mode)
+        negative = negative or fused
+        if prow is not None:
+            if params_out is not None:
+                for k in range(4):
+                    put_rows(params_out[k], ax, part, prow[k])
+            if overflow is not None:
+                overflow.add_rows(prow)
 
     for_rows([xk], rk, ax, bs, one)
     return negative

@@ -20,10 +20,11 @@ from . import threads
 from .arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_extents, overlaps
 from .formats import FLOAT16, Format
 
-__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "QUANTIZE", "build_info", "compute_params",
-           "elementwise", "error_stats", "finish_range", "histogram_update", "isa_name",
-           "op_in_place_layout", "op_rows", "op_tensor", "range_in_place_layout",
-           "reduce_block", "reduce_range", "run_block", "transform"]
+__all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "ISA_LEVELS", "QUANTIZE", "build_info",
+           "compute_params", "elementwise", "error_stats", "finish_range", "get_isa",
+           "histogram_update", "isa_available", "isa_name", "op_in_place_layout", "op_rows",
+           "op_tensor", "range_in_place_layout", "reduce_block", "reduce_range", "run_block",
+           "set_isa", "transform"]
 
 APPLY = kernels.APPLY
 QUANTIZE = kernels.QUANTIZE
@@ -31,17 +32,48 @@ DEQUANTIZE = kernels.DEQUANTIZE
 GRAD = kernels.GRAD
 CLAMP = kernels.CLAMP
 
+#: The instruction-set levels of every compiled kernel (``qdq/_ext/csrc/cpu.h``).
+ISA_LEVELS = ("baseline", "AVX2+F16C", "AVX-512 F/BW/VL", "AVX-512 F/BW/VL+BF16")
+
+
+def set_isa(level: int) -> int:
+    """Run every compiled kernel at this instruction-set level; returns the level in use.
+
+    0 baseline (SSE2/NEON vectors), 1 AVX2+F16C, 2 AVX-512 F/BW/VL, 3 AVX-512
+    F/BW/VL with AVX512-BF16; -1 or a level above :func:`isa_available`: the
+    best available. Every level gives the same bits; lower levels are for tests
+    and benchmarks.
+    """
+    return int(kernels.set_isa(level))
+
+
+def get_isa() -> int:
+    """The instruction-set level every compiled kernel runs at (see :func:`set_isa`)."""
+    return int(kernels.get_isa())
+
+
+def isa_available() -> int:
+    """The best instruction-set level this CPU and this build support."""
+    return int(kernels.isa_available())
+
+
 def isa_name() -> str:
-    """The instruction set the kernels run with (the level chosen by ``kernels.set_isa``)."""
-    return ("baseline (SSE2/NEON)", "AVX2+F16C", "AVX2+F16C+AVX512-BF16")[kernels.get_isa()]
+    """The level in use and what each kernel runs at it.
+
+    For example ``"level 1 (AVX2+F16C): op AVX2+F16C, bfloat16 op AVX2+F16C,
+    error statistics AVX2+F16C, histogram AVX2+F16C"``.
+    """
+    level = get_isa()
+    parts = [*kernels.kernel_isa(level), *histogram.kernel_isa(level)]
+    each = ", ".join(f"{kernel} {isa}" for kernel, isa in parts)
+    return f"level {level} ({ISA_LEVELS[level]}): {each}"
 
 
 def build_info() -> str:
     """How the kernels were built and what they run on: OpenMP, threads, instruction set."""
-    isa = isa_name()
     n = threads.get_num_threads()
     omp = f"OpenMP, {n} threads" if kernels.OPENMP else "no OpenMP, 1 thread"
-    return f"{omp}, {isa} kernels"
+    return f"{omp}, kernels at instruction-set {isa_name()}"
 
 
 def reduce_block(data: np.ndarray, mn: np.ndarray, mx: np.ndarray, fmt: Format,
@@ -102,27 +134,28 @@ def compute_params(mn: np.ndarray, mx: np.ndarray, fmt: Format, qmin: int,
 
 def op_in_place_layout(xk: np.ndarray, rk: np.ndarray, fmt: Format, axis: int | None,
                        lo: Any, hi: Any, qmin: int, qmax: int, mode: int,
-                       range_given: bool) -> tuple[bool, float, float, float] | None:
+                       range_given: bool
+                       ) -> tuple[bool, float, float, float, np.ndarray | None] | None:
     """The whole op (range, parameters, transform) in one fused call.
 
-    Returns (whether the range has a negative bound, and per tensor the scale
-    and the adjusted range, per channel 1.0, 0.0, 0.0), or None when the
-    arrays need the slab path, or for float16 per channel, whose scales the
-    caller must see (then nothing was written). ``lo``/``hi`` are the given
-    range (1-tuples per tensor, arrays per channel).
+    Returns (whether the range has a negative bound, per tensor the scale and
+    the adjusted range, per channel 1.0, 0.0, 0.0, and for float16 per channel
+    the parameter rows, whose scales the caller checks for overflow, else None),
+    or None when the arrays need the slab path (then nothing was written).
+    ``lo``/``hi`` are the given range (1-tuples per tensor, arrays per channel).
     """
     layout = kernel_layout(xk, rk)
     if layout is None:
         return None
     if axis is None:
-        return op_tensor(xk, rk, fmt, lo, hi, qmin, qmax, mode, range_given)
-    nt = threads.current()
-    if fmt is FLOAT16:
-        return None
-    return bool(kernels.qdq_channels(xk, rk, fmt.code, *layout_extents(xk, layout, axis),
-                                      lo if range_given else None,
-                                      hi if range_given else None, qmin, qmax, mode,
-                                      nt)), 1.0, 0.0, 0.0
+        return (*op_tensor(xk, rk, fmt, lo, hi, qmin, qmax, mode, range_given), None)
+    extents = layout_extents(xk, layout, axis)
+    rows = np.empty((4, extents[1]), dtype=fmt.compute) if fmt is FLOAT16 else None
+    negative = bool(kernels.qdq_channels(xk, rk, fmt.code, *extents,
+                                         lo if range_given else None,
+                                         hi if range_given else None, qmin, qmax, mode,
+                                         threads.current(), rows))
+    return negative, 1.0, 0.0, 0.0, rows
 
 
 def op_tensor(xk: np.ndarray, rk: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin: int,
@@ -131,7 +164,8 @@ def op_tensor(xk: np.ndarray, rk: np.ndarray, fmt: Format, lo: Any, hi: Any, qmi
 
     ``xk`` and ``rk`` are native, aligned and contiguous in the same order
     (:func:`qdq._core.arrays.kernel_layout` says so); ``lo``/``hi`` are 1-tuples
-    when ``range_given``. Returns as :func:`op_in_place_layout` does.
+    when ``range_given``. Returns whether the range has a negative bound, the
+    scale and the adjusted range.
     """
     mn = lo[0] if range_given else 0.0
     mx = hi[0] if range_given else 0.0
@@ -141,17 +175,20 @@ def op_tensor(xk: np.ndarray, rk: np.ndarray, fmt: Format, lo: Any, hi: Any, qmi
 
 
 def op_rows(xr: np.ndarray, rr: np.ndarray, fmt: Format, lo: Any, hi: Any, qmin: int,
-            qmax: int, mode: int, range_given: bool) -> bool | None:
+            qmax: int, mode: int, range_given: bool,
+            params: np.ndarray | None = None) -> bool | None:
     """The op on each row of a (rows, length) kernel array as its own channel, fused.
 
-    Returns whether a row's minimum is negative, or None when the arrays need
-    another path (arrays the kernels cannot take as they are).
+    ``params``, a ``(4, rows)`` compute-type array, receives the rows'
+    parameter rows when given. Returns whether a row's minimum is negative, or
+    None when the arrays need another path (arrays the kernels cannot take as
+    they are; then nothing was written).
     """
     if kernel_layout(xr, rr) != "C" or xr.ndim != 2:
         return None
     return bool(kernels.qdq_rows(xr, rr, fmt.code, xr.shape[0], xr.shape[1],
                                   lo if range_given else None, hi if range_given else None,
-                                  qmin, qmax, mode, threads.current()))
+                                  qmin, qmax, mode, threads.current(), params))
 
 
 _HIST_CODE = {"float16": histogram.F16, "bfloat16": histogram.BF16,

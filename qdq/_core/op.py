@@ -226,8 +226,14 @@ def _op_general(x: np.ndarray, fmt: Format, a: OpArgs, ax: int | None, input_min
         # The kernels run on the arrays as they are: one compiled call.
         fused = engine.op_in_place_layout(xk, rk, fmt, ax, lo, hi, a.qmin, a.qmax, a.mode, rg)
     if fused is not None:
-        negative, scale, adjusted_min, adjusted_max = fused
-        return res, negative, _overflow(fmt, x.size, scale, adjusted_min, adjusted_max)
+        negative, scale, adjusted_min, adjusted_max, rows = fused
+        if rows is None:
+            return res, negative, _overflow(fmt, x.size, scale, adjusted_min, adjusted_max)
+        overflow = None
+        if x.size:
+            overflow = Float16Overflow(fmt)
+            overflow.add_rows(rows)
+        return res, negative, overflow
     if not rg:
         lo, hi = engine.reduce_range(xk, fmt, ax)
     p = engine.compute_params(lo, hi, fmt, a.qmin, a.qmax)

@@ -14,9 +14,9 @@ argument is the number of OpenMP threads to use (1 without OpenMP).
 
 from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
+from cpython.pycapsule cimport PyCapsule_New
 cimport cython
-from cython.parallel cimport prange, threadid
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t
 from libc.float cimport FLT_MAX, DBL_MAX
@@ -38,6 +38,11 @@ cdef extern from "csrc/dispatch.h" nogil:
     void qdq_max1_d(double v, double *mx)
     void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx)
     void qdq_minmax_lanes(int fmt, const void *x, size_t n, void *mn, void *mx)
+    void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, size_t n,
+                         void *mn, void *mx)
+    void qdq_apply_cols(int fmt, const void *x, void *o, size_t stride, size_t rows, size_t n,
+                        const void *s, const void *inv, const void *lo, const void *hi,
+                        int mode, int stream)
     void qdq_apply(int fmt, const void *x, void *o, size_t n, double s, double inv,
                    double lo, double hi, int mode)
     void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n, const void *s,
@@ -45,6 +50,7 @@ cdef extern from "csrc/dispatch.h" nogil:
     void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, double inv,
                       double lo, double hi, int mode, int stream)
     size_t qdq_stream_min_bytes()
+    void qdq_stream_min_bytes_set(size_t nbytes)
     enum:
         QDQ_I8
         QDQ_U64
@@ -56,10 +62,17 @@ cdef extern from "csrc/dispatch.h" nogil:
                       const void *lo, const void *hi, int lanes)
     size_t qdq_int_size(int itype)
     int qdq_rows_op(int fmt, const void *x, void *o, size_t rows, size_t len, const void *lo,
-                    const void *hi, double qmin, double qmax, double big, int mode)
+                    const void *hi, double qmin, double qmax, double big, int mode, void *prm,
+                    size_t pstride)
     int qdq_set_isa(int level)
     int qdq_get_isa()
     int qdq_isa_available()
+    int *qdq_isa_level
+    const char *qdq_kernel_isa(int kernel, int level)
+
+cdef extern from "csrc/pool.h" nogil:
+    ctypedef void (*qdq_piece_fn)(void *ctx, size_t piece, int worker) noexcept nogil
+    void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
 
 cdef extern from *:
     """
@@ -145,9 +158,10 @@ def openmp_max_threads():
 
 
 def set_isa(int level):
-    """Choose the instruction set (-1: best available, 0: baseline, 1: AVX2+F16C,
-    2: AVX2+F16C with the AVX512-BF16 bfloat16 op).
+    """Choose the instruction-set level of every compiled kernel (csrc/cpu.h).
 
+    -1: the best available, 0: baseline, 1: AVX2+F16C, 2: AVX-512 F/BW/VL,
+    3: AVX-512 F/BW/VL with AVX512-BF16. Every level gives the same bits.
     Returns the level in use, which is at most the best available.
     """
     return qdq_set_isa(level)
@@ -161,6 +175,32 @@ def get_isa():
 def isa_available():
     """The best instruction-set level this CPU and build support."""
     return qdq_isa_available()
+
+
+def stream_min_bytes(Py_ssize_t nbytes=-1):
+    """Outputs larger than this many bytes are written with non-temporal stores.
+
+    The size of the last-level cache by default; ``nbytes > 0`` sets another
+    threshold (the tests force the streaming loops on small arrays so), 0
+    restores the default. Returns the threshold in use.
+    """
+    if nbytes >= 0:
+        qdq_stream_min_bytes_set(<size_t>nbytes)
+    return qdq_stream_min_bytes()
+
+
+def kernel_isa(int level):
+    """What this module's kernels run at ``level``: ``(kernel, instruction set)`` pairs."""
+    cdef int k = 0
+    out = []
+    for name in ("op", "bfloat16 op", "error statistics"):
+        out.append((name, qdq_kernel_isa(k, level).decode()))
+        k += 1
+    return tuple(out)
+
+
+#: The level in use, as a capsule the other compiled modules follow (cpu.h: qdq_isa_share).
+ISA_LEVEL = PyCapsule_New(<void *>qdq_isa_level, b"qdq._ext.isa_level", NULL)
 
 
 # ---------------------------------------------------------------------------
@@ -246,6 +286,13 @@ cdef inline Py_ssize_t _chunks(Py_ssize_t nbytes, int nt) noexcept nogil:
     return max(k, <Py_ssize_t>nt)
 
 
+cdef inline Py_ssize_t _row_piece(Py_ssize_t row_bytes) noexcept nogil:
+    """Rows per piece of work with the channel axis last: about CHUNK_BYTES, whole groups
+    of the column kernels' 8 rows."""
+    cdef Py_ssize_t r = (CHUNK_BYTES // max(row_bytes, <Py_ssize_t>1)) & ~(<Py_ssize_t>7)
+    return max(r, <Py_ssize_t>8)
+
+
 cdef inline int _threads(Py_ssize_t work, Py_ssize_t per_thread, int nthreads) noexcept nogil:
     cdef Py_ssize_t nt = work // per_thread
     if nt < 1:
@@ -293,11 +340,18 @@ cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
             qdq_minmax(fmt, x + start * isz, end - start, mn, mx)
         return
     if post == 1:
-        while i < end:
+        # the channel axis last: a partial row, whole rows (in tiles of channels), a partial row
+        if i % C != 0:
             c = i % C
             seg = min(end - i, C - c)
             qdq_minmax_lanes(fmt, x + i * isz, seg, mn + c * csz, mx + c * csz)
             i += seg
+        run = end // C - i // C
+        if run > 0 and i < end:
+            qdq_minmax_cols(fmt, x + i * isz, C, run, C, mn, mx)
+            i += run * C
+        if i < end:
+            qdq_minmax_lanes(fmt, x + i * isz, end - i, mn, mx)
     else:
         while i < end:
             run = i // post
@@ -307,12 +361,53 @@ cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
             i += seg
 
 
+cdef struct ReduceCtx:
+    # One min/max reduction split into pieces (qdq_parallel): its block and, per worker,
+    # partial min/max arrays of C values each (or, channels split, the results).
+    int fmt
+    const char *x
+    Py_ssize_t pre, C, post, n, k, rp, csz
+    char *part
+    char *mn
+    char *mx
+
+
+cdef void _reduce_piece_rows(void *p, size_t t, int w) noexcept nogil:
+    """Rows [t * rp, (t + 1) * rp) of a block whose channel axis is last."""
+    cdef ReduceCtx *c = <ReduceCtx *>p
+    cdef Py_ssize_t r0 = <Py_ssize_t>t * c.rp
+    qdq_minmax_cols(c.fmt, c.x + r0 * c.C * _isz(c.fmt), c.C, min(c.rp, c.pre - r0), c.C,
+                    c.part + 2 * w * c.C * c.csz, c.part + (2 * w + 1) * c.C * c.csz)
+
+
+cdef void _reduce_piece_span(void *p, size_t t, int w) noexcept nogil:
+    """Piece t of k of the elements, into worker w's partial arrays."""
+    cdef ReduceCtx *c = <ReduceCtx *>p
+    _reduce_span(c.fmt, c.x, _split(c.n, c.k, t), _split(c.n, c.k, t + 1), c.C, c.post,
+                 c.part + 2 * w * c.C * c.csz, c.part + (2 * w + 1) * c.C * c.csz)
+
+
+cdef void _reduce_piece_channels(void *p, size_t t, int w) noexcept nogil:
+    """Channels [C t / k, C (t + 1) / k), straight into the results."""
+    cdef ReduceCtx *c = <ReduceCtx *>p
+    cdef Py_ssize_t c0 = (c.C * <Py_ssize_t>t) // c.k, c1 = (c.C * (<Py_ssize_t>t + 1)) // c.k
+    cdef Py_ssize_t q
+    if c.post == 1:
+        qdq_minmax_cols(c.fmt, c.x + c0 * _isz(c.fmt), c.C, c.pre, c1 - c0, c.mn + c0 * c.csz,
+                        c.mx + c0 * c.csz)
+    else:
+        for q in range(c.pre):
+            _reduce_span(c.fmt, c.x, (q * c.C + c0) * c.post, (q * c.C + c1) * c.post, c.C,
+                         c.post, c.mn, c.mx)
+
+
 cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
                  char *mn, char *mx, int nthreads) noexcept nogil:
     """Merge the per-channel min/max of x into mn/mx. Returns -1 on no memory."""
-    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, c0, c1, Ce, k
-    cdef int nt, tid
+    cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, Ce
+    cdef int nt
     cdef char *part
+    cdef ReduceCtx c
     if n == 0:
         return 0
     if 1 < post < EXPAND_POST and C * post <= EXPAND_LIMIT:
@@ -334,8 +429,10 @@ cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_
     if nt == 1:
         _reduce_span(fmt, x, 0, n, C, post, mn, mx)
         return 0
+    c.fmt, c.x, c.pre, c.C, c.post, c.n, c.csz = fmt, x, pre, C, post, n, csz
+    c.mn, c.mx, c.part = mn, mx, NULL
     if C * nt <= PARTIAL_LIMIT:
-        # Threads take pieces of the elements as they come and merge them into
+        # Workers take pieces of the elements as they come and merge them into
         # arrays of their own; those are merged at the end. min/max do not
         # depend on the order, so neither does the result.
         part = <char *>malloc(2 * nt * C * csz)
@@ -344,22 +441,22 @@ cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_
         for t in range(nt):
             _fill(fmt, part + 2 * t * C * csz, C, INFINITY)
             _fill(fmt, part + (2 * t + 1) * C * csz, C, -INFINITY)
-        k = _chunks(n * _isz(fmt), nt)
-        for t in prange(k, num_threads=nt, schedule='dynamic'):
-            tid = threadid()
-            _reduce_span(fmt, x, _split(n, k, t), _split(n, k, t + 1), C, post,
-                         part + 2 * tid * C * csz, part + (2 * tid + 1) * C * csz)
+        c.part = part
+        if post == 1:
+            # the channel axis last: pieces of whole rows, in groups of the kernel's rows
+            c.rp = _row_piece(C * _isz(fmt))
+            c.k = (pre + c.rp - 1) // c.rp
+            qdq_parallel(c.k, nt, _reduce_piece_rows, &c)
+        else:
+            c.k = _chunks(n * _isz(fmt), nt)
+            qdq_parallel(c.k, nt, _reduce_piece_span, &c)
         for t in range(nt):
             _merge(fmt, C, mn, mx, part + 2 * t * C * csz, part + (2 * t + 1) * C * csz, 1)
         free(part)
     else:
-        # Many channels: threads take ranges of channels, which they own.
-        k = min(C, 8 * <Py_ssize_t>nt)
-        for t in prange(k, num_threads=nt, schedule='dynamic'):
-            c0 = (C * t) // k
-            c1 = (C * (t + 1)) // k
-            for p in range(pre):
-                _reduce_span(fmt, x, (p * C + c0) * post, (p * C + c1) * post, C, post, mn, mx)
+        # Many channels: workers take ranges of channels, which they own.
+        c.k = min(C, 8 * <Py_ssize_t>nt)
+        qdq_parallel(c.k, nt, _reduce_piece_channels, &c)
     return 0
 
 
@@ -528,6 +625,21 @@ cdef void _job_span(const Job *j, Py_ssize_t start, Py_ssize_t end,
     each) or, with the channel axis last, rows of channels (lanes)."""
     cdef Py_ssize_t i = start, seg, run, c
     if j.post == 1 and j.C > 1:
+        if j.op == OP_APPLY:
+            # a partial row, whole rows (in tiles of channels), a partial row
+            if i % j.C != 0:
+                c = i % j.C
+                seg = min(end - i, j.C - c)
+                _job_call(j, i, seg, c, True, stats)
+                i += seg
+            run = end // j.C - i // j.C
+            if run > 0 and i < end:
+                qdq_apply_cols(j.fmt, j.x + i * j.xsz, j.out + i * j.osz, j.C, run, j.C,
+                               j.s, j.inv, j.lo, j.hi, j.mode, j.stream)
+                i += run * j.C
+            if i < end:
+                _job_call(j, i, end - i, 0, True, stats)
+            return
         while i < end:
             c = i % j.C
             seg = min(end - i, j.C - c)
@@ -565,13 +677,36 @@ cdef inline void _merge_stats(double *a, const double *b) noexcept nogil:
         a[2] = 1
 
 
+cdef struct JobCtx:
+    # One job split into pieces (qdq_parallel); per worker, partial code statistics.
+    Job *j
+    Py_ssize_t n, k, rp, pre
+    double *part
+
+
+cdef void _job_piece_rows(void *p, size_t t, int w) noexcept nogil:
+    """The op on rows [t * rp, (t + 1) * rp) of a block whose channel axis is last."""
+    cdef JobCtx *c = <JobCtx *>p
+    cdef Job *j = c.j
+    cdef Py_ssize_t r0 = <Py_ssize_t>t * c.rp
+    qdq_apply_cols(j.fmt, j.x + r0 * j.C * j.xsz, j.out + r0 * j.C * j.osz, j.C,
+                   min(c.rp, c.pre - r0), j.C, j.s, j.inv, j.lo, j.hi, j.mode, j.stream)
+
+
+cdef void _job_piece_span(void *p, size_t t, int w) noexcept nogil:
+    """Piece t of k of the elements, the statistics into worker w's."""
+    cdef JobCtx *c = <JobCtx *>p
+    _job_span(c.j, _split(c.n, c.k, t), _split(c.n, c.k, t + 1), c.part + 3 * w)
+
+
 cdef int _run_job(Job *j, Py_ssize_t pre, int nthreads, double *stats) noexcept nogil:
     """Run a job over its whole [pre, C, post] block. Returns -1 on no memory."""
-    cdef Py_ssize_t n = pre * j.C * j.post, csz = _csz(j.fmt), Ce, t, k
+    cdef Py_ssize_t n = pre * j.C * j.post, csz = _csz(j.fmt), Ce, t
     cdef int nt, rc
     cdef char *e
     cdef double *part
     cdef Job je
+    cdef JobCtx c
     if n == 0:
         return 0
     j.stream = <size_t>(n * j.osz) > qdq_stream_min_bytes()
@@ -594,6 +729,13 @@ cdef int _run_job(Job *j, Py_ssize_t pre, int nthreads, double *stats) noexcept 
     if nt == 1:
         _job_span(j, 0, n, stats)
         return 0
+    c.j, c.n, c.pre = j, n, pre
+    if j.op == OP_APPLY and j.post == 1 and j.C > 1:
+        # the channel axis last: pieces of whole rows (see _reduce)
+        c.rp = _row_piece(j.C * max(j.xsz, j.osz))
+        c.k = (pre + c.rp - 1) // c.rp
+        qdq_parallel(c.k, nt, _job_piece_rows, &c)
+        return 0
     part = <double *>malloc(3 * nt * sizeof(double))
     if part == NULL:
         return -1
@@ -601,9 +743,9 @@ cdef int _run_job(Job *j, Py_ssize_t pre, int nthreads, double *stats) noexcept 
         part[3 * t] = INFINITY
         part[3 * t + 1] = -INFINITY
         part[3 * t + 2] = 0
-    k = _chunks(n * max(j.xsz, j.osz), nt)
-    for t in prange(k, num_threads=nt, schedule='dynamic'):
-        _job_span(j, _split(n, k, t), _split(n, k, t + 1), part + 3 * threadid())
+    c.part = part
+    c.k = _chunks(n * max(j.xsz, j.osz), nt)
+    qdq_parallel(c.k, nt, _job_piece_span, &c)
     for t in range(nt):
         _merge_stats(stats, part + 3 * t)
     free(part)
@@ -730,12 +872,14 @@ def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,
 
 
 def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post, lo, hi,
-                 int64_t qmin, int64_t qmax, int mode, int nthreads=1):
+                 int64_t qmin, int64_t qmax, int mode, int nthreads=1, params=None):
     """The per-channel op in one call on a ``[pre, C, post]`` block.
 
     ``lo`` and ``hi`` are the given per-channel range (compute-type arrays of
-    length ``C``), or None to reduce the range from the data. Returns whether
-    any channel's minimum is negative.
+    length ``C``), or None to reduce the range from the data. ``params``, when
+    given, is a writable compute-type array of ``4 * C`` values (a ``(4, C)``
+    array) that receives the parameter rows: scale, inverse scale, adjusted min
+    and max per channel. Returns whether any channel's minimum is negative.
     """
     cdef _Buffers b = _Buffers()
     cdef Py_ssize_t n, isz, csz, c
@@ -745,6 +889,7 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     cdef char *outp
     cdef const void *lop = NULL
     cdef const void *hip = NULL
+    cdef char *pp = NULL
     cdef char *work
     _check_fmt(fmt)
     if pre < 0 or C < 0 or post < 0:
@@ -759,6 +904,8 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     if given:
         lop = b.get(lo, False, C * csz, "lo", csz).buf
         hip = b.get(hi, False, C * csz, "hi", csz).buf
+    if params is not None:
+        pp = <char *>b.get(params, True, 4 * C * csz, "params", csz).buf
     # min, max, then scale, inv, lo, hi: C compute-type values each
     work = b.scratch(6 * max(C, 1) * csz)
     with nogil:
@@ -781,6 +928,8 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
             _params[float](fmt, C, <float *>work, <float *>(work + C * csz), qmin, qmax,
                            <float *>(work + 2 * C * csz), <float *>(work + 3 * C * csz),
                            <float *>(work + 4 * C * csz), <float *>(work + 5 * C * csz))
+        if pp != NULL:
+            memcpy(pp, work + 2 * C * csz, 4 * C * csz)
         if rc == 0:
             rc = _transform(fmt, xp, outp, pre, C, post, work + 2 * C * csz, work + 3 * C * csz,
                             work + 4 * C * csz, work + 5 * C * csz, mode, max(nthreads, 1))
@@ -791,13 +940,15 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
 
 cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
                  const char *lo, const char *hi, int64_t qmin, int64_t qmax,
-                 int mode) noexcept nogil:
+                 int mode, char *prm, Py_ssize_t pstride) noexcept nogil:
     """The op on one row as one channel: range (unless given), parameters, transform.
 
+    ``prm`` (or NULL) receives the row's parameters, ``pstride`` values apart.
     Returns 1 when the row's minimum is negative, else 0.
     """
     cdef float f[6]
     cdef double d[6]
+    cdef int k
     if fmt == QDQ_F64:
         if given:
             d[0] = (<const double *>lo)[0]
@@ -808,6 +959,9 @@ cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
             qdq_minmax(fmt, x, length, &d[0], &d[1])
         _params[double](fmt, 1, &d[0], &d[1], qmin, qmax, &d[2], &d[3], &d[4], &d[5])
         qdq_apply(fmt, x, o, length, d[2], d[3], d[4], d[5], mode)
+        if prm != NULL:
+            for k in range(4):
+                (<double *>prm)[k * pstride] = d[2 + k]
         return 1 if d[0] < 0 else 0
     if given:
         f[0] = (<const float *>lo)[0]
@@ -818,15 +972,19 @@ cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
         qdq_minmax(fmt, x, length, &f[0], &f[1])
     _params[float](fmt, 1, &f[0], &f[1], qmin, qmax, &f[2], &f[3], &f[4], &f[5])
     qdq_apply(fmt, x, o, length, f[2], f[3], f[4], f[5], mode)
+    if prm != NULL:
+        for k in range(4):
+            (<float *>prm)[k * pstride] = f[2 + k]
     return 1 if f[0] < 0 else 0
 
 
 cdef int _rows_span(int fmt, const char *x, char *o, Py_ssize_t r0, Py_ssize_t r1,
                     Py_ssize_t length, bint given, const char *lo, const char *hi,
                     int64_t qmin, int64_t qmax, double qminT, double qmaxT, double big,
-                    int mode, bint grouped) noexcept nogil:
+                    int mode, bint grouped, char *prm, Py_ssize_t pstride) noexcept nogil:
     """The op on rows [r0, r1): a group kernel call, or row by row (long rows,
-    or a build without the group kernel). Returns 1 when a row's minimum is
+    or a build without the group kernel); ``prm`` (or NULL): the parameters of
+    row 0, the rows' parameters out. Returns 1 when a row's minimum is
     negative, else 0."""
     cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt), r
     cdef int neg = -1
@@ -839,19 +997,43 @@ cdef int _rows_span(int fmt, const char *x, char *o, Py_ssize_t r0, Py_ssize_t r
             glo = lo + r0 * csz
             ghi = hi + r0 * csz
         neg = qdq_rows_op(fmt, x + r0 * length * isz, o + r0 * length * isz, r1 - r0,
-                          length, glo, ghi, qminT, qmaxT, big, mode)
+                          length, glo, ghi, qminT, qmaxT, big, mode,
+                          prm + r0 * csz if prm != NULL else NULL, pstride)
         if neg >= 0:
             return neg
     neg = 0
     for r in range(r0, r1):
         neg |= _row_op(fmt, x + r * length * isz, o + r * length * isz, length, given,
                        lo + r * csz if given else NULL, hi + r * csz if given else NULL,
-                       qmin, qmax, mode)
+                       qmin, qmax, mode, prm + r * csz if prm != NULL else NULL, pstride)
     return neg
 
 
+cdef struct RowsCtx:
+    # The op on rows split into pieces (qdq_parallel); per worker, "a row was negative".
+    int fmt, mode
+    const char *x
+    char *out
+    Py_ssize_t rows, length, k
+    bint given, grouped
+    const char *lo
+    const char *hi
+    int64_t qmin, qmax
+    double qminT, qmaxT, big
+    int *negative
+    char *prm
+
+
+cdef void _rows_piece(void *p, size_t t, int w) noexcept nogil:
+    cdef RowsCtx *c = <RowsCtx *>p
+    c.negative[w] |= _rows_span(c.fmt, c.x, c.out, _split(c.rows, c.k, t),
+                                _split(c.rows, c.k, t + 1), c.length, c.given, c.lo, c.hi,
+                                c.qmin, c.qmax, c.qminT, c.qmaxT, c.big, c.mode, c.grouped,
+                                c.prm, c.rows)
+
+
 def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_t qmin,
-             int64_t qmax, int mode, int nthreads=1):
+             int64_t qmax, int mode, int nthreads=1, params=None):
     """The op on each row of a contiguous ``[rows, length]`` block as its own channel.
 
     Block-wise quantization: every row is one block, reduced, given its
@@ -859,17 +1041,22 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     Short rows go in groups of one vector's lanes, whose ranges and parameters
     are computed together, a row in each lane. ``lo`` and ``hi`` are the given
     per-row range (compute-type arrays of length ``rows``), or None for each
-    row's own range. Returns whether any row's minimum is negative.
+    row's own range. ``params``, when given, is a writable compute-type array of
+    ``4 * rows`` values (a ``(4, rows)`` array) that receives the rows' parameter
+    rows: scale, inverse scale, adjusted min and max. Returns whether any row's
+    minimum is negative.
     """
     cdef _Buffers b = _Buffers()
-    cdef Py_ssize_t n, isz, csz, t, k
-    cdef bint given = lo is not None, grouped
+    cdef Py_ssize_t n, isz, csz, t
+    cdef bint given = lo is not None, grouped, failed = False
     cdef int negative = 0, nt
+    cdef RowsCtx c
     cdef double qminT, qmaxT, big
     cdef const char *xp
     cdef char *outp
     cdef const char *lop = NULL
     cdef const char *hip = NULL
+    cdef char *prm = NULL
     _check_fmt(fmt)
     if rows < 0 or length < 1:
         raise ValueError("qdq kernel: bad row extents")
@@ -883,6 +1070,8 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     if given:
         lop = <const char *>b.get(lo, False, rows * csz, "lo", csz).buf
         hip = <const char *>b.get(hi, False, rows * csz, "hi", csz).buf
+    if params is not None:
+        prm = <char *>b.get(params, True, 4 * rows * csz, "params", csz).buf
     # the integer bounds and the largest finite value in T, as _params has them
     if fmt == QDQ_F64:
         qminT, qmaxT, big = <double>qmin, <double>qmax, DBL_MAX
@@ -895,14 +1084,23 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
     with nogil:
         if nt <= 1:
             negative = _rows_span(fmt, xp, outp, 0, rows, length, given, lop, hip, qmin, qmax,
-                                  qminT, qmaxT, big, mode, grouped)
+                                  qminT, qmaxT, big, mode, grouped, prm, rows)
         else:
             # pieces of about CHUNK_BYTES, whole groups of rows (64-row aligned)
-            k = _chunks(n * isz, nt)
-            for t in prange(k, num_threads=nt, schedule='dynamic'):
-                negative |= _rows_span(fmt, xp, outp, _split(rows, k, t), _split(rows, k, t + 1),
-                                       length, given, lop, hip, qmin, qmax, qminT, qmaxT, big,
-                                       mode, grouped)
+            c.fmt, c.x, c.out, c.rows, c.length, c.given = fmt, xp, outp, rows, length, given
+            c.lo, c.hi, c.qmin, c.qmax, c.qminT, c.qmaxT = lop, hip, qmin, qmax, qminT, qmaxT
+            c.big, c.mode, c.grouped, c.k = big, mode, grouped, _chunks(n * isz, nt)
+            c.prm = prm
+            c.negative = <int *>calloc(nt, sizeof(int))
+            if c.negative == NULL:
+                failed = True
+            else:
+                qdq_parallel(c.k, nt, _rows_piece, &c)
+                for t in range(nt):
+                    negative |= c.negative[t]
+                free(c.negative)
+    if failed:
+        raise MemoryError()
     return negative != 0
 
 

@@ -86,18 +86,16 @@ def test_clipped_count(isa, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
 def test_same_bits_every_isa_and_thread_count(fmt):
-    from qdq._ext import kernels as _kernels
-
     rng = np.random.default_rng(7)
     xs, ys = pairs(rng, 5 * 32768 + 13, fmt, "values")
     seen = set()
     try:
-        for level in range(_kernels.isa_available() + 1):
-            _kernels.set_isa(level)
+        for level in range(_engine.isa_available() + 1):
+            _engine.set_isa(level)
             for nt in (1, 2, 3, 8):
                 seen.add(_engine.error_stats(xs, ys, fmt, nthreads=nt))
     finally:
-        _kernels.set_isa(-1)
+        _engine.set_isa(-1)
     assert len(seen) == 1
 
 

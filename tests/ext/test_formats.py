@@ -6,6 +6,7 @@ from _util import assert_bits_equal
 
 import qdq
 from qdq import _reference
+from qdq._core import engine as _engine
 from qdq._core import formats as _formats
 from qdq._ext import kernels as _kernels
 from qdq._ext import testing as _testing_kernels
@@ -184,7 +185,7 @@ def _bfloat16_cases():
 
 def test_bfloat16_op_same_bits_on_every_isa():
     """Every instruction-set level gives the baseline's bfloat16 bits exactly, NaN bits
-    included: level 2 rounds with the AVX512-BF16 instruction, which keeps NaN payloads and
+    included: level 3 rounds with the AVX512-BF16 instruction, which keeps NaN payloads and
     flushes subnormals, and must fall back wherever that could show (NaN in a group of 16,
     a subnormal scale). Inputs: every pattern in random order (NaN in some groups), the same
     without NaN (whole arrays on the fast path), odd offsets and lengths (tails)."""
@@ -192,15 +193,15 @@ def test_bfloat16_op_same_bits_on_every_isa():
     every = rng.permutation(ALL16)
     finite = every[(every & 0x7FFF) <= 0x7F80]
     inputs = [every, finite, every[3:-5], finite[1:1000]]
-    levels = range(_kernels.isa_available() + 1)
+    levels = range(_engine.isa_available() + 1)
     try:
         for kw in _bfloat16_cases():
             for x in inputs:
                 got = {}
                 for level in levels:
-                    _kernels.set_isa(level)
+                    _engine.set_isa(level)
                     got[level] = qdq.quantize_and_dequantize(x, bfloat16_bits=True, **kw)
                 for level in levels:
                     assert np.array_equal(got[level], got[0]), (level, kw, x.size)
     finally:
-        _kernels.set_isa(-1)
+        _engine.set_isa(-1)

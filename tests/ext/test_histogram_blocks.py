@@ -3,7 +3,7 @@
 Blocks of ``_histkernel.BLOCK`` elements holding no NaN or inf take the vectorised path
 (the AVX2 or AVX-512 loops where the CPU has them, else the portable ones); these tests
 feed such blocks in every exponent regime and compare the loops of every instruction-set
-level the CPU has with the exact counts and the exact min/max.
+level the CPU has (the ``isa`` fixture) with the exact counts and the exact min/max.
 """
 
 from __future__ import annotations
@@ -15,21 +15,10 @@ from _util import bits, values
 
 import qdq
 from qdq._calibrate.histogram import K_FLOOR
+from qdq._core import engine as _engine
 from qdq._ext import histogram as _histkernel
 
 CASES = ("float16", "bfloat16", "bfloat16_bits", "float32", "float64")
-
-
-LEVELS = ("portable", "avx2", "avx512f", "avx512bw")
-
-
-@pytest.fixture(params=range(len(LEVELS)), ids=LEVELS)
-def simd(request):
-    if request.param > _histkernel.max_simd_level():
-        pytest.skip(f"the CPU has no {LEVELS[request.param]}")
-    old = _histkernel.simd_level(request.param)
-    yield request.param
-    _histkernel.simd_level(old)
 
 
 def regimes(case: str, rng) -> dict[str, np.ndarray]:
@@ -52,7 +41,7 @@ def regimes(case: str, rng) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("case", ("float16", "bfloat16_bits", "float32"))
-def test_window_turned_off_and_on(case, simd):
+def test_window_turned_off_and_on(case, isa):
     # Spread-out blocks (most elements outside the central bins counted in registers)
     # turn the window off for a while; central blocks after them turn it on again.
     rng = np.random.default_rng(13)
@@ -66,7 +55,7 @@ def test_window_turned_off_and_on(case, simd):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_blocks_match_the_definition(case, simd):
+def test_blocks_match_the_definition(case, isa):
     rng = np.random.default_rng(11)
     for name, v in regimes(case, rng).items():
         x, b = make(case, v)
@@ -81,19 +70,18 @@ def test_blocks_match_the_definition(case, simd):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("axis", [None, 1])
-def test_simd_and_portable_loops_agree(case, axis):
+def test_every_level_gives_the_bits_of_level_0(case, axis):
     rng = np.random.default_rng(12)
     v = rng.standard_t(3, 3 * 40000) * 100
     v[rng.choice(v.size, 5, replace=False)] = np.nan
     x, b = make(case, v.reshape(40000, 3) if axis is not None else v)
     res = []
-    old = _histkernel.simd_level()
     try:
-        for level in range(_histkernel.max_simd_level() + 1):
-            _histkernel.simd_level(level)
+        for level in range(_engine.isa_available() + 1):
+            _engine.set_isa(level)
             res.append(qdq.HistogramTracker(axis, bins=2048, bfloat16_bits=b).update(x))
     finally:
-        _histkernel.simd_level(old)
+        _engine.set_isa(-1)
     for r in res[1:]:
         assert (r.counts == res[0].counts).all()
         assert (r.exponent == res[0].exponent).all()
@@ -102,7 +90,7 @@ def test_simd_and_portable_loops_agree(case, axis):
 
 
 @pytest.mark.parametrize("case", ("float16", "bfloat16_bits"))
-def test_every_tail_of_a_16_bit_block(case, simd):
+def test_every_tail_of_a_16_bit_block(case, isa):
     # The AVX-512BW loop reads 32 elements at a time (bfloat16 permuted within 128 bits):
     # runs of every length up to 70 and around a block, each with a NaN, an inf or a value
     # needing a larger exponent in its last 32 elements (every position for runs under 40,
@@ -134,15 +122,3 @@ def test_every_tail_of_a_16_bit_block(case, simd):
             mn, mx = qdq.compute_range(x, bfloat16_bits=b)
             lo, hi = t.range("minmax")
             assert bits(lo) == bits(mn) and bits(hi) == bits(mx), (n, sp)
-
-
-def test_simd_level_reports_the_previous_level():
-    old = _histkernel.simd_level(0)
-    try:
-        assert _histkernel.simd_level() == 0
-        assert _histkernel.simd_level(99) == 0
-        assert _histkernel.simd_level() == _histkernel.max_simd_level()
-        assert _histkernel.simd_level(-1) == _histkernel.max_simd_level()
-        assert _histkernel.simd_level() == 0
-    finally:
-        _histkernel.simd_level(old)

@@ -1,5 +1,5 @@
 """Outputs larger than the last-level cache: the AVX2 copy writes float16,
-float32 and float64 with non-temporal stores, level 2 bfloat16 too (peeling to
+float32 and float64 with non-temporal stores, level 3 bfloat16 too (peeling to
 alignment, fencing at the end of each piece); the bits must be those of the
 baseline copy and of one thread, at every output alignment."""
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import qdq
-from qdq._ext import kernels as _kernels
+from qdq._core import engine as _engine
 
 
 def _llc_bytes() -> int:
@@ -37,8 +37,8 @@ def test_large_output_bits_match_baseline_and_one_thread(dtype):
     threads = qdq.get_num_threads()
     results = []
     try:
-        for level in range(_kernels.isa_available() + 1):
-            _kernels.set_isa(level)
+        for level in range(_engine.isa_available() + 1):
+            _engine.set_isa(level)
             for nt in {1, max(threads, 2)}:
                 qdq.set_num_threads(nt)
                 for off in (0, 1, 3):
@@ -51,7 +51,7 @@ def test_large_output_bits_match_baseline_and_one_thread(dtype):
                                                 round_mode="HALF_UP", **kw)
                     results.append((data, given, out.view(np.uint8).copy()))
     finally:
-        _kernels.set_isa(-1)
+        _engine.set_isa(-1)
         qdq.set_num_threads(threads)
     for got in results[1:]:
         for k in range(3):

@@ -1,8 +1,8 @@
 /*
  * The bfloat16 op with the AVX512-BF16 conversion instruction (VCVTNE2PS2BF16,
- * 256-bit form): instruction-set level 2, chosen at run time on CPUs that have
- * it (AVX512-BF16 and AVX512-VL). Included once, by dispatch.h, after the AVX2
- * copy, whose kernels it falls back to.
+ * 256-bit form): instruction-set level 3 (cpu.h), chosen at run time on CPUs
+ * that have it (AVX512-BF16 with AVX-512 F/BW/VL). Included once, by
+ * dispatch.h, after the AVX2 copy, whose kernels it falls back to.
  *
  * The instruction rounds two vectors of float32 to sixteen bfloat16 values,
  * to nearest even, in one step where the AVX2 copy spends about ten integer
@@ -28,11 +28,9 @@
  * the output on (qdq_apply_nt, for outputs larger than the last-level cache):
  * this loop is fast enough for the memory to be its limit.
  */
-#if QDQ_X86_DISPATCH && !defined(QDQ_NO_AVX512BF16) && \
-    ((defined(__clang__) && __clang_major__ >= 12) || \
-     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#if QDQ_X86_DISPATCH && QDQ_CPU_BF16
 #  define QDQ_HAVE_BF16_AVX512 1
-#  define QDQ_BF16_TARGET __attribute__((target("avx2,f16c,avx512f,avx512vl,avx512bf16")))
+#  define QDQ_BF16_TARGET QDQ_TARGET_AVX512BF16
 
 /* The 16 bfloat16 values at p[0:16] (two halves interleaved with zeros), rounded. */
 #  define QDQ_BF16_LO(p) ((__m256)_mm256_unpacklo_epi16(_mm256_setzero_si256(), (p)))
@@ -104,6 +102,132 @@ static QDQ_BF16_TARGET void qdq_apply_bf16_avx512(const uint16_t *x, uint16_t *o
     }
 }
 
+/* Whether every lane's parameters allow the conversion instruction (as above: s finite
+ * and nonzero, inv finite with |inv| >= FLT_MIN), for the 8 lanes of s and inv. */
+static inline __attribute__((always_inline)) QDQ_BF16_TARGET int
+qdq_bf16_params_ok(__m256 s, __m256 inv)
+{
+    const __m256 inf = _mm256_set1_ps(INFINITY), tiny = _mm256_set1_ps(FLT_MIN);
+    const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 as = _mm256_and_ps(s, abs), ai = _mm256_and_ps(inv, abs);
+    __m256 ok = _mm256_and_ps(_mm256_cmp_ps(as, inf, _CMP_LT_OQ),
+                              _mm256_cmp_ps(as, _mm256_setzero_ps(), _CMP_GT_OQ));
+    ok = _mm256_and_ps(ok, _mm256_cmp_ps(ai, inf, _CMP_LT_OQ));
+    ok = _mm256_and_ps(ok, _mm256_cmp_ps(ai, tiny, _CMP_GE_OQ));
+    return _mm256_movemask_ps(ok) == 0xff;
+}
+
+/* The lanes of p[0:16] as the widened halves hold them: p[0:4, 8:12] and p[4:8, 12:16]. */
+#  define QDQ_BF16_SPLIT0(a, b) _mm256_permute2f128_ps((a), (b), 0x20)
+#  define QDQ_BF16_SPLIT1(a, b) _mm256_permute2f128_ps((a), (b), 0x31)
+
+/* The bfloat16 op on columns (qdq_apply_cols_bf16_avx2's results): per 16 columns, the
+ * parameters in the lanes in the order each step needs them (s, lo, hi and, for
+ * HALF_UP, inv in the order of the widened halves; inv in order for HALF_TO_EVEN), loaded
+ * once for QDQ_APPLY_ROWS rows. Columns whose parameters do not allow the instruction,
+ * groups holding a NaN and the last n % 16 columns go to the AVX2 kernels. */
+static inline __attribute__((always_inline)) QDQ_BF16_TARGET void
+qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, size_t rows,
+                                size_t n, const float *s, const float *inv, const float *lo,
+                                const float *hi, const int mode, const int stream)
+{
+    const __m256 half = _mm256_set1_ps(0.5f);
+    size_t r, i, k, g, n16 = n / 16 * 16, w16 = 16;
+    /* 16, hidden from the optimizer: the AVX2 calls below with a constant 16 columns are
+     * cloned with it, and GCC then warns about their (dead) scalar tails */
+    __asm__("" : "+r"(w16));
+    for (r = 0; r < rows; r += g) {
+        const uint16_t *xr = x + r * stride;
+        uint16_t *orow = o + r * stride;
+        g = rows - r < QDQ_APPLY_ROWS ? rows - r : QDQ_APPLY_ROWS;
+        for (i = 0; i < n16; i += 16) {
+            const __m256 s0 = _mm256_loadu_ps(s + i), s1 = _mm256_loadu_ps(s + i + 8);
+            const __m256 i0 = _mm256_loadu_ps(inv + i), i1 = _mm256_loadu_ps(inv + i + 8);
+            __m256 vs0, vs1, vlo0, vlo1, vhi0, vhi1, vinv0, vinv1;
+            if (!(qdq_bf16_params_ok(s0, i0) && qdq_bf16_params_ok(s1, i1))) {
+                qdq_apply_cols_bf16_avx2(xr + i, orow + i, stride, g, w16, s + i, inv + i,
+                                         lo + i, hi + i, mode, 0);
+                continue;
+            }
+            vs0 = QDQ_BF16_SPLIT0(s0, s1);
+            vs1 = QDQ_BF16_SPLIT1(s0, s1);
+            vlo0 = vlo1 = vhi0 = vhi1 = vs0;
+            if (mode & QDQ_CLAMP) {
+                const __m256 l0 = _mm256_loadu_ps(lo + i), l1 = _mm256_loadu_ps(lo + i + 8);
+                const __m256 h0 = _mm256_loadu_ps(hi + i), h1 = _mm256_loadu_ps(hi + i + 8);
+                vlo0 = QDQ_BF16_SPLIT0(l0, l1);
+                vlo1 = QDQ_BF16_SPLIT1(l0, l1);
+                vhi0 = QDQ_BF16_SPLIT0(h0, h1);
+                vhi1 = QDQ_BF16_SPLIT1(h0, h1);
+            }
+            if (mode & QDQ_HALF_UP) {
+                vinv0 = QDQ_BF16_SPLIT0(i0, i1);
+                vinv1 = QDQ_BF16_SPLIT1(i0, i1);
+            } else {
+                vinv0 = i0;
+                vinv1 = i1;
+            }
+            for (k = 0; k < g; k++) {
+                __m256i p, b, res;
+                __m256 v0, v1, w0, w1;
+                memcpy(&p, xr + k * stride + i, sizeof p);
+                v0 = QDQ_BF16_LO(p);
+                v1 = QDQ_BF16_HI(p);
+                if (_mm256_movemask_ps(_mm256_cmp_ps(v0, v1, _CMP_UNORD_Q))) {
+                    qdq_apply_cols_bf16_avx2(xr + k * stride + i, orow + k * stride + i, stride,
+                                             1, w16, s + i, inv + i, lo + i, hi + i, mode, 0);
+                    continue;
+                }
+                if (mode & QDQ_CLAMP) {
+                    v0 = _mm256_max_ps(vlo0, _mm256_min_ps(vhi0, v0));
+                    v1 = _mm256_max_ps(vlo1, _mm256_min_ps(vhi1, v1));
+                }
+                b = QDQ_BF16_PACK(_mm256_mul_ps(v1, vs1), _mm256_mul_ps(v0, vs0));
+                w0 = QDQ_BF16_LO(b);
+                w1 = QDQ_BF16_HI(b);
+                if (mode & QDQ_HALF_UP) {
+                    b = QDQ_BF16_PACK(_mm256_add_ps(w1, half), _mm256_add_ps(w0, half));
+                    w0 = _mm256_round_ps(QDQ_BF16_LO(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+                    w1 = _mm256_round_ps(QDQ_BF16_HI(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+                    res = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv1), _mm256_mul_ps(w0, vinv0));
+                    res = _mm256_permute4x64_epi64(res, 0xd8);
+                } else {
+                    w0 = _mm256_round_ps(w0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    w1 = _mm256_round_ps(w1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    res = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv1), _mm256_mul_ps(w0, vinv0));
+                }
+                if (stream) _mm256_stream_si256((__m256i *)(orow + k * stride + i), res);
+                else memcpy(orow + k * stride + i, &res, sizeof res);
+            }
+        }
+        if (n16 < n)
+            qdq_apply_cols_bf16_avx2(xr + n16, orow + n16, stride, g, n - n16, s + n16,
+                                     inv + n16, lo + n16, hi + n16, mode, 0);
+    }
+    if (stream) _mm_sfence();
+}
+
+/* qdq_apply_cols_bf16_avx2's results, faster (above); stream: o's rows 32-byte aligned. */
+static QDQ_BF16_TARGET void qdq_apply_cols_bf16_avx512(const uint16_t *x, uint16_t *o,
+                                                       size_t stride, size_t rows, size_t n,
+                                                       const float *s, const float *inv,
+                                                       const float *lo, const float *hi,
+                                                       int mode, int stream)
+{
+    switch ((mode & 3) | (stream ? 4 : 0)) {
+    case 0: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 0, 0); break;
+    case 1: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 1, 0); break;
+    case 2: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 2, 0); break;
+    case 3: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 3, 0); break;
+    case 4: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 0, 1); break;
+    case 5: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 1, 1); break;
+    case 6: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 2, 1); break;
+    default: qdq_apply_cols_bf16_avx512_body(x, o, stride, rows, n, s, inv, lo, hi, 3, 1); break;
+    }
+}
+
+#  undef QDQ_BF16_SPLIT0
+#  undef QDQ_BF16_SPLIT1
 #  undef QDQ_BF16_LO
 #  undef QDQ_BF16_HI
 #  undef QDQ_BF16_PACK

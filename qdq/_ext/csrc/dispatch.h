@@ -2,9 +2,11 @@
  * The entry points of qdq's element kernels (qdq_minmax, qdq_apply,
  * qdq_rows_op, qdq_quantize, ...), which choose an instruction-set copy at
  * run time.
- * Included once, by _kernels.pyx. It includes scalar.h, then isa_copy.h once
- * per instruction set: the baseline copy, and on x86-64 the AVX2 copy; then
- * bf16_avx512.h, the bfloat16 op of level 2 (AVX512-BF16 conversions).
+ * Included once, by kernels.pyx. It includes cpu.h (the probe and the level
+ * in use) and scalar.h, then isa_copy.h once per instruction set: the
+ * baseline copy (level 0), and on x86-64 the AVX2 copy (levels 1 and 2); then
+ * bf16_avx2.h, the AVX2 bfloat16 op sixteen values at a time, and bf16_avx512.h, the
+ * bfloat16 op of level 3 (AVX512-BF16 conversions).
  *
  * The kernels: NaN-ignoring min/max reductions and the
  * clamp-scale-round-rescale transform, for float16 and bfloat16 (as uint16
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "scalar.h"
 
 /* ------------------------------------------------------------------------ */
@@ -58,9 +61,8 @@
 #  endif
 #endif
 
-#if QDQ_HAVE_VEC && defined(__x86_64__) && !defined(QDQ_NO_AVX2)
+#if QDQ_HAVE_VEC && QDQ_CPU_X86
 #  define QDQ_X86_DISPATCH 1
-#  include <immintrin.h>
 #else
 #  define QDQ_X86_DISPATCH 0
 #endif
@@ -78,7 +80,7 @@
 #if QDQ_X86_DISPATCH
 #  define QDQ_VB 32
 #  define QDQ_SFX(name) name##_avx2
-#  define QDQ_TARGET __attribute__((target("avx2,f16c")))
+#  define QDQ_TARGET QDQ_TARGET_AVX2
 #  define QDQ_F16C 1
 #  include "isa_copy.h"
 #  undef QDQ_VB
@@ -87,50 +89,35 @@
 #  undef QDQ_F16C
 #endif
 
+#include "bf16_avx2.h"
 #include "bf16_avx512.h"
 
 /* ------------------------------------------------------------------------ */
 /* Dispatch.                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* 0: baseline vectors (or scalar), 1: AVX2 + F16C, 2: level 1 and the
- * AVX512-BF16 bfloat16 op (bf16_avx512.h). -1: not chosen yet. */
-static int qdq_isa = -1;
-
-static inline int qdq_isa_available(void)
+/* The copy each kernel of this module runs at a level (cpu.h): kernel 0 the
+ * op and the other element kernels (range, codes, gradient), 1 the bfloat16
+ * op, 2 the error statistics (error_stats.h). NULL past the last kernel. */
+static inline const char *qdq_kernel_isa(int kernel, int level)
 {
-#if QDQ_X86_DISPATCH
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))) return 0;
-#  if QDQ_HAVE_BF16_AVX512
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512bf16"))
-        return 2;
-#  endif
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-/* Select the instruction set: -1 picks the best available. Returns the
- * level in use. */
-static int qdq_set_isa(int level)
-{
-    int best = qdq_isa_available();
-    qdq_isa = (level < 0 || level > best) ? best : level;
-    return qdq_isa;
-}
-
-static inline int qdq_get_isa(void)
-{
-    if (qdq_isa < 0) qdq_set_isa(-1);
-    return qdq_isa;
+    const int avx2 = QDQ_X86_DISPATCH && level >= QDQ_ISA_AVX2;
+    switch (kernel) {
+    case 0:
+    case 2:
+        return qdq_isa_name(avx2 ? QDQ_ISA_AVX2 : QDQ_ISA_BASELINE);
+    case 1:
+        if (QDQ_HAVE_BF16_AVX512 && level >= QDQ_ISA_AVX512BF16)
+            return qdq_isa_name(QDQ_ISA_AVX512BF16);
+        return qdq_isa_name(avx2 ? QDQ_ISA_AVX2 : QDQ_ISA_BASELINE);
+    default:
+        return NULL;
+    }
 }
 
 #if QDQ_X86_DISPATCH
 #  define QDQ_DISPATCH(call_base, call_avx2) \
-    do { if (qdq_get_isa() >= 1) { call_avx2; } else { call_base; } } while (0)
+    do { if (qdq_get_isa() >= QDQ_ISA_AVX2) { call_avx2; } else { call_base; } } while (0)
 #else
 #  define QDQ_DISPATCH(call_base, call_avx2) do { call_base; } while (0)
 #endif
@@ -170,9 +157,16 @@ static void qdq_apply(int fmt, const void *x, void *o, size_t n, double s,
                       double inv, double lo, double hi, int mode)
 {
 #if QDQ_HAVE_BF16_AVX512
-    if (fmt == QDQ_BF16 && qdq_get_isa() >= 2) {
+    if (fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX512BF16) {
         qdq_apply_bf16_avx512((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
                               (float)lo, (float)hi, mode, 0);
+        return;
+    }
+#endif
+#if QDQ_HAVE_BF16_AVX2_WIDE
+    if (fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX2) {
+        qdq_apply_bf16_avx2w((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
+                             (float)lo, (float)hi, mode);
         return;
     }
 #endif
@@ -199,30 +193,115 @@ static void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n,
          (const double *)lo, (const double *)hi, mode))
 }
 
+/* Columns [0, n) of a [rows, stride] block as channels (the channel axis last), in tiles
+ * of QDQ_COL_TILE channels: a tile's min/max (or its four parameter arrays) stay in L1
+ * while the rows go by. */
+#ifndef QDQ_COL_TILE_BYTES
+#define QDQ_COL_TILE_BYTES 65536
+#endif
+
+static inline size_t qdq_ct_size_of(int fmt) { return fmt == QDQ_F64 ? 8 : 4; }
+static inline size_t qdq_st_size_of(int fmt) { return fmt == QDQ_F64 ? 8 : fmt == QDQ_F32 ? 4 : 2; }
+
+/* mn[c] = min(mn[c], x[r * stride + c]) over r < rows, for c < n; likewise mx. */
+static void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, size_t n,
+                            void *mn, void *mx)
+{
+    const size_t isz = qdq_st_size_of(fmt), csz = qdq_ct_size_of(fmt);
+    const size_t tile = QDQ_COL_TILE_BYTES / csz;
+    size_t c, m;
+    for (c = 0; c < n; c += m) {
+        const char *xc = (const char *)x + c * isz;
+        char *a = (char *)mn + c * csz, *b = (char *)mx + c * csz;
+        m = n - c < tile ? n - c : tile;
+        QDQ_DISPATCH_FMT(qdq_minmax_cols,
+            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b),
+            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b),
+            ((const float *)xc, stride, rows, m, (float *)a, (float *)b),
+            ((const double *)xc, stride, rows, m, (double *)a, (double *)b))
+    }
+}
+
+/* The columns [c0, c1) of qdq_apply_cols, tile by tile. */
+static void qdq_apply_cols_tiles(int fmt, const void *x, void *o, size_t stride, size_t rows,
+                                 size_t c0, size_t c1, const void *s, const void *inv,
+                                 const void *lo, const void *hi, int mode, int stream)
+{
+    const size_t isz = qdq_st_size_of(fmt), csz = qdq_ct_size_of(fmt);
+    const size_t tile = QDQ_COL_TILE_BYTES / csz;
+    size_t c, m;
+    for (c = c0; c < c1; c += m) {
+        const char *xc = (const char *)x + c * isz;
+        char *oc = (char *)o + c * isz;
+        const char *sc = (const char *)s + c * csz, *ic = (const char *)inv + c * csz;
+        const char *lc = (const char *)lo + c * csz, *hc = (const char *)hi + c * csz;
+        m = c1 - c < tile ? c1 - c : tile;
+#if QDQ_HAVE_BF16_AVX512
+        if (fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX512BF16) {
+            qdq_apply_cols_bf16_avx512((const uint16_t *)xc, (uint16_t *)oc, stride, rows, m,
+                                       (const float *)sc, (const float *)ic, (const float *)lc,
+                                       (const float *)hc, mode, stream);
+            continue;
+        }
+#endif
+        QDQ_DISPATCH_FMT(qdq_apply_cols,
+            ((const uint16_t *)xc, (uint16_t *)oc, stride, rows, m, (const float *)sc,
+             (const float *)ic, (const float *)lc, (const float *)hc, mode, stream),
+            ((const uint16_t *)xc, (uint16_t *)oc, stride, rows, m, (const float *)sc,
+             (const float *)ic, (const float *)lc, (const float *)hc, mode, stream),
+            ((const float *)xc, (float *)oc, stride, rows, m, (const float *)sc,
+             (const float *)ic, (const float *)lc, (const float *)hc, mode, stream),
+            ((const double *)xc, (double *)oc, stride, rows, m, (const double *)sc,
+             (const double *)ic, (const double *)lc, (const double *)hc, mode, stream))
+    }
+}
+
+/* o[r * stride + c] = op(x[r * stride + c]) with channel c's parameters s[c], inv[c], lo[c],
+ * hi[c], for r < rows, c < n. stream: non-temporal stores where the copy has them, when
+ * every row of o starts at the same offset from a 32-byte boundary (the rows' columns
+ * before the first boundary go first, with ordinary stores). */
+static void qdq_apply_cols(int fmt, const void *x, void *o, size_t stride, size_t rows,
+                           size_t n, const void *s, const void *inv, const void *lo,
+                           const void *hi, int mode, int stream)
+{
+    const size_t isz = qdq_st_size_of(fmt);
+    size_t head = 0;
+    if (stream && (stride * isz) % 32 == 0 && (uintptr_t)o % isz == 0) {
+        head = ((32 - (uintptr_t)o % 32) % 32) / isz;
+        if (head > n) head = n;
+        if (head > 0)
+            qdq_apply_cols_tiles(fmt, x, o, stride, rows, 0, head, s, inv, lo, hi, mode, 0);
+    } else {
+        stream = 0;
+    }
+    qdq_apply_cols_tiles(fmt, x, o, stride, rows, head, n, s, inv, lo, hi, mode, stream);
+}
+
 /* The op on each row of a [rows, len] block as its own channel, with its own
  * range (lo == NULL) or the range lo[r], hi[r] (compute type); qmin, qmax the
- * integer bounds and big the largest finite value, all values of T. Returns
+ * integer bounds and big the largest finite value, all values of T; prm (or
+ * NULL) receives each row's parameters (qdq_rows in format_kernels.h). Returns
  * 1 when a row's minimum is negative, 0 if not, and -1 when this build has no
  * such kernel (no vector extensions): the caller then goes row by row. */
 static int qdq_rows_op(int fmt, const void *x, void *o, size_t rows, size_t len,
                        const void *lo, const void *hi, double qmin, double qmax, double big,
-                       int mode)
+                       int mode, void *prm, size_t pstride)
 {
 #if QDQ_HAVE_VEC
     int neg = 0;
     QDQ_DISPATCH_FMT(qdq_rows,
         ((const uint16_t *)x, (uint16_t *)o, rows, len, (const float *)lo, (const float *)hi,
-         (float)qmin, (float)qmax, (float)big, mode, &neg),
+         (float)qmin, (float)qmax, (float)big, mode, &neg, (float *)prm, pstride),
         ((const uint16_t *)x, (uint16_t *)o, rows, len, (const float *)lo, (const float *)hi,
-         (float)qmin, (float)qmax, (float)big, mode, &neg),
+         (float)qmin, (float)qmax, (float)big, mode, &neg, (float *)prm, pstride),
         ((const float *)x, (float *)o, rows, len, (const float *)lo, (const float *)hi,
-         (float)qmin, (float)qmax, (float)big, mode, &neg),
+         (float)qmin, (float)qmax, (float)big, mode, &neg, (float *)prm, pstride),
         ((const double *)x, (double *)o, rows, len, (const double *)lo, (const double *)hi,
-         qmin, qmax, big, mode, &neg))
+         qmin, qmax, big, mode, &neg, (double *)prm, pstride))
     return neg;
 #else
     (void)fmt; (void)x; (void)o; (void)rows; (void)len; (void)lo; (void)hi;
-    (void)qmin; (void)qmax; (void)big; (void)mode;
+    (void)qmin; (void)qmax; (void)big; (void)mode; (void)prm; (void)pstride;
     return -1;
 #endif
 }
@@ -335,20 +414,20 @@ static void qdq_gradient(int fmt, const void *g, const void *x, void *o, size_t 
  * instruction set has them for the format and o is aligned to its element
  * size: the same bits, without reading each output line before writing it.
  * The AVX2 copy streams float16, float32 and float64; bfloat16 only at level
- * 2 (the AVX2 copy's bfloat16 loop is bound by its instructions, and measured
+ * 3 (the AVX2 copy's bfloat16 loop is bound by its instructions, and measured
  * slower with them). */
 static void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, double inv,
                          double lo, double hi, int mode, int stream)
 {
 #if QDQ_HAVE_BF16_AVX512
-    if (stream && fmt == QDQ_BF16 && qdq_get_isa() >= 2 && (uintptr_t)o % 2 == 0) {
+    if (stream && fmt == QDQ_BF16 && qdq_get_isa() >= QDQ_ISA_AVX512BF16 && (uintptr_t)o % 2 == 0) {
         qdq_apply_bf16_avx512((const uint16_t *)x, (uint16_t *)o, n, (float)s, (float)inv,
                               (float)lo, (float)hi, mode, 1);
         return;
     }
 #endif
 #if QDQ_X86_DISPATCH
-    if (stream && qdq_get_isa() >= 1 && (uintptr_t)o % qdq_fmt_size(fmt) == 0) {
+    if (stream && qdq_get_isa() >= QDQ_ISA_AVX2 && (uintptr_t)o % qdq_fmt_size(fmt) == 0) {
         if (fmt == QDQ_F32) {
             qdq_apply_stream_f32_avx2((const float *)x, (float *)o, n, (float)s, (float)inv,
                                       (float)lo, (float)hi, mode);
@@ -370,11 +449,20 @@ static void qdq_apply_nt(int fmt, const void *x, void *o, size_t n, double s, do
 }
 
 /* Outputs larger than this many bytes are written with non-temporal stores:
- * the size of the last-level cache (sysfs, else sysconf), 32 MiB when unknown. */
+ * the size of the last-level cache (sysfs, else sysconf), 32 MiB when unknown;
+ * qdq_stream_min_bytes_set overrides it (the tests force the streaming loops so). */
+static size_t qdq_stream_min_bytes_override = 0;
+
+static inline void qdq_stream_min_bytes_set(size_t nbytes)
+{
+    qdq_stream_min_bytes_override = nbytes;
+}
+
 static size_t qdq_stream_min_bytes(void)
 {
     static size_t cached = 0;
     size_t b = cached;
+    if (qdq_stream_min_bytes_override != 0) return qdq_stream_min_bytes_override;
     if (b == 0) {
         unsigned long kb = 0;
         FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");

@@ -20,7 +20,7 @@
  * the same order); a piece's lanes are added in a fixed tree, and the
  * pieces' sums in piece order. Counts and the maximum are exact anyway.
  *
- * Included by _kernels.pyx after dispatch.h; it includes error_stats_isa.h
+ * Included by kernels.pyx after dispatch.h; it includes error_stats_isa.h
  * once per instruction-set copy, with the macros dispatch.h gives
  * isa_copy.h, and uses that copy's converters (F16C in the AVX2 copy).
  */
@@ -28,6 +28,7 @@
 #define QDQ_ERROR_STATS_H
 
 #include "dispatch.h"
+#include "pool.h"
 
 #include <float.h>
 #include <stdlib.h>
@@ -125,7 +126,7 @@ static inline void qdq_es_pair(qdq_es_lanes_t *a, int k, double x, double y, dou
 #if QDQ_X86_DISPATCH
 #  define QDQ_VB 32
 #  define QDQ_SFX(name) name##_avx2
-#  define QDQ_TARGET __attribute__((target("avx2,f16c")))
+#  define QDQ_TARGET QDQ_TARGET_AVX2
 #  define QDQ_F16C 1
 #  include "error_stats_isa.h"
 #  undef QDQ_VB
@@ -145,8 +146,25 @@ static void qdq_es_piece(int fmt, const void *x, const void *y, size_t n, double
         ((const double *)x, (const double *)y, n, lo, hi, piece))
 }
 
+typedef struct {
+    int fmt;
+    const char *x, *y;
+    size_t n;
+    double lo, hi;
+    qdq_es_t *parts;
+} qdq_es_job_t;
+
+static void qdq_es_piece_job(void *ctx, size_t q, int worker)
+{
+    const qdq_es_job_t *j = (const qdq_es_job_t *)ctx;
+    const size_t isz = qdq_fmt_size(j->fmt), start = q * QDQ_ES_PIECE;
+    const size_t m = j->n - start < QDQ_ES_PIECE ? j->n - start : QDQ_ES_PIECE;
+    (void)worker;
+    qdq_es_piece(j->fmt, j->x + start * isz, j->y + start * isz, m, j->lo, j->hi, &j->parts[q]);
+}
+
 /* Add the statistics of n pairs from x, y (storage type of fmt) to *total,
- * on up to nthreads OpenMP threads (the result is the same for any count).
+ * on up to nthreads threads (pool.h; the result is the same for any count).
  * Returns -1 when out of memory (then *total is unchanged), else 0. */
 static int qdq_error_stats(int fmt, const void *x, const void *y, size_t n, double lo,
                            double hi, int nthreads, qdq_es_t *total)
@@ -154,6 +172,7 @@ static int qdq_error_stats(int fmt, const void *x, const void *y, size_t n, doub
     const size_t isz = qdq_fmt_size(fmt), pieces = (n + QDQ_ES_PIECE - 1) / QDQ_ES_PIECE;
     const char *xc = (const char *)x, *yc = (const char *)y;
     qdq_es_t *parts, one;
+    qdq_es_job_t job;
     size_t p;
     if (nthreads <= 1 || pieces <= 1) {
         for (p = 0; p < pieces; p++) {
@@ -166,17 +185,14 @@ static int qdq_error_stats(int fmt, const void *x, const void *y, size_t n, doub
     }
     parts = (qdq_es_t *)malloc(pieces * sizeof *parts);
     if (parts == NULL) return -1;
-    {
-        long long q;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads)
-#endif
-        for (q = 0; q < (long long)pieces; q++) {
-            const size_t start = (size_t)q * QDQ_ES_PIECE;
-            const size_t m = n - start < QDQ_ES_PIECE ? n - start : QDQ_ES_PIECE;
-            qdq_es_piece(fmt, xc + start * isz, yc + start * isz, m, lo, hi, &parts[q]);
-        }
-    }
+    job.fmt = fmt;
+    job.x = xc;
+    job.y = yc;
+    job.n = n;
+    job.lo = lo;
+    job.hi = hi;
+    job.parts = parts;
+    qdq_parallel(pieces, nthreads, qdq_es_piece_job, &job);
     for (p = 0; p < pieces; p++) qdq_es_add(total, &parts[p]);
     free(parts);
     return 0;

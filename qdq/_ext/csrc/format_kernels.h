@@ -34,6 +34,9 @@
 #endif
 
 /* Merge the min and max of x[0:n] into *mn and *mx. */
+#ifndef QDQ_MINMAX_SPLIT
+#  define QDQ_MINMAX_SPLIT 16384
+#endif
 static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *mn, QDQ_CT *mx)
 {
     size_t i = 0;
@@ -42,6 +45,48 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *m
     if (n >= 2 * QDQ_L) {
         QDQ_V mn0 = QDQ_VP(splat)(a), mx0 = QDQ_VP(splat)(b), mn1 = mn0, mx1 = mx0;
         int k;
+        if (n >= QDQ_MINMAX_SPLIT) {
+            /* Long runs: four quarters of x read side by side, each into its own chain
+             * of accumulators (one stream of loads left the loop waiting for memory, at
+             * about half the bandwidth of four), with the cheaper steps of min_nn/max_nn
+             * and the zeros put in order at the end; min and max do not depend on the
+             * order. */
+            const size_t q = n / 4 / QDQ_L * QDQ_L;
+            const QDQ_ST *x1 = x + q, *x2 = x + 2 * q, *x3 = x + 3 * q;
+            QDQ_V a0 = mn0, b0 = mx0, a1 = mn0, b1 = mx0, a2 = mn0, b2 = mx0, a3 = mn0;
+            QDQ_V b3 = mx0, t;
+            QDQ_VM zn = (QDQ_VM)(a0 != a0), zp = zn;
+            size_t j;
+            for (j = 0; j < q; j += QDQ_L) {
+                const QDQ_V v0 = QDQ_VLOAD(x + j), v1 = QDQ_VLOAD(x1 + j);
+                const QDQ_V v2 = QDQ_VLOAD(x2 + j), v3 = QDQ_VLOAD(x3 + j);
+                a0 = QDQ_VP(min_nn)(v0, a0);
+                b0 = QDQ_VP(max_nn)(v0, b0);
+                a1 = QDQ_VP(min_nn)(v1, a1);
+                b1 = QDQ_VP(max_nn)(v1, b1);
+                a2 = QDQ_VP(min_nn)(v2, a2);
+                b2 = QDQ_VP(max_nn)(v2, b2);
+                a3 = QDQ_VP(min_nn)(v3, a3);
+                b3 = QDQ_VP(max_nn)(v3, b3);
+                QDQ_VP(zeros)(v0, &zn, &zp);
+                QDQ_VP(zeros)(v1, &zn, &zp);
+                QDQ_VP(zeros)(v2, &zn, &zp);
+                QDQ_VP(zeros)(v3, &zn, &zp);
+            }
+            a0 = QDQ_VP(min_nn)(a1, a0);
+            b0 = QDQ_VP(max_nn)(b1, b0);
+            a2 = QDQ_VP(min_nn)(a3, a2);
+            b2 = QDQ_VP(max_nn)(b3, b2);
+            a0 = QDQ_VP(min_nn)(a2, a0);
+            b0 = QDQ_VP(max_nn)(b2, b0);
+            QDQ_VP(fix_zeros)(&a0, &b0, zn, zp);
+            /* merge into the first pair with the total-order rule */
+            t = mx0;
+            QDQ_VP(minmax)(a0, &mn0, &t);
+            t = mn0;
+            QDQ_VP(minmax)(b0, &t, &mx0);
+            i = 4 * q;
+        }
         for (; i + 2 * QDQ_L <= n; i += 2 * QDQ_L) {
             QDQ_VP(minmax)(QDQ_VLOAD(x + i), &mn0, &mx0);
             QDQ_VP(minmax)(QDQ_VLOAD(x + i + QDQ_L), &mn1, &mx1);
@@ -211,6 +256,130 @@ static QDQ_TARGET void QDQ_NAME(qdq_apply_lanes)(const QDQ_ST *x, QDQ_ST *o, siz
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Columns: the channel axis last (post == 1), a [rows, stride] block whose  */
+/* columns [0, n) are channels (x points at the first). The caller cuts the  */
+/* columns into tiles whose parameters stay in L1; rows go QDQ_ROWS at a     */
+/* time, so each vector of parameters (or of min/max) is loaded once for     */
+/* QDQ_ROWS rows.                                                            */
+/* ------------------------------------------------------------------------ */
+#ifndef QDQ_ROWS
+#  define QDQ_ROWS 8
+#endif
+#ifndef QDQ_APPLY_ROWS
+#  define QDQ_APPLY_ROWS 8
+#endif
+
+/* mn[i] = min(mn[i], x[r * stride + i]) and mx[i] likewise, over rows r < rows, i < n. */
+static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride, size_t rows,
+                                                 size_t n, QDQ_CT *mn, QDQ_CT *mx)
+{
+    size_t r = 0, i, k;
+    for (; r + QDQ_ROWS <= rows; r += QDQ_ROWS) {
+        const QDQ_ST *xr = x + r * stride;
+        i = 0;
+#if QDQ_HAVE_VEC
+        for (; i + QDQ_L <= n; i += QDQ_L) {
+            /* the cheaper steps of min_nn/max_nn (the stored mn, mx hold no NaN), the
+             * zeros put in order at the end */
+            QDQ_V a = QDQ_VP(load)(mn + i), b = QDQ_VP(load)(mx + i);
+            QDQ_VM zn = (QDQ_VM)(a != a), zp = zn;
+            for (k = 0; k < QDQ_ROWS; k++) {
+                const QDQ_V v = QDQ_VLOAD(xr + k * stride + i);
+                a = QDQ_VP(min_nn)(v, a);
+                b = QDQ_VP(max_nn)(v, b);
+                QDQ_VP(zeros)(v, &zn, &zp);
+            }
+            QDQ_VP(fix_zeros)(&a, &b, zn, zp);
+            QDQ_VP(store)(mn + i, a);
+            QDQ_VP(store)(mx + i, b);
+        }
+#endif
+        for (; i < n; i++)
+            for (k = 0; k < QDQ_ROWS; k++) {
+                QDQ_CT v = QDQ_SLOAD(xr + k * stride + i);
+                QDQ_SMIN(v, mn + i);
+                QDQ_SMAX(v, mx + i);
+            }
+    }
+    for (; r < rows; r++)
+        QDQ_NAME(qdq_minmax_lanes)(x + r * stride, n, mn, mx);
+}
+
+/* o[r * ostride + i] = op(x[r * xstride + i]) with channel i's parameters, r < rows, i < n.
+ * stream: non-temporal stores where the copy has them, every row's output aligned to
+ * QDQ_VALIGN (the caller checks). */
+QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t stride,
+                                          size_t rows, size_t n, const QDQ_CT *s,
+                                          const QDQ_CT *inv, const QDQ_CT *lo,
+                                          const QDQ_CT *hi, const int mode, const int stream)
+{
+    size_t r = 0, i, k;
+    for (; r < rows; r += QDQ_APPLY_ROWS) {
+        const size_t g = rows - r < QDQ_APPLY_ROWS ? rows - r : QDQ_APPLY_ROWS;
+        const QDQ_ST *xr = x + r * stride;
+        QDQ_ST *orow = o + r * stride;
+        i = 0;
+#if QDQ_HAVE_VEC
+        if (g == QDQ_APPLY_ROWS) {
+            for (; i + QDQ_L <= n; i += QDQ_L) {
+                const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
+                const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
+                for (k = 0; k < QDQ_APPLY_ROWS; k++) {
+                    QDQ_V v = QDQ_VLOAD(xr + k * stride + i);
+                    if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
+                    QDQ_NAME(qdq_vop_store)(orow + k * stride + i, v * vs, vinv, mode, stream);
+                }
+            }
+        } else {
+            for (; i + QDQ_L <= n; i += QDQ_L) {
+                const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
+                const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
+                for (k = 0; k < g; k++) {
+                    QDQ_V v = QDQ_VLOAD(xr + k * stride + i);
+                    if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
+                    QDQ_NAME(qdq_vop_store)(orow + k * stride + i, v * vs, vinv, mode, stream);
+                }
+            }
+        }
+#endif
+        for (; i < n; i++)
+            for (k = 0; k < g; k++)
+                QDQ_SSTORE(orow + k * stride + i, QDQ_SOP(QDQ_SLOAD(xr + k * stride + i), s[i],
+                                                          inv[i], lo[i], hi[i], mode, QDQ_FMT));
+    }
+#if QDQ_HAVE_VEC && QDQ_F16C && QDQ_VALIGN > 1
+    if (stream) _mm_sfence();
+#else
+    (void)stream;
+#endif
+}
+
+static QDQ_TARGET void QDQ_NAME(qdq_apply_cols)(const QDQ_ST *x, QDQ_ST *o, size_t stride,
+                                                size_t rows, size_t n, const QDQ_CT *s,
+                                                const QDQ_CT *inv, const QDQ_CT *lo,
+                                                const QDQ_CT *hi, int mode, int stream)
+{
+#if QDQ_HAVE_VEC && QDQ_F16C && QDQ_VALIGN > 1
+    if (stream) {
+        switch (mode & 3) {
+        case 0: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 0, 1); break;
+        case 1: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 1, 1); break;
+        case 2: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 2, 1); break;
+        default: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 3, 1); break;
+        }
+        return;
+    }
+#endif
+    (void)stream;
+    switch (mode & 3) {
+    case 0: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 0, 0); break;
+    case 1: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 1, 0); break;
+    case 2: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 2, 0); break;
+    default: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 3, 0); break;
+    }
+}
+
 /* r[i] = round(clamp?(x[i]) * s) in T, kept in the compute type: the integer
  * code before rescaling (lanes: per-element s, lo, hi). */
 QDQ_FN void QDQ_NAME(qdq_round_body)(const QDQ_ST *x, QDQ_CT *r, size_t n, const QDQ_CT *s,
@@ -366,7 +535,7 @@ QDQ_FN int QDQ_NAME(qdq_lane_rev)(int k)
 }
 
 /* The parameters of the rows in the lanes of a (min) and b (max): those of
- * the per-channel rule (_params in _kernels.pyx), with the same operations
+ * the per-channel rule (_params in kernels.pyx), with the same operations
  * in the same order, lane by lane. s_min = rnd(qmin / a) if rnd(qmin * a) > 0
  * else big, s_max likewise; the side with the smaller scale sets the inverse
  * and the other end of the range. */
@@ -415,11 +584,12 @@ QDQ_FN QDQ_V QDQ_NAME(qdq_fold_runs)(QDQ_V v, size_t len, const int is_max)
  * and merges "a row's minimum is negative" into *neg. */
 QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
                                        const QDQ_CT *lo, const QDQ_CT *hi, QDQ_V vqmin,
-                                       QDQ_V vqmax, QDQ_V vbig, QDQ_VM *neg, const int mode)
+                                       QDQ_V vqmax, QDQ_V vbig, QDQ_VM *neg, const int mode,
+                                       QDQ_CT *prm, size_t pstride)
 {
     const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0);
     const size_t per = QDQ_L / len, nvec = rows / per;
-    QDQ_CT t0[QDQ_L], t1[QDQ_L];
+    QDQ_CT t0[QDQ_L], t1[QDQ_L], t2[QDQ_L], t3[QDQ_L];
     size_t i;
     int k;
     for (i = 0; i < nvec; i++) {
@@ -440,6 +610,19 @@ QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, 
         }
         *neg |= a < zero;
         QDQ_NAME(qdq_row_params)(a, b, vqmin, vqmax, vbig, &s, &inv, &vlo, &vhi);
+        if (prm != NULL) {   /* row i * per + k: lanes k * len ... */
+            QDQ_VP(store)(t0, s);
+            QDQ_VP(store)(t1, inv);
+            QDQ_VP(store)(t2, vlo);
+            QDQ_VP(store)(t3, vhi);
+            for (k = 0; (size_t)k < per; k++) {
+                const size_t row = i * per + (size_t)k, lane = (size_t)k * len;
+                prm[row] = t0[lane];
+                prm[pstride + row] = t1[lane];
+                prm[2 * pstride + row] = t2[lane];
+                prm[3 * pstride + row] = t3[lane];
+            }
+        }
         if (mode & QDQ_CLAMP) {
             v = QDQ_VP(sel)(vhi < v, vhi, v);
             v = QDQ_VP(sel)(v < vlo, vlo, v);
@@ -458,7 +641,8 @@ QDQ_FN size_t QDQ_NAME(qdq_short_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, 
  * qdq_row_params). Returns 1 when a row's minimum is negative. */
 QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
                                    const QDQ_CT *lo, const QDQ_CT *hi, QDQ_CT qmin,
-                                   QDQ_CT qmax, QDQ_CT big, const int mode)
+                                   QDQ_CT qmax, QDQ_CT big, const int mode, QDQ_CT *prm,
+                                   size_t pstride)
 {
     const QDQ_V zero = QDQ_VP(splat)((QDQ_CT)0), vbig = QDQ_VP(splat)(big);
     const QDQ_V vqmin = QDQ_VP(splat)(qmin), vqmax = QDQ_VP(splat)(qmax);
@@ -468,7 +652,8 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
     size_t r0 = 0, g, r, j;
     int i, k;
     if (len < QDQ_L && QDQ_L % len == 0)
-        r0 = QDQ_NAME(qdq_short_rows)(x, o, rows, len, lo, hi, vqmin, vqmax, vbig, &neg, mode);
+        r0 = QDQ_NAME(qdq_short_rows)(x, o, rows, len, lo, hi, vqmin, vqmax, vbig, &neg, mode,
+                                      prm, pstride);
     for (; r0 < rows; r0 += g) {
         const QDQ_ST *xg = x + r0 * len;
         QDQ_ST *og = o + r0 * len;
@@ -508,6 +693,13 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
         QDQ_VP(store)(pinv, vinv);
         QDQ_VP(store)(plo, vlo);
         QDQ_VP(store)(phi, vhi);
+        if (prm != NULL)
+            for (r = 0; r < g; r++) {
+                prm[r0 + r] = ps[r];
+                prm[pstride + r0 + r] = pinv[r];
+                prm[2 * pstride + r0 + r] = plo[r];
+                prm[3 * pstride + r0 + r] = phi[r];
+            }
         for (r = 0; r < g; r++)
             QDQ_NAME(qdq_apply_body)(xg + r * len, og + r * len, len, ps[r], pinv[r], plo[r],
                                      phi[r], mode, 0);
@@ -517,16 +709,23 @@ QDQ_FN int QDQ_NAME(qdq_rows_body)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size
     return 0;
 }
 
+/* prm (or NULL): the rows' parameters out, scale[r] at prm[r], inverse scale, adjusted min
+ * and max pstride values further each. */
 static QDQ_TARGET void QDQ_NAME(qdq_rows)(const QDQ_ST *x, QDQ_ST *o, size_t rows, size_t len,
                                           const QDQ_CT *lo, const QDQ_CT *hi, QDQ_CT qmin,
-                                          QDQ_CT qmax, QDQ_CT big, int mode, int *negative)
+                                          QDQ_CT qmax, QDQ_CT big, int mode, int *negative,
+                                          QDQ_CT *prm, size_t pstride)
 {
     int n;
     switch (mode & 3) {
-    case 0: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 0); break;
-    case 1: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 1); break;
-    case 2: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 2); break;
-    default: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 3); break;
+    case 0: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 0, prm,
+                                        pstride); break;
+    case 1: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 1, prm,
+                                        pstride); break;
+    case 2: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 2, prm,
+                                        pstride); break;
+    default: n = QDQ_NAME(qdq_rows_body)(x, o, rows, len, lo, hi, qmin, qmax, big, 3, prm,
+                                         pstride); break;
     }
     *negative = n;
 }

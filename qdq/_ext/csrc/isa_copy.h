@@ -84,6 +84,38 @@ QDQ_FN void QDQ_SFX(vf_minmax)(vf v, vf *mn, vf *mx)
     *mx = (vf)((gt & (vi)v) | (~gt & ((vi)*mx & ((vi)v | ~eq2))));
 }
 
+/* The reduction's steps with NaN-free accumulators: acc = min(acc, v) with a NaN v
+ * ignored (the min/max instructions return their second operand when either is NaN),
+ * and -0.0 and +0.0 counted as equal; the zeros are tracked apart (zn: a lane saw -0.0,
+ * zp: +0.0) and vf_fix_zeros puts them in order: a lane that saw -0.0 has a minimum of
+ * -0.0 or below, one that saw +0.0 a maximum of +0.0 or above. Cheaper than vf_minmax. */
+QDQ_FN vf QDQ_SFX(vf_min_nn)(vf v, vf acc)
+{
+#if QDQ_F16C
+    return (vf)_mm256_min_ps((__m256)v, (__m256)acc);
+#else
+    return QDQ_SFX(vf_sel)(v < acc, v, acc);
+#endif
+}
+QDQ_FN vf QDQ_SFX(vf_max_nn)(vf v, vf acc)
+{
+#if QDQ_F16C
+    return (vf)_mm256_max_ps((__m256)v, (__m256)acc);
+#else
+    return QDQ_SFX(vf_sel)(v > acc, v, acc);
+#endif
+}
+QDQ_FN void QDQ_SFX(vf_zeros)(vf v, vi *zn, vi *zp)
+{
+    *zn |= (vi)v == (int32_t)0x80000000u;
+    *zp |= (vi)v == 0;
+}
+QDQ_FN void QDQ_SFX(vf_fix_zeros)(vf *mn, vf *mx, vi zn, vi zp)
+{
+    *mn = (vf)((vi)*mn | (zn & (int32_t)0x80000000u));
+    *mx = (vf)((vi)*mx & ~(zp & (int32_t)0x80000000u));
+}
+
 /* --- float64 lanes ------------------------------------------------------ */
 QDQ_FN vd QDQ_SFX(vd_splat)(double a)
 {
@@ -135,6 +167,33 @@ QDQ_FN void QDQ_SFX(vd_minmax)(vd v, vd *mn, vd *mx)
     vl gt = v > *mx, eq2 = v == *mx;
     *mn = (vd)((lt & (vl)v) | (~lt & ((vl)*mn | ((vl)v & eq))));
     *mx = (vd)((gt & (vl)v) | (~gt & ((vl)*mx & ((vl)v | ~eq2))));
+}
+
+QDQ_FN vd QDQ_SFX(vd_min_nn)(vd v, vd acc)
+{
+#if QDQ_F16C
+    return (vd)_mm256_min_pd((__m256d)v, (__m256d)acc);
+#else
+    return QDQ_SFX(vd_sel)(v < acc, v, acc);
+#endif
+}
+QDQ_FN vd QDQ_SFX(vd_max_nn)(vd v, vd acc)
+{
+#if QDQ_F16C
+    return (vd)_mm256_max_pd((__m256d)v, (__m256d)acc);
+#else
+    return QDQ_SFX(vd_sel)(v > acc, v, acc);
+#endif
+}
+QDQ_FN void QDQ_SFX(vd_zeros)(vd v, vl *zn, vl *zp)
+{
+    *zn |= (vl)v == (int64_t)0x8000000000000000ull;
+    *zp |= (vl)v == 0;
+}
+QDQ_FN void QDQ_SFX(vd_fix_zeros)(vd *mn, vd *mx, vl zn, vl zp)
+{
+    *mn = (vd)((vl)*mn | (zn & (int64_t)0x8000000000000000ull));
+    *mx = (vd)((vl)*mx & ~(zp & (int64_t)0x8000000000000000ull));
 }
 
 /* --- 16-bit formats, computed in float32 lanes ---------------------------- */

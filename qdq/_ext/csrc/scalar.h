@@ -5,8 +5,8 @@
  * the element transform of the op. They are the tail loops of every kernel
  * and the whole kernel where vector extensions are missing.
  *
- * Included once by dispatch.h (and so by _kernels.pyx), and once by
- * _testing_kernels.pyx, which exposes the converters to the exhaustive tests.
+ * Included once by dispatch.h (and so by kernels.pyx), and once by
+ * testing.pyx, which exposes the converters to the exhaustive tests.
  */
 #ifndef QDQ_SCALAR_H
 #define QDQ_SCALAR_H

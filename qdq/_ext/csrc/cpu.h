@@ -1,0 +1,128 @@
+/*
+ * qdq's one CPU-feature probe and its one scale of instruction-set levels,
+ * which every compiled kernel obeys:
+ *
+ *   0  QDQ_ISA_BASELINE     portable code: 16-byte vectors (SSE2 on x86-64,
+ *                           NEON on aarch64), or scalar loops
+ *   1  QDQ_ISA_AVX2         AVX2 + F16C
+ *   2  QDQ_ISA_AVX512       level 1 + AVX-512 F, BW and VL (and POPCNT)
+ *   3  QDQ_ISA_AVX512BF16   level 2 + AVX512-BF16
+ *
+ * A kernel has copies for some of the levels and runs the highest copy at or
+ * below the level in use (qdq_kernel_isa in dispatch.h and hist.h names
+ * them). Every level gives the same bits. The level in use starts at the best
+ * the CPU and the compiler support, and qdq_set_isa lowers it (tests and
+ * benchmarks run the lower levels on a CPU that has more).
+ *
+ * Each compiled module includes this header, so each has a copy of these
+ * functions; the level itself is one int per process. The kernels module owns
+ * it and hands its address to the others as a capsule (qdq_isa_share), so
+ * qdq_set_isa in any module sets the level of all.
+ *
+ * Compilers: the probe is GCC/Clang's __builtin_cpu_supports (which also asks
+ * the operating system whether it saves the AVX and AVX-512 registers). The
+ * copies are compiled with function target attributes, never with -march, so
+ * a build runs on any CPU of its platform.
+ */
+#ifndef QDQ_CPU_H
+#define QDQ_CPU_H
+
+enum {
+    QDQ_ISA_BASELINE = 0,
+    QDQ_ISA_AVX2 = 1,
+    QDQ_ISA_AVX512 = 2,
+    QDQ_ISA_AVX512BF16 = 3
+};
+
+/* x86-64 with GCC or Clang: the copies above the baseline exist. QDQ_NO_AVX2
+ * (or QDQ_NO_SIMD) builds the baseline alone. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(QDQ_NO_AVX2) && !defined(QDQ_NO_SIMD)
+#  define QDQ_CPU_X86 1
+#  include <immintrin.h>
+#else
+#  define QDQ_CPU_X86 0
+#endif
+
+/* Compilers that know the AVX512-BF16 intrinsics (level 3). */
+#if QDQ_CPU_X86 && !defined(QDQ_NO_AVX512BF16) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#  define QDQ_CPU_BF16 1
+#else
+#  define QDQ_CPU_BF16 0
+#endif
+
+/* The target attributes of the levels' copies. */
+#define QDQ_TARGET_AVX2 __attribute__((target("avx2,f16c")))
+#define QDQ_TARGET_AVX512 \
+    __attribute__((target("avx2,f16c,popcnt,avx512f,avx512bw,avx512vl")))
+/* Level-2 loops that use AVX-512F alone (the histogram's float32 and float64
+ * passes): the compiler's code for them measured up to 1.3 x slower when
+ * compiled with the level's whole set of features. */
+#define QDQ_TARGET_AVX512F __attribute__((target("popcnt,avx512f")))
+#define QDQ_TARGET_AVX512BF16 \
+    __attribute__((target("avx2,f16c,popcnt,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/* The level in use: -1 until first asked for (then the best available). */
+static int qdq_isa_own = -1;
+static int *qdq_isa_level = &qdq_isa_own;
+
+/* The best level this CPU and this build support (probed once). */
+static inline int qdq_isa_available(void)
+{
+    static int best = -1;
+    int b = best;
+    if (b < 0) {
+        b = QDQ_ISA_BASELINE;
+#if QDQ_CPU_X86
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+            b = QDQ_ISA_AVX2;
+            if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("popcnt")) {
+                b = QDQ_ISA_AVX512;
+#  if QDQ_CPU_BF16
+                if (__builtin_cpu_supports("avx512bf16")) b = QDQ_ISA_AVX512BF16;
+#  endif
+            }
+        }
+#endif
+        best = b;
+    }
+    return b;
+}
+
+/* Use this level (-1, or one above the best: the best). Returns the level in use. */
+static inline int qdq_set_isa(int level)
+{
+    int best = qdq_isa_available();
+    *qdq_isa_level = (level < 0 || level > best) ? best : level;
+    return *qdq_isa_level;
+}
+
+/* The level in use. */
+static inline int qdq_get_isa(void)
+{
+    int level = *qdq_isa_level;
+    return level >= 0 ? level : qdq_set_isa(-1);
+}
+
+/* Follow the level at this address (another module's qdq_isa_level) from now on. */
+static inline void qdq_isa_share(int *level)
+{
+    if (level != NULL) qdq_isa_level = level;
+}
+
+/* The name of a level (what a copy of a kernel compiled for it needs). */
+static inline const char *qdq_isa_name(int level)
+{
+    switch (level) {
+    case QDQ_ISA_BASELINE: return "baseline";
+    case QDQ_ISA_AVX2: return "AVX2+F16C";
+    case QDQ_ISA_AVX512: return "AVX-512 F/BW/VL";
+    default: return "AVX-512 F/BW/VL+BF16";
+    }
+}
+
+#endif /* QDQ_CPU_H */

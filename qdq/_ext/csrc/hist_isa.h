@@ -1,0 +1,394 @@
+/*
+ * The x86-64 loops of the calibration histogram (hist.h): the fused pass over
+ * a block (the four reductions of the bit patterns and the bin indices, with
+ * the central bins counted in registers) at level 1 (AVX2 + F16C: float32 and
+ * the 16-bit formats widened to it) and level 2 (AVX-512 F/BW/VL: float32,
+ * float64, and float16/bfloat16 read as they are). Included once, by hist.h,
+ * on x86-64 with GCC or Clang (QDQ_CPU_X86); the functions carry the target
+ * attributes of their level (cpu.h), and hist.h calls them only at that level
+ * or above. They give the bits of the portable loops of hist.h.
+ */
+#ifndef QDQ_HIST_ISA_H
+#define QDQ_HIST_ISA_H
+
+/* hk_fuse_f32 with AVX2: the floor in one instruction; with window, the elements in the
+   bins [-8, 8) are counted in registers (as the AVX-512 window below: 4-bit counters,
+   eight bins to a 32-bit lane, one table look-up per vector, flushed every HK_NIB_STEPS
+   vectors, here into 16-bit counters, since a lane takes HK_BLK/8 elements of a block)
+   and only the others' indices are written, packed with a table of permutations.
+   Returns how many were written. */
+#define HK_NIB_STEPS 15
+static int32_t hk_pack8[256][8];  /* the lanes of mask q first, in order */
+static uint8_t hk_count8[256];
+static void hk_pack8_init(void) {
+    int q, l, n;
+    for (q = 0; q < 256; q++) {
+        for (l = 0, n = 0; l < 8; l++) if (q >> l & 1) hk_pack8[q][n++] = l;
+        hk_count8[q] = (uint8_t)n;
+        for (; n < 8; n++) hk_pack8[q][n] = 0;
+    }
+}
+#define HK_NIB_FLUSH8                                                                   \
+    do {                                                                                \
+        for (j = 0; j < 4; j++) {                                                       \
+            acc[j] = _mm256_add_epi32(acc[j], _mm256_and_si256(                         \
+                _mm256_srli_epi32(nib0, 4 * j), low16));                                \
+            acc[4 + j] = _mm256_add_epi32(acc[4 + j], _mm256_and_si256(                 \
+                _mm256_srli_epi32(nib1, 4 * j), low16));                                \
+        }                                                                               \
+        nib0 = nib1 = _mm256_setzero_si256();                                           \
+    } while (0)
+#define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
+    for (i = 0; i + 8 <= m; i += 8) {                                                   \
+        HK_PREFETCH_AHEAD(p + i);                                                       \
+        __m256 v = _mm256_loadu_ps(p + i), y;                                           \
+        __m256i b = _mm256_castps_si256(v), t;                                          \
+        unsigned out = 0xffu;                                                           \
+        smax = _mm256_max_epi32(smax, b);                                               \
+        smin = _mm256_min_epi32(smin, b);                                               \
+        umax = _mm256_max_epu32(umax, b);                                               \
+        umin = _mm256_min_epu32(umin, b);                                               \
+        INDEX                                                                           \
+        if (window) {                                                                   \
+            __m256i w = _mm256_add_epi32(t, half);                                      \
+            __m256i in = _mm256_cmpeq_epi32(_mm256_min_epu32(w, last), w);              \
+            __m256i inc = _mm256_and_si256(_mm256_permutevar8x32_epi32(tab, w), in);    \
+            __m256i upper = _mm256_srai_epi32(_mm256_slli_epi32(w, 28), 31);            \
+            nib0 = _mm256_add_epi32(nib0, _mm256_andnot_si256(upper, inc));             \
+            nib1 = _mm256_add_epi32(nib1, _mm256_and_si256(upper, inc));                \
+            if (++steps == HK_NIB_STEPS) { HK_NIB_FLUSH8; steps = 0; }                  \
+            out = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(in)) & 0xffu;       \
+            t = _mm256_permutevar8x32_epi32(                                            \
+                t, _mm256_loadu_si256((const __m256i *)hk_pack8[out]));                 \
+        }                                                                               \
+        _mm256_storeu_si256((__m256i *)(idx + n), t);                                   \
+        n += hk_count8[out];                                                            \
+    }
+#define HK_FLOOR_PS(y) _mm256_round_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+QDQ_TARGET_AVX2
+static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, int simple,
+                                uint32_t limb, int window, int32_t *idx, uint32_t *red,
+                                uint32_t *wc) {
+    int64_t i, n = 0;
+    __m256i smax = _mm256_set1_epi32(INT32_MIN), smin = _mm256_set1_epi32(INT32_MAX);
+    __m256i umax = _mm256_setzero_si256(), umin = _mm256_set1_epi32(-1);
+    __m256 vs1 = _mm256_set1_ps(s1), vs2 = _mm256_set1_ps(s2), zero = _mm256_setzero_ps();
+    __m256i half = _mm256_set1_epi32(8), last = _mm256_set1_epi32(15);
+    __m256i tab = _mm256_setr_epi32(1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24,
+                                    1 << 28);
+    __m256i low16 = _mm256_set1_epi32(0x000f000f), nib0 = _mm256_setzero_si256(), nib1 = nib0;
+    __m256i acc[8];
+    int32_t lane[4][8];
+    int j, steps = 0;
+    for (j = 0; j < 8; j++) acc[j] = nib0;
+    if (simple) {
+        HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(v, vs1);
+                          t = _mm256_cvttps_epi32(HK_FLOOR_PS(y));)
+    } else {
+        HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(_mm256_mul_ps(v, vs1), vs2);
+                          t = _mm256_add_epi32(_mm256_cvttps_epi32(HK_FLOOR_PS(y)),
+                              _mm256_castps_si256(_mm256_and_ps(
+                                  _mm256_cmp_ps(y, zero, _CMP_EQ_OQ),
+                                  _mm256_cmp_ps(v, zero, _CMP_LT_OQ))));)
+    }
+    if (window) {
+        /* 16-bit counter s of acc[4 h + r] (lanes summed: below 2^16) holds bin
+           8 h + r + 4 s */
+        HK_NIB_FLUSH8;
+        for (j = 0; j < 8; j++) {
+            int32_t l8[8], r;
+            uint32_t sum = 0;
+            _mm256_storeu_si256((__m256i *)l8, acc[j]);
+            for (r = 0; r < 8; r++) sum += (uint32_t)l8[r];
+            wc[8 * (j >> 2) + (j & 3)] = sum & 0xffffu;
+            wc[8 * (j >> 2) + (j & 3) + 4] = sum >> 16;
+        }
+    }
+    _mm256_storeu_si256((__m256i *)lane[0], smax);
+    _mm256_storeu_si256((__m256i *)lane[1], smin);
+    _mm256_storeu_si256((__m256i *)lane[2], umax);
+    _mm256_storeu_si256((__m256i *)lane[3], umin);
+    {
+        int32_t sx = INT32_MIN, sn = INT32_MAX;
+        uint32_t ux = 0, un = (uint32_t)-1;
+        for (j = 0; j < 8; j++) {
+            sx = lane[0][j] > sx ? lane[0][j] : sx;
+            sn = lane[1][j] < sn ? lane[1][j] : sn;
+            ux = (uint32_t)lane[2][j] > ux ? (uint32_t)lane[2][j] : ux;
+            un = (uint32_t)lane[3][j] < un ? (uint32_t)lane[3][j] : un;
+        }
+        for (; i < m; i++) {
+            uint32_t b, bk; float v;
+            memcpy(&b, &p[i], sizeof b);
+            sx = (int32_t)b > sx ? (int32_t)b : sx;
+            sn = (int32_t)b < sn ? (int32_t)b : sn;
+            ux = b > ux ? b : ux;
+            un = b < un ? b : un;
+            bk = (b & 0x7fffffffu) < limb ? b : 0u;
+            memcpy(&v, &bk, sizeof v);
+            idx[n++] = simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
+        }
+        red[0] = (uint32_t)sx; red[1] = (uint32_t)sn; red[2] = ux; red[3] = un;
+    }
+    return n;
+}
+
+/* m <= HK_BLK 16-bit values widened exactly to float32. */
+QDQ_TARGET_AVX2
+static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
+    int64_t i;
+    for (i = 0; i + 8 <= m; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(u + i));
+        HK_PREFETCH_AHEAD(u + i);
+        __m256 f = fmt == HK_F16 ? _mm256_cvtph_ps(h)
+                                 : _mm256_castsi256_ps(_mm256_slli_epi32(
+                                       _mm256_cvtepu16_epi32(h), 16));
+        _mm256_storeu_ps(out + i, f);
+    }
+    for (; i < m; i++) {
+        if (fmt == HK_F16) out[i] = _cvtsh_ss(u[i]);
+        else { uint32_t b = (uint32_t)u[i] << 16; memcpy(&out[i], &b, sizeof b); }
+    }
+}
+
+/* The window: the bins [-HK_WIN/2, HK_WIN/2), where most elements of typical data fall,
+   counted in registers, so that only the other elements are stored one by one. Two
+   accumulators of 4-bit counters (eight bins to a 32-bit lane: bin w in nibble w % 8 of
+   nib[w / 8]) take one table look-up each per vector; every HK_NIB_STEPS vectors, before a
+   nibble could overflow, they are added into four accumulators of 8-bit counters (the even
+   and the odd nibbles apart), which a block fills to at most HK_BLK/16 <= 255. */
+typedef char hk_window_bytes_fit[HK_BLK / 16 <= 255 ? 1 : -1];
+#define HK_FLOOR_PS512(y) _mm512_roundscale_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define HK_FLOOR_PD512(y) _mm512_roundscale_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+/* The state of the AVX-512 fused passes: the window's tables and counters, constants. */
+#define HK_WIN_SETUP                                                                    \
+    int64_t i, n = 0;                                                                   \
+    int j, r, steps = 0;                                                                \
+    __m512i half = _mm512_set1_epi32(HK_WIN / 2), width = _mm512_set1_epi32(HK_WIN);    \
+    __m512i one = _mm512_set1_epi32(1), nibs = _mm512_set1_epi32(0x0f0f0f0f);           \
+    __m512i tab0, tab1, nib0 = _mm512_setzero_si512(), nib1 = nib0, acc[4];             \
+    acc[0] = acc[1] = acc[2] = acc[3] = nib0;                                           \
+    {  /* tab_j[w]: the increment of bin w's nibble if it lives in nib_j */             \
+        int32_t tl[2][16];                                                              \
+        for (r = 0; r < 16; r++) {                                                      \
+            tl[0][r] = r < 8 ? (int32_t)(1u << (4 * r)) : 0;                            \
+            tl[1][r] = r < 8 ? 0 : (int32_t)(1u << (4 * (r - 8)));                      \
+        }                                                                               \
+        tab0 = _mm512_loadu_si512((const void *)tl[0]);                                 \
+        tab1 = _mm512_loadu_si512((const void *)tl[1]);                                 \
+    }
+/* The nibble counters into the byte counters: acc[2 j] even nibbles, acc[2 j + 1] odd. */
+#define HK_NIB_FLUSH                                                                    \
+    do {                                                                                \
+        acc[0] = _mm512_add_epi32(acc[0], _mm512_and_si512(nib0, nibs));                \
+        acc[1] = _mm512_add_epi32(acc[1], _mm512_and_si512(_mm512_srli_epi32(nib0, 4), nibs)); \
+        acc[2] = _mm512_add_epi32(acc[2], _mm512_and_si512(nib1, nibs));                \
+        acc[3] = _mm512_add_epi32(acc[3], _mm512_and_si512(_mm512_srli_epi32(nib1, 4), nibs)); \
+        nib0 = nib1 = _mm512_setzero_si512();                                           \
+    } while (0)
+/* 16 indices t_ of the lanes out_: those in the window counted, the others written. */
+#define HK_WIN_STEP(t_, out_)                                                           \
+    do {                                                                                \
+        if (window) {                                                                   \
+            __m512i w_ = _mm512_add_epi32(t_, half);                                    \
+            __mmask16 in_ = _mm512_cmplt_epu32_mask(w_, width) & out_;                  \
+            nib0 = _mm512_add_epi32(nib0, _mm512_maskz_permutexvar_epi32(in_, w_, tab0)); \
+            nib1 = _mm512_add_epi32(nib1, _mm512_maskz_permutexvar_epi32(in_, w_, tab1)); \
+            if (++steps == HK_NIB_STEPS) { HK_NIB_FLUSH; steps = 0; }                   \
+            out_ &= (__mmask16)~in_;                                                    \
+        }                                                                               \
+        _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(out_, t_));   \
+        n += _mm_popcnt_u32((unsigned)out_);                                            \
+    } while (0)
+/* The window's counts into wc: byte q of acc[2 j + o] holds bin 8 j + 2 q + o. Bytes 0 and
+   2 (1 and 3) are summed over the lanes as 16-bit halves of one 32-bit sum: a block adds at
+   most 16 * HK_BLK/16 < 2^16 to each. */
+#define HK_WIN_COUNTS                                                                   \
+    if (window) {                                                                       \
+        __m512i halves = _mm512_set1_epi32(0x00ff00ff);                                 \
+        HK_NIB_FLUSH;                                                                   \
+        for (j = 0; j < 4; j++) {                                                       \
+            uint32_t s02 = (uint32_t)_mm512_reduce_add_epi32(                           \
+                _mm512_and_si512(acc[j], halves));                                      \
+            uint32_t s13 = (uint32_t)_mm512_reduce_add_epi32(                           \
+                _mm512_and_si512(_mm512_srli_epi32(acc[j], 8), halves));                \
+            r = 8 * (j >> 1) + (j & 1);                                                 \
+            wc[r] = s02 & 0xffffu; wc[r + 2] = s13 & 0xffffu;                           \
+            wc[r + 4] = s02 >> 16; wc[r + 6] = s13 >> 16;                               \
+        }                                                                               \
+    }
+
+/* One vector of 16 float32 (tm: the lanes in the block). */
+#define HK_FUSE512_STEP(tm)                                                             \
+    do {                                                                                \
+        __mmask16 out_ = (tm);                                                          \
+        __m512 v_ = _mm512_mask_loadu_ps(first, out_, p + i), y_;                       \
+        __m512i b_ = _mm512_castps_si512(v_), t_;                                       \
+        smax = _mm512_max_epi32(smax, b_);                                              \
+        smin = _mm512_min_epi32(smin, b_);                                              \
+        umax = _mm512_max_epu32(umax, b_);                                              \
+        umin = _mm512_min_epu32(umin, b_);                                              \
+        if (simple) {                                                                   \
+            y_ = _mm512_mul_ps(v_, vs1);                                                \
+            t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+        } else {                                                                        \
+            y_ = _mm512_mul_ps(_mm512_mul_ps(v_, vs1), vs2);                            \
+            t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+            t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
+                                       & _mm512_cmp_ps_mask(v_, zero, _CMP_LT_OQ), t_, one); \
+        }                                                                               \
+        HK_WIN_STEP(t_, out_);                                                          \
+    } while (0)
+
+/* hk_fuse_f32 with AVX-512; with window, the elements in the window are counted in wc and
+   only the others' indices are written (compressed) to idx. Returns how many were
+   written. idx has room for m + 16. */
+QDQ_TARGET_AVX512F
+static int64_t hk_fuse_f32_avx512(const float *p, int64_t m, float s1, float s2, int simple,
+                                  int window, int32_t *idx, uint32_t *red, uint32_t *wc) {
+    __m512i smax = _mm512_set1_epi32(INT32_MIN), smin = _mm512_set1_epi32(INT32_MAX);
+    __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi32(-1);
+    __m512 vs1 = _mm512_set1_ps(s1), vs2 = _mm512_set1_ps(s2), zero = _mm512_setzero_ps();
+    __m512 first = _mm512_set1_ps(p[0]);  /* fills the lanes past the end (min/max unchanged) */
+    HK_WIN_SETUP;
+    for (i = 0; i + 16 <= m; i += 16) {
+        HK_PREFETCH_AHEAD(p + i);
+        HK_FUSE512_STEP((__mmask16)0xffff);
+    }
+    if (i < m) HK_FUSE512_STEP((__mmask16)((1u << (m - i)) - 1));
+    red[0] = (uint32_t)_mm512_reduce_max_epi32(smax);
+    red[1] = (uint32_t)_mm512_reduce_min_epi32(smin);
+    red[2] = _mm512_reduce_max_epu32(umax);
+    red[3] = _mm512_reduce_min_epu32(umin);
+    HK_WIN_COUNTS
+    return n;
+}
+
+/* Two vectors of 8 float64 (tm: the lanes in the block), their 16 indices together. */
+#define HK_FUSE512D_HALF(v_, y_, tt_, mk_, fix_, q_)                                    \
+    do {                                                                                \
+        __m512i b_;                                                                     \
+        v_ = _mm512_mask_loadu_pd(first, mk_, q_);                                      \
+        b_ = _mm512_castpd_si512(v_);                                                   \
+        smax = _mm512_max_epi64(smax, b_);                                              \
+        smin = _mm512_min_epi64(smin, b_);                                              \
+        umax = _mm512_max_epu64(umax, b_);                                              \
+        umin = _mm512_min_epu64(umin, b_);                                              \
+        y_ = simple ? _mm512_mul_pd(v_, vs1) : _mm512_mul_pd(_mm512_mul_pd(v_, vs1), vs2); \
+        tt_ = _mm512_cvttpd_epi32(HK_FLOOR_PD512(y_));                                  \
+        fix_ = simple ? (__mmask8)0 : (__mmask8)(_mm512_cmp_pd_mask(y_, zero, _CMP_EQ_OQ) \
+                                                 & _mm512_cmp_pd_mask(v_, zero, _CMP_LT_OQ)); \
+    } while (0)
+#define HK_FUSE512D_STEP(tm)                                                            \
+    do {                                                                                \
+        __mmask16 out_ = (tm);                                                          \
+        __mmask8 k0_ = (__mmask8)out_, k1_ = (__mmask8)(out_ >> 8), f0_, f1_;           \
+        __m512d v0_, v1_, y0_, y1_;                                                     \
+        __m256i t0_, t1_;                                                               \
+        __m512i t_;                                                                     \
+        HK_FUSE512D_HALF(v0_, y0_, t0_, k0_, f0_, p + i);                               \
+        HK_FUSE512D_HALF(v1_, y1_, t1_, k1_, f1_, p + i + (m - i > 8 ? 8 : 0));         \
+        t_ = _mm512_inserti64x4(_mm512_castsi256_si512(t0_), t1_, 1);                   \
+        t_ = _mm512_mask_sub_epi32(t_, (__mmask16)(f0_ | ((unsigned)f1_ << 8)), t_, one); \
+        HK_WIN_STEP(t_, out_);                                                          \
+    } while (0)
+
+/* hk_fuse_f64 with AVX-512, as hk_fuse_f32_avx512. */
+QDQ_TARGET_AVX512F
+static int64_t hk_fuse_f64_avx512(const double *p, int64_t m, double s1, double s2, int simple,
+                                  int window, int32_t *idx, uint64_t *red, uint32_t *wc) {
+    __m512i smax = _mm512_set1_epi64(INT64_MIN), smin = _mm512_set1_epi64(INT64_MAX);
+    __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi64(-1);
+    __m512d vs1 = _mm512_set1_pd(s1), vs2 = _mm512_set1_pd(s2), zero = _mm512_setzero_pd();
+    __m512d first = _mm512_set1_pd(p[0]);
+    HK_WIN_SETUP;
+    for (i = 0; i + 16 <= m; i += 16) {
+        HK_PREFETCH_AHEAD(p + i);
+        HK_PREFETCH_AHEAD(p + i + 8);
+        HK_FUSE512D_STEP((__mmask16)0xffff);
+    }
+    if (i < m) HK_FUSE512D_STEP((__mmask16)((1u << (m - i)) - 1));
+    red[0] = (uint64_t)_mm512_reduce_max_epi64(smax);
+    red[1] = (uint64_t)_mm512_reduce_min_epi64(smin);
+    red[2] = _mm512_reduce_max_epu64(umax);
+    red[3] = _mm512_reduce_min_epu64(umin);
+    HK_WIN_COUNTS
+    return n;
+}
+
+/* 16 float32 f_ of the lanes k_ (16-bit data widened in registers): their indices. */
+#define HK_FUSE16_HALF(f_, k_)                                                          \
+    do {                                                                                \
+        __mmask16 out_ = (k_);                                                          \
+        __m512 y_ = simple ? _mm512_mul_ps(f_, vs1)                                     \
+                           : _mm512_mul_ps(_mm512_mul_ps(f_, vs1), vs2);                \
+        __m512i t_ = _mm512_cvt_roundps_epi32(y_, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); \
+        if (!simple)                                                                    \
+            t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
+                                       & _mm512_cmp_ps_mask(f_, zero, _CMP_LT_OQ), t_, one); \
+        HK_WIN_STEP(t_, out_);                                                          \
+    } while (0)
+/* The largest / smallest 16-bit lane of a, signed (S = epi) or unsigned (S = epu), as
+   an unsigned 16-bit pattern. */
+#define HK_RED16(a, S, OP, CVT)                                                         \
+    (uint16_t)_mm512_reduce_##OP##_##S##32(_mm512_##OP##_##S##32(                       \
+        CVT(_mm512_castsi512_si256(a)), CVT(_mm512_extracti64x4_epi64(a, 1))))
+
+/* hk_fuse_f32_avx512 for float16/bfloat16 (fmt) read as they are: the reductions on the
+   16-bit patterns (the order of the patterns is that of their float32 widenings, to which
+   red is widened), 32 elements widened in registers at a time (bfloat16: by interleaving
+   with zeros, which permutes the lanes within 128 bits; the counts do not care) and the
+   floor in the conversion. */
+QDQ_TARGET_AVX512
+static int64_t hk_fuse_h16_avx512(const uint16_t *p, int64_t m, int fmt, float s1, float s2,
+                                  int simple, int window, int32_t *idx, uint32_t *red,
+                                  uint32_t *wc) {
+    __m512i smax = _mm512_set1_epi16(INT16_MIN), smin = _mm512_set1_epi16(INT16_MAX);
+    __m512i umax = _mm512_setzero_si512(), umin = _mm512_set1_epi16(-1);
+    __m512i z = _mm512_setzero_si512(), first = _mm512_set1_epi16((short)p[0]);
+    __m512 vs1 = _mm512_set1_ps(s1), vs2 = _mm512_set1_ps(s2), zero = _mm512_setzero_ps();
+    uint16_t r16[4];
+    int q;
+    HK_WIN_SETUP;
+    for (i = 0; i < m; i += 32) {
+        __mmask32 lm = m - i >= 32 ? (__mmask32)0xffffffffu
+                                   : (__mmask32)((1u << (m - i)) - 1u);
+        __m512i v = _mm512_mask_loadu_epi16(first, lm, p + i);
+        __mmask16 k0 = (__mmask16)lm, k1 = (__mmask16)(lm >> 16);
+        __m512 f0, f1;
+        HK_PREFETCH_AHEAD(p + i);
+        smax = _mm512_max_epi16(smax, v);
+        smin = _mm512_min_epi16(smin, v);
+        umax = _mm512_max_epu16(umax, v);
+        umin = _mm512_min_epu16(umin, v);
+        if (fmt == HK_BF16) {
+            /* 32-bit lane 4L + q: element 8L + q (low half) or 8L + 4 + q (high half) */
+            f0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v));
+            f1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v));
+            if (m - i < 32) {
+                k0 = k1 = 0;
+                for (q = 0; q < 16; q++) {
+                    k0 |= (__mmask16)(((lm >> (8 * (q >> 2) + (q & 3))) & 1u) << q);
+                    k1 |= (__mmask16)(((lm >> (8 * (q >> 2) + 4 + (q & 3))) & 1u) << q);
+                }
+            }
+        } else {
+            f0 = _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+            f1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
+        }
+        HK_FUSE16_HALF(f0, k0);
+        HK_FUSE16_HALF(f1, k1);
+    }
+    r16[0] = HK_RED16(smax, epi, max, _mm512_cvtepi16_epi32);
+    r16[1] = HK_RED16(smin, epi, min, _mm512_cvtepi16_epi32);
+    r16[2] = HK_RED16(umax, epu, max, _mm512_cvtepu16_epi32);
+    r16[3] = HK_RED16(umin, epu, min, _mm512_cvtepu16_epi32);
+    for (q = 0; q < 4; q++) {
+        if (fmt == HK_BF16) red[q] = (uint32_t)r16[q] << 16;
+        else { float f = _cvtsh_ss(r16[q]); memcpy(&red[q], &f, sizeof f); }
+    }
+    HK_WIN_COUNTS
+    return n;
+}
+
+#endif /* QDQ_HIST_ISA_H */
