@@ -283,39 +283,50 @@ static void qdq_mse_g(const qdq_cand *p, const double *x, int64_t n, double *g)
     qdq_g_above(&k, x + e2, n - e2, g + e2);
 }
 
+/* out[e] = g[e + 1] - g[e]: G's differences over one run of adjacent non-empty bins. */
+QDQ_SEARCH_CLONES
+static void qdq_diff(const double *g, int64_t n, double *out)
+{
+    int64_t e;
+    for (e = 0; e < n; e++) out[e] = g[e + 1] - g[e];
+}
+
 /* One thread's buffers for the MSE search of a channel. */
 typedef struct {
     int64_t cap_mat;    /* rows of mat allocated: QDQ_CAND_BLOCK * cap_mat doubles */
-    double *x;          /* distinct edges of the non-empty bins */
-    int64_t *lo_idx;    /* bin t's lower edge is x[lo_idx[t]] (its upper edge the next) */
+    double *x;          /* distinct edges of the non-empty bins (their lower and upper) */
+    int64_t *run;       /* runs of adjacent non-empty bins: (first bin, its lower edge in x) */
     double *w;          /* counts of the non-empty bins */
     double *g;          /* G at the edges, one candidate */
     double *mat;        /* (rows, nnz) differences G(upper) - G(lower) */
     double *e;          /* the block's errors */
     double *err;        /* every candidate's error (inf: not evaluated) */
     int64_t *cands, *rows;
+    qdq_cand *pc;       /* the parameters of rows[] */
 } qdq_mse_buf;
 
 static void qdq_mse_buf_free(qdq_mse_buf *b)
 {
-    free(b->x); free(b->lo_idx); free(b->w); free(b->g); free(b->mat); free(b->e);
-    free(b->err); free(b->cands); free(b->rows);
+    free(b->x); free(b->run); free(b->w); free(b->g); free(b->mat); free(b->e);
+    free(b->err); free(b->cands); free(b->rows); free(b->pc);
     memset(b, 0, sizeof(*b));
 }
 
 static int qdq_mse_buf_init(qdq_mse_buf *b, int64_t bins)
 {
-    int64_t nc = bins + 2;
+    size_t nc = (size_t)bins + 2;
     memset(b, 0, sizeof(*b));
-    b->x = (double *)malloc((size_t)(bins + 1) * sizeof(double));
-    b->lo_idx = (int64_t *)malloc((size_t)bins * sizeof(int64_t));
-    b->w = (double *)malloc((size_t)bins * sizeof(double));
-    b->g = (double *)malloc((size_t)(bins + 1) * sizeof(double));
+    b->x = (double *)malloc(nc * sizeof(double));
+    b->run = (int64_t *)malloc(2 * nc * sizeof(int64_t));
+    b->w = (double *)malloc(nc * sizeof(double));
+    b->g = (double *)malloc(nc * sizeof(double));
     b->e = (double *)malloc(QDQ_CAND_BLOCK * sizeof(double));
-    b->err = (double *)malloc((size_t)nc * sizeof(double));
-    b->cands = (int64_t *)malloc((size_t)nc * sizeof(int64_t));
-    b->rows = (int64_t *)malloc((size_t)nc * sizeof(int64_t));
-    if (!b->x || !b->lo_idx || !b->w || !b->g || !b->e || !b->err || !b->cands || !b->rows) {
+    b->err = (double *)malloc(nc * sizeof(double));
+    b->cands = (int64_t *)malloc(nc * sizeof(int64_t));
+    b->rows = (int64_t *)malloc(nc * sizeof(int64_t));
+    b->pc = (qdq_cand *)malloc(nc * sizeof(qdq_cand));
+    if (!b->x || !b->run || !b->w || !b->g || !b->e || !b->err || !b->cands || !b->rows
+        || !b->pc) {
         qdq_mse_buf_free(b);
         return -1;
     }
@@ -323,16 +334,17 @@ static int qdq_mse_buf_init(qdq_mse_buf *b, int64_t bins)
 }
 
 /* The errors of the candidates cands[0..m) that are ok and not yet evaluated (err inf),
- * in blocks of QDQ_CAND_BLOCK rows, each block's errors one NumPy matmul. */
-static int qdq_mse_evaluate(const qdq_mse_cands *s, qdq_mse_buf *b, int64_t nx, int64_t nnz,
-                            const int64_t *cands, int64_t m, const qdq_loop *matmul)
+ * in blocks of QDQ_CAND_BLOCK rows, each block's errors one NumPy matmul. The non-empty bins
+ * are nruns runs: run r starts at bin run[2r] (of nnz), its lower edge x[run[2r + 1]]. */
+static void qdq_mse_evaluate(const qdq_mse_cands *s, qdq_mse_buf *b, int64_t nx, int64_t nnz,
+                             int64_t nruns, const int64_t *cands, int64_t m,
+                             const qdq_loop *matmul)
 {
     int64_t t, r, f = 0, s0;
-    qdq_cand p;
     for (t = 0; t < m; t++) {
         int64_t c = cands[t];
-        qdq_cand_get(s, c, &p);
-        if (p.ok && isinf(b->err[c])) b->rows[f++] = c;
+        qdq_cand_get(s, c, &b->pc[f]);
+        if (b->pc[f].ok && isinf(b->err[c])) b->rows[f++] = c;
     }
     for (s0 = 0; s0 < f; s0 += QDQ_CAND_BLOCK) {
         int64_t R = f - s0 < QDQ_CAND_BLOCK ? f - s0 : QDQ_CAND_BLOCK;
@@ -340,9 +352,12 @@ static int qdq_mse_evaluate(const qdq_mse_cands *s, qdq_mse_buf *b, int64_t nx, 
         intptr_t dims[4], steps[9];
         for (r = 0; r < R; r++) {
             double *row = b->mat + r * nnz;
-            qdq_cand_get(s, b->rows[s0 + r], &p);
-            qdq_mse_g(&p, b->x, nx, b->g);
-            for (t = 0; t < nnz; t++) row[t] = b->g[b->lo_idx[t] + 1] - b->g[b->lo_idx[t]];
+            int64_t q;
+            qdq_mse_g(&b->pc[s0 + r], b->x, nx, b->g);
+            for (q = 0; q < nruns; q++) {
+                int64_t t0 = b->run[2 * q], t1 = q + 1 < nruns ? b->run[2 * q + 2] : nnz;
+                qdq_diff(b->g + b->run[2 * q + 1], t1 - t0, row + t0);
+            }
         }
         /* (R, nnz) @ (nnz,): the reference's (g_upper - g_lower) @ w */
         args[0] = (char *)b->mat; args[1] = (char *)b->w; args[2] = (char *)b->e;
@@ -357,7 +372,6 @@ static int qdq_mse_evaluate(const qdq_mse_cands *s, qdq_mse_buf *b, int64_t nx, 
             b->err[b->rows[s0 + r]] = e != e ? INFINITY : e;
         }
     }
-    return 0;
 }
 
 /* The MSE search of one channel (counts[0..bins), bin j at counts[h + j]): writes the range
@@ -366,7 +380,7 @@ static int qdq_mse_channel(const uint64_t *counts, int64_t bins, int64_t k, int 
                            int64_t qmin, int64_t qmax, const qdq_loop *matmul,
                            qdq_mse_buf *b, double *lo, double *hi)
 {
-    int64_t h = bins / 2, first = -1, last = -1, i, nnz = 0, nx = 0, fam;
+    int64_t h = bins / 2, first = -1, last = -1, i, nnz = 0, nx = 0, nruns = 0, fam;
     int64_t fa[2], fb[2], nfam = 0, best;
     qdq_mse_cands s;
     qdq_cand p;
@@ -381,11 +395,14 @@ static int qdq_mse_channel(const uint64_t *counts, int64_t bins, int64_t k, int 
         *hi = NAN;
         return 0;
     }
-    /* edges of the non-empty bins (in bin-width units) and their counts */
+    /* edges of the non-empty bins (in bin-width units), their counts, and runs */
     for (i = first; i <= last; i++) {
         if (!counts[i]) continue;
-        if (nx == 0 || b->x[nx - 1] != (double)(i - h)) b->x[nx++] = (double)(i - h);
-        b->lo_idx[nnz] = nx - 1;
+        if (nx == 0 || b->x[nx - 1] != (double)(i - h)) {
+            b->x[nx++] = (double)(i - h);
+            b->run[2 * nruns] = nnz;
+            b->run[2 * nruns++ + 1] = nx - 1;
+        }
         b->w[nnz++] = (double)counts[i];
         b->x[nx++] = (double)(i - h + 1);
     }
@@ -419,7 +436,7 @@ static int qdq_mse_channel(const uint64_t *counts, int64_t bins, int64_t k, int 
         if (stride < 1) stride = 1;
         for (t = a; t < e; t += stride) b->cands[m++] = t;
         if (b->cands[m - 1] != e - 1) b->cands[m++] = e - 1;
-        qdq_mse_evaluate(&s, b, nx, nnz, b->cands, m, matmul);
+        qdq_mse_evaluate(&s, b, nx, nnz, nruns, b->cands, m, matmul);
         /* the first three of a stable sort of the coarse errors */
         for (t = 0; t < m; t++) {
             int64_t c = b->cands[t], pos = nbest, u;
@@ -434,7 +451,7 @@ static int qdq_mse_channel(const uint64_t *counts, int64_t bins, int64_t k, int 
             int64_t c0 = best3[q], lo0 = c0 - stride > a ? c0 - stride : a;
             int64_t hi0 = c0 + stride + 1 < e ? c0 + stride + 1 : e;
             for (t = lo0, m = 0; t < hi0; t++) b->cands[m++] = t;
-            qdq_mse_evaluate(&s, b, nx, nnz, b->cands, m, matmul);
+            qdq_mse_evaluate(&s, b, nx, nnz, nruns, b->cands, m, matmul);
         }
     }
     best = 0;  /* the first minimum: deterministic tie-break */
@@ -534,15 +551,17 @@ static double qdq_row_sum(const int64_t *pos, const double *val, int64_t m, cons
 typedef struct {
     int64_t cap;
     double *a, *cum, *cnzd, *tail, *nzd, *pnz, *prow, *qrow, *trow, *v;
-    double *pval, *qval, *ratio, *lg, *tval;
+    double *pval, *qval, *ratio, *lg, *tval, *num, *den;
     int64_t *nzpos;
+    int32_t *gidx, *fidx, *lidx;
 } qdq_ent_buf;
 
 static void qdq_ent_buf_free(qdq_ent_buf *b)
 {
     free(b->a); free(b->cum); free(b->cnzd); free(b->tail); free(b->nzd); free(b->pnz);
     free(b->prow); free(b->qrow); free(b->trow); free(b->v); free(b->pval); free(b->qval);
-    free(b->ratio); free(b->lg); free(b->tval); free(b->nzpos);
+    free(b->ratio); free(b->lg); free(b->tval); free(b->num); free(b->den);
+    free(b->nzpos); free(b->gidx); free(b->fidx); free(b->lidx);
     memset(b, 0, sizeof(*b));
 }
 
@@ -557,7 +576,8 @@ static int qdq_ent_buf_init(qdq_ent_buf *b, int64_t h)
         || QDQ_ALLOC(prow, double) || QDQ_ALLOC(qrow, double) || QDQ_ALLOC(trow, double)
         || QDQ_ALLOC(v, double) || QDQ_ALLOC(pval, double) || QDQ_ALLOC(qval, double)
         || QDQ_ALLOC(ratio, double) || QDQ_ALLOC(lg, double) || QDQ_ALLOC(tval, double)
-        || QDQ_ALLOC(nzpos, int64_t)) {
+        || QDQ_ALLOC(num, double) || QDQ_ALLOC(den, double) || QDQ_ALLOC(nzpos, int64_t)
+        || QDQ_ALLOC(gidx, int32_t) || QDQ_ALLOC(fidx, int32_t) || QDQ_ALLOC(lidx, int32_t)) {
         qdq_ent_buf_free(b);
         return -1;
     }
@@ -577,55 +597,100 @@ static int qdq_ent_buf_init(qdq_ent_buf *b, int64_t h)
  * next integer when it is not one itself, so its floor and ceil are the exact ones. Here
  * they are computed exactly in integers: the bounds by a walk (i = Q nb + R), a bin's group
  * from a float64 estimate (off by at most one) corrected. */
+/* q = num / den, element by element. */
+QDQ_SEARCH_CLONES
+static void qdq_div(const double *num, const double *den, int64_t n, double *q)
+{
+    int64_t t;
+    for (t = 0; t < n; t++) q[t] = num[t] / den[t];
+}
+
+/* The group floor(j nb / i) of each bin j = nzd[t], and (bounds != 0) the group's bounds
+ * ceil(g i / nb), ceil((g + 1) i / nb): the products are exact in float64, so an estimate
+ * of each quotient, off by at most one, is corrected exactly. */
+QDQ_SEARCH_CLONES
+static void qdq_group_index(const double *nzd, int64_t m, double fi, double fnb, int bounds,
+                            int32_t *gidx, int32_t *fidx, int32_t *lidx)
+{
+    const double r = fnb / fi, rnb = 1.0 / fnb;
+    int64_t t;
+    for (t = 0; t < m; t++) {
+        double jn = nzd[t] * fnb, g = (double)(int32_t)(nzd[t] * r);
+        g = g * fi > jn ? g - 1.0 : g;
+        g = (g + 1.0) * fi <= jn ? g + 1.0 : g;
+        gidx[t] = (int32_t)g;
+    }
+    if (!bounds) return;
+    for (t = 0; t < m; t++) {
+        double gi = (double)gidx[t] * fi, f, l;
+        f = (double)(int32_t)(gi * rnb);               /* first = ceil(g i / nb) */
+        f = f * fnb < gi ? f + 1.0 : f;
+        f = (f - 1.0) * fnb >= gi ? f - 1.0 : f;
+        gi = gi + fi;                                  /* last = ceil((g + 1) i / nb) */
+        l = (double)(int32_t)(gi * rnb);
+        l = l * fnb < gi ? l + 1.0 : l;
+        l = (l - 1.0) * fnb >= gi ? l - 1.0 : l;
+        fidx[t] = (int32_t)f;
+        lidx[t] = (int32_t)l;
+    }
+}
+
+/* bound[g] = ceil(g i / nb), the first bin of group g, for g = 0..nb (exactly, as above). */
+QDQ_SEARCH_CLONES
+static void qdq_group_bounds(int64_t nb, double fi, double fnb, int32_t *bound)
+{
+    const double rnb = 1.0 / fnb;
+    int64_t g;
+    for (g = 0; g <= nb; g++) {
+        double gi = (double)(int32_t)g * fi, f = (double)(int32_t)(gi * rnb);
+        f = f * fnb < gi ? f + 1.0 : f;
+        f = (f - 1.0) * fnb >= gi ? f - 1.0 : f;
+        bound[g] = (int32_t)f;
+    }
+}
+
+/* The number of q[0..m) that are <= 0 (a group without a count: KL is infinite). */
+QDQ_SEARCH_CLONES
+static int64_t qdq_count_nonpositive(const double *q, int64_t m)
+{
+    int64_t t, n = 0;
+    for (t = 0; t < m; t++) n += q[t] <= 0.0;
+    return n;
+}
+
 static void qdq_group_avg(qdq_ent_buf *b, int64_t m, int64_t i, int64_t nb, double *q)
 {
-    const double *cum = b->cum, *cnzd = b->cnzd, *nzd = b->nzd;
+    const double *cum = b->cum, *cnzd = b->cnzd;
     const int64_t *nz = b->nzpos;
-    const double rnb = 1.0 / (double)nb;
+    double *num = b->num, *den = b->den;
     int64_t t, g;
     if (nb == i) {                                  /* every bin its own group */
         for (t = 0; t < m; t++) {
             int64_t j = nz[t];
-            q[t] = (cum[j + 1] - cum[j]) / (cnzd[j + 1] - cnzd[j]);
+            num[t] = cum[j + 1] - cum[j];
+            den[t] = cnzd[j + 1] - cnzd[j];
         }
+        qdq_div(num, den, m, q);
     } else if (nb <= m) {                           /* every group's average, then the bins' */
-        const double r = (double)nb / (double)i;
-        int64_t Q = i / nb, R = i % nb, fl = 0, rem = 0, f = 0;
-        double *v = b->v;
-        for (g = 1; g <= nb; g++) {                 /* l = first of group g = g Q + ceil(g R / nb) */
-            int64_t c, l;
-            double n;
-            rem += R;
-            c = rem >= nb;
-            rem -= c * nb;
-            fl += c;
-            l = g * Q + fl + (rem > 0);
-            n = cnzd[l] - cnzd[f];
-            v[g - 1] = (cum[l] - cum[f]) / (n > 0.0 ? n : 1.0);  /* (empty: never read) */
-            f = l;
+        int32_t *bound = b->fidx;
+        qdq_group_bounds(nb, (double)i, (double)nb, bound);
+        for (g = 0; g < nb; g++) {
+            int32_t f = bound[g], l = bound[g + 1];
+            double n = cnzd[l] - cnzd[f];
+            num[g] = cum[l] - cum[f];
+            den[g] = n > 0.0 ? n : 1.0;             /* (an empty group's: never read) */
         }
-        for (t = 0; t < m; t++) {                   /* bin j's group, floor(j nb / i) */
-            int64_t jn = nz[t] * nb, gg = (int64_t)(nzd[t] * r);
-            gg -= gg * i > jn;
-            gg += (gg + 1) * i <= jn;
-            q[t] = v[gg];
-        }
+        qdq_div(num, den, nb, b->v);
+        qdq_group_index(b->nzd, m, (double)i, (double)nb, 0, b->gidx, NULL, NULL);
+        for (t = 0; t < m; t++) q[t] = b->v[b->gidx[t]];
     } else {                                        /* few bins among many groups */
-        const double r = (double)nb / (double)i;
+        qdq_group_index(b->nzd, m, (double)i, (double)nb, 1, b->gidx, b->fidx, b->lidx);
         for (t = 0; t < m; t++) {
-            int64_t jn = nz[t] * nb, gg = (int64_t)(nzd[t] * r), f, l, gi;
-            gg -= gg * i > jn;
-            gg += (gg + 1) * i <= jn;
-            gi = gg * i;                            /* first = ceil(gi / nb) */
-            f = (int64_t)((double)gi * rnb);
-            f += f * nb < gi;
-            f -= (f - 1) * nb >= gi;
-            gi += i;                                /* last = ceil((gi + i) / nb) */
-            l = (int64_t)((double)gi * rnb);
-            l += l * nb < gi;
-            l -= (l - 1) * nb >= gi;
-            q[t] = (cum[l] - cum[f]) / (cnzd[l] - cnzd[f]);
+            int32_t f = b->fidx[t], l = b->lidx[t];
+            num[t] = cum[l] - cum[f];
+            den[t] = cnzd[l] - cnzd[f];
         }
+        qdq_div(num, den, m, q);
     }
 }
 
@@ -732,7 +797,7 @@ static int qdq_entropy_channel(const uint64_t *counts, int64_t bins, int num_bit
         sq = qdq_row_sum(b->nzpos, b->qval, m, dense ? b->qrow : NULL, width);
         /* p > 0 where q <= 0 (as where the last bin is empty but for the tail): KL is inf */
         bad = sp <= 0 || sq <= 0 || (plast > 0 && !last_nz);
-        for (t = 0; t < m; t++) bad |= b->qval[t] <= 0;
+        bad |= qdq_count_nonpositive(b->qval, m) > 0;
         if (bad) {
             kl = INFINITY;
         } else {
