@@ -154,13 +154,16 @@ def test_degenerate_histograms(fmt, method):
                         narrow)
 
 
-def test_cases_where_the_order_of_the_sums_decides():
-    # Found by comparing with variants of the compiled searches: with a plain sequential
-    # sum in place of NumPy's matmul (mse), or in place of its pairwise sums (entropy), the
-    # chosen range of these channels changes.
+def test_cases_that_catch_a_shortcut():
+    # Found by comparing with variants of the compiled searches, whose chosen ranges of these
+    # channels differ: a plain sequential sum in place of NumPy's matmul (mse) or of its
+    # pairwise sums (entropy), rint(x * (1/d)) in place of rint(x / d) where they differ.
     counts = np.zeros((1, 1024), np.uint64)
     counts[0, 900:1023] = 33
     compare(counts, np.array([-997]), "float64", 1024, "mse", 3, True, True)
+    counts = np.zeros((1, 2048), np.uint64)
+    counts[0, 113:1504] = 75
+    compare(counts, np.array([-50]), "bfloat16", 2048, "mse", 61, True, False)
     counts = np.zeros((1, 1024), np.uint64)
     for j, n in {134: 5573915394096400, 290: 7297051448217894, 399: 8330366548277312,
                  779: 6753353574204126, 852: 7839363166643098, 930: 4187984175571446,

@@ -220,18 +220,41 @@ static void qdq_g_below(const qdq_gconst *k, const double *x, int64_t n, double 
     }
 }
 
+/* The rint(x / d) of G's inner part, without the division: t = x * (1/d) differs from
+ * x / d, and from its float64 rounding, by less than |t| 2^-51 (three roundings), so when t
+ * lies further than |t| 2^-50 from the half-integer floor(t) + 1/2 (and |t| < 2^50),
+ * rint(x / d) is rint(t). The elements closer to a half-integer (at 2^-50, rare) are flagged,
+ * and the caller computes them again with the division. */
+#define QDQ_NEAR_HALF(t, r) \
+    (((fabs((t) - ((r) > (t) ? (r) - 1.0 : (r)) - 0.5) > fabs(t) * 0x1p-50) \
+      & (fabs(t) < 0x1p50)) ^ 1)
+
 QDQ_SEARCH_CLONES
-static void qdq_g_within(const qdq_gconst *k, const double *x, int64_t n, double *g)
+static int qdq_g_within(const qdq_gconst *k, const double *x, int64_t n, double *g)
 {
-    const double d = k->d, d3 = k->d3, d3_8 = k->d3_8, d3_24 = k->d3_24;
+    const double d = k->d, d3 = k->d3, d3_8 = k->d3_8, d3_24 = k->d3_24, invd = 1.0 / k->d;
     const double z_hi = k->z_hi, z_lo = k->z_lo;
     int64_t e;
+    int near = 0;
     for (e = 0; e < n; e++) {
-        double xc = x[e], t = xc / d, a = fabs(t), q, u, r;
+        double xc = x[e], t = xc * invd, a = fabs(t), q, u, r;
         q = a < QDQ_TWO52 ? copysign((a + QDQ_TWO52) - QDQ_TWO52, t) : t;
+        near |= QDQ_NEAR_HALF(t, q);
         u = xc - q * d;
         r = (u * u * u + d3_8) / 3.0 + q * d3 / 12.0 - d3_24;
         g[e] = (r + z_hi) + z_lo;
+    }
+    return near;
+}
+
+/* G again, with the division, at the elements qdq_g_within flagged. */
+static void qdq_g_within_fix(const qdq_gconst *k, const double *x, int64_t n, double *g)
+{
+    const double invd = 1.0 / k->d;
+    int64_t e;
+    for (e = 0; e < n; e++) {
+        double t = x[e] * invd, q = qdq_rint_d(t);
+        if (QDQ_NEAR_HALF(t, q)) g[e] = (qdq_g_inner(k, x[e]) + k->z_hi) + k->z_lo;
     }
 }
 
@@ -279,7 +302,7 @@ static void qdq_mse_g(const qdq_cand *p, const double *x, int64_t n, double *g)
     for (e1 = 0; e1 < n && x[e1] < k.clo; e1++) {}
     for (e2 = n; e2 > e1 && x[e2 - 1] > k.chi; e2--) {}
     qdq_g_below(&k, x, e1, g);
-    qdq_g_within(&k, x + e1, e2 - e1, g + e1);
+    if (qdq_g_within(&k, x + e1, e2 - e1, g + e1)) qdq_g_within_fix(&k, x + e1, e2 - e1, g + e1);
     qdq_g_above(&k, x + e2, n - e2, g + e2);
 }
 
@@ -301,14 +324,14 @@ typedef struct {
     double *mat;        /* (rows, nnz) differences G(upper) - G(lower) */
     double *e;          /* the block's errors */
     double *err;        /* every candidate's error (inf: not evaluated) */
-    int64_t *cands, *rows;
-    qdq_cand *pc;       /* the parameters of rows[] */
+    int64_t rows[QDQ_CAND_BLOCK];   /* the candidates of a block */
+    qdq_cand pc[QDQ_CAND_BLOCK];    /* and their parameters */
 } qdq_mse_buf;
 
 static void qdq_mse_buf_free(qdq_mse_buf *b)
 {
     free(b->x); free(b->run); free(b->w); free(b->g); free(b->mat); free(b->e);
-    free(b->err); free(b->cands); free(b->rows); free(b->pc);
+    free(b->err);
     memset(b, 0, sizeof(*b));
 }
 
@@ -322,56 +345,69 @@ static int qdq_mse_buf_init(qdq_mse_buf *b, int64_t bins)
     b->g = (double *)malloc(nc * sizeof(double));
     b->e = (double *)malloc(QDQ_CAND_BLOCK * sizeof(double));
     b->err = (double *)malloc(nc * sizeof(double));
-    b->cands = (int64_t *)malloc(nc * sizeof(int64_t));
-    b->rows = (int64_t *)malloc(nc * sizeof(int64_t));
-    b->pc = (qdq_cand *)malloc(nc * sizeof(qdq_cand));
-    if (!b->x || !b->run || !b->w || !b->g || !b->e || !b->err || !b->cands || !b->rows
-        || !b->pc) {
+    if (!b->x || !b->run || !b->w || !b->g || !b->e || !b->err) {
         qdq_mse_buf_free(b);
         return -1;
     }
     return 0;
 }
 
-/* The errors of the candidates cands[0..m) that are ok and not yet evaluated (err inf),
- * in blocks of QDQ_CAND_BLOCK rows, each block's errors one NumPy matmul. The non-empty bins
- * are nruns runs: run r starts at bin run[2r] (of nnz), its lower edge x[run[2r + 1]]. */
-static void qdq_mse_evaluate(const qdq_mse_cands *s, qdq_mse_buf *b, int64_t nx, int64_t nnz,
-                             int64_t nruns, const int64_t *cands, int64_t m,
-                             const qdq_loop *matmul)
+/* The errors of the rows[0..R) (parameters pc[]): one NumPy matmul. The non-empty bins are
+ * nruns runs: run r starts at bin run[2r] (of nnz), its lower edge x[run[2r + 1]]. */
+static void qdq_mse_block(qdq_mse_buf *b, int64_t R, int64_t nx, int64_t nnz, int64_t nruns,
+                          const qdq_loop *matmul)
 {
-    int64_t t, r, f = 0, s0;
-    for (t = 0; t < m; t++) {
-        int64_t c = cands[t];
-        qdq_cand_get(s, c, &b->pc[f]);
-        if (b->pc[f].ok && isinf(b->err[c])) b->rows[f++] = c;
+    int64_t r, q;
+    char *args[3];
+    intptr_t dims[4], steps[9];
+    for (r = 0; r < R; r++) {
+        double *row = b->mat + r * nnz;
+        qdq_mse_g(&b->pc[r], b->x, nx, b->g);
+        for (q = 0; q < nruns; q++) {
+            int64_t t0 = b->run[2 * q], t1 = q + 1 < nruns ? b->run[2 * q + 2] : nnz;
+            qdq_diff(b->g + b->run[2 * q + 1], t1 - t0, row + t0);
+        }
     }
-    for (s0 = 0; s0 < f; s0 += QDQ_CAND_BLOCK) {
-        int64_t R = f - s0 < QDQ_CAND_BLOCK ? f - s0 : QDQ_CAND_BLOCK;
-        char *args[3];
-        intptr_t dims[4], steps[9];
-        for (r = 0; r < R; r++) {
-            double *row = b->mat + r * nnz;
-            int64_t q;
-            qdq_mse_g(&b->pc[s0 + r], b->x, nx, b->g);
-            for (q = 0; q < nruns; q++) {
-                int64_t t0 = b->run[2 * q], t1 = q + 1 < nruns ? b->run[2 * q + 2] : nnz;
-                qdq_diff(b->g + b->run[2 * q + 1], t1 - t0, row + t0);
+    /* (R, nnz) @ (nnz,): the reference's (g_upper - g_lower) @ w */
+    args[0] = (char *)b->mat; args[1] = (char *)b->w; args[2] = (char *)b->e;
+    dims[0] = 1; dims[1] = R; dims[2] = nnz; dims[3] = 1;
+    steps[0] = 0; steps[1] = 0; steps[2] = 0;
+    steps[3] = (intptr_t)(nnz * (int64_t)sizeof(double)); steps[4] = sizeof(double);
+    steps[5] = sizeof(double); steps[6] = 0;
+    steps[7] = sizeof(double); steps[8] = 0;
+    matmul->fn(args, dims, steps, matmul->data);
+    for (r = 0; r < R; r++) {
+        double e = b->e[r];
+        b->err[b->rows[r]] = e != e ? INFINITY : e;
+    }
+}
+
+/* The errors of the candidates first, first + step, ... (below end), then extra (if >= 0)
+ * that are ok and not yet evaluated (err inf), in blocks of QDQ_CAND_BLOCK of them, as the
+ * reference's evaluate(). */
+static void qdq_mse_evaluate(const qdq_mse_cands *s, qdq_mse_buf *b, int64_t nx, int64_t nnz,
+                             int64_t nruns, int64_t first, int64_t step, int64_t end,
+                             int64_t extra, const qdq_loop *matmul)
+{
+    int64_t c = first, R = 0;
+    for (;;) {
+        if (c >= end) {
+            if (extra < 0) break;
+            c = extra;
+            extra = -1;
+            end = c + 1;
+        }
+        qdq_cand_get(s, c, &b->pc[R]);
+        if (b->pc[R].ok && isinf(b->err[c])) {
+            b->rows[R++] = c;
+            if (R == QDQ_CAND_BLOCK) {
+                qdq_mse_block(b, R, nx, nnz, nruns, matmul);
+                R = 0;
             }
         }
-        /* (R, nnz) @ (nnz,): the reference's (g_upper - g_lower) @ w */
-        args[0] = (char *)b->mat; args[1] = (char *)b->w; args[2] = (char *)b->e;
-        dims[0] = 1; dims[1] = R; dims[2] = nnz; dims[3] = 1;
-        steps[0] = 0; steps[1] = 0; steps[2] = 0;
-        steps[3] = (intptr_t)(nnz * (int64_t)sizeof(double)); steps[4] = sizeof(double);
-        steps[5] = sizeof(double); steps[6] = 0;
-        steps[7] = sizeof(double); steps[8] = 0;
-        matmul->fn(args, dims, steps, matmul->data);
-        for (r = 0; r < R; r++) {
-            double e = b->e[r];
-            b->err[b->rows[s0 + r]] = e != e ? INFINITY : e;
-        }
+        c += step;
     }
+    if (R) qdq_mse_block(b, R, nx, nnz, nruns, matmul);
 }
 
 /* The MSE search of one channel (counts[0..bins), bin j at counts[h + j]): writes the range
@@ -431,16 +467,18 @@ static int qdq_mse_channel(const uint64_t *counts, int64_t bins, int64_t k, int 
     /* Each family is ordered by its step: a coarse pass, then every candidate around the
      * three best coarse ones. */
     for (fam = 0; fam < nfam; fam++) {
-        int64_t a = fa[fam], e = fb[fam], n = e - a, stride = n / QDQ_COARSE, m = 0, t;
+        int64_t a = fa[fam], e = fb[fam], n = e - a, stride = n / QDQ_COARSE, t, extra;
         int64_t best3[3], nbest = 0, q;
         if (stride < 1) stride = 1;
-        for (t = a; t < e; t += stride) b->cands[m++] = t;
-        if (b->cands[m - 1] != e - 1) b->cands[m++] = e - 1;
-        qdq_mse_evaluate(&s, b, nx, nnz, nruns, b->cands, m, matmul);
+        /* coarse = np.unique(np.r_[np.arange(a, e, stride), e - 1]) */
+        extra = (e - 1 - a) % stride ? e - 1 : -1;
+        qdq_mse_evaluate(&s, b, nx, nnz, nruns, a, stride, e, extra, matmul);
         /* the first three of a stable sort of the coarse errors */
-        for (t = 0; t < m; t++) {
-            int64_t c = b->cands[t], pos = nbest, u;
-            double v = b->err[c];
+        for (t = a; t < e + stride; t += stride) {
+            int64_t c = t < e ? t : extra, pos = nbest, u;
+            double v;
+            if (c < 0) break;
+            v = b->err[c];
             while (pos > 0 && b->err[best3[pos - 1]] > v) pos--;
             if (pos >= 3) continue;
             for (u = (nbest < 3 ? nbest : 2); u > pos; u--) best3[u] = best3[u - 1];
@@ -450,8 +488,7 @@ static int qdq_mse_channel(const uint64_t *counts, int64_t bins, int64_t k, int 
         for (q = 0; q < nbest; q++) {
             int64_t c0 = best3[q], lo0 = c0 - stride > a ? c0 - stride : a;
             int64_t hi0 = c0 + stride + 1 < e ? c0 + stride + 1 : e;
-            for (t = lo0, m = 0; t < hi0; t++) b->cands[m++] = t;
-            qdq_mse_evaluate(&s, b, nx, nnz, nruns, b->cands, m, matmul);
+            qdq_mse_evaluate(&s, b, nx, nnz, nruns, lo0, 1, hi0, -1, matmul);
         }
     }
     best = 0;  /* the first minimum: deterministic tie-break */
@@ -859,8 +896,12 @@ static int qdq_search(int method, const uint64_t *counts, int64_t C, int64_t bin
                       int nthreads)
 {
     int failed = 0;
-    if (nthreads < 1) nthreads = 1;
+    /* each thread's buffers (mse: at most the whole block matrix), at most 1 GiB in all */
+    double per = method == QDQ_SEARCH_MSE ? ((double)QDQ_CAND_BLOCK + 8.0) * 8.0 * (double)bins
+                                          : 24.0 * 8.0 * (double)(bins / 2 + 2);
     if (nthreads > C) nthreads = C > 0 ? (int)C : 1;
+    while (nthreads > 1 && per * nthreads > 1073741824.0) nthreads--;
+    if (nthreads < 1) nthreads = 1;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads) reduction(|: failed)
 #endif
