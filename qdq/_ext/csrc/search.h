@@ -816,9 +816,9 @@ static int qdq_entropy_channel(const uint64_t *counts, int64_t bins, int num_bit
         last_nz = m > 0 && b->nzpos[m - 1] == i - 1;
         /* p: a[:i] with the tail a[i:] added to its last bin */
         plast = a[i - 1] + b->tail[i];
-        if (i >= 2) b->prow[i - 2] = a[i - 2];
-        b->prow[i - 1] = plast;
         if (!exact) {
+            if (i >= 2) b->prow[i - 2] = a[i - 2];
+            b->prow[i - 1] = plast;
             for (t = 0; t < m; t++) b->pval[t] = a[b->nzpos[t]];
             if (last_nz) b->pval[m - 1] = plast;
             /* (when plast is not at a non-empty bin, KL is infinite anyway) */
@@ -842,24 +842,26 @@ static int qdq_entropy_channel(const uint64_t *counts, int64_t bins, int num_bit
              * (q/sq)), the logarithms NumPy's. */
             char *args[2];
             intptr_t dims[1], steps[2];
+            double pl;  /* p/sp of the last bin, which holds the tail too */
             if (exact) {
                 pn = b->pnz;
-                if (last_nz) {
-                    memcpy(b->tval, b->pnz, (size_t)m * sizeof(double));
-                    b->tval[m - 1] = plast / sp;
-                    pn = b->tval;
-                }
             } else {
                 for (t = 0; t < m; t++) b->tval[t] = b->pval[t] / sp;
                 pn = b->tval;
             }
-            qdq_kl_ratio(pn, b->qval, sq, m, b->ratio);
+            pl = last_nz ? plast / sp : pn[m - 1];
+            qdq_kl_ratio(pn, b->qval, sq, m - 1, b->ratio);
+            b->ratio[m - 1] = pl / (b->qval[m - 1] / sq);
             args[0] = (char *)b->ratio; args[1] = (char *)b->lg;
             dims[0] = m; steps[0] = sizeof(double); steps[1] = sizeof(double);
             logl->fn(args, dims, steps, logl->data);
-            for (t = 0; t < m; t++) b->lg[t] = pn[t] * b->lg[t];
-            if (dense)
-                for (t = 0; t < m; t++) b->trow[b->nzpos[t]] = b->lg[t];
+            if (dense) {
+                for (t = 0; t < m - 1; t++) b->trow[b->nzpos[t]] = pn[t] * b->lg[t];
+                b->trow[b->nzpos[m - 1]] = pl * b->lg[m - 1];
+            } else {
+                for (t = 0; t < m - 1; t++) b->lg[t] = pn[t] * b->lg[t];
+                b->lg[m - 1] = pl * b->lg[m - 1];
+            }
             kl = qdq_row_sum(b->nzpos, b->lg, m, dense ? b->trow : NULL, width);
         }
         if (kl <= best) {  /* the last minimum, as TensorRT */
