@@ -118,12 +118,17 @@ def _extensions():
         ext("testing"),     # the scalar converters, for the exhaustive tests only
         ext("histogram"),   # the exact power-of-two histograms of calibration
         ext("dlpack"),      # DLPack capsules (torch, JAX, ...) to and from NumPy arrays
+        # the calibration searches (mse, entropy) over per-channel histograms; they call
+        # NumPy's own matmul and log loops, so they see NumPy's headers
+        ext("search", define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]),
         # fresh outputs from a cache of freed buffers (NumPy's memory-handler API)
         ext("bufcache", define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                                        # the memory-handler API is NumPy 1.22's
                                        ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")]),
     ]
-    exts[-1].include_dirs.append(numpy.get_include())
+    for e in exts:
+        if e.name in ("qdq._ext.search", "qdq._ext.bufcache"):
+            e.include_dirs.append(numpy.get_include())
     return cythonize(
         exts,
         compiler_directives={

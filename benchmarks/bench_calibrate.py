@@ -4,6 +4,8 @@
                                          [--dtype float32] [--avx2]
     python benchmarks/bench_calibrate.py --quality
     python benchmarks/bench_calibrate.py --per-channel 4096 [--threads N]
+    python benchmarks/bench_calibrate.py --search [--shape 4096 4096] [--data t3|normal]
+                                         [--thread-counts 2 1] [--rounds 5] [--old-rounds 1]
 
 On the same array (64 Mi elements of Student-t data by default; float32, or
 float16, float64 or bfloat16 given as bit patterns with ``bfloat16_bits``) it
@@ -23,17 +25,30 @@ percentile ends lie from np.quantile, in bins.
 
 With ``--per-channel C`` it times ``range(method)`` of a per-channel tracker of
 (C, 1024) float32 Student-t weights (axis 0: C channels of 1024 values).
+
+With ``--search`` it times the compiled per-channel searches on a weight matrix
+(``--shape 4096 4096`` float32 by default, Student-t with 3 degrees of freedom, or
+``--data normal``): ``qdq.calibrate(w, method, axis=0)`` for "mse" and "entropy"
+with each thread count of ``--thread-counts`` (default 2 1), against the same call
+with the NumPy searches they replaced (tests/calibrate/search_reference.py, the
+old code path) in the same process, and checks that both give the same bits.
+Each new figure is the median of ``--rounds`` calls interleaved with
+``--old-rounds`` old ones (0: the new ones only; an old call of the 4096 x 4096
+case takes minutes).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 
 import qdq
+from qdq._calibrate import histogram as _histogram
 from qdq._core import engine as _engine
 
 
@@ -104,6 +119,62 @@ def per_channel(channels: int) -> None:
         print(f"  {m:10s} {dt:8.2f} s  {dt / channels * 1e3:7.3f} ms per channel")
 
 
+def search(shape: tuple[int, int], data: str, thread_counts: list[int], rounds: int,
+           old_rounds: int) -> None:
+    """The issue's case: per-channel mse/entropy of a weight matrix, new and old code paths."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                    "calibrate"))
+    import search_reference  # the NumPy searches before they were compiled
+
+    rng = np.random.default_rng(0)
+    w = (rng.standard_t(3, shape) if data == "t3" else rng.standard_normal(shape))
+    w = w.astype(np.float32)
+    new_range = _histogram.histogram_range
+
+    def call(method: str, old: bool):
+        _histogram.histogram_range = search_reference.histogram_range if old else new_range
+        try:
+            c0, t0 = time.process_time(), time.perf_counter()
+            res = qdq.calibrate(w, method=method, axis=0)
+            return time.perf_counter() - t0, time.process_time() - c0, res
+        finally:
+            _histogram.histogram_range = new_range
+
+    load = os.getloadavg()
+    print(f"qdq.calibrate(w, method, axis=0), w = {shape[0]} x {shape[1]} float32 ({data}), "
+          f"{_engine.isa_name()}; new: median of {rounds}, old (NumPy searches): "
+          f"{old_rounds} per case, interleaved; load average before "
+          f"{load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")
+    for n in thread_counts:
+        qdq.set_num_threads(n)
+        for method in ("mse", "entropy"):
+            new_t, new_c, old_t, old_c = [], [], [], []
+            res_new = res_old = None
+            schedule = [False] * rounds
+            for j in range(old_rounds):  # spread the old calls among the new ones
+                schedule.insert((j + 1) * len(schedule) // (old_rounds + 1), True)
+            call(method, False)  # warm-up
+            for old in schedule:
+                wall, cpu, res = call(method, old)
+                (old_t if old else new_t).append(wall)
+                (old_c if old else new_c).append(cpu)
+                if old:
+                    res_old = res
+                else:
+                    res_new = res
+            assert res_new is not None
+            nt, nc = statistics.median(new_t), statistics.median(new_c)
+            line = (f"  {n} thread{'s' if n > 1 else ' '} {method:8s} new {nt:7.2f} s "
+                    f"(cpu {nc:6.2f} s, spread {min(new_t):.2f}-{max(new_t):.2f})")
+            if res_old is not None:
+                same = all(np.array_equal(a.view(np.uint32), b.view(np.uint32))
+                           for a, b in zip(res_new, res_old, strict=True))
+                ot, oc = statistics.median(old_t), statistics.median(old_c)
+                line += (f"   old {ot:7.2f} s (cpu {oc:7.2f} s)   old/new {ot / nt:6.1f} x   "
+                         f"same bits: {same}")
+            print(line, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mi", type=int, default=64, help="elements, in Mi (2**20)")
@@ -117,7 +188,16 @@ def main() -> None:
                     help="time the per-channel ranges of C channels instead")
     ap.add_argument("--avx2", action="store_true",
                     help="run both with their AVX2 loops, as on a CPU without AVX-512")
+    ap.add_argument("--search", action="store_true",
+                    help="time the per-channel mse/entropy searches, new against old")
+    ap.add_argument("--shape", type=int, nargs=2, default=(4096, 4096))
+    ap.add_argument("--data", default="t3", choices=("t3", "normal"))
+    ap.add_argument("--thread-counts", type=int, nargs="+", default=[2, 1])
+    ap.add_argument("--old-rounds", type=int, default=1)
     a = ap.parse_args()
+    if a.search:
+        search(tuple(a.shape), a.data, a.thread_counts, a.rounds, a.old_rounds)
+        return
     if a.quality:
         quality()
         return

@@ -5,7 +5,8 @@ from _util import run_python
 
 
 @pytest.mark.parametrize("module", ["qdq._ext.kernels", "qdq._ext.testing", "qdq._ext.histogram",
-                                    "qdq._ext.dlpack", "qdq._ext.bufcache"])
+                                    "qdq._ext.dlpack", "qdq._ext.bufcache",
+                                    "qdq._ext.search"])
 def test_kernels_stub_matches_the_module(tmp_path, module):
     pytest.importorskip("mypy")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._ext import histogram, kernels
+from .._ext import histogram, kernels, search
 from . import threads
 from .arrays import Block, iter_blocks, kernel_copy, kernel_layout, layout_extents, overlaps
 from .formats import FLOAT16, Format
@@ -24,7 +24,7 @@ __all__ = ["APPLY", "CLAMP", "DEQUANTIZE", "GRAD", "ISA_LEVELS", "QUANTIZE", "bu
            "compute_params", "elementwise", "error_stats", "finish_range", "get_isa",
            "histogram_update", "isa_available", "isa_name", "op_in_place_layout", "op_rows",
            "op_tensor", "range_in_place_layout", "reduce_block", "reduce_range", "run_block",
-           "set_isa", "transform"]
+           "search_entropy", "search_mse", "set_isa", "transform"]
 
 APPLY = kernels.APPLY
 QUANTIZE = kernels.QUANTIZE
@@ -205,6 +205,34 @@ def histogram_update(xk: np.ndarray, fmt: Format, lut: np.ndarray | None, pre: i
     """
     histogram.update(xk, _HIST_CODE[fmt.name], lut, pre, C, post, k, counts, special, mn, mx,
                        k_floor, threads.current())
+
+
+def search_mse(counts: np.ndarray, k: np.ndarray, fmt: Format, qmin: int,
+               qmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """The MSE search of each channel of (C, bins) histograms, over qdq's threads.
+
+    ``counts`` are uint64 and ``k`` the bins' exponents; ``qmin``, ``qmax`` the
+    op's grid. Returns float64 arrays (lo, hi): values of the format, NaN for a
+    channel without a finite value (see :mod:`qdq._calibrate.methods`).
+    """
+    counts = np.ascontiguousarray(counts, dtype=np.uint64)
+    lo, hi = np.empty(counts.shape[0]), np.empty(counts.shape[0])
+    search.mse(counts, np.ascontiguousarray(k, dtype=np.int64), fmt.code, qmin, qmax, lo, hi,
+               threads.current())
+    return lo, hi
+
+
+def search_entropy(counts: np.ndarray, k: np.ndarray, num_bits: int,
+                   qmin: int) -> tuple[np.ndarray, np.ndarray]:
+    """The entropy (KL-divergence) search of each channel, as :func:`search_mse`.
+
+    Returns float64 arrays (lo, hi), not yet rounded to the format.
+    """
+    counts = np.ascontiguousarray(counts, dtype=np.uint64)
+    lo, hi = np.empty(counts.shape[0]), np.empty(counts.shape[0])
+    search.entropy(counts, np.ascontiguousarray(k, dtype=np.int64), num_bits, qmin, lo, hi,
+                   threads.current())
+    return lo, hi
 
 
 def run_block(op: int, data: np.ndarray, target: np.ndarray, fmt: Format, itype: int,
