@@ -140,7 +140,6 @@ def test_int_quantized_stores_int8(tmp_path):
     ({"axis": -1, "block_size": 64}, None, "groups of 64 that do not divide the input "
                                            "dimension 96"),
     ({"num_bits": 9}, None, "9-bit codes"),
-    ({}, ("*.down_proj.weight", {"signed_input": False}), "an unsigned grid"),
     ({}, ("*.input_layernorm.weight", {"axis": None}), "a tensor of rank 1"),
     ({}, ("model.embed_tokens.weight", {"axis": 0}), None),  # a rule may quantize it
 ])

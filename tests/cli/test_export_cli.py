@@ -86,8 +86,10 @@ def test_quantize_info_dequantize_round_trip(src, tmp_path, capsys):
 
 def test_quantize_checkpoint_errors(src, tmp_path, capsys):
     path, _ = src
-    assert main(["quantize", str(path), str(tmp_path / "x"), "--unsigned"]) == 1
-    assert "holds signed codes" in capsys.readouterr().err
+    assert main(["quantize", str(path), str(tmp_path / "u"), "--unsigned"]) == 1
+    err = capsys.readouterr().err   # random weights are signed: codes below 0, refused
+    assert "codes outside the unsigned 8-bit grid [0, 255]" in err and "Nothing was" in err
+    assert os.listdir(tmp_path / "u") == []   # the lock made the directory, nothing else
     assert main(["quantize", str(path), str(tmp_path / "x"), "--axis", "1"]) == 1
     err = capsys.readouterr().err
     assert "per-channel scales along axis 1" in err and "tensor 'model.layers." in err
