@@ -274,11 +274,16 @@ class CompressedLayout:
             return (f"tensor {name!r}: {count:,} codes one step past the {self.num_bits}-bit "
                     f"grid [{qmin}, {qmax}] ({self.dtype} rounds x * scale there; TensorFlow "
                     "keeps such a code, int8 and packed storage cannot)")
+        hi = code_bounds(FORMATS[self.dtype], check_grid(False, self.num_bits, self.narrow))[1]
+        past = (f"; or one step past {qmax}, where {self.dtype} rounds x * scale"
+                if hi > qmax else "")
+        why = "" if self.clamped else ("negative data: without a given range TensorFlow's "
+                                       "unsigned grid does not clamp it, so its codes are "
+                                       "below 0")
+        why = (why + past).lstrip("; ")
+        fix = "" if self.clamped else "; calibrate= gives a range, which clamps it to 0"
         return (f"tensor {name!r}: {count:,} codes outside the unsigned {self.num_bits}-bit "
-                f"grid [{qmin}, {qmax}] (negative data: without a given range TensorFlow's "
-                "unsigned grid does not clamp it, its codes are below 0; or codes one step "
-                f"past {qmax} where {self.dtype} rounds x * scale there; the format's codes "
-                "cannot hold them; calibrate= gives a range, which clamps negative data to 0)")
+                f"grid [{qmin}, {qmax}] ({why}; the format's codes cannot hold them{fix})")
 
     def tail(self, run: TensorRun) -> list[np.ndarray]:
         """The tensors after the codes: the scale (``inverse_scale`` in T), the shape, the
