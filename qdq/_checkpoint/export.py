@@ -275,12 +275,12 @@ class CompressedLayout:
                     f"grid [{qmin}, {qmax}] ({self.dtype} rounds x * scale there; TensorFlow "
                     "keeps such a code, int8 and packed storage cannot)")
         hi = code_bounds(FORMATS[self.dtype], check_grid(False, self.num_bits, self.narrow))[1]
-        past = (f"; or one step past {qmax}, where {self.dtype} rounds x * scale"
-                if hi > qmax else "")
-        why = "" if self.clamped else ("negative data: without a given range TensorFlow's "
-                                       "unsigned grid does not clamp it, so its codes are "
-                                       "below 0")
-        why = (why + past).lstrip("; ")
+        causes = [] if self.clamped else ["negative data: without a given range "
+                                          "TensorFlow's unsigned grid does not clamp it, so "
+                                          "its codes are below 0"]
+        if hi > qmax:
+            causes.append(f"one step past {qmax}, where {self.dtype} rounds x * scale")
+        why = "; or ".join(causes)
         fix = "" if self.clamped else "; calibrate= gives a range, which clamps it to 0"
         return (f"tensor {name!r}: {count:,} codes outside the unsigned {self.num_bits}-bit "
                 f"grid [{qmin}, {qmax}] ({why}; the format's codes cannot hold them{fix})")
