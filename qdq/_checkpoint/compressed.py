@@ -78,7 +78,6 @@ class CompressedModule:
         s = s + f" {self.group_size}" if self.strategy == "group" else s
         return s if self.zero_point is None else s + " zero-point"
 
-
     @property
     def stored_bytes(self) -> int:
         return self.codes.nbytes + self.scale.nbytes + sum(e.nbytes for e in self.others)

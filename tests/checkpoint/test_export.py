@@ -440,3 +440,26 @@ def test_compressed_tensors_compressors_agree_on_unsigned(tmp_path, fmt, dtype, 
     assert sorted(ref) == sorted(sd)
     for k in set(sd) - {"weight_scale"}:
         assert ref[k].dtype == sd[k].dtype and torch.equal(ref[k], sd[k]), k
+
+
+@pytest.mark.filterwarnings("ignore:signed_input=False with negative data")
+def test_unsigned_codes_far_below_the_grid_are_counted_and_clamped(tmp_path):
+    """A row of negative data only (scale T_MAX: codes -inf) or far below its maximum (codes
+    below int16): counted and clamped to 0 like any code below the grid, not refused as codes
+    the code type cannot hold."""
+    w = np.abs(np.random.default_rng(13).standard_normal((4, 32))).astype(np.float32)
+    w[1] = -1000 * w[1]
+    w[2, :5] = -50
+    save_file({"fc.weight": w}, str(tmp_path / "m.safetensors"))
+    with pytest.raises(ValueError, match="tensor 'fc.weight': 37 codes outside the unsigned"):
+        qdq.quantize_checkpoint(tmp_path / "m.safetensors", tmp_path / "c.safetensors",
+                                signed_input=False)
+    r = qdq.quantize_checkpoint(tmp_path / "m.safetensors", tmp_path / "c.safetensors",
+                                signed_input=False, codes_overflow="clamp")
+    assert r["fc.weight"].codes_clamped == 37
+    stored = codes_of(read_all(tmp_path / "c.safetensors"), "fc", 8)
+    codes = qdq.quantize(np.abs(w), signed_input=False, axis=0)[0].astype(np.int16)
+    want = np.where(w < 0, 0, codes) - 128
+    want[2] = qdq.quantize(np.maximum(w[2:3], 0), 0, w[2].max(), range_given=True,
+                           signed_input=False)[0].astype(np.int16) - 128
+    np.testing.assert_array_equal(stored, want)
