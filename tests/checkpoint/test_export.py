@@ -463,3 +463,23 @@ def test_unsigned_codes_far_below_the_grid_are_counted_and_clamped(tmp_path):
     want[2] = qdq.quantize(np.maximum(w[2:3], 0), 0, w[2].max(), range_given=True,
                            signed_input=False)[0].astype(np.int16) - 128
     np.testing.assert_array_equal(stored, want)
+
+
+def test_unsigned_resume_workers_and_dask_give_the_same_files(tmp_path):
+    arrays = {k: np.abs(v) for k, v in linear_model(np.random.default_rng(14), BF16).items()}
+    src = model_dir(tmp_path / "src", arrays, shards=3)
+    kw = {"num_bits": 4, "axis": -1, "block_size": 32, "signed_input": False}
+    assert len(qdq.quantize_checkpoint(src, tmp_path / "a", num_bits=4, axis=-1,
+                                       block_size=32).shards_written) == 3
+    # the signed export's shards do not pass for the unsigned one's: written again
+    assert len(qdq.quantize_checkpoint(src, tmp_path / "a", **kw).shards_written) == 3
+    assert qdq.quantize_checkpoint(src, tmp_path / "a", **kw).shards_written == []
+    qdq.quantize_checkpoint(src, tmp_path / "b", workers=2, chunk_bytes=1000, **kw)
+    pytest.importorskip("dask")
+    from qdq import dask as qdq_dask
+
+    qdq_dask.quantize_checkpoint(src, tmp_path / "c", **kw)
+    for name in sorted(os.listdir(tmp_path / "a")):
+        data = (tmp_path / "a" / name).read_bytes()
+        assert (tmp_path / "b" / name).read_bytes() == data, name
+        assert (tmp_path / "c" / name).read_bytes() == data, name
