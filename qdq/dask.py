@@ -550,7 +550,8 @@ def _run_checkpoint(plan, chunk_bytes, error_stats, t0, config=None, before=None
 
 def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, skip=None,
                         num_bits=8, axis=0, block_size=None, narrow_range=False,
-                        round_mode="HALF_TO_EVEN", calibrate=None, codes_overflow="error",
+                        signed_input=True, round_mode="HALF_TO_EVEN", calibrate=None,
+                        codes_overflow="error",
                         chunk_bytes=DEFAULT_CHUNK_BYTES, error_stats=True, wait=False):
     """:func:`qdq.quantize_checkpoint` with one task per shard on Dask.
 
@@ -570,14 +571,15 @@ def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, sk
         Per-tensor settings and copies (the format's default skips are added).
     num_bits, axis, block_size, chunk_bytes : int, optional
         The op's arguments (8, 0, None) and the bytes per chunk (64 MiB).
-    narrow_range, error_stats : bool
-        The grid without its minimum (False), the error measurement (True).
+    narrow_range, signed_input, error_stats : bool
+        The grid without its minimum (False), signed (True; unsigned is
+        stored with a zero point), the error measurement (True).
     round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
         Tie breaking.
     calibrate : str, optional
         A calibrated range per tensor or channel.
     codes_overflow : {"error", "clamp"}, default "error"
-        Codes one step past the grid: refused, or stored as the nearest grid code.
+        Codes outside the grid: refused, or stored as the nearest grid code.
     wait : bool, default False
         Wait for another run writing into ``dst`` to end, instead of raising
         BlockingIOError (as for :func:`quantize_and_dequantize_checkpoint`).
@@ -599,7 +601,8 @@ def quantize_checkpoint(src, dst, *, format="compressed-tensors", rules=None, sk
     """
     t0 = time.perf_counter()
     chunk_items(chunk_bytes, 1)
-    settings = {"num_bits": num_bits, "signed_input": True, "narrow_range": narrow_range,
+    settings = {"num_bits": num_bits, "signed_input": signed_input,
+                "narrow_range": narrow_range,
                 "round_mode": round_mode, "axis": axis, "block_size": block_size,
                 "calibrate": calibrate}
     plan, config = export_plan(src, dst, format, rules, skip, settings, codes_overflow)

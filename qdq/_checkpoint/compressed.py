@@ -4,9 +4,13 @@ A module ``X`` is quantized when the checkpoint holds ``X.weight_scale`` with
 ``X.weight_packed`` (int32) or an int8 ``X.weight``; its scheme (bits,
 strategy, group size) comes from ``config.json``'s ``quantization_config``
 (the config group whose ``targets`` name ``X``, by exact name, ``re:``
-pattern or the class ``Linear``). :func:`describe_compressed` sums up the
-checkpoint per module; :func:`dequantize_checkpoint` writes the dense
-checkpoint the loader would compute, ``code * scale`` in the scale's type,
+pattern or the class ``Linear``); an asymmetric scheme (``"symmetric": false``)
+has ``X.weight_zero_point``: int8 shaped as the scale, or, for pack-quantized
+channels and groups, packed into int32 along the output dimension.
+:func:`describe_compressed` sums up the checkpoint per module;
+:func:`dequantize_checkpoint` writes the dense checkpoint the loader would
+compute, ``(code - zero_point) * scale`` in the scale's type (the difference
+of two int8 values is exact in every float type, so it is taken as an integer),
 row block by row block (bit for bit the op's values, zero signs aside, for a
 checkpoint :func:`qdq.quantize_checkpoint` wrote), with the model directory's
 other files (``config.json`` without its ``quantization_config``).
@@ -60,7 +64,9 @@ class CompressedModule:
     num_bits: int
     strategy: str
     group_size: int | None
-    others: tuple[TensorEntry, ...] = ()   # X.weight_shape (and a zero point)
+    others: tuple[TensorEntry, ...] = ()   # X.weight_shape, X.weight_zero_point
+    zero_point: TensorEntry | None = None  # asymmetric: X.weight_zero_point
+    zero_point_file: str = ""
 
     @property
     def packed(self) -> bool:
@@ -69,7 +75,8 @@ class CompressedModule:
     @property
     def scheme(self) -> str:
         s = f"int{self.num_bits} {self.strategy}"
-        return s + f" {self.group_size}" if self.strategy == "group" else s
+        s = s + f" {self.group_size}" if self.strategy == "group" else s
+        return s if self.zero_point is None else s + " zero-point"
 
     @property
     def stored_bytes(self) -> int:
@@ -150,9 +157,13 @@ def read_compressed(src: Any) -> CompressedCheckpoint | None:
         if not isinstance(w, dict) or w.get("type", "int") != "int":
             raise ValueError(f"{src}: no integer weights scheme in quantization_config "
                              f"targets {x}")
-        if not w.get("symmetric", True) or f"{x}.weight_zero_point" in where:
-            raise ValueError(f"{src}: {x} is quantized with a zero point (asymmetric), which "
-                             "qdq does not read")
+        zp = where.get(f"{x}.weight_zero_point")
+        symmetric = w.get("symmetric", True)
+        if (zp is None) != bool(symmetric):
+            raise ValueError(f"{src}: {x} " + ("has no weight_zero_point but its scheme is "
+                                               "asymmetric" if zp is None else
+                                               "has a weight_zero_point but its scheme is "
+                                               "symmetric"))
         bits, strategy, gs = int(w["num_bits"]), str(w.get("strategy")), w.get("group_size")
         packed = codes[1].dtype == "I32"
         others = []
@@ -176,10 +187,19 @@ def read_compressed(src: Any) -> CompressedCheckpoint | None:
         if want is None or tuple(entry.shape) != want:
             raise ValueError(f"{src}: {x}.weight_scale has shape {list(entry.shape)}, strategy "
                              f"{strategy!r} needs {list(want) if want else 'a known strategy'}")
+        if zp is not None:
+            zp_want = (("I32", (packed_words(want[0], bits), want[1]))
+                       if packed and strategy != "tensor" else ("I8", want))
+            if (zp[1].dtype, tuple(zp[1].shape)) != zp_want:
+                raise ValueError(f"{src}: {x}.weight_zero_point is {zp[1].dtype} of shape "
+                                 f"{list(zp[1].shape)}, the format stores it as "
+                                 f"{zp_want[0]} of shape {list(zp_want[1])}")
+            others.append(zp[1])
         modules[x] = CompressedModule(x, codes[1], codes[0], entry, path,
                                       (int(shape[0]), int(shape[1])), bits, strategy,
                                       int(gs) if strategy == "group" and gs else None,
-                                      tuple(others))
+                                      tuple(others), None if zp is None else zp[1],
+                                      "" if zp is None else zp[0])
     if not modules:
         return None
     ck = CompressedCheckpoint(paths, headers, modules, config, index, model_dir)
@@ -227,10 +247,24 @@ def _read(path: str, entry: TensorEntry, start: int, nbytes: int) -> bytes:
     return data
 
 
+def _zero_points(m: CompressedModule) -> np.ndarray | None:
+    """The zero points as int16 of shape ``(out, groups)`` (``(1, 1)`` per tensor), or None."""
+    e = m.zero_point
+    if e is None:
+        return None
+    raw = np.frombuffer(_read(m.zero_point_file, e, 0, e.nbytes), e.storage).reshape(e.shape)
+    if e.dtype == "I32":   # packed along the output dimension
+        zp = unpack_int32(np.ascontiguousarray(raw.T), m.num_bits, m.shape[0]).T
+    else:
+        zp = raw.reshape(-1, 1) if m.strategy != "group" else raw
+    return zp.astype(np.int16)
+
+
 def _write_dense(m: CompressedModule, sink: AppendSink, chunk_bytes: int) -> None:
-    """``code * scale`` in the scale's type, a block of rows at a time."""
+    """``(code - zero_point) * scale`` in the scale's type, a block of rows at a time."""
     fmt = FORMATS[m.scale.dtype]
     rows_p = _scale_rows(m, _read(m.scale_file, m.scale, 0, m.scale.nbytes))
+    zp = _zero_points(m)
     out, cols = m.shape
     row_bytes = m.codes.nbytes // max(out, 1)
     step = max(1, chunk_bytes // max(cols * max(fmt.itemsize, 2), 1))
@@ -246,6 +280,9 @@ def _write_dense(m: CompressedModule, sink: AppendSink, chunk_bytes: int) -> Non
                 codes = unpack_int32(words, m.num_bits, cols)
             else:
                 codes = np.frombuffer(raw, np.int8).reshape(r1 - r0, cols)
+            if zp is not None:   # exact: int8 - int8 fits int16 and every float type
+                z = zp if m.strategy == "tensor" else zp[r0:r1]
+                codes = codes.astype(np.int16) - np.repeat(z, cols // z.shape[1], axis=1)
             vals = np.empty((r1 - r0, cols), fmt.storage)
             itype = code_type_index(codes.dtype)
             if m.strategy == "group":

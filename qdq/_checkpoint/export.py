@@ -1,13 +1,25 @@
 """Deployable checkpoints: the op's integer codes and scales in the compressed-tensors format.
 
-TensorFlow's grids all have zero point 0, so for a Linear weight ``X.weight``
-of shape ``(out, in)`` the op's codes and ``inverse_scale`` (in the weight's
-type T) are compressed-tensors' symmetric integer scheme, which transformers
-and vLLM load: per channel ``axis=0`` is the strategy ``"channel"`` (scale
+TensorFlow's signed grids have zero point 0, so for a Linear weight
+``X.weight`` of shape ``(out, in)`` the op's codes and ``inverse_scale`` (in
+the weight's type T) are compressed-tensors' symmetric integer scheme, which
+transformers and vLLM load: per channel ``axis=0`` is the strategy ``"channel"`` (scale
 ``(out, 1)``), blocks ``axis=-1, block_size=B`` the strategy ``"group"`` with
 ``group_size=B`` (scale ``(out, in / B)``; the loader needs whole groups), per
 tensor ``"tensor"`` (scale ``(1,)``). The loader computes ``code * scale`` in
 T, which is the op's value bit for bit (zero signs aside: a code has no -0).
+
+An unsigned grid (``signed_input=False``: codes ``q`` in ``[0, 2**b - 1]``,
+``narrow_range`` changes nothing there) is its asymmetric scheme: ``q`` is
+stored as ``q - 2**(b-1)`` (the b-bit signed field compressed-tensors packs)
+with ``X.weight_zero_point = -2**(b-1)`` (int8 shaped as the scale; packed
+into int32 along the output dimension for pack-quantized channels and
+groups, as its compressor packs it). Its loader computes
+``(code.to(T) - zero_point.to(T)) * scale``: the subtraction is exact in T
+(integers up to 256 are exact even in bfloat16), so the loaded value is
+``q * scale``, the op's value bit for bit. Negative data on an unsigned grid
+without a given range is not clamped by TensorFlow: its codes are below 0,
+outside the grid, and are treated as codes past the grid (below).
 
 Each such tensor is written as ``X.weight_packed`` (int32, the codes packed as
 compressed-tensors packs them, :mod:`qdq._core.packing`), ``X.weight_scale``
@@ -40,7 +52,7 @@ import numpy as np
 from .._core import engine
 from .._core.blocks import dequantize_blocks
 from .._core.formats import BFLOAT16, FLOAT16, FLOAT64, Format, values_to_bits
-from .._core.packing import RowPacker, packed_words
+from .._core.packing import RowPacker, pack_int32, packed_words
 from .._core.params import code_bounds, code_dtype_for
 from .._core.stats import TensorErrorStats
 from .._core.threads import fewer_threads, kernel_threads
@@ -62,7 +74,7 @@ __all__ = ["CODES_OVERFLOW", "DEFAULT_SKIP", "EXPORT_FORMATS", "CompressedLayout
 EXPORT_FORMATS = {"compressed-tensors": "pack-quantized", "pack-quantized": "pack-quantized",
                   "int-quantized": "int-quantized"}
 
-#: What to do with codes one step past the grid.
+#: What to do with codes outside the grid.
 CODES_OVERFLOW = ("error", "clamp")
 
 #: Tensors an export copies unless a rule quantizes them: embeddings (not Linear
@@ -96,6 +108,7 @@ class _CodesSink:
 
     def __init__(self, base: AppendSink, layout: "CompressedLayout"):
         self.base = base
+        self.offset = layout.offset
         self.packer = (RowPacker(layout.shape[1], layout.num_bits, self._emit)
                        if layout.format == "pack-quantized" else None)
 
@@ -103,6 +116,8 @@ class _CodesSink:
         self.base.write_bytes(_le(words.astype("<u4", copy=False)))
 
     def write(self, block: Any, data: np.ndarray) -> None:
+        if self.offset:  # an unsigned grid's codes q, stored as q - 2**(b-1)
+            data = np.subtract(data, self.offset, dtype=np.int16)
         if self.packer is not None:
             self.packer.feed(np.ascontiguousarray(data))
         else:
@@ -130,13 +145,20 @@ class CompressedLayout:
     shape : tuple of int
         ``(out, in)``.
     num_bits, narrow : int, bool
-        The signed grid.
+        The grid's width and narrowness.
     strategy : {"channel", "group", "tensor"}
         The scheme's strategy.
     group_size : int or None
         The group size of ``"group"``.
     overflow : {"error", "clamp"}
-        What codes one step past the grid do.
+        What codes outside the grid do.
+    signed : bool, default True
+        The op's grid is signed (symmetric, no zero point); unsigned
+        (``signed_input=False``), its codes ``q`` in ``[0, 2**b - 1]`` are
+        stored as ``q - 2**(b-1)`` with the zero point ``-2**(b-1)``.
+    clamped : bool, default False
+        The op clamps to a given (calibrated) range, so that codes stay on
+        the grid but for the type's rounding.
     """
 
     format: str
@@ -148,14 +170,46 @@ class CompressedLayout:
     strategy: str
     group_size: int | None
     overflow: str
+    signed: bool = True
+    clamped: bool = False
 
     action = "quantize"
 
     @property
     def grid(self) -> tuple[int, int]:
-        """The codes the format stores: ``(qmin, qmax)``."""
-        g = check_grid(True, self.num_bits, self.narrow)
+        """The op's codes the format holds: ``(qmin, qmax)``."""
+        g = check_grid(self.signed, self.num_bits, self.narrow)
         return int(g.qmin), int(g.qmax)
+
+    @property
+    def offset(self) -> int:
+        """What is subtracted from a code to store it (``-zero_point``): 0 when signed."""
+        return 0 if self.signed else 1 << (self.num_bits - 1)
+
+    @property
+    def zero_point_output(self) -> tuple[str, str, tuple[int, ...]] | None:
+        """The zero point tensor of an unsigned grid, as compressed-tensors stores it.
+
+        int8 shaped as the scale, but packed into int32 along the output
+        dimension (``pack_to_int32(zp, b, packed_dim=0)``) for pack-quantized
+        channels and groups; None for a signed grid (symmetric: no zero point).
+        """
+        if self.signed:
+            return None
+        name = f"{self.module}.weight_zero_point"
+        shape = self.scale_shape
+        if self.format == "pack-quantized" and self.strategy != "tensor":
+            return (name, "I32", (packed_words(shape[0], self.num_bits), shape[1]))
+        return (name, "I8", shape)
+
+    def zero_point(self) -> np.ndarray:
+        """The zero point tensor's values (see :attr:`zero_point_output`)."""
+        zp = np.full(self.scale_shape, -self.offset, np.int8)
+        out = self.zero_point_output
+        assert out is not None
+        if out[1] == "I32":
+            return pack_int32(np.ascontiguousarray(zp.T), self.num_bits).T.astype("<i4")
+        return zp
 
     @property
     def scale_shape(self) -> tuple[int, ...]:
@@ -171,11 +225,12 @@ class CompressedLayout:
         """The output tensors (name, safetensors dtype, shape), in file order."""
         x = self.module
         scale = (f"{x}.weight_scale", self.dtype, self.scale_shape)
+        zp = [] if self.zero_point_output is None else [self.zero_point_output]
         if self.format == "int-quantized":
-            return [(f"{x}.weight", "I8", self.shape), scale]
+            return [(f"{x}.weight", "I8", self.shape), scale] + zp
         return [(f"{x}.weight_packed", "I32",
                  (self.shape[0], packed_words(self.shape[1], self.num_bits))),
-                scale, (f"{x}.weight_shape", "I64", (2,))]
+                scale, (f"{x}.weight_shape", "I64", (2,))] + zp
 
     @property
     def stamp(self) -> dict:
@@ -185,34 +240,60 @@ class CompressedLayout:
     @property
     def scheme(self) -> dict:
         """The ``weights`` entry of the scheme's config group."""
-        return {"num_bits": self.num_bits, "type": "int", "symmetric": True,
+        return {"num_bits": self.num_bits, "type": "int", "symmetric": self.signed,
                 "strategy": self.strategy, "group_size": self.group_size, "dynamic": False}
 
     @property
     def code_dtype(self) -> np.dtype:
-        """The integer type the kernel writes the codes in (wide enough for a step past)."""
+        """The integer type the kernel writes the codes in (wide enough for a step past).
+
+        int16 for an unsigned grid: its codes below 0 (negative data without a
+        given range) are written saturated there, to be counted and clamped.
+        """
+        if not self.signed:
+            return np.dtype(np.int16)
         return code_dtype_for(FORMATS[self.dtype], check_grid(True, self.num_bits, self.narrow))
 
     @property
     def may_overflow(self) -> bool:
-        """Whether T's rounding can put a code past the grid (bfloat16 with 6 bits or more)."""
-        lo, hi = code_bounds(FORMATS[self.dtype], check_grid(True, self.num_bits, self.narrow))
+        """Whether a code can fall outside the grid.
+
+        T's rounding can put one past it (bfloat16 with 6 bits or more); an
+        unsigned grid without a given range does not clamp negative data.
+        """
+        if not self.signed and not self.clamped:
+            return True
+        lo, hi = code_bounds(FORMATS[self.dtype],
+                             check_grid(self.signed, self.num_bits, self.narrow))
         qmin, qmax = self.grid
         return lo < qmin or hi > qmax
 
     def overflow_message(self, name: str, count: int) -> str:
         qmin, qmax = self.grid
-        return (f"tensor {name!r}: {count:,} codes one step past the {self.num_bits}-bit grid "
-                f"[{qmin}, {qmax}] ({self.dtype} rounds x * scale there; TensorFlow keeps "
-                "such a code, int8 and packed storage cannot)")
+        if self.signed:
+            return (f"tensor {name!r}: {count:,} codes one step past the {self.num_bits}-bit "
+                    f"grid [{qmin}, {qmax}] ({self.dtype} rounds x * scale there; TensorFlow "
+                    "keeps such a code, int8 and packed storage cannot)")
+        hi = code_bounds(FORMATS[self.dtype], check_grid(False, self.num_bits, self.narrow))[1]
+        causes = [] if self.clamped else ["negative data: without a given range "
+                                          "TensorFlow's unsigned grid does not clamp it, so "
+                                          "its codes are below 0"]
+        if hi > qmax:
+            causes.append(f"one step past {qmax}, where {self.dtype} rounds x * scale")
+        why = "; or ".join(causes)
+        fix = "" if self.clamped else "; calibrate= gives a range, which clamps it to 0"
+        return (f"tensor {name!r}: {count:,} codes outside the unsigned {self.num_bits}-bit "
+                f"grid [{qmin}, {qmax}] ({why}; the format's codes cannot hold them{fix})")
 
     def tail(self, run: TensorRun) -> list[np.ndarray]:
-        """The tensors after the codes: the scale (``inverse_scale`` in T), the shape."""
+        """The tensors after the codes: the scale (``inverse_scale`` in T), the shape, the
+        zero point."""
         assert run.rows is not None
         scale = _scale_values(run.rows[1], run.fmt).reshape(self.scale_shape)
+        zp = [] if self.signed else [self.zero_point()]
         if self.format == "int-quantized":
-            return [scale]
-        return [scale, np.array(self.shape, "<i8")]
+            return [scale] + zp
+        return [scale, np.array(self.shape, "<i8")] + zp
 
     def write(self, run: TensorRun, source: FileSource, writer: Writer, items: int,
               progress: Callable[[int], None], error_stats: bool) -> Callable[[], dict]:
@@ -224,6 +305,7 @@ class CompressedLayout:
         """
         fmt = run.fmt
         name = f"{self.module}{_SUFFIX}"
+        run.saturate = not self.signed   # negative codes are counted, not refused at once
         qmin, qmax = self.grid
         check = self.may_overflow
         clamped = [0]
@@ -310,8 +392,6 @@ def make_layout(t: TensorPlan, where: str, fmt: str, overflow: str) -> TensorPla
     if len(e.shape) != 2:
         refuse(f"a tensor of rank {len(e.shape)} (its quantized weights are (out, in) "
                "Linear weights)")
-    if not s["signed_input"]:
-        refuse("an unsigned grid (its integer scheme is symmetric: signed codes, zero point 0)")
     if s["num_bits"] > 8:
         refuse(f"{s['num_bits']}-bit codes (1 to 8 bits)")
     ax, bs = s["axis"], s["block_size"]
@@ -333,7 +413,8 @@ def make_layout(t: TensorPlan, where: str, fmt: str, overflow: str) -> TensorPla
                "axis=0)")
     layout = CompressedLayout(fmt, name[:-len(_SUFFIX)], e.dtype,
                               (int(e.shape[0]), int(e.shape[1])), s["num_bits"],
-                              s["narrow_range"], strategy, group_size, overflow)
+                              s["narrow_range"], strategy, group_size, overflow,
+                              s["signed_input"], s.get("calibrate") is not None)
     return TensorPlan(e, s, t.reason, layout)
 
 
@@ -373,7 +454,8 @@ def _tensor_overflow(shard: ShardPlan, t: TensorPlan, chunk_bytes: int) -> int:
     source = FileSource(shard.src, e.shape, False, e.storage, e.begin, fmt).open()
     try:
         run = TensorRun.of_source(source, args, s["axis"], s["block_size"],
-                                  name=f"tensor {e.name!r}", code_dtype=lay.code_dtype)
+                                  name=f"tensor {e.name!r}", code_dtype=lay.code_dtype,
+                                  saturate=not lay.signed)
         items = chunk_items(chunk_bytes, max(e.storage.itemsize, run.out_dtype.itemsize))
         if run.needs_range_pass:
             run.range_pass(source, items, False, s.get("calibrate"))
@@ -419,7 +501,8 @@ def check_overflow(found: list[tuple[str, int]], plan: CheckpointPlan) -> None:
     shown = "; ".join(first.overflow_message(n, c) if i == 0 else f"{n!r}: {c:,}"
                       for i, (n, c) in enumerate(found[:8]))
     more = f" and {len(found) - 8} more tensors" if len(found) > 8 else ""
-    raise ValueError(f"{len(found)} tensor(s) have codes one step past the grid: {shown}{more}. "
+    what = "one step past" if first.signed else "outside"
+    raise ValueError(f"{len(found)} tensor(s) have codes {what} the grid: {shown}{more}. "
                      "Nothing was written. codes_overflow='clamp' (--codes-overflow clamp) "
                      "stores the nearest grid code (the loaded weight is then clamp(code) * "
                      "scale there, the op's value everywhere else) and counts them in the "
@@ -471,7 +554,8 @@ def quantize_checkpoint(
         src: Any, dst: Any, *, format: str = "compressed-tensors", rules: Any = None,
         skip: Any = None, num_bits: int = 8, axis: int | None = 0,
         block_size: int | None = None, narrow_range: bool = False,
-        round_mode: str = "HALF_TO_EVEN", calibrate: str | None = None,
+        signed_input: bool = True, round_mode: str = "HALF_TO_EVEN",
+        calibrate: str | None = None,
         codes_overflow: str = "error", chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         workers: int | None = 1, progress: bool = False,
         error_stats: bool = True, wait: bool = False) -> CheckpointReport:
@@ -493,10 +577,12 @@ def quantize_checkpoint(
     rules, skip patterns, streaming with bounded memory, crash safety,
     resume and report. Per channel ``axis=0`` is the strategy ``"channel"``,
     ``axis=-1, block_size=B`` the strategy ``"group"`` (``B`` must divide the
-    input dimension), ``axis=None`` the strategy ``"tensor"``. What the
-    format cannot hold (another axis, blocks along another axis, a rank other
-    than 2, a name other than ``X.weight``, an unsigned grid, more than 8
-    bits) is refused before anything is written, naming the tensor.
+    input dimension), ``axis=None`` the strategy ``"tensor"``. An unsigned
+    grid (``signed_input=False``) is the asymmetric scheme, with a zero
+    point ``-2**(b-1)`` (exact too). What the format cannot hold (another
+    axis, blocks along another axis, a rank other than 2, a name other than
+    ``X.weight``, more than 8 bits) is refused before anything is written,
+    naming the tensor.
 
     Parameters
     ----------
@@ -521,6 +607,12 @@ def quantize_checkpoint(
         The group size along ``axis=-1``.
     narrow_range : bool, default False
         The grid without its most negative code.
+    signed_input : bool, default True
+        False: TensorFlow's unsigned grid ``[0, 2**b - 1]``, stored with a
+        zero point (``"symmetric": false``). Without ``calibrate`` the op does
+        not clamp negative data there: such codes are below 0, outside the
+        grid, and ``codes_overflow`` decides (with ``calibrate`` the op clamps
+        negative data to 0).
     round_mode : {"HALF_TO_EVEN", "HALF_UP"}, default "HALF_TO_EVEN"
         The op's tie breaking (the codes are the op's).
     calibrate : str, optional
@@ -528,12 +620,13 @@ def quantize_checkpoint(
         ``"percentile"``, ``"percentile:P"``, ``"minmax"``): the op clamps to it.
     codes_overflow : {"error", "clamp"}, default "error"
         bfloat16 arithmetic can round ``x * scale`` to ``qmax + 1``, which
-        int8 and packed storage cannot hold. ``"error"`` runs a first pass
-        over the tensors where that can happen (bfloat16 with 6 bits or more)
-        and refuses before anything is written, naming the tensors and the
-        counts; ``"clamp"`` stores the nearest grid code (the loaded weight is
-        ``clamp(code) * scale`` there) and counts them in the report
-        (``codes_clamped``).
+        int8 and packed storage cannot hold (nor the codes below 0 of negative
+        data on an unsigned grid without a given range). ``"error"`` runs a
+        first pass over the tensors where that can happen (bfloat16 with 6
+        bits or more; unsigned without ``calibrate``) and refuses before
+        anything is written, naming the tensors and the counts; ``"clamp"``
+        stores the nearest grid code (the loaded weight is ``clamp(code) *
+        scale`` there) and counts them in the report (``codes_clamped``).
     chunk_bytes : int, default 64 MiB
         Bytes per chunk.
     workers : int, default 1
@@ -588,7 +681,8 @@ def quantize_checkpoint(
     stats = check_flag("error_stats", error_stats)
     chunk_items(chunk_bytes, 1)
     nworkers = None if workers is None else check_positive_int("workers", workers)
-    settings = {"num_bits": num_bits, "signed_input": True, "narrow_range": narrow_range,
+    settings = {"num_bits": num_bits, "signed_input": signed_input,
+                "narrow_range": narrow_range,
                 "round_mode": round_mode, "axis": axis, "block_size": block_size,
                 "calibrate": calibrate}
     plan, config = export_plan(src, dst, format, rules, skip, settings, codes_overflow)

@@ -113,6 +113,11 @@ class TensorRun:
         Write the integer codes of this type instead of the op's values.
     name : str, optional
         How warnings name the tensor.
+    saturate : bool, default False
+        With ``code_dtype``: codes outside the code type are stored saturated
+        (its nearest value, the sign kept) instead of raising ValueError, so
+        that the caller counts and clamps them (an export to a grid the format
+        holds); NaN and a float16 scale overflow still raise.
 
     Attributes
     ----------
@@ -130,8 +135,10 @@ class TensorRun:
 
     def __init__(self, fmt: Format, args: OpArgs, shape: tuple, ax: int | None,
                  cax: int | None, block_size: int | None = None, given: Any = None, *,
-                 code_dtype: np.dtype | None = None, name: str | None = None):
+                 code_dtype: np.dtype | None = None, name: str | None = None,
+                 saturate: bool = False):
         self.fmt, self.args, self.shape, self.ax, self.cax = fmt, args, shape, ax, cax
+        self.saturate = saturate
         self.block_size, self.given, self.name = block_size, given, name
         self.codes = code_dtype is not None
         self.op = engine.QUANTIZE if self.codes else engine.APPLY
@@ -150,11 +157,12 @@ class TensorRun:
     @classmethod
     def of_source(cls, source: Source, args: OpArgs, ax: int | None,
                   block_size: int | None = None, given: Any = None, *,
-                  code_dtype: np.dtype | None = None, name: str | None = None) -> "TensorRun":
+                  code_dtype: np.dtype | None = None, name: str | None = None,
+                  saturate: bool = False) -> "TensorRun":
         """The run of a source's tensor (``ax`` logical; ``given`` as :func:`open_for_op` gives)."""
         assert source.fmt is not None
         return cls(source.fmt, args, source.canon_shape, ax, source.canon_axis(ax), block_size,
-                   given, code_dtype=code_dtype, name=name)
+                   given, code_dtype=code_dtype, name=name, saturate=saturate)
 
     @property
     def needs_range_pass(self) -> bool:
@@ -185,6 +193,14 @@ class TensorRun:
         self.set_range(lo, hi)
         return time.perf_counter() - t0
 
+    def check(self, stats: tuple[float, float, bool], overflow: Float16Overflow) -> None:
+        """The codes' check (:func:`check_codes`); saturating, only NaN and overflow raise."""
+        if self.saturate and not overflow.overflowed:
+            info = np.iinfo(self.out_dtype)
+            lo, hi, nan = stats
+            stats = (max(lo, info.min), min(hi, info.max), nan)
+        check_codes(stats, self.out_dtype, self.args.range_given, overflow)
+
     def kernel(self, data: np.ndarray, target: np.ndarray, b: Block) -> None:
         """The write pass's job on one slab: the op, or the codes (checked as they come)."""
         assert self.rows is not None
@@ -192,7 +208,7 @@ class TensorRun:
             stats = engine.run_block(self.op, data, target, self.fmt, self.itype, b, self.rows,
                                      self.args.mode)
             if self.codes:
-                check_codes(stats, self.out_dtype, self.args.range_given, self.overflow)
+                self.check(stats, self.overflow)
             return
         assert self.cax is not None
         sax = self.cax - b.depth
@@ -205,8 +221,7 @@ class TensorRun:
             return
         rows[...] = quantize_blocks(
             data, target, self.fmt, sax, self.block_size, self.args, slab_given, self.itype,
-            lambda stats, p: check_codes(stats, self.out_dtype, self.args.range_given,
-                                         overflow_of(self.fmt, p, "blocks", self.name)))
+            lambda stats, p: self.check(stats, overflow_of(self.fmt, p, "blocks", self.name)))
         self.overflow.add_rows(rows)
 
     def apply(self, xk: np.ndarray, rk: np.ndarray, axis: int | None, rows: np.ndarray,
@@ -215,8 +230,7 @@ class TensorRun:
         stats = engine.elementwise(self.op, xk, rk, self.fmt, axis, rows, self.args.mode,
                                    self.itype, nthreads=nthreads)
         if self.codes:
-            check_codes(stats, self.out_dtype, self.args.range_given,
-                        overflow_of(self.fmt, rows, name=self.name))
+            self.check(stats, overflow_of(self.fmt, rows, name=self.name))
 
     def write_pass(self, source: Source, sink: Sink, items: int, progress: bool, label: str,
                    kernel: Callable[[np.ndarray, np.ndarray, Block], None] | None = None,

@@ -147,9 +147,10 @@ def add_export_options(p: argparse.ArgumentParser) -> None:
                    help="compressed-tensors = pack-quantized (int32 words, any width); "
                         "int-quantized stores int8")
     g.add_argument("--codes-overflow", default="error", choices=list(CODES_OVERFLOW),
-                   help="codes one step past the grid (bfloat16, 6 bits or more): refuse "
-                        "before writing (error), or store the nearest grid code and count "
-                        "them (clamp)")
+                   help="codes outside the grid (one step past it in bfloat16 with 6 bits "
+                        "or more; below 0 for negative data on an --unsigned grid without "
+                        "--calibrate): refuse before writing (error), or store the nearest "
+                        "grid code and count them (clamp)")
 
 
 def export_defaults(ns: argparse.Namespace) -> None:
@@ -217,9 +218,6 @@ def cmd_quantize_checkpoint(ns: argparse.Namespace) -> int:
         raise ValueError("--params applies to .npy codes; a checkpoint export keeps its scales "
                          "in the checkpoint")
     s = _settings(ns)
-    if not s.pop("signed_input"):
-        raise ValueError("--unsigned: the compressed-tensors format holds signed codes "
-                         "(zero point 0)")
     report = quantize_checkpoint(
         ns.src, ns.dst, format=ns.format, rules=_rules(ns), skip=ns.skip,
         codes_overflow=ns.codes_overflow, chunk_bytes=ns.chunk_bytes, progress=_progress(ns),

@@ -86,8 +86,10 @@ def test_quantize_info_dequantize_round_trip(src, tmp_path, capsys):
 
 def test_quantize_checkpoint_errors(src, tmp_path, capsys):
     path, _ = src
-    assert main(["quantize", str(path), str(tmp_path / "x"), "--unsigned"]) == 1
-    assert "holds signed codes" in capsys.readouterr().err
+    assert main(["quantize", str(path), str(tmp_path / "u"), "--unsigned"]) == 1
+    err = capsys.readouterr().err   # random weights are signed: codes below 0, refused
+    assert "codes outside the unsigned 8-bit grid [0, 255]" in err and "Nothing was" in err
+    assert os.listdir(tmp_path / "u") == []   # the lock made the directory, nothing else
     assert main(["quantize", str(path), str(tmp_path / "x"), "--axis", "1"]) == 1
     err = capsys.readouterr().err
     assert "per-channel scales along axis 1" in err and "tensor 'model.layers." in err
@@ -123,3 +125,32 @@ def test_quantize_json_clamp_and_calibrate(src, tmp_path, capsys):
                                   np.clip(codes, -128, 127))
     # qdq run takes --calibrate on a checkpoint too
     assert main(["run", str(path), str(tmp_path / "r"), "-q", "--calibrate", "mse"]) == 0
+
+
+def test_unsigned_export_info_and_dequantize(src, tmp_path, capsys):
+    """--unsigned --calibrate minmax: the zero-point scheme; qdq dequantize gives the QDQ
+    checkpoint's values bit for bit (zero signs aside; the op clamps negative weights to 0),
+    but where a bfloat16 code one step past the grid was clamped."""
+    path, _ = src
+    out = tmp_path / "u8"
+    assert main(["quantize", str(path), str(out), "-q", "--json", "--unsigned", "--calibrate",
+                 "minmax", "--codes-overflow", "clamp"]) == 0
+    rec = {t["name"]: t for t in json.loads(capsys.readouterr().out)["tensors"]}
+    qc = json.loads((out / "config.json").read_text())["quantization_config"]
+    assert [g["weights"]["symmetric"] for g in qc["config_groups"].values()] == [False]
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"model\.layers\.0\.mlp\.up_proj +int8 channel zero-point +96x64", text)
+    back = tmp_path / "dense"
+    assert main(["dequantize", str(out), str(back), "-q"]) == 0
+    capsys.readouterr()
+    qdq.quantize_and_dequantize_checkpoint(path, tmp_path / "qdq", signed_input=False,
+                                           calibrate="minmax", axis=0,
+                                           skip=["*embed*", "lm_head.*"])
+    got, want = load_all(back), load_all(tmp_path / "qdq")
+    assert sorted(got) == sorted(want)
+    for name in want:
+        differ = np.count_nonzero(zero_signs_aside(got[name]) != zero_signs_aside(want[name]))
+        clamped = rec[name].get("codes_clamped") or 0
+        assert differ <= clamped, name
+        assert clamped == 0 or want[name].dtype == np.uint16, name   # bfloat16 only

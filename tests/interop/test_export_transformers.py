@@ -15,6 +15,7 @@ output (loaded from that directory: it is a complete model directory too).
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -176,3 +177,87 @@ def test_int_quantized_loads_too(source, tmp_path):
             with torch.no_grad():
                 w.copy_(torch.from_numpy(y))
     assert torch.equal(_logits(_load(dst)), _logits(ref))
+
+
+# An unsigned grid: compressed-tensors' asymmetric scheme (weight_zero_point = -2**(b-1)). The
+# weights are signed, so the op either clamps them to a calibrated range (negative ones to 0,
+# exactly what it computes) or, without a range, gives negative codes the grid cannot hold,
+# stored clamped to 0 (codes_overflow="clamp", counted).
+UNSIGNED = {
+    "uint8-channel-minmax": ("pack-quantized", {"num_bits": 8, "axis": 0, "calibrate": "minmax"}),
+    "uint4-g32-clamped": ("pack-quantized", {"num_bits": 4, "axis": -1, "block_size": 32}),
+    "uint8-channel-int": ("int-quantized", {"num_bits": 8, "axis": 0, "calibrate": "minmax"}),
+    "uint4-tensor-minmax": ("pack-quantized", {"num_bits": 4, "axis": None,
+                                               "calibrate": "minmax"}),
+}
+
+
+def _expected_unsigned(w: np.ndarray, dtype: str, kw: dict) -> tuple[np.ndarray, np.ndarray,
+                                                                     int]:
+    """(the op's value, what the format holds: clamp(q, 0, 2**b - 1) * scale, codes clamped)."""
+    bits = dtype == "bfloat16"
+    op = {k: v for k, v in kw.items() if k != "calibrate"}
+    if "calibrate" in kw:
+        op["input_min"], op["input_max"] = qdq.calibrate(w, kw["calibrate"], axis=kw["axis"],
+                                                         bfloat16_bits=bits)
+        op["range_given"] = True
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")    # negative data on an unsigned grid, no range
+        y = qdq.quantize_and_dequantize(w, signed_input=False, bfloat16_bits=bits, **op)
+    codes, params = qdq.quantize(w, signed_input=False, bfloat16_bits=bits,
+                                 code_dtype=np.int16, **op)
+    q = np.clip(codes, 0, (1 << kw["num_bits"]) - 1)
+    held = qdq.dequantize(q, params, bfloat16_bits=bits)
+    return y, held, int(np.count_nonzero(q != codes))
+
+
+@pytest.mark.parametrize("case", list(UNSIGNED))
+def test_transformers_loads_unsigned_exports_bit_for_bit(source, case, tmp_path):
+    src, dtype = source
+    fmt, kw = UNSIGNED[case]
+    dst, ref_dir = tmp_path / "export", tmp_path / "qdq"
+    report = qdq.quantize_checkpoint(src, dst, format=fmt, signed_input=False,
+                                     codes_overflow="clamp", **kw)
+    qdq.quantize_and_dequantize_checkpoint(src, ref_dir, skip=SKIP, signed_input=False, **kw)
+    qc = json.loads((dst / "config.json").read_text())["quantization_config"]
+    assert [g["weights"]["symmetric"] for g in qc["config_groups"].values()] == [False]
+
+    source_model = _load(src)
+    dense = _load(dst, quantization_config=CompressedTensorsConfig(dequantize=True))
+    state = dense.state_dict()
+    reference = _load(ref_dir)
+    ref_state = reference.state_dict()
+    quantized = clamped = 0
+    for name, w in source_model.state_dict().items():
+        got = _numpy(state[name])
+        if name.startswith(("model.embed_tokens", "lm_head")) or w.ndim != 2:
+            assert np.array_equal(got, _numpy(w)), name
+            continue
+        quantized += 1
+        y, held, n_clamped = _expected_unsigned(_numpy(w), dtype, kw)
+        assert report[name].codes_clamped == n_clamped, name
+        clamped += n_clamped
+        if n_clamped == 0:
+            np.testing.assert_array_equal(_bits(held), _bits(y), err_msg=name)
+        np.testing.assert_array_equal(_bits(got), _bits(held), err_msg=name)
+        assert np.array_equal(_numpy(ref_state[name]), np.ascontiguousarray(y)), name
+        with torch.no_grad():   # the logits' reference: the values the format holds
+            patched = torch.from_numpy(held.copy())
+            ref_state[name].copy_(patched.view(torch.bfloat16) if dtype == "bfloat16"
+                                  else patched)
+    assert quantized == 14
+    if "calibrate" not in kw:
+        assert clamped > 1000        # the negative weights, at 0
+    elif dtype != "bfloat16":
+        assert clamped == 0          # the op's values exactly
+    want = _logits(reference)
+    assert torch.equal(_logits(dense), want)
+    if fmt == "pack-quantized" and kw["axis"] is not None:
+        # transformers' compressed (default) path builds the module from compressed-tensors'
+        # compress_model on meta tensors, which leaves the zero point unpacked (int8, one per
+        # row) where the checkpoint holds it packed as the format's compressor writes it: the
+        # load refuses the size mismatch. Loaded with dequantize=True (above), it is exact.
+        with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+            _load(dst)
+    else:
+        assert torch.equal(_logits(_load(dst)), want)
