@@ -61,10 +61,11 @@ def isa_name() -> str:
     """The level in use and what each kernel runs at it.
 
     For example ``"level 1 (AVX2+F16C): op AVX2+F16C, bfloat16 op AVX2+F16C,
-    error statistics AVX2+F16C, histogram AVX2+F16C"``.
+    error statistics AVX2+F16C, histogram AVX2+F16C, calibration search AVX2+F16C"``.
     """
     level = get_isa()
-    parts = [*kernels.kernel_isa(level), *histogram.kernel_isa(level)]
+    parts = [*kernels.kernel_isa(level), *histogram.kernel_isa(level),
+             *search.kernel_isa(level)]
     each = ", ".join(f"{kernel} {isa}" for kernel, isa in parts)
     return f"level {level} ({ISA_LEVELS[level]}): {each}"
 

@@ -4,6 +4,9 @@ from typing import Any
 HAVE_NUMPY_LOOPS: bool
 __test__: dict[str, str]
 
+def get_isa() -> int: ...
+def kernel_isa(level: int) -> tuple[tuple[str, str], ...]: ...
+
 def mse(counts: Any, k: Any, fmt: int, qmin: int, qmax: int, lo: Any, hi: Any,
         nthreads: int = 1) -> None: ...
 def entropy(counts: Any, k: Any, num_bits: int, qmin: int, lo: Any, hi: Any,

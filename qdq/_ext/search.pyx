@@ -8,13 +8,18 @@ same float64 (and for the op's parameters float32/T) operations in the same
 order as the NumPy formulation it replaces, and takes the two reductions whose
 order NumPy leaves to its own loops (a block's matrix-vector product, handed to
 the BLAS, and the logarithm) from NumPy's own inner loops, found here once.
+The vectorisable loops have a copy per instruction-set level (``csrc/search_isa.h``);
+the level is the one of every compiled kernel (``csrc/cpu.h``, ``kernels.set_isa``).
 """
 
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport int64_t, uint64_t
 
 cimport numpy as cnp
 
 import numpy as np
+
+from . import kernels
 
 cnp.import_array()
 cnp.import_umath()
@@ -31,6 +36,22 @@ cdef extern from "csrc/search.h" nogil:
                    const int64_t *k, int fmt, int64_t qmin, int64_t qmax, int num_bits,
                    const qdq_loop *matmul, const qdq_loop *logl, double *lo, double *hi,
                    int nthreads)
+    const char *qdq_search_kernel_isa(int level) noexcept nogil
+    int qdq_get_isa() noexcept nogil
+    void qdq_isa_share(int *level) noexcept nogil
+
+# The instruction-set level is the kernels module's (cpu.h): set_isa there sets it here too.
+qdq_isa_share(<int *>PyCapsule_GetPointer(kernels.ISA_LEVEL, b"qdq._ext.isa_level"))
+
+
+def get_isa():
+    """The instruction-set level these loops run at: the kernels module's (``kernels.set_isa``)."""
+    return qdq_get_isa()
+
+
+def kernel_isa(int level):
+    """What this module's loops run at ``level``: ``(kernel, instruction set)`` pairs."""
+    return (("calibration search", qdq_search_kernel_isa(level).decode()),)
 
 
 cdef qdq_loop _MATMUL

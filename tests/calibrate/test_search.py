@@ -4,7 +4,9 @@ The oracle is ``search_reference.histogram_range``: :mod:`qdq._calibrate.methods
 was before the searches were compiled. Histograms are drawn with heavy tails, sparse and
 dense, and with every degenerate shape (empty, a single bin, one side only, counts near
 2**53 and beyond), for every format, num_bits 1..16 and large ones, signed, unsigned and
-narrow grids, per tensor and per channel, bins 16 to 2**16.
+narrow grids, per tensor and per channel, bins 16 to 2**16. Every comparison runs at every
+instruction-set level the CPU has (the searches' loops have a copy per level, csrc/cpu.h):
+``compare`` loops over the levels, the tracker and thread tests take the ``isa`` fixture.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarn
 FORMATS = ("float16", "bfloat16", "float32", "float64")
 #: The largest exponent of each format's finite values (the edges overflow beyond it).
 E_MAX = {"float16": 15, "bfloat16": 127, "float32": 127, "float64": 1023}
+#: The instruction-set levels this CPU and build have (0 baseline ... 3, csrc/cpu.h).
+LEVELS = range(engine.isa_available() + 1)
 KINDS = ("t3", "normal", "uniform", "sparse", "single", "spike", "negative", "positive",
          "zero", "empty", "ends", "huge", "near_zero", "flat")
 
@@ -91,12 +95,17 @@ def compare(counts, k, fmt, bins, method, num_bits, signed, narrow, round_mode="
     kw = dict(percentile=99.99, num_bits=num_bits, signed_input=signed, narrow_range=narrow,
               round_mode=round_mode)
     h = hist_of(counts, k)
-    got = histogram_range(h, format_named(fmt), bins, method, **kw)
     with np.errstate(over="ignore"):  # (the reference warns where edges overflow)
         want = ref.histogram_range(h, format_named(fmt), bins, method, **kw)
     msg = f"{method} {fmt} bins={bins} num_bits={num_bits} signed={signed} narrow={narrow}"
-    assert_bits_equal(got[0], want[0], msg=msg + " lo")
-    assert_bits_equal(got[1], want[1], msg=msg + " hi")
+    try:
+        for level in LEVELS:  # each level's copy of the loops (csrc/search_isa.h)
+            engine.set_isa(level)
+            got = histogram_range(h, format_named(fmt), bins, method, **kw)
+            assert_bits_equal(got[0], want[0], msg=f"{msg} level {level} lo")
+            assert_bits_equal(got[1], want[1], msg=f"{msg} level {level} hi")
+    finally:
+        engine.set_isa(-1)
 
 
 @st.composite
@@ -174,7 +183,7 @@ def test_cases_that_catch_a_shortcut():
 
 @pytest.mark.parametrize("case", FORMATS)
 @pytest.mark.parametrize("axis", [None, 0, 1])
-def test_tracker_ranges_match_the_reference(case, axis):
+def test_tracker_ranges_match_the_reference(case, axis, isa):
     # real data through the tracker, per tensor and per channel: NaN, inf, zeros, subnormals
     from _hist_cases import sample
 
@@ -195,7 +204,7 @@ def test_tracker_ranges_match_the_reference(case, axis):
 
 
 @pytest.mark.parametrize("method", ["mse", "entropy"])
-def test_results_do_not_depend_on_the_thread_count(method):
+def test_results_do_not_depend_on_the_thread_count(method, isa):
     rng = np.random.default_rng(11)
     counts = np.stack([counts_of(str(rng.choice(KINDS)), 1024, rng) for _ in range(37)])
     k = rng.integers(-20, 5, 37)

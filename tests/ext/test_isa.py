@@ -1,9 +1,9 @@
 """One instruction-set system for every compiled kernel (qdq/_ext/csrc/cpu.h).
 
 One probe, one scale of levels (0 baseline, 1 AVX2+F16C, 2 AVX-512 F/BW/VL, 3 with
-AVX512-BF16), one level in use that the op's kernels and the histogram's both follow,
-set through :func:`qdq._core.engine.set_isa`; :func:`~qdq._core.engine.isa_name` says what
-each kernel runs. The bits of every level against level 0 are tested with the kernels
+AVX512-BF16), one level in use that the op's kernels, the histogram and the calibration
+searches all follow, set through :func:`qdq._core.engine.set_isa`;
+:func:`~qdq._core.engine.isa_name` says what each kernel runs. The bits of every level against level 0 are tested with the kernels
 themselves (the ``isa`` fixture of conftest.py and the tests that loop over the levels).
 """
 
@@ -17,6 +17,7 @@ import pytest
 from qdq._core import engine as _engine
 from qdq._ext import histogram as _histkernel
 from qdq._ext import kernels as _kernels
+from qdq._ext import search as _search
 
 EXT = pathlib.Path(__file__).resolve().parents[2] / "qdq" / "_ext"
 
@@ -32,9 +33,10 @@ def test_every_module_follows_the_one_level(restore_isa):
     for level in range(best + 1):
         assert _engine.set_isa(level) == level
         assert _engine.get_isa() == _kernels.get_isa() == _histkernel.get_isa() == level
-    # set in the kernels module directly: the histogram follows too
+        assert _search.get_isa() == level
+    # set in the kernels module directly: the histogram and the searches follow too
     _kernels.set_isa(0)
-    assert _histkernel.get_isa() == 0
+    assert _histkernel.get_isa() == 0 and _search.get_isa() == 0
 
 
 def test_set_isa_caps_at_the_best_available(restore_isa):
@@ -52,10 +54,12 @@ def test_isa_name_says_what_each_kernel_runs(restore_isa, level):
     _engine.set_isa(level)
     name = _engine.isa_name()
     assert name.startswith(f"level {level} ({_engine.ISA_LEVELS[level]}): ")
-    for kernel in ("op", "bfloat16 op", "error statistics", "histogram"):
+    every = {"op", "bfloat16 op", "error statistics", "histogram", "calibration search"}
+    for kernel in every:
         assert f"{kernel} " in name
-    kernels = dict(_kernels.kernel_isa(level) + _histkernel.kernel_isa(level))
-    assert set(kernels) == {"op", "bfloat16 op", "error statistics", "histogram"}
+    kernels = dict(_kernels.kernel_isa(level) + _histkernel.kernel_isa(level)
+                   + _search.kernel_isa(level))
+    assert set(kernels) == every
     # each kernel runs a copy of this level or below
     for isa in kernels.values():
         assert _engine.ISA_LEVELS.index(isa) <= level

@@ -23,6 +23,12 @@
  * The two inner loops are passed in as function pointers (qdq_loop); they run
  * without the GIL, as NumPy itself runs them.
  *
+ * The vectorisable loops have a copy per instruction-set level (search_isa.h,
+ * included once per level; cpu.h): the baseline, and on x86-64 level 1 (AVX2)
+ * and level 2 (AVX-512F; level 3 runs it). A search runs the copy of the level
+ * in use when it is called (qdq_get_isa, the level the kernels module owns).
+ * Every copy gives the same bits.
+ *
  * FMA contraction must stay off (-ffp-contract=off, as for every qdq kernel).
  */
 #ifndef QDQ_SEARCH_H
@@ -37,6 +43,7 @@
 #include <omp.h>
 #endif
 
+#include "cpu.h"
 #include "scalar.h"
 
 /* A NumPy ufunc inner loop (PyUFuncGenericFunction; npy_intp is intptr_t) and its data. */
@@ -175,14 +182,6 @@ static void qdq_cand_get(const qdq_mse_cands *s, int64_t c, qdq_cand *o)
     o->ok = isfinite(o->d) && o->d > 0 && isfinite(o->clo) && isfinite(o->chi);
 }
 
-/* Loops compiled once more for AVX2 and AVX-512 where GCC can choose at load time (the lanes
- * are independent elements, so every copy gives the same bits). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define QDQ_SEARCH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define QDQ_SEARCH_CLONES
-#endif
-
 /* The constants of one candidate's G (every one computed as the reference computes it for
  * each element). */
 typedef struct {
@@ -197,29 +196,6 @@ static inline double qdq_g_inner(const qdq_gconst *k, double xc)
     return (u * u * u + k->d3_8) / 3.0 + q * k->d3 / 12.0 - k->d3_24;
 }
 
-/* G(x) = integral from 0 to x of (t - Q(t))^2 dt for the clamped uniform quantizer, as the
- * reference's _g computes it for each element:
- *     xc = clip(x, clo, chi); q = rint(xc / d); u = xc - q d
- *     g = (u^3 + d^3/8)/3 + q d^3/12 - d^3/24
- *     g = g + ((hi_gap + max(x - chi, 0))^3 - hi_gap^3)/3
- *     g = g + ((lo_gap + min(x - clo, 0))^3 - lo_gap^3)/3
- * The edges are sorted, so (when clo <= chi) those below clo, those in [clo, chi] and those
- * above chi are three runs: below clo xc is clo and the hi term z_hi, in [clo, chi] both
- * terms are z_hi, z_lo, above chi xc is chi and the lo term z_lo; these constants are the
- * per-element values, computed with the same operations. Each run is a loop without
- * branches, which the compiler vectorises. */
-QDQ_SEARCH_CLONES
-static void qdq_g_below(const qdq_gconst *k, const double *x, int64_t n, double *g)
-{
-    const double base = qdq_g_inner(k, k->clo) + k->z_hi, clo = k->clo, lo_gap = k->lo_gap;
-    const double lg3 = k->lg3;
-    int64_t e;
-    for (e = 0; e < n; e++) {
-        double b = lo_gap + (x[e] - clo);
-        g[e] = base + (b * b * b - lg3) / 3.0;
-    }
-}
-
 /* The rint(x / d) of G's inner part, without the division: t = x * (1/d) differs from
  * x / d, and from its float64 rounding, by less than |t| 2^-51 (three roundings), so when t
  * lies further than |t| 2^-50 from the half-integer floor(t) + 1/2 (and |t| < 2^50),
@@ -228,24 +204,6 @@ static void qdq_g_below(const qdq_gconst *k, const double *x, int64_t n, double 
 #define QDQ_NEAR_HALF(t, r) \
     (((fabs((t) - ((r) > (t) ? (r) - 1.0 : (r)) - 0.5) > fabs(t) * 0x1p-50) \
       & (fabs(t) < 0x1p50)) ^ 1)
-
-QDQ_SEARCH_CLONES
-static int qdq_g_within(const qdq_gconst *k, const double *x, int64_t n, double *g)
-{
-    const double d = k->d, d3 = k->d3, d3_8 = k->d3_8, d3_24 = k->d3_24, invd = 1.0 / k->d;
-    const double z_hi = k->z_hi, z_lo = k->z_lo;
-    int64_t e;
-    int near = 0;
-    for (e = 0; e < n; e++) {
-        double xc = x[e], t = xc * invd, a = fabs(t), q, u, r;
-        q = a < QDQ_TWO52 ? copysign((a + QDQ_TWO52) - QDQ_TWO52, t) : t;
-        near |= QDQ_NEAR_HALF(t, q);
-        u = xc - q * d;
-        r = (u * u * u + d3_8) / 3.0 + q * d3 / 12.0 - d3_24;
-        g[e] = (r + z_hi) + z_lo;
-    }
-    return near;
-}
 
 /* G again, with the division, at the elements qdq_g_within flagged. */
 static void qdq_g_within_fix(const qdq_gconst *k, const double *x, int64_t n, double *g)
@@ -258,19 +216,67 @@ static void qdq_g_within_fix(const qdq_gconst *k, const double *x, int64_t n, do
     }
 }
 
-QDQ_SEARCH_CLONES
-static void qdq_g_above(const qdq_gconst *k, const double *x, int64_t n, double *g)
+/* The loops with a copy per instruction-set level (search_isa.h; cpu.h): the lanes are
+ * independent elements, so every copy gives the same bits. */
+typedef struct {
+    void (*g_below)(const qdq_gconst *k, const double *x, int64_t n, double *g);
+    int (*g_within)(const qdq_gconst *k, const double *x, int64_t n, double *g);
+    void (*g_above)(const qdq_gconst *k, const double *x, int64_t n, double *g);
+    void (*diff)(const double *g, int64_t n, double *out);
+    double (*pw_dense)(const double *a, int64_t n);
+    void (*div)(const double *num, const double *den, int64_t n, double *q);
+    void (*group_index)(const double *nzd, int64_t m, double fi, double fnb, int bounds,
+                        int32_t *gidx, int32_t *fidx, int32_t *lidx);
+    void (*group_bounds)(int64_t nb, double fi, double fnb, int32_t *bound);
+    int64_t (*count_nonpositive)(const double *q, int64_t m);
+    void (*kl_ratio)(const double *pn, const double *q, double sq, int64_t m, double *ratio);
+} qdq_search_loops;
+
+#define QDQ_SFX(name) name##_base
+#define QDQ_TARGET
+#include "search_isa.h"
+#undef QDQ_SFX
+#undef QDQ_TARGET
+
+#if QDQ_CPU_X86
+#  define QDQ_SFX(name) name##_avx2
+#  define QDQ_TARGET QDQ_TARGET_AVX2
+#  include "search_isa.h"
+#  undef QDQ_SFX
+#  undef QDQ_TARGET
+/* (AVX-512F alone, as the histogram's float64 loops: these loops use nothing else) */
+#  define QDQ_SFX(name) name##_avx512
+#  define QDQ_TARGET QDQ_TARGET_AVX512F
+#  include "search_isa.h"
+#  undef QDQ_SFX
+#  undef QDQ_TARGET
+#endif
+
+/* The copy of the loops that runs at a level: the highest at or below it (level 3 runs
+ * level 2's). */
+static const qdq_search_loops *qdq_search_loops_at(int level)
 {
-    const double base = qdq_g_inner(k, k->chi), chi = k->chi, hi_gap = k->hi_gap;
-    const double hg3 = k->hg3, z_lo = k->z_lo;
-    int64_t e;
-    for (e = 0; e < n; e++) {
-        double a = hi_gap + (x[e] - chi);
-        g[e] = (base + (a * a * a - hg3) / 3.0) + z_lo;
-    }
+#if QDQ_CPU_X86
+    if (level >= QDQ_ISA_AVX512) return &qdq_search_loops_avx512;
+    if (level >= QDQ_ISA_AVX2) return &qdq_search_loops_avx2;
+#endif
+    (void)level;
+    return &qdq_search_loops_base;
 }
 
-static void qdq_mse_g(const qdq_cand *p, const double *x, int64_t n, double *g)
+/* The instruction set of that copy (what qdq_kernel_isa says of the other kernels). */
+static inline const char *qdq_search_kernel_isa(int level)
+{
+#if QDQ_CPU_X86
+    if (level >= QDQ_ISA_AVX512) return qdq_isa_name(QDQ_ISA_AVX512);
+    if (level >= QDQ_ISA_AVX2) return qdq_isa_name(QDQ_ISA_AVX2);
+#endif
+    (void)level;
+    return qdq_isa_name(QDQ_ISA_BASELINE);
+}
+
+static void qdq_mse_g(const qdq_search_loops *L, const qdq_cand *p, const double *x,
+                      int64_t n, double *g)
 {
     qdq_gconst k;
     double a0, b0;
@@ -301,21 +307,14 @@ static void qdq_mse_g(const qdq_cand *p, const double *x, int64_t n, double *g)
     }
     for (e1 = 0; e1 < n && x[e1] < k.clo; e1++) {}
     for (e2 = n; e2 > e1 && x[e2 - 1] > k.chi; e2--) {}
-    qdq_g_below(&k, x, e1, g);
-    if (qdq_g_within(&k, x + e1, e2 - e1, g + e1)) qdq_g_within_fix(&k, x + e1, e2 - e1, g + e1);
-    qdq_g_above(&k, x + e2, n - e2, g + e2);
-}
-
-/* out[e] = g[e + 1] - g[e]: G's differences over one run of adjacent non-empty bins. */
-QDQ_SEARCH_CLONES
-static void qdq_diff(const double *g, int64_t n, double *out)
-{
-    int64_t e;
-    for (e = 0; e < n; e++) out[e] = g[e + 1] - g[e];
+    L->g_below(&k, x, e1, g);
+    if (L->g_within(&k, x + e1, e2 - e1, g + e1)) qdq_g_within_fix(&k, x + e1, e2 - e1, g + e1);
+    L->g_above(&k, x + e2, n - e2, g + e2);
 }
 
 /* One thread's buffers for the MSE search of a channel. */
 typedef struct {
+    const qdq_search_loops *L;  /* the loops of the level in use */
     int64_t cap_mat;    /* rows of mat allocated: QDQ_CAND_BLOCK * cap_mat doubles */
     double *x;          /* distinct edges of the non-empty bins (their lower and upper) */
     int64_t *run;       /* runs of adjacent non-empty bins: (first bin, its lower edge in x) */
@@ -362,10 +361,10 @@ static void qdq_mse_block(qdq_mse_buf *b, int64_t R, int64_t nx, int64_t nnz, in
     intptr_t dims[4], steps[9];
     for (r = 0; r < R; r++) {
         double *row = b->mat + r * nnz;
-        qdq_mse_g(&b->pc[r], b->x, nx, b->g);
+        qdq_mse_g(b->L, &b->pc[r], b->x, nx, b->g);
         for (q = 0; q < nruns; q++) {
             int64_t t0 = b->run[2 * q], t1 = q + 1 < nruns ? b->run[2 * q + 2] : nnz;
-            qdq_diff(b->g + b->run[2 * q + 1], t1 - t0, row + t0);
+            b->L->diff(b->g + b->run[2 * q + 1], t1 - t0, row + t0);
         }
     }
     /* (R, nnz) @ (nnz,): the reference's (g_upper - g_lower) @ w */
@@ -545,47 +544,19 @@ static double qdq_pw_sparse(const int64_t *pos, const double *val, int64_t *cur,
     }
 }
 
-/* NumPy's pairwise summation of the n values a[0..n), as pairwise_sum does it (the 8
- * accumulators are independent, so a vectorised copy gives the same bits). */
-QDQ_SEARCH_CLONES
-static double qdq_pw_dense(const double *a, int64_t n)
-{
-    if (n < 8) {
-        double res = 0.0;
-        int64_t i;
-        for (i = 0; i < n; i++) res += a[i];
-        return res;
-    }
-    if (n <= 128) {
-        double r[8], res;
-        int64_t i, k;
-        for (k = 0; k < 8; k++) r[k] = a[k];
-        for (i = 8; i < n - n % 8; i += 8)
-            for (k = 0; k < 8; k++) r[k] += a[i + k];
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) res += a[i];
-        return res;
-    } else {
-        int64_t n2 = n / 2;
-        double left;
-        n2 -= n2 % 8;
-        left = qdq_pw_dense(a, n2);
-        return left + qdq_pw_dense(a + n2, n - n2);
-    }
-}
-
 /* numpy.sum of a width-wide row that is zero but at the m positions pos[] (increasing),
  * where it holds val[] (dense: the row itself, zero elsewhere). NumPy starts the sum from
  * its identity, 0.0. The sparse walk is for rows much wider than their non-zero count. */
-static double qdq_row_sum(const int64_t *pos, const double *val, int64_t m, const double *dense,
-                          int64_t width)
+static double qdq_row_sum(const qdq_search_loops *L, const int64_t *pos, const double *val,
+                          int64_t m, const double *dense, int64_t width)
 {
     int64_t cur = 0;
-    if (dense) return 0.0 + qdq_pw_dense(dense, width);
+    if (dense) return 0.0 + L->pw_dense(dense, width);
     return 0.0 + qdq_pw_sparse(pos, val, &cur, m, 0, width);
 }
 
 typedef struct {
+    const qdq_search_loops *L;  /* the loops of the level in use */
     int64_t cap;
     double *a, *cum, *cnzd, *tail, *nzd, *pnz, *prow, *qrow, *trow, *v;
     double *pval, *qval, *ratio, *lg, *tval, *num, *den;
@@ -634,67 +605,6 @@ static int qdq_ent_buf_init(qdq_ent_buf *b, int64_t h)
  * next integer when it is not one itself, so its floor and ceil are the exact ones. Here
  * they are computed exactly in integers: the bounds by a walk (i = Q nb + R), a bin's group
  * from a float64 estimate (off by at most one) corrected. */
-/* q = num / den, element by element. */
-QDQ_SEARCH_CLONES
-static void qdq_div(const double *num, const double *den, int64_t n, double *q)
-{
-    int64_t t;
-    for (t = 0; t < n; t++) q[t] = num[t] / den[t];
-}
-
-/* The group floor(j nb / i) of each bin j = nzd[t], and (bounds != 0) the group's bounds
- * ceil(g i / nb), ceil((g + 1) i / nb): the products are exact in float64, so an estimate
- * of each quotient, off by at most one, is corrected exactly. */
-QDQ_SEARCH_CLONES
-static void qdq_group_index(const double *nzd, int64_t m, double fi, double fnb, int bounds,
-                            int32_t *gidx, int32_t *fidx, int32_t *lidx)
-{
-    const double r = fnb / fi, rnb = 1.0 / fnb;
-    int64_t t;
-    for (t = 0; t < m; t++) {
-        double jn = nzd[t] * fnb, g = (double)(int32_t)(nzd[t] * r);
-        g = g * fi > jn ? g - 1.0 : g;
-        g = (g + 1.0) * fi <= jn ? g + 1.0 : g;
-        gidx[t] = (int32_t)g;
-    }
-    if (!bounds) return;
-    for (t = 0; t < m; t++) {
-        double gi = (double)gidx[t] * fi, f, l;
-        f = (double)(int32_t)(gi * rnb);               /* first = ceil(g i / nb) */
-        f = f * fnb < gi ? f + 1.0 : f;
-        f = (f - 1.0) * fnb >= gi ? f - 1.0 : f;
-        gi = gi + fi;                                  /* last = ceil((g + 1) i / nb) */
-        l = (double)(int32_t)(gi * rnb);
-        l = l * fnb < gi ? l + 1.0 : l;
-        l = (l - 1.0) * fnb >= gi ? l - 1.0 : l;
-        fidx[t] = (int32_t)f;
-        lidx[t] = (int32_t)l;
-    }
-}
-
-/* bound[g] = ceil(g i / nb), the first bin of group g, for g = 0..nb (exactly, as above). */
-QDQ_SEARCH_CLONES
-static void qdq_group_bounds(int64_t nb, double fi, double fnb, int32_t *bound)
-{
-    const double rnb = 1.0 / fnb;
-    int64_t g;
-    for (g = 0; g <= nb; g++) {
-        double gi = (double)(int32_t)g * fi, f = (double)(int32_t)(gi * rnb);
-        f = f * fnb < gi ? f + 1.0 : f;
-        f = (f - 1.0) * fnb >= gi ? f - 1.0 : f;
-        bound[g] = (int32_t)f;
-    }
-}
-
-/* The number of q[0..m) that are <= 0 (a group without a count: KL is infinite). */
-QDQ_SEARCH_CLONES
-static int64_t qdq_count_nonpositive(const double *q, int64_t m)
-{
-    int64_t t, n = 0;
-    for (t = 0; t < m; t++) n += q[t] <= 0.0;
-    return n;
-}
-
 static void qdq_group_avg(qdq_ent_buf *b, int64_t m, int64_t i, int64_t nb, double *q)
 {
     const double *cum = b->cum, *cnzd = b->cnzd;
@@ -707,36 +617,28 @@ static void qdq_group_avg(qdq_ent_buf *b, int64_t m, int64_t i, int64_t nb, doub
             num[t] = cum[j + 1] - cum[j];
             den[t] = cnzd[j + 1] - cnzd[j];
         }
-        qdq_div(num, den, m, q);
+        b->L->div(num, den, m, q);
     } else if (nb <= m) {                           /* every group's average, then the bins' */
         int32_t *bound = b->fidx;
-        qdq_group_bounds(nb, (double)i, (double)nb, bound);
+        b->L->group_bounds(nb, (double)i, (double)nb, bound);
         for (g = 0; g < nb; g++) {
             int32_t f = bound[g], l = bound[g + 1];
             double n = cnzd[l] - cnzd[f];
             num[g] = cum[l] - cum[f];
             den[g] = n > 0.0 ? n : 1.0;             /* (an empty group's: never read) */
         }
-        qdq_div(num, den, nb, b->v);
-        qdq_group_index(b->nzd, m, (double)i, (double)nb, 0, b->gidx, NULL, NULL);
+        b->L->div(num, den, nb, b->v);
+        b->L->group_index(b->nzd, m, (double)i, (double)nb, 0, b->gidx, NULL, NULL);
         for (t = 0; t < m; t++) q[t] = b->v[b->gidx[t]];
     } else {                                        /* few bins among many groups */
-        qdq_group_index(b->nzd, m, (double)i, (double)nb, 1, b->gidx, b->fidx, b->lidx);
+        b->L->group_index(b->nzd, m, (double)i, (double)nb, 1, b->gidx, b->fidx, b->lidx);
         for (t = 0; t < m; t++) {
             int32_t f = b->fidx[t], l = b->lidx[t];
             num[t] = cum[l] - cum[f];
             den[t] = cnzd[l] - cnzd[f];
         }
-        qdq_div(num, den, m, q);
+        b->L->div(num, den, m, q);
     }
-}
-
-/* The KL terms of one candidate: ratio = (p/sp) / (q/sq), then (after the log) t = pn * lg. */
-QDQ_SEARCH_CLONES
-static void qdq_kl_ratio(const double *pn, const double *q, double sq, int64_t m, double *ratio)
-{
-    int64_t t;
-    for (t = 0; t < m; t++) ratio[t] = pn[t] / (q[t] / sq);
 }
 
 /* TensorRT's KL-divergence search on the folded histogram of one channel; writes the range
@@ -823,18 +725,18 @@ static int qdq_entropy_channel(const uint64_t *counts, int64_t bins, int num_bit
             if (last_nz) b->pval[m - 1] = plast;
             /* (when plast is not at a non-empty bin, KL is infinite anyway) */
             if (plast != 0.0 && !last_nz)
-                sp = qdq_row_sum(NULL, NULL, 0, b->prow, width);
+                sp = qdq_row_sum(b->L, NULL, NULL, 0, b->prow, width);
             else
-                sp = qdq_row_sum(b->nzpos, b->pval, m, dense ? b->prow : NULL, width);
+                sp = qdq_row_sum(b->L, b->nzpos, b->pval, m, dense ? b->prow : NULL, width);
         }
         /* q: the group averages on the non-empty bins, 0 elsewhere */
         qdq_group_avg(b, m, i, nb, b->qval);
         if (dense)
             for (t = 0; t < m; t++) b->qrow[b->nzpos[t]] = b->qval[t];
-        sq = qdq_row_sum(b->nzpos, b->qval, m, dense ? b->qrow : NULL, width);
+        sq = qdq_row_sum(b->L, b->nzpos, b->qval, m, dense ? b->qrow : NULL, width);
         /* p > 0 where q <= 0 (as where the last bin is empty but for the tail): KL is inf */
         bad = sp <= 0 || sq <= 0 || (plast > 0 && !last_nz);
-        bad |= qdq_count_nonpositive(b->qval, m) > 0;
+        bad |= b->L->count_nonpositive(b->qval, m) > 0;
         if (bad) {
             kl = INFINITY;
         } else {
@@ -850,7 +752,7 @@ static int qdq_entropy_channel(const uint64_t *counts, int64_t bins, int num_bit
                 pn = b->tval;
             }
             pl = last_nz ? plast / sp : pn[m - 1];
-            qdq_kl_ratio(pn, b->qval, sq, m - 1, b->ratio);
+            b->L->kl_ratio(pn, b->qval, sq, m - 1, b->ratio);
             b->ratio[m - 1] = pl / (b->qval[m - 1] / sq);
             args[0] = (char *)b->ratio; args[1] = (char *)b->lg;
             dims[0] = m; steps[0] = sizeof(double); steps[1] = sizeof(double);
@@ -862,7 +764,7 @@ static int qdq_entropy_channel(const uint64_t *counts, int64_t bins, int num_bit
                 for (t = 0; t < m - 1; t++) b->lg[t] = pn[t] * b->lg[t];
                 b->lg[m - 1] = pl * b->lg[m - 1];
             }
-            kl = qdq_row_sum(b->nzpos, b->lg, m, dense ? b->trow : NULL, width);
+            kl = qdq_row_sum(b->L, b->nzpos, b->lg, m, dense ? b->trow : NULL, width);
         }
         if (kl <= best) {  /* the last minimum, as TensorRT */
             best = kl;
@@ -898,6 +800,7 @@ static int qdq_search(int method, const uint64_t *counts, int64_t C, int64_t bin
                       int nthreads)
 {
     int failed = 0;
+    const qdq_search_loops *L = qdq_search_loops_at(qdq_get_isa());
     /* each thread's buffers (mse: at most the whole block matrix), at most 1 GiB in all */
     double per = method == QDQ_SEARCH_MSE ? ((double)QDQ_CAND_BLOCK + 8.0) * 8.0 * (double)bins
                                           : 24.0 * 8.0 * (double)(bins / 2 + 2);
@@ -914,6 +817,8 @@ static int qdq_search(int method, const uint64_t *counts, int64_t C, int64_t bin
         int ok = method == QDQ_SEARCH_MSE ? qdq_mse_buf_init(&mb, bins) == 0
                                           : qdq_ent_buf_init(&eb, bins / 2) == 0;
         if (!ok) failed = 1;
+        mb.L = L;
+        eb.L = L;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
