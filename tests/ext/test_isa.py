@@ -3,8 +3,9 @@
 One probe, one scale of levels (0 baseline, 1 AVX2+F16C, 2 AVX-512 F/BW/VL, 3 with
 AVX512-BF16), one level in use that the op's kernels, the histogram and the calibration
 searches all follow, set through :func:`qdq._core.engine.set_isa`;
-:func:`~qdq._core.engine.isa_name` says what each kernel runs. The bits of every level against level 0 are tested with the kernels
-themselves (the ``isa`` fixture of conftest.py and the tests that loop over the levels).
+:func:`~qdq._core.engine.isa_name` says what each kernel runs. The bits of every level
+against level 0 are tested with the kernels themselves (the ``isa`` fixture of conftest.py
+and the tests that loop over the levels).
 """
 
 from __future__ import annotations
