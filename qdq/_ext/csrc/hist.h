@@ -219,15 +219,13 @@ static void NAME(const T *p, int64_t m, T s1, T s2, int simple, UT limb, int32_t
     else { HK_FUSE_LOOP(T, UT, KT, ABS, hk_idx_general_##SUF) }                         \
     red[0] = (UT)smax; red[1] = (UT)smin; red[2] = umax; red[3] = umin;                 \
 }
-/* The portable copies (level 0), and float64's at level 1: the same loop compiled for AVX2. */
+/* The portable copies (level 0). */
 #define HK_NO_TARGET
 HK_FUSE(hk_fuse_f32_base, HK_NO_TARGET, float, uint32_t, int32_t, INT32_MIN, INT32_MAX,
         0x7fffffffu, f32)
 HK_FUSE(hk_fuse_f64_base, HK_NO_TARGET, double, uint64_t, int64_t, INT64_MIN, INT64_MAX,
         0x7fffffffffffffffull, f64)
 #if QDQ_CPU_X86
-HK_FUSE(hk_fuse_f64_avx2, QDQ_TARGET_AVX2, double, uint64_t, int64_t, INT64_MIN, INT64_MAX,
-        0x7fffffffffffffffull, f64)
 #include "hist_isa.h"
 #endif
 
@@ -334,10 +332,10 @@ static int NAME(const PT *p, int64_t m, int fmt, const float *lut, hk_chan *c,  
      : (hk_fuse_f32_base(p, m, s1, s2, simple, limb, idx, red), m))
 #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc, isa)              \
     ((isa) >= QDQ_ISA_AVX512 ? hk_fuse_f64_avx512(p, m, s1, s2, simple, window, idx, red, wc) \
-     : (isa) >= QDQ_ISA_AVX2 ? (hk_fuse_f64_avx2(p, m, s1, s2, simple, limb, idx, red), m) \
+     : (isa) >= QDQ_ISA_AVX2 ? hk_fuse_f64_avx2w(p, m, s1, s2, simple, limb, window, idx, red, wc) \
      : (hk_fuse_f64_base(p, m, s1, s2, simple, limb, idx, red), m))
 #define HK_WINDOW_F32 (isa >= QDQ_ISA_AVX2)
-#define HK_WINDOW_F64 (isa >= QDQ_ISA_AVX512)
+#define HK_WINDOW_F64 (isa >= QDQ_ISA_AVX2)
 #else
 #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc, isa)              \
     (hk_fuse_f32_base(p, m, s1, s2, simple, limb, idx, red), m)
