@@ -23,6 +23,7 @@
 
 #include "cpu.h"
 #include "pool.h"
+#include "hist_block.h"
 
 #include <float.h>
 #include <math.h>
@@ -137,7 +138,6 @@ HK_RUN(hk_run_h16, HK_LOAD_H16, 0)
    a larger k. The increments are then spread over four private sub-histograms
    (independent store chains when many elements share a bin) that are added into the
    uint64 counts. */
-#define HK_BLK 2048
 #define HK_FAST_MAX_BINS 65536
 /* uint16 sub-histograms (4 x 2048 take 16 KiB, next to the block in L1), added into
    the counts at least every HK_SUB_LIMIT increments, before any could overflow. */
@@ -151,20 +151,11 @@ static hk_sub_t *hk_sub_alloc(int64_t bins) {
     if (bins > HK_FAST_MAX_BINS) return NULL;
     return (hk_sub_t *)calloc((size_t)(HK_SUBS * HK_STRIDE(bins)), sizeof(hk_sub_t));
 }
-#if QDQ_CPU_X86
-/* How far ahead (elements) the vector loops prefetch: the hardware prefetcher alone
-   leaves the loops waiting for memory. */
-#define HK_AHEAD 4096
-#define HK_PREFETCH_AHEAD(q)                                                            \
-    _mm_prefetch((const char *)((uintptr_t)(q) + HK_AHEAD * sizeof *(q)), _MM_HINT_T0)
-#endif
 #if defined(__GNUC__)
 #define HK_PREFETCH(a) __builtin_prefetch(a)
 #else
 #define HK_PREFETCH(a) ((void)0)
 #endif
-/* The window: the bins [-HK_WIN/2, HK_WIN/2), counted in registers by the vector loops. */
-#define HK_WIN 16
 
 static void hk_flush(hk_chan *c, hk_sub_t *sub, int64_t bins) {
     int64_t i, s = HK_STRIDE(bins);

@@ -11,6 +11,8 @@
 #ifndef QDQ_HIST_ISA_H
 #define QDQ_HIST_ISA_H
 
+#include "hist_block.h"
+
 /* hk_fuse_f32 with AVX2: the floor in one instruction; with window, the elements in the
    bins [-8, 8) are counted in registers (as the AVX-512 window below: 4-bit counters,
    eight bins to a 32-bit lane, one table look-up per vector, flushed every HK_NIB_STEPS
