@@ -365,6 +365,27 @@ def test_dask_dispatch_stays_lazy(kw):
     assert (lo.compute(), hi.compute()) == qdq.compute_range(X)
 
 
+@pytest.mark.parametrize("method, axis", [("mse", None), ("entropy", 1), ("minmax", 0)])
+def test_dask_calibrate_stays_lazy(method, axis):
+    d, calls = _counting_dask(np.nan_to_num(X), (10, 7))
+    r = qdq.calibrate(d, method, axis=axis)
+    assert type(r).__module__.startswith("dask.") and not calls
+    lo, hi = r.compute()
+    want = qdq.calibrate(np.nan_to_num(X), method, axis=axis)
+    assert (bits(np.asarray(lo)) == bits(np.asarray(want[0]))).all()
+    assert (bits(np.asarray(hi)) == bits(np.asarray(want[1]))).all()
+
+
+def test_dask_versions_are_keyed_by_the_public_functions():
+    qdq_dask = pytest.importorskip("qdq.dask")
+    # the keys are the function objects the public names hold, not names: a rename of
+    # either side cannot drop Dask support silently
+    assert set(qdq_dask.LAZY) == {qdq.quantize_and_dequantize, qdq.compute_range,
+                                  qdq.quantize, qdq.calibrate}
+    for function, lazy in qdq_dask.LAZY.items():
+        assert lazy is getattr(qdq_dask, function.__name__)
+
+
 def test_dask_refusals():
     d, _ = _counting_dask(X, 10)
     with pytest.raises(TypeError, match="out= is not supported"):

@@ -23,6 +23,7 @@
 
 #include "cpu.h"
 #include "pool.h"
+#include "hist_block.h"
 
 #include <float.h>
 #include <math.h>
@@ -137,7 +138,6 @@ HK_RUN(hk_run_h16, HK_LOAD_H16, 0)
    a larger k. The increments are then spread over four private sub-histograms
    (independent store chains when many elements share a bin) that are added into the
    uint64 counts. */
-#define HK_BLK 2048
 #define HK_FAST_MAX_BINS 65536
 /* uint16 sub-histograms (4 x 2048 take 16 KiB, next to the block in L1), added into
    the counts at least every HK_SUB_LIMIT increments, before any could overflow. */
@@ -151,20 +151,11 @@ static hk_sub_t *hk_sub_alloc(int64_t bins) {
     if (bins > HK_FAST_MAX_BINS) return NULL;
     return (hk_sub_t *)calloc((size_t)(HK_SUBS * HK_STRIDE(bins)), sizeof(hk_sub_t));
 }
-#if QDQ_CPU_X86
-/* How far ahead (elements) the vector loops prefetch: the hardware prefetcher alone
-   leaves the loops waiting for memory. */
-#define HK_AHEAD 4096
-#define HK_PREFETCH_AHEAD(q)                                                            \
-    _mm_prefetch((const char *)((uintptr_t)(q) + HK_AHEAD * sizeof *(q)), _MM_HINT_T0)
-#endif
 #if defined(__GNUC__)
 #define HK_PREFETCH(a) __builtin_prefetch(a)
 #else
 #define HK_PREFETCH(a) ((void)0)
 #endif
-/* The window: the bins [-HK_WIN/2, HK_WIN/2), counted in registers by the vector loops. */
-#define HK_WIN 16
 
 static void hk_flush(hk_chan *c, hk_sub_t *sub, int64_t bins) {
     int64_t i, s = HK_STRIDE(bins);
@@ -219,15 +210,13 @@ static void NAME(const T *p, int64_t m, T s1, T s2, int simple, UT limb, int32_t
     else { HK_FUSE_LOOP(T, UT, KT, ABS, hk_idx_general_##SUF) }                         \
     red[0] = (UT)smax; red[1] = (UT)smin; red[2] = umax; red[3] = umin;                 \
 }
-/* The portable copies (level 0), and float64's at level 1: the same loop compiled for AVX2. */
+/* The portable copies (level 0). */
 #define HK_NO_TARGET
 HK_FUSE(hk_fuse_f32_base, HK_NO_TARGET, float, uint32_t, int32_t, INT32_MIN, INT32_MAX,
         0x7fffffffu, f32)
 HK_FUSE(hk_fuse_f64_base, HK_NO_TARGET, double, uint64_t, int64_t, INT64_MIN, INT64_MAX,
         0x7fffffffffffffffull, f64)
 #if QDQ_CPU_X86
-HK_FUSE(hk_fuse_f64_avx2, QDQ_TARGET_AVX2, double, uint64_t, int64_t, INT64_MIN, INT64_MAX,
-        0x7fffffffffffffffull, f64)
 #include "hist_isa.h"
 #endif
 
@@ -334,10 +323,10 @@ static int NAME(const PT *p, int64_t m, int fmt, const float *lut, hk_chan *c,  
      : (hk_fuse_f32_base(p, m, s1, s2, simple, limb, idx, red), m))
 #define HK_FUSE_F64(p, m, s1, s2, simple, limb, window, idx, red, wc, isa)              \
     ((isa) >= QDQ_ISA_AVX512 ? hk_fuse_f64_avx512(p, m, s1, s2, simple, window, idx, red, wc) \
-     : (isa) >= QDQ_ISA_AVX2 ? (hk_fuse_f64_avx2(p, m, s1, s2, simple, limb, idx, red), m) \
+     : (isa) >= QDQ_ISA_AVX2 ? hk_fuse_f64_avx2w(p, m, s1, s2, simple, limb, window, idx, red, wc) \
      : (hk_fuse_f64_base(p, m, s1, s2, simple, limb, idx, red), m))
 #define HK_WINDOW_F32 (isa >= QDQ_ISA_AVX2)
-#define HK_WINDOW_F64 (isa >= QDQ_ISA_AVX512)
+#define HK_WINDOW_F64 (isa >= QDQ_ISA_AVX2)
 #else
 #define HK_FUSE_F32(p, m, s1, s2, simple, limb, window, idx, red, wc, isa)              \
     (hk_fuse_f32_base(p, m, s1, s2, simple, limb, idx, red), m)

@@ -11,6 +11,8 @@
 #ifndef QDQ_HIST_ISA_H
 #define QDQ_HIST_ISA_H
 
+#include "hist_block.h"
+
 /* hk_fuse_f32 with AVX2: the floor in one instruction; with window, the elements in the
    bins [-8, 8) are counted in registers (as the AVX-512 window below: 4-bit counters,
    eight bins to a 32-bit lane, one table look-up per vector, flushed every HK_NIB_STEPS
@@ -38,17 +40,11 @@ static void hk_pack8_init(void) {
         }                                                                               \
         nib0 = nib1 = _mm256_setzero_si256();                                           \
     } while (0)
-#define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
-    for (i = 0; i + 8 <= m; i += 8) {                                                   \
-        HK_PREFETCH_AHEAD(p + i);                                                       \
-        __m256 v = _mm256_loadu_ps(p + i), y;                                           \
-        __m256i b = _mm256_castps_si256(v), t;                                          \
+/* 8 indices t (an lvalue) of the AVX2 fused passes: with window, those in the window
+   counted, the others packed to the front; written at idx + n. */
+#define HK_WIN8_STEP(t)                                                                 \
+    do {                                                                                \
         unsigned out = 0xffu;                                                           \
-        smax = _mm256_max_epi32(smax, b);                                               \
-        smin = _mm256_min_epi32(smin, b);                                               \
-        umax = _mm256_max_epu32(umax, b);                                               \
-        umin = _mm256_min_epu32(umin, b);                                               \
-        INDEX                                                                           \
         if (window) {                                                                   \
             __m256i w = _mm256_add_epi32(t, half);                                      \
             __m256i in = _mm256_cmpeq_epi32(_mm256_min_epu32(w, last), w);              \
@@ -63,6 +59,41 @@ static void hk_pack8_init(void) {
         }                                                                               \
         _mm256_storeu_si256((__m256i *)(idx + n), t);                                   \
         n += hk_count8[out];                                                            \
+    } while (0)
+/* The state of the AVX2 window. */
+#define HK_WIN8_SETUP                                                                   \
+    __m256i half = _mm256_set1_epi32(8), last = _mm256_set1_epi32(15);                  \
+    __m256i tab = _mm256_setr_epi32(1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24, \
+                                    1 << 28);                                           \
+    __m256i low16 = _mm256_set1_epi32(0x000f000f), nib0 = _mm256_setzero_si256(), nib1 = nib0; \
+    __m256i acc[8];                                                                     \
+    int j, steps = 0;                                                                   \
+    for (j = 0; j < 8; j++) acc[j] = nib0
+/* The window's counts into wc: 16-bit counter s of acc[4 h + r] (lanes summed: below
+   2^16) holds bin 8 h + r + 4 s. */
+#define HK_WIN8_COUNTS                                                                  \
+    if (window) {                                                                       \
+        HK_NIB_FLUSH8;                                                                  \
+        for (j = 0; j < 8; j++) {                                                       \
+            int32_t l8[8], r;                                                           \
+            uint32_t sum = 0;                                                           \
+            _mm256_storeu_si256((__m256i *)l8, acc[j]);                                 \
+            for (r = 0; r < 8; r++) sum += (uint32_t)l8[r];                             \
+            wc[8 * (j >> 2) + (j & 3)] = sum & 0xffffu;                                 \
+            wc[8 * (j >> 2) + (j & 3) + 4] = sum >> 16;                                 \
+        }                                                                               \
+    }
+#define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
+    for (i = 0; i + 8 <= m; i += 8) {                                                   \
+        HK_PREFETCH_AHEAD(p + i);                                                       \
+        __m256 v = _mm256_loadu_ps(p + i), y;                                           \
+        __m256i b = _mm256_castps_si256(v), t;                                          \
+        smax = _mm256_max_epi32(smax, b);                                               \
+        smin = _mm256_min_epi32(smin, b);                                               \
+        umax = _mm256_max_epu32(umax, b);                                               \
+        umin = _mm256_min_epu32(umin, b);                                               \
+        INDEX                                                                           \
+        HK_WIN8_STEP(t);                                                                \
     }
 #define HK_FLOOR_PS(y) _mm256_round_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
 QDQ_TARGET_AVX2
@@ -73,14 +104,8 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
     __m256i smax = _mm256_set1_epi32(INT32_MIN), smin = _mm256_set1_epi32(INT32_MAX);
     __m256i umax = _mm256_setzero_si256(), umin = _mm256_set1_epi32(-1);
     __m256 vs1 = _mm256_set1_ps(s1), vs2 = _mm256_set1_ps(s2), zero = _mm256_setzero_ps();
-    __m256i half = _mm256_set1_epi32(8), last = _mm256_set1_epi32(15);
-    __m256i tab = _mm256_setr_epi32(1, 1 << 4, 1 << 8, 1 << 12, 1 << 16, 1 << 20, 1 << 24,
-                                    1 << 28);
-    __m256i low16 = _mm256_set1_epi32(0x000f000f), nib0 = _mm256_setzero_si256(), nib1 = nib0;
-    __m256i acc[8];
     int32_t lane[4][8];
-    int j, steps = 0;
-    for (j = 0; j < 8; j++) acc[j] = nib0;
+    HK_WIN8_SETUP;
     if (simple) {
         HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(v, vs1);
                           t = _mm256_cvttps_epi32(HK_FLOOR_PS(y));)
@@ -91,19 +116,7 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
                                   _mm256_cmp_ps(y, zero, _CMP_EQ_OQ),
                                   _mm256_cmp_ps(v, zero, _CMP_LT_OQ))));)
     }
-    if (window) {
-        /* 16-bit counter s of acc[4 h + r] (lanes summed: below 2^16) holds bin
-           8 h + r + 4 s */
-        HK_NIB_FLUSH8;
-        for (j = 0; j < 8; j++) {
-            int32_t l8[8], r;
-            uint32_t sum = 0;
-            _mm256_storeu_si256((__m256i *)l8, acc[j]);
-            for (r = 0; r < 8; r++) sum += (uint32_t)l8[r];
-            wc[8 * (j >> 2) + (j & 3)] = sum & 0xffffu;
-            wc[8 * (j >> 2) + (j & 3) + 4] = sum >> 16;
-        }
-    }
+    HK_WIN8_COUNTS
     _mm256_storeu_si256((__m256i *)lane[0], smax);
     _mm256_storeu_si256((__m256i *)lane[1], smin);
     _mm256_storeu_si256((__m256i *)lane[2], umax);
@@ -129,6 +142,80 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
             idx[n++] = simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
         }
         red[0] = (uint32_t)sx; red[1] = (uint32_t)sn; red[2] = ux; red[3] = un;
+    }
+    return n;
+}
+
+/* 64-bit max/min steps of the AVX2 float64 pass (AVX2 has no 64-bit max/min); the
+   unsigned ones on patterns with the sign bit flipped. */
+#define HK_MAX64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((b), (a)))
+#define HK_MIN64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((a), (b)))
+#define HK_FLOOR_PD(y) _mm256_round_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+/* Four float64 at q into the reductions; their four indices in t_ (a __m128i). */
+#define HK_F64_AVX2_HALF(q, t_)                                                         \
+    do {                                                                                \
+        __m256d v_ = _mm256_loadu_pd(q), y_, f_;                                        \
+        __m256i b_ = _mm256_castpd_si256(v_), x_ = _mm256_xor_si256(b_, flip);          \
+        smax = HK_MAX64(smax, b_);                                                      \
+        smin = HK_MIN64(smin, b_);                                                      \
+        umax = HK_MAX64(umax, x_);                                                      \
+        umin = HK_MIN64(umin, x_);                                                      \
+        y_ = simple ? _mm256_mul_pd(v_, vs1) : _mm256_mul_pd(_mm256_mul_pd(v_, vs1), vs2); \
+        f_ = HK_FLOOR_PD(y_);                                                           \
+        if (!simple)  /* a negative product that underflowed to zero: bin -1 */         \
+            f_ = _mm256_blendv_pd(f_, minus1, _mm256_and_pd(                            \
+                _mm256_cmp_pd(y_, zero, _CMP_EQ_OQ), _mm256_cmp_pd(v_, zero, _CMP_LT_OQ))); \
+        t_ = _mm256_cvttpd_epi32(f_);                                                   \
+    } while (0)
+/* hk_fuse_f64 with AVX2, as hk_fuse_f32_avx2: eight elements at a time (two vectors of
+   four), their eight indices through the same window. */
+QDQ_TARGET_AVX2
+static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s2, int simple,
+                                 uint64_t limb, int window, int32_t *idx, uint64_t *red,
+                                 uint32_t *wc) {
+    int64_t i, n = 0;
+    const __m256i flip = _mm256_set1_epi64x(INT64_MIN);
+    __m256i smax = _mm256_set1_epi64x(INT64_MIN), smin = _mm256_set1_epi64x(INT64_MAX);
+    __m256i umax = _mm256_set1_epi64x(INT64_MIN), umin = _mm256_set1_epi64x(INT64_MAX);
+    __m256d vs1 = _mm256_set1_pd(s1), vs2 = _mm256_set1_pd(s2), zero = _mm256_setzero_pd();
+    __m256d minus1 = _mm256_set1_pd(-1.0);
+    int64_t lane[4][4];
+    HK_WIN8_SETUP;
+    for (i = 0; i + 8 <= m; i += 8) {
+        __m128i t0, t1;
+        __m256i t;
+        HK_PREFETCH_AHEAD(p + i);
+        HK_F64_AVX2_HALF(p + i, t0);
+        HK_F64_AVX2_HALF(p + i + 4, t1);
+        t = _mm256_inserti128_si256(_mm256_castsi128_si256(t0), t1, 1);
+        HK_WIN8_STEP(t);
+    }
+    HK_WIN8_COUNTS
+    _mm256_storeu_si256((__m256i *)lane[0], smax);
+    _mm256_storeu_si256((__m256i *)lane[1], smin);
+    _mm256_storeu_si256((__m256i *)lane[2], _mm256_xor_si256(umax, flip));
+    _mm256_storeu_si256((__m256i *)lane[3], _mm256_xor_si256(umin, flip));
+    {
+        int64_t sx = INT64_MIN, sn = INT64_MAX;
+        uint64_t ux = 0, un = (uint64_t)-1;
+        for (j = 0; j < 4; j++) {
+            sx = lane[0][j] > sx ? lane[0][j] : sx;
+            sn = lane[1][j] < sn ? lane[1][j] : sn;
+            ux = (uint64_t)lane[2][j] > ux ? (uint64_t)lane[2][j] : ux;
+            un = (uint64_t)lane[3][j] < un ? (uint64_t)lane[3][j] : un;
+        }
+        for (; i < m; i++) {
+            uint64_t b, bk; double v;
+            memcpy(&b, &p[i], sizeof b);
+            sx = (int64_t)b > sx ? (int64_t)b : sx;
+            sn = (int64_t)b < sn ? (int64_t)b : sn;
+            ux = b > ux ? b : ux;
+            un = b < un ? b : un;
+            bk = (int64_t)(b & 0x7fffffffffffffffull) < (int64_t)limb ? b : 0u;
+            memcpy(&v, &bk, sizeof v);
+            idx[n++] = simple ? hk_idx_simple_f64(v, s1, s2) : hk_idx_general_f64(v, s1, s2);
+        }
+        red[0] = (uint64_t)sx; red[1] = (uint64_t)sn; red[2] = ux; red[3] = un;
     }
     return n;
 }
