@@ -38,8 +38,8 @@ ISA_IDS = ("baseline", "avx2", "avx512", "avx512bf16")
 @pytest.fixture(params=_isa_levels(), ids=lambda level: ISA_IDS[level])
 def isa(request):
     """Run a test once per instruction-set level this CPU supports, every compiled kernel
-    (op, codes, gradient, error statistics, histogram) at that level: baseline, AVX2+F16C,
-    AVX-512 F/BW/VL, and AVX-512 with AVX512-BF16 (qdq/_ext/csrc/cpu.h)."""
+    (op, codes, gradient, error statistics, histogram, calibration searches) at that level:
+    baseline, AVX2+F16C, AVX-512 F/BW/VL, and AVX-512 with AVX512-BF16 (qdq/_ext/csrc/cpu.h)."""
     from qdq._core import engine as _engine
 
     _engine.set_isa(request.param)
