@@ -194,7 +194,9 @@ def _op_whole(x: np.ndarray, order: Literal["C", "F"], input_min: Any, input_max
     negative, scale, adjusted_min, adjusted_max = engine.op_tensor(
         kernel_view(x, fmt), kernel_view(res, fmt), fmt, lo, hi, a.qmin, a.qmax, a.mode,
         a.range_given)
-    if negative or fmt is FLOAT16:
+    # (tested here before any call: this path is the small calls' whole cost)
+    if (negative and not a.signed and not a.range_given) or (fmt is FLOAT16
+                                                             and math.isinf(scale)):
         _warn(a, negative, _overflow(fmt, x.size, scale, adjusted_min, adjusted_max), 4)
     return res
 

@@ -47,11 +47,23 @@ _explicit: int | None = None
 # started in the child (a fresh pool), works. So each thread notes when it handed the kernels
 # more than one thread, and in the child the thread that forked runs the kernels on one
 # thread from then on (and so does its own forked children's); other threads are unchanged.
-_tls = threading.local()
+class _ThreadState(threading.local):
+    """Per thread: ran the kernels on several threads; forked after that; warned of it.
+
+    Class attributes are every thread's defaults, so reading them never raises inside
+    (``getattr(local, name, default)`` on a missing name cost 0.5 us per kernel call).
+    """
+
+    parallel = False
+    forked = False
+    warned = False
+
+
+_tls = _ThreadState()
 
 
 def _after_fork_in_child() -> None:
-    if getattr(_tls, "parallel", False):
+    if _tls.parallel:
         _tls.forked = True
 
 
@@ -79,17 +91,17 @@ def current() -> int:
     child that called ``fork()`` after running the kernels on more than one
     thread (see :func:`get_num_threads`).
     """
-    if getattr(_tls, "forked", False):
+    if _tls.forked:
         return 1
     n = _count()
-    if n > 1:
+    if n > 1 and not _tls.parallel:
         _tls.parallel = True  # (the kernels ask: they will run a parallel region here)
     return n
 
 
 def _forked() -> bool:
     """Whether this thread is the one that forked after running the kernels on threads."""
-    return bool(getattr(_tls, "forked", False))
+    return _tls.forked
 
 
 def openmp_enabled() -> bool:
@@ -174,7 +186,7 @@ def set_num_threads(n: int | None) -> int:
         if n > MAX_THREADS:
             raise ValueError(f"the number of threads must be at most {MAX_THREADS}, got {n}")
         _explicit = n if kernels.OPENMP else 1
-        if n > 1 and _forked() and not getattr(_tls, "warned", False):
+        if n > 1 and _forked() and not _tls.warned:
             _tls.warned = True
             warnings.warn(f"qdq's kernels stay on one thread in this thread: it called fork() "
                           f"after they ran on several (GNU OpenMP's threads do not survive "
