@@ -6,8 +6,8 @@ them (``qdq_minmax_cols``, ``qdq_apply_cols``; at level 3 the bfloat16 transform
 AVX512-BF16 conversion). These tests hold it to the pure-NumPy reference at every
 instruction-set level, with 1 and 2 threads: every format, NaN and infinities, signed
 zeros, exact ties, given ranges that clamp, shapes that cross the tiles and the groups of
-rows and vectors, the thread split by channels, and the non-temporal stores of large
-outputs (forced on small ones) at every output alignment.
+rows and vectors, short rows in bands of rows, the thread split by channels, and the
+non-temporal stores of large outputs (forced on small ones) at every output alignment.
 """
 
 from __future__ import annotations
@@ -100,6 +100,26 @@ def test_given_ranges_ties_and_clamping(name, shape, threads, isa):
             _check(x, input_min=-hi, input_max=hi, range_given=True, round_mode=mode)
         # uneven ranges: the adjusted range differs from the given one
         _check(x, input_min=-hi / 3, input_max=hi, range_given=True, num_bits=5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", FORMATS)
+def test_short_rows_go_in_bands(name, threads, isa):
+    # Rows of 4 KiB or less go through the column kernels in groups of rows a band apart
+    # (rows r, r + q, r + 2q, r + 3q of each piece of 4q rows), the last rows of a piece
+    # after them. 2051 rows of 256 channels: pieces of 512 to 2048 rows (about 1 MiB each,
+    # several threads at once), a last piece of 3 rows; streaming stores forced too.
+    x = _data((2051, 256), name, seed=11)
+    t, hi = _ties((2051, 256), name, seed=12)
+    with qdq.num_threads(threads):
+        _check(x)
+        _check(x, round_mode="HALF_UP", num_bits=4, narrow_range=True)
+        _check(t, input_min=-hi, input_max=hi, range_given=True)
+        try:
+            _kernels.stream_min_bytes(1)
+            _check(x)
+        finally:
+            _kernels.stream_min_bytes(0)
 
 
 @pytest.mark.parametrize("name", FORMATS)

@@ -132,20 +132,36 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
                                 const float *hi, const int mode, const int stream)
 {
     const __m256 half = _mm256_set1_ps(0.5f);
-    size_t r, i, k, g, n16 = n / 16 * 16, w16 = 16;
+    /* groups of QDQ_APPLY_ROWS rows rs apart (for short rows a band of q rows: see the
+     * column kernels in format_kernels.h), then the last rows */
+    const int band = stride * sizeof(uint16_t) <= QDQ_BAND_BYTES;
+    const size_t q = rows / QDQ_APPLY_ROWS;
+    size_t r, i, k, g, rs, n16 = n / 16 * 16, w16 = 16;
     /* 16, hidden from the optimizer: the AVX2 calls below with a constant 16 columns are
      * cloned with it, and GCC then warns about their (dead) scalar tails */
     __asm__("" : "+r"(w16));
-    for (r = 0; r < rows; r += g) {
-        const uint16_t *xr = x + r * stride;
-        uint16_t *orow = o + r * stride;
-        g = rows - r < QDQ_APPLY_ROWS ? rows - r : QDQ_APPLY_ROWS;
+    for (r = 0; r <= q; r++) {
+        size_t first;
+        const uint16_t *xr;
+        uint16_t *orow;
+        if (r < q) {
+            g = QDQ_APPLY_ROWS;
+            rs = band ? q * stride : stride;
+            first = band ? r : r * QDQ_APPLY_ROWS;
+        } else {
+            g = rows - q * QDQ_APPLY_ROWS;
+            if (g == 0) break;
+            rs = stride;
+            first = q * QDQ_APPLY_ROWS;
+        }
+        xr = x + first * stride;
+        orow = o + first * stride;
         for (i = 0; i < n16; i += 16) {
             const __m256 s0 = _mm256_loadu_ps(s + i), s1 = _mm256_loadu_ps(s + i + 8);
             const __m256 i0 = _mm256_loadu_ps(inv + i), i1 = _mm256_loadu_ps(inv + i + 8);
             __m256 vs0, vs1, vlo0, vlo1, vhi0, vhi1, vinv0, vinv1;
             if (!(qdq_bf16_params_ok(s0, i0) && qdq_bf16_params_ok(s1, i1))) {
-                qdq_apply_cols_bf16_avx2(xr + i, orow + i, stride, g, w16, s + i, inv + i,
+                qdq_apply_cols_bf16_avx2(xr + i, orow + i, rs, g, w16, s + i, inv + i,
                                          lo + i, hi + i, mode, 0);
                 continue;
             }
@@ -170,12 +186,12 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
             for (k = 0; k < g; k++) {
                 __m256i p, b, res;
                 __m256 v0, v1, w0, w1;
-                memcpy(&p, xr + k * stride + i, sizeof p);
+                memcpy(&p, xr + k * rs + i, sizeof p);
                 v0 = QDQ_BF16_LO(p);
                 v1 = QDQ_BF16_HI(p);
                 if (_mm256_movemask_ps(_mm256_cmp_ps(v0, v1, _CMP_UNORD_Q))) {
-                    qdq_apply_cols_bf16_avx2(xr + k * stride + i, orow + k * stride + i, stride,
-                                             1, w16, s + i, inv + i, lo + i, hi + i, mode, 0);
+                    qdq_apply_cols_bf16_avx2(xr + k * rs + i, orow + k * rs + i, rs, 1, w16,
+                                             s + i, inv + i, lo + i, hi + i, mode, 0);
                     continue;
                 }
                 if (mode & QDQ_CLAMP) {
@@ -196,12 +212,12 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
                     w1 = _mm256_round_ps(w1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                     res = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv1), _mm256_mul_ps(w0, vinv0));
                 }
-                if (stream) _mm256_stream_si256((__m256i *)(orow + k * stride + i), res);
-                else memcpy(orow + k * stride + i, &res, sizeof res);
+                if (stream) _mm256_stream_si256((__m256i *)(orow + k * rs + i), res);
+                else memcpy(orow + k * rs + i, &res, sizeof res);
             }
         }
         if (n16 < n)
-            qdq_apply_cols_bf16_avx2(xr + n16, orow + n16, stride, g, n - n16, s + n16,
+            qdq_apply_cols_bf16_avx2(xr + n16, orow + n16, rs, g, n - n16, s + n16,
                                      inv + n16, lo + n16, hi + n16, mode, 0);
     }
     if (stream) _mm_sfence();

@@ -264,7 +264,15 @@ static QDQ_TARGET void QDQ_NAME(qdq_apply_lanes)(const QDQ_ST *x, QDQ_ST *o, siz
 /* QDQ_ROWS rows. Four rows, not eight: with rows a power-of-two multiple of */
 /* 4 KiB apart (8192 float64 columns) eight input and eight output rows at  */
 /* once made the pass 2.5 x slower (cache-set conflicts), and four cost     */
-/* nothing elsewhere.                                                       */
+/* nothing elsewhere. Rows of QDQ_BAND_BYTES or less: the rows of a group   */
+/* are a band apart (rows r, r + q, r + 2q, r + 3q of a block of 4q rows),  */
+/* not neighbours, so that each is a stream of its own through memory.      */
+/* Neighbouring short rows (512 float32 channels: 2 KiB) put two or four    */
+/* interleaved streams in each 4 KiB page, which the hardware prefetchers   */
+/* follow badly: the passes took 1.2-1.35 x the per-tensor time on          */
+/* (3, 3, 512, 512) float32, 1.02-1.09 x banded. Long rows stay neighbours  */
+/* (banded, 4096 x 11008 float32 went from 0.90 to 0.99 x per tensor). The  */
+/* order does not change the bits (min/max and the op are per element).     */
 /* ------------------------------------------------------------------------ */
 #ifndef QDQ_ROWS
 #  define QDQ_ROWS 4
@@ -272,14 +280,22 @@ static QDQ_TARGET void QDQ_NAME(qdq_apply_lanes)(const QDQ_ST *x, QDQ_ST *o, siz
 #ifndef QDQ_APPLY_ROWS
 #  define QDQ_APPLY_ROWS 4
 #endif
+#ifndef QDQ_BAND_BYTES
+#  define QDQ_BAND_BYTES 4096
+#endif
 
 /* mn[i] = min(mn[i], x[r * stride + i]) and mx[i] likewise, over rows r < rows, i < n. */
 static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride, size_t rows,
                                                  size_t n, QDQ_CT *mn, QDQ_CT *mx)
 {
+    /* q groups of QDQ_ROWS rows, bs apart (a band of q rows for short rows, above) and the
+     * groups step apart; the last rows one by one */
+    const int band = stride * sizeof(QDQ_ST) <= QDQ_BAND_BYTES;
+    const size_t q = rows / QDQ_ROWS, bs = band ? q * stride : stride;
+    const size_t step = band ? stride : QDQ_ROWS * stride;
     size_t r = 0, i, k;
-    for (; r + QDQ_ROWS <= rows; r += QDQ_ROWS) {
-        const QDQ_ST *xr = x + r * stride;
+    for (; r < q; r++) {
+        const QDQ_ST *xr = x + r * step;
         i = 0;
 #if QDQ_HAVE_VEC
         for (; i + QDQ_L <= n; i += QDQ_L) {
@@ -288,7 +304,7 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
             QDQ_V a = QDQ_VP(load)(mn + i), b = QDQ_VP(load)(mx + i);
             QDQ_VM zn = (QDQ_VM)(a != a), zp = zn;
             for (k = 0; k < QDQ_ROWS; k++) {
-                const QDQ_V v = QDQ_VLOAD(xr + k * stride + i);
+                const QDQ_V v = QDQ_VLOAD(xr + k * bs + i);
                 a = QDQ_VP(min_nn)(v, a);
                 b = QDQ_VP(max_nn)(v, b);
                 QDQ_VP(zeros)(v, &zn, &zp);
@@ -300,57 +316,62 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
 #endif
         for (; i < n; i++)
             for (k = 0; k < QDQ_ROWS; k++) {
-                QDQ_CT v = QDQ_SLOAD(xr + k * stride + i);
+                QDQ_CT v = QDQ_SLOAD(xr + k * bs + i);
                 QDQ_SMIN(v, mn + i);
                 QDQ_SMAX(v, mx + i);
             }
     }
-    for (; r < rows; r++)
+    for (r = q * QDQ_ROWS; r < rows; r++)
         QDQ_NAME(qdq_minmax_lanes)(x + r * stride, n, mn, mx);
 }
 
-/* o[r * ostride + i] = op(x[r * xstride + i]) with channel i's parameters, r < rows, i < n.
- * stream: non-temporal stores where the copy has them, every row's output aligned to
- * QDQ_VALIGN (the caller checks). */
+/* o[k * rs + i] = op(x[k * rs + i]) with channel i's parameters, for the g rows k < g
+ * (QDQ_APPLY_ROWS at most) rs elements apart and the columns i < n. stream: non-temporal
+ * stores where the copy has them, every row's output aligned to QDQ_VALIGN (the caller
+ * checks). */
+QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_t rs,
+                                           const size_t g, size_t n, const QDQ_CT *s,
+                                           const QDQ_CT *inv, const QDQ_CT *lo,
+                                           const QDQ_CT *hi, const int mode, const int stream)
+{
+    size_t i = 0, k;
+#if QDQ_HAVE_VEC
+    for (; i + QDQ_L <= n; i += QDQ_L) {
+        const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
+        const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
+        for (k = 0; k < g; k++) {
+            QDQ_V v = QDQ_VLOAD(xr + k * rs + i);
+            if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
+            QDQ_NAME(qdq_vop_store)(orow + k * rs + i, v * vs, vinv, mode, stream);
+        }
+    }
+#else
+    (void)stream;
+#endif
+    for (; i < n; i++)
+        for (k = 0; k < g; k++)
+            QDQ_SSTORE(orow + k * rs + i, QDQ_SOP(QDQ_SLOAD(xr + k * rs + i), s[i], inv[i],
+                                                  lo[i], hi[i], mode, QDQ_FMT));
+}
+
+/* o[r * stride + i] = op(x[r * stride + i]) with channel i's parameters, r < rows, i < n:
+ * groups of QDQ_APPLY_ROWS rows (for short rows a band of q rows apart, above), then the
+ * last rows. */
 QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t stride,
                                           size_t rows, size_t n, const QDQ_CT *s,
                                           const QDQ_CT *inv, const QDQ_CT *lo,
                                           const QDQ_CT *hi, const int mode, const int stream)
 {
-    size_t r = 0, i, k;
-    for (; r < rows; r += QDQ_APPLY_ROWS) {
-        const size_t g = rows - r < QDQ_APPLY_ROWS ? rows - r : QDQ_APPLY_ROWS;
-        const QDQ_ST *xr = x + r * stride;
-        QDQ_ST *orow = o + r * stride;
-        i = 0;
-#if QDQ_HAVE_VEC
-        if (g == QDQ_APPLY_ROWS) {
-            for (; i + QDQ_L <= n; i += QDQ_L) {
-                const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
-                const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
-                for (k = 0; k < QDQ_APPLY_ROWS; k++) {
-                    QDQ_V v = QDQ_VLOAD(xr + k * stride + i);
-                    if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
-                    QDQ_NAME(qdq_vop_store)(orow + k * stride + i, v * vs, vinv, mode, stream);
-                }
-            }
-        } else {
-            for (; i + QDQ_L <= n; i += QDQ_L) {
-                const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
-                const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
-                for (k = 0; k < g; k++) {
-                    QDQ_V v = QDQ_VLOAD(xr + k * stride + i);
-                    if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
-                    QDQ_NAME(qdq_vop_store)(orow + k * stride + i, v * vs, vinv, mode, stream);
-                }
-            }
-        }
-#endif
-        for (; i < n; i++)
-            for (k = 0; k < g; k++)
-                QDQ_SSTORE(orow + k * stride + i, QDQ_SOP(QDQ_SLOAD(xr + k * stride + i), s[i],
-                                                          inv[i], lo[i], hi[i], mode, QDQ_FMT));
-    }
+    const int band = stride * sizeof(QDQ_ST) <= QDQ_BAND_BYTES;
+    const size_t q = rows / QDQ_APPLY_ROWS, r1 = q * QDQ_APPLY_ROWS;
+    const size_t rs = band ? q * stride : stride, step = band ? stride : QDQ_APPLY_ROWS * stride;
+    size_t r;
+    for (r = 0; r < q; r++)
+        QDQ_NAME(qdq_apply_cols_group)(x + r * step, o + r * step, rs, QDQ_APPLY_ROWS, n, s,
+                                       inv, lo, hi, mode, stream);
+    if (r1 < rows)
+        QDQ_NAME(qdq_apply_cols_group)(x + r1 * stride, o + r1 * stride, stride, rows - r1, n,
+                                       s, inv, lo, hi, mode, stream);
 #if QDQ_HAVE_VEC && QDQ_F16C && QDQ_VALIGN > 1
     if (stream) _mm_sfence();
 #else
