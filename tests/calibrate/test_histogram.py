@@ -101,6 +101,33 @@ def test_threads_on_large_tensor(axis):
     assert int(res[0].counts.sum()) == x.size - 100
 
 
+@pytest.mark.parametrize("case", ("float16", "bfloat16_bits", "float32", "float64"))
+@pytest.mark.parametrize("trend", ["growing", "shrinking", "one_spike"])
+def test_pieces_that_start_warm(case, trend):
+    # With more than one thread, a tensor's pieces after the first ones start at the
+    # largest exponent a finished piece reached: data whose magnitude grows, shrinks or
+    # jumps once along the tensor puts pieces at exponents far above and below their own;
+    # the counts and the exponent are those of one thread and of the definition.
+    rng = np.random.default_rng(10)
+    n, e = 3 << 19, 6 if case == "float16" else 12  # float16: stay finite
+    scale = {"growing": 2.0 ** np.linspace(-e, e, n),
+             "shrinking": 2.0 ** np.linspace(e, -e, n),
+             "one_spike": np.where(np.arange(n) == n // 3, 2.0 ** e, 1.0)}[trend]
+    x, b = make(case, rng.standard_t(3, n) * scale)
+    res = []
+    for nt in (1, 2, 3):
+        with qdq.num_threads(nt):
+            res.append(qdq.HistogramTracker(bins=2048, bfloat16_bits=b).update(x))
+    for r in res[1:]:
+        _same(r, res[0])
+    vals = values(x, b)
+    k = K_FLOOR[fmt_name(case)]
+    while not np.abs(vals).max() < 1024 * 2.0 ** k:
+        k += 1
+    counts = np.bincount((np.floor(vals * 2.0 ** -k) + 1024).astype(np.int64), minlength=2048)
+    assert res[0].exponent == k and (res[0].counts == counts).all()
+
+
 @pytest.mark.parametrize("shape", [(64, 5, 300), (3, 5, 2500), (700, 5, 1)])
 def test_per_channel_matches_each_channel(shape):
     rng = np.random.default_rng(4)

@@ -122,3 +122,90 @@ def test_every_tail_of_a_16_bit_block(case, isa):
             mn, mx = qdq.compute_range(x, bfloat16_bits=b)
             lo, hi = t.range("minmax")
             assert bits(lo) == bits(mn) and bits(hi) == bits(mx), (n, sp)
+
+
+def _patterns(case: str, pick: str, limit: float, rng) -> tuple[np.ndarray, bool]:
+    """Every finite 16-bit pattern below limit in magnitude (zeros of both signs,
+    subnormals, every bin edge of both sides), in pattern order or shuffled, or one sign."""
+    u = np.arange(1 << 16, dtype=np.uint16)
+    b = case == "bfloat16_bits"
+    v = values(u if b else u.view(np.float16), b)
+    keep = np.isfinite(v) & (np.abs(v) < limit)
+    if pick == "negative":
+        keep &= (u >> 15) == 1
+    elif pick == "positive":
+        keep &= (u >> 15) == 0
+    u = u[keep]
+    if pick == "shuffled":
+        u = u[rng.permutation(u.size)]
+    return (u if b else u.view(np.float16)), b
+
+
+@pytest.mark.parametrize("case", ("float16", "bfloat16_bits"))
+@pytest.mark.parametrize("pick", ["in_order", "shuffled", "negative", "positive"])
+@pytest.mark.parametrize("bins", [2048, 64, 16])
+def test_every_pattern_near_the_window(case, pick, bins, isa):
+    # With the largest magnitude just below 8, the central bins [-8, 8) of every bin count
+    # lie in the bottom binades, where every pattern in turn lands in them, on their edges
+    # (the negative side closes its bins at -j * 2**k) or just outside; blocks of one sign
+    # (in pattern order: the positive values, then the negative ones) and of mixed signs
+    # check the min and the max (-0.0 below +0.0) as well as the counts.
+    x, b = _patterns(case, pick, 8.0, np.random.default_rng(15))
+    t = qdq.HistogramTracker(bins=bins, bfloat16_bits=b).update(x)
+    vals = values(x, b)
+    k = K_FLOOR[fmt_name(case)]
+    while not np.abs(vals).max() < bins // 2 * 2.0 ** k:
+        k += 1
+    # floor(v / 2**k) is exact in float64 for 16-bit values
+    counts = np.bincount((np.floor(vals * 2.0 ** -k) + bins // 2).astype(np.int64),
+                         minlength=bins)
+    assert t.exponent == k and (t.counts == counts).all()
+    mn, mx = qdq.compute_range(x, bfloat16_bits=b)
+    lo, hi = t.range("minmax")
+    assert bits(lo) == bits(mn) and bits(hi) == bits(mx)
+
+
+@pytest.mark.parametrize("case", ("float16", "bfloat16_bits"))
+@pytest.mark.parametrize("zeros", ["negative", "positive", "both"])
+def test_blocks_of_zeros_and_one_sign(case, zeros, isa):
+    # Whole blocks of zeros of one sign with small values of one sign: the min and the
+    # max of a block come from its zeros as often as from its values.
+    rng = np.random.default_rng(16)
+    blk = _histkernel.BLOCK
+    z = {"negative": [-0.0], "positive": [0.0], "both": [0.0, -0.0]}[zeros]
+    for sign in (1.0, -1.0):
+        v = rng.choice(z, 3 * blk + 45)
+        v[rng.choice(v.size, 20, replace=False)] = sign * rng.uniform(0.01, 3.0, 20)
+        for w in (v, np.array(rng.choice(z, 3 * blk + 45))):
+            x, b = make(case, w)
+            t = qdq.HistogramTracker(bins=2048, bfloat16_bits=b).update(x)
+            vals = values(x, b)
+            k, counts = ref_counts(vals, 2048, K_FLOOR[fmt_name(case)])
+            assert t.exponent == k and (t.counts == counts).all(), (sign, zeros)
+            mn, mx = qdq.compute_range(x, bfloat16_bits=b)
+            lo, hi = t.range("minmax")
+            assert bits(lo) == bits(mn) and bits(hi) == bits(mx), (sign, zeros)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("where", [5, 31, 32, 1000, 2047, 2048 + 40])
+@pytest.mark.parametrize("bins", [16, 64])
+def test_the_extreme_of_a_later_block_of_one_sign(case, where, bins, isa):
+    # All-negative data whose max (all-positive data whose min) sits in a later block, at
+    # a position in a vector, at the end of one, or in the last block's tail: the block's
+    # min and max are read differently when its elements share a sign, and the first
+    # block (binned at the smallest exponent before it grows) does not hold the answer.
+    # Few bins keep most elements in the central bins the vector loops count in registers.
+    rng = np.random.default_rng(17)
+    blk = _histkernel.BLOCK
+    for sign in (-1.0, 1.0):
+        v = sign * np.abs(rng.standard_t(3, 2 * blk + 2048 + 45))
+        v[blk + where] = sign * 2.0 ** -20
+        x, b = make(case, v)
+        t = qdq.HistogramTracker(bins=bins, bfloat16_bits=b).update(x)
+        mn, mx = qdq.compute_range(x, bfloat16_bits=b)
+        lo, hi = t.range("minmax")
+        assert bits(lo) == bits(mn) and bits(hi) == bits(mx), sign
+        assert (mx if sign < 0 else mn) == sign * 2.0 ** -20
+        k, counts = ref_counts(values(x, b), bins, K_FLOOR[fmt_name(case)])
+        assert t.exponent == k and (t.counts == counts).all(), sign

@@ -129,8 +129,9 @@ HK_RUN(hk_run_f64, HK_LOAD_F64, 1)
 HK_RUN(hk_run_h16, HK_LOAD_H16, 0)
 
 /* The fast path works on blocks of HK_BLK elements (float32 or float64; 16-bit
-   formats are widened to float32 exactly, in registers with AVX-512BW, else into a
-   buffer first). One vectorised pass over a block gathers
+   formats are widened to float32 exactly: in registers at level 2, into a buffer at
+   level 0, and at level 1 only when the byte window of hist_isa.h does not apply).
+   One vectorised pass over a block gathers
    four reductions of the bit patterns (signed and unsigned min and max, which give
    the exact min/max with -0.0 below +0.0, the largest magnitude, and whether the block
    holds NaN or inf) and the bin indices at the current k; a block holding NaN or inf
@@ -224,6 +225,7 @@ HK_FUSE(hk_fuse_f64_base, HK_NO_TARGET, double, uint64_t, int64_t, INT64_MIN, IN
 static void hk_init(void) {
 #if QDQ_CPU_X86
     hk_pack8_init();
+    hk_wb_init();
 #endif
 }
 
@@ -345,10 +347,15 @@ HK_BLOCK(hk_blk_f64, double, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0
 /* float16/bfloat16 read as they are (level 2) */
 HK_BLOCK(hk_blk_h16, uint16_t, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX,
          hk_run_h16, fs1, fs2, HK_FUSE_H16, 1)
+#define HK_FUSE_H16_AVX2(p, m, s1, s2, simple, limb, window, idx, red, wc, isa)         \
+    hk_fuse_h16_avx2(p, m, fmt, lut, c->k, s1, s2, simple, limb, window, idx, red, wc)
+/* float16/bfloat16 read as they are (level 1) */
+HK_BLOCK(hk_blk_h16_avx2, uint16_t, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX,
+         hk_run_h16, fs1, fs2, HK_FUSE_H16_AVX2, 1)
 #endif
 
-/* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32 below
-   level 2), with the loops of the level in use. */
+/* One block of m <= HK_BLK elements of any format (16-bit ones widened to float32 at
+   level 0), with the loops of the level in use. */
 static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan *c,
                     int64_t bins, int kfloor, hk_sub_t *sub, int64_t *pending) {
     const int isa = qdq_get_isa();
@@ -359,15 +366,14 @@ static int hk_block(const void *x, int64_t m, int fmt, const float *lut, hk_chan
 #if QDQ_CPU_X86
     if (isa >= QDQ_ISA_AVX512)
         return hk_blk_h16((const uint16_t *)x, m, fmt, lut, c, bins, kfloor, sub, pending, isa);
+    if (isa >= QDQ_ISA_AVX2)
+        return hk_blk_h16_avx2((const uint16_t *)x, m, fmt, lut, c, bins, kfloor, sub, pending,
+                               isa);
 #endif
     {
         float buf[HK_BLK];
         const uint16_t *u = (const uint16_t *)x;
         int64_t i;
-#if QDQ_CPU_X86
-        if (isa >= QDQ_ISA_AVX2) hk_widen_avx2(u, m, fmt, buf);
-        else
-#endif
         for (i = 0; i < m; i++) buf[i] = lut[u[i]];
         return hk_blk_f32(buf, m, HK_F32, lut, c, bins, kfloor, sub, pending, isa);
     }
@@ -403,7 +409,27 @@ typedef struct {
     const float *lut;
     hk_chan *cs;       /* hk_tensor: one histogram per piece; hk_channels: the channels' */
     int *err;          /* per piece */
+    int kseen;         /* hk_tensor: the largest k a piece has finished at (atomic) */
 } hk_job_t;
+
+/* The exponent a piece of hk_tensor starts at: the largest k a finished piece reached.
+   Every such k is at most the tensor's final k (the largest over the pieces), and a
+   histogram started at any k up to its final one ends with the same counts (bins nest),
+   so the counts do not depend on which pieces finished first; a piece that starts warm
+   skips the fine bins that the first elements of a cold piece fill and then coarsen. */
+#if defined(__GNUC__) || defined(__clang__)
+#define HK_KSEEN_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define HK_KSEEN_RAISE(p, k)                                                            \
+    do {                                                                                \
+        int o_ = __atomic_load_n((p), __ATOMIC_RELAXED);                                \
+        while (o_ < (k) && !__atomic_compare_exchange_n((p), &o_, (k), 1,               \
+                                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED)) \
+            ;                                                                           \
+    } while (0)
+#else  /* no shared exponent: every piece starts at the tensor's */
+#define HK_KSEEN_LOAD(p) INT32_MIN
+#define HK_KSEEN_RAISE(p, k) ((void)(p), (void)(k))
+#endif
 
 static void hk_tensor_piece(void *ctx, size_t piece, int worker) {
     const hk_job_t *j = (const hk_job_t *)ctx;
@@ -411,9 +437,13 @@ static void hk_tensor_piece(void *ctx, size_t piece, int worker) {
     const int64_t a = j->n / k * t + (t < j->n % k ? t : j->n % k);
     const int64_t m = j->n / k + (t < j->n % k);
     hk_sub_t *sub = hk_sub_alloc(j->bins);
+    hk_chan *c = &j->cs[t];
+    const int k0 = HK_KSEEN_LOAD(&((hk_job_t *)ctx)->kseen);
     (void)worker;
+    if (k0 > c->k) hk_set_k(c, j->bins / 2, k0);  /* the counts are all zero yet */
     j->err[t] = hk_run_fast((const char *)j->x + a * hk_fmt_size(j->fmt), m, j->fmt, j->lut,
-                            &j->cs[t], j->bins, j->kfloor, sub);
+                            c, j->bins, j->kfloor, sub);
+    HK_KSEEN_RAISE(&((hk_job_t *)ctx)->kseen, c->k);
     free(sub);
 }
 
@@ -452,7 +482,7 @@ static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_cha
         loc[t].nan = loc[t].pinf = loc[t].ninf = 0;
     }
     job.x = x; job.n = n; job.k = k; job.bins = bins; job.fmt = fmt; job.kfloor = kfloor;
-    job.lut = lut; job.cs = loc; job.err = errs;
+    job.lut = lut; job.cs = loc; job.err = errs; job.kseen = g->k;
     qdq_parallel((size_t)k, nt, hk_tensor_piece, &job);
     for (t = 0; t < k; t++) err |= errs[t];
     K = g->k;
@@ -529,6 +559,7 @@ static int hk_channels(const void *x, int64_t pre, int64_t C, int64_t post, int 
     if (!errs) return -1;
     job.x = x; job.pre = pre; job.C = C; job.post = post; job.k = k; job.bins = bins;
     job.fmt = fmt; job.kfloor = kfloor; job.lut = lut; job.cs = cs; job.err = errs;
+    job.kseen = 0;  /* unused: channels own their exponents */
     qdq_parallel((size_t)k, nt, hk_channels_piece, &job);
     for (t = 0; t < k; t++) err |= errs[t];
     free(errs);

@@ -1,9 +1,10 @@
 /*
  * The x86-64 loops of the calibration histogram (hist.h): the fused pass over
  * a block (the four reductions of the bit patterns and the bin indices, with
- * the central bins counted in registers) at level 1 (AVX2 + F16C: float32 and
- * the 16-bit formats widened to it) and level 2 (AVX-512 F/BW/VL: float32,
- * float64, and float16/bfloat16 read as they are). Included once, by hist.h,
+ * the central bins counted in registers) at level 1 (AVX2 + F16C: float32,
+ * float64, and float16/bfloat16 binned from their bit patterns through the byte
+ * window) and level 2 (AVX-512 F/BW/VL: float32, float64, and float16/bfloat16
+ * widened in registers). Included once, by hist.h,
  * on x86-64 with GCC or Clang (QDQ_CPU_X86); the functions carry the target
  * attributes of their level (cpu.h), and hist.h calls them only at that level
  * or above. They give the bits of the portable loops of hist.h.
@@ -83,6 +84,127 @@ static void hk_pack8_init(void) {
             wc[8 * (j >> 2) + (j & 3) + 4] = sum >> 16;                                 \
         }                                                                               \
     }
+/* The byte window (level 1): when 2^k, 2^(k+1) and 2^(k+2) are normal numbers of the
+   format, an element's bin in the window [-8, 8) follows from its bit pattern alone, with
+   no floating-point arithmetic. For a magnitude pattern a (a - 1 for a negative element
+   other than -0.0, so that the half-open bins of the negative side close at the same
+   patterns), q = (a - P + 2^s) >> s, with P the pattern of 2^k and s the format's
+   mantissa bits less two, is <= 0 below 2^k (bin 0, or -1 when negative), 1..4 in
+   [2^k, 2^(k+1)) (bin 1), 5..8 in the next binade (bins 2, 3 by the top mantissa bit),
+   9..12 in the one after (bins 4..7 by the top two), and >= 13 from 8 * 2^k on (outside
+   the window). The q of 32 elements, saturated to bytes, are looked up as w = bin + 8
+   (w ^ 15 for a negative element: -1 - bin), bit 7 set outside; the window's counts are
+   then taken from the bytes, two bins to a byte table (4-bit counters, flushed every
+   HK_NIB_STEPS vectors into 64-bit sums of absolute differences), and the elements
+   outside get their indices from their float values as in hk_fuse_f32_avx2. The min and
+   max come from the signed min and max of the order keys (the pattern with its magnitude
+   bits flipped when negative: the total order of the values, -0.0 below +0.0, NaN beyond
+   the infinities), handed back in red as HK_BLOCK reads the four reductions. */
+#define HK_WB_CAP 13
+/* hk_wb_tab[g][w] (w < 16, in both 128-bit halves): 1 for w = 2g, 16 for w = 2g + 1 */
+static uint8_t hk_wb_tab[8][32] __attribute__((aligned(32)));
+/* The element of its group of 32 that byte b of the packed bytes holds (two vectors of
+   16-bit elements packed within 128-bit lanes). */
+static uint8_t hk_wb_elem16[32];
+static void hk_wb_init(void) {
+    int g, w, b;
+    for (g = 0; g < 8; g++)
+        for (w = 0; w < 32; w++)
+            hk_wb_tab[g][w] = (uint8_t)((w & 15) == 2 * g ? 1 : (w & 15) == 2 * g + 1 ? 16 : 0);
+    for (b = 0; b < 32; b++) hk_wb_elem16[b] = (uint8_t)((b >> 4) * 8 + (b & 7) + (b & 8) * 2);
+}
+/* The window bytes w of 32 elements from their q (bytes, saturated) and their signs
+   (bytes, -1 for a negative element other than -0.0), stored at wb; the bytes outside the
+   window as a mask. */
+#define HK_WB_BYTES(qb, nb, wb, out)                                                    \
+    do {                                                                                \
+        const __m256i w_ = _mm256_xor_si256(                                            \
+            _mm256_shuffle_epi8(cls, _mm256_min_epu8((qb), cap)), _mm256_and_si256((nb), f15)); \
+        _mm256_storeu_si256((__m256i *)(wb), w_);                                       \
+        (out) = (uint32_t)_mm256_movemask_epi8(w_);                                     \
+    } while (0)
+#define HK_WB_SETUP                                                                     \
+    const __m256i zero = _mm256_setzero_si256();                                        \
+    const __m256i cap = _mm256_set1_epi8(HK_WB_CAP), f15 = _mm256_set1_epi8(15);        \
+    /* q (0..13) -> w = bin + 8 for a positive element; 13: outside (bit 7 set) */      \
+    const __m256i cls = _mm256_setr_epi8(8, 9, 9, 9, 9, 10, 10, 11, 11, 12, 13, 14, 15, \
+                                         -128, -128, -128, 8, 9, 9, 9, 9, 10, 10, 11,   \
+                                         11, 12, 13, 14, 15, -128, -128, -128)
+
+/* The window's counts wc[w] from the bytes wb of m32 elements (a multiple of 32). */
+QDQ_TARGET_AVX2
+static void hk_wb_count(const uint8_t *wb, int64_t m32, uint32_t *wc) {
+    const __m256i zero = _mm256_setzero_si256(), low4 = _mm256_set1_epi8(0x0f);
+    __m256i nib[8], sum[16];
+    int64_t i, r;
+    int g;
+    for (g = 0; g < 8; g++) nib[g] = zero;
+    for (g = 0; g < 16; g++) sum[g] = zero;
+    for (i = 0; i < m32; i += 32 * HK_NIB_STEPS) {
+        const int64_t e = i + 32 * HK_NIB_STEPS < m32 ? i + 32 * HK_NIB_STEPS : m32;
+        for (r = i; r < e; r += 32) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(wb + r));
+            for (g = 0; g < 8; g++)
+                nib[g] = _mm256_add_epi8(nib[g], _mm256_shuffle_epi8(
+                    _mm256_load_si256((const __m256i *)hk_wb_tab[g]), w));
+        }
+        for (g = 0; g < 8; g++) {
+            sum[2 * g] = _mm256_add_epi64(sum[2 * g], _mm256_sad_epu8(
+                _mm256_and_si256(nib[g], low4), zero));
+            sum[2 * g + 1] = _mm256_add_epi64(sum[2 * g + 1], _mm256_sad_epu8(
+                _mm256_and_si256(_mm256_srli_epi16(nib[g], 4), low4), zero));
+            nib[g] = zero;
+        }
+    }
+    for (g = 0; g < 16; g++) {
+        int64_t l64[4];
+        _mm256_storeu_si256((__m256i *)l64, sum[g]);
+        wc[g] = (uint32_t)(l64[0] + l64[1] + l64[2] + l64[3]);
+    }
+}
+
+/* The positions of the elements outside the window, from the masks of ng groups of 32
+   (elem: the element each byte holds). A group rarely holds more than two: the first two
+   are taken without a branch (a loop per group would mispredict its end on most groups),
+   a loop takes the rest. Returns how many. */
+static int64_t hk_wb_positions(const uint32_t *outs, int64_t ng, const uint8_t *elem,
+                               uint16_t *pos) {
+    int64_t total = 0, t;
+#define HK_WB_POS(o, base)                                                              \
+    do {                                                                                \
+        pos[total] = (uint16_t)((base) + elem[__builtin_ctz((o) | 0x80000000u)]);       \
+        total += (o) != 0;                                                              \
+        (o) &= (o) - 1;                                                                 \
+    } while (0)
+    for (t = 0; t < ng; t++) {
+        uint32_t o = outs[t];
+        HK_WB_POS(o, t * 32);
+        HK_WB_POS(o, t * 32);
+        while (o) HK_WB_POS(o, t * 32);
+    }
+#undef HK_WB_POS
+    return total;
+}
+
+/* The index of one element outside the window (v: its float32 value), as the vector
+   loops compute it (0 for an element that does not fit: its index is not used). */
+static inline int32_t hk_wb_index(float v, float s1, float s2, int simple, uint32_t limb) {
+    uint32_t fb;
+    memcpy(&fb, &v, sizeof fb);
+    if (!((fb & 0x7fffffffu) < limb)) v = 0.0f;
+    return simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
+}
+
+/* red (the four reductions HK_BLOCK reads) from the float32 patterns of the max and the
+   min: bmax = red[0] if positive else red[3]; bmin = red[2] if negative else red[3]. */
+static inline void hk_wb_red(uint32_t mx, uint32_t mn, uint32_t *red) {
+    red[0] = mx;
+    red[2] = mn;
+    red[3] = (mx >> 31) ? mx : mn;
+}
+
+#define HK_KEY16(u) ((uint16_t)((u) ^ (((u) >> 15) ? 0x7fffu : 0u)))
+
 #define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
     for (i = 0; i + 8 <= m; i += 8) {                                                   \
         HK_PREFETCH_AHEAD(p + i);                                                       \
@@ -236,6 +358,78 @@ static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
         if (fmt == HK_F16) out[i] = _cvtsh_ss(u[i]);
         else { uint32_t b = (uint32_t)u[i] << 16; memcpy(&out[i], &b, sizeof b); }
     }
+}
+
+/* hk_fuse_f32_avx2 for float16/bfloat16 (fmt) read as they are, through the byte window
+   (16 to a vector); other exponents, and the window off, through hk_fuse_f32_avx2 on the
+   widened values. */
+QDQ_TARGET_AVX2
+static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const float *lut,
+                                int k, float s1, float s2, int simple, uint32_t limb,
+                                int window, int32_t *idx, uint32_t *red, uint32_t *wc) {
+    const int mant = fmt == HK_F16 ? 10 : 7, ek = k + (fmt == HK_F16 ? 15 : 127);
+    const int emax = fmt == HK_F16 ? 30 : 254;
+    const int64_t m32 = m & ~(int64_t)31;
+    int64_t i, n;
+    int16_t kmax = INT16_MIN, kmin = INT16_MAX;
+    if (!window || ek < 1 || ek + 2 > emax) {
+        float buf[HK_BLK];
+        hk_widen_avx2(p, m, fmt, buf);
+        return hk_fuse_f32_avx2(buf, m, s1, s2, simple, limb, window, idx, red, wc);
+    }
+    {
+        HK_WB_SETUP;
+        const __m256i mabs = _mm256_set1_epi16(0x7fff);
+        const __m256i pk = _mm256_set1_epi16((short)((ek << mant) - (1 << (mant - 2))));
+        const __m128i sh = _mm_cvtsi32_si128(mant - 2);
+        __m256i smax = _mm256_set1_epi16(INT16_MIN), smin = _mm256_set1_epi16(INT16_MAX);
+        int16_t l16[2][16];
+        uint8_t wb[HK_BLK];              /* the window byte of every element */
+        uint32_t outs[HK_BLK / 32];      /* per group of 32: the bytes outside the window */
+        uint16_t pos[HK_BLK + 1];        /* the positions of the elements outside it */
+        int g;
+        for (i = 0; i < m32; i += 32) {
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(p + i));
+            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(p + i + 16));
+            const __m256i a0 = _mm256_and_si256(v0, mabs), a1 = _mm256_and_si256(v1, mabs);
+            __m256i sg0 = _mm256_srai_epi16(v0, 15), sg1 = _mm256_srai_epi16(v1, 15);
+            const __m256i k0 = _mm256_xor_si256(v0, _mm256_srli_epi16(sg0, 1));
+            const __m256i k1 = _mm256_xor_si256(v1, _mm256_srli_epi16(sg1, 1));
+            __m256i q0, q1;
+            HK_PREFETCH_AHEAD(p + i);
+            smax = _mm256_max_epi16(smax, _mm256_max_epi16(k0, k1));
+            smin = _mm256_min_epi16(smin, _mm256_min_epi16(k0, k1));
+            sg0 = _mm256_and_si256(sg0, _mm256_cmpgt_epi16(a0, zero));  /* negative, not -0 */
+            sg1 = _mm256_and_si256(sg1, _mm256_cmpgt_epi16(a1, zero));
+            q0 = _mm256_sra_epi16(_mm256_sub_epi16(_mm256_add_epi16(a0, sg0), pk), sh);
+            q1 = _mm256_sra_epi16(_mm256_sub_epi16(_mm256_add_epi16(a1, sg1), pk), sh);
+            HK_WB_BYTES(_mm256_packus_epi16(q0, q1), _mm256_packs_epi16(sg0, sg1), wb + i,
+                        outs[i >> 5]);
+        }
+        hk_wb_count(wb, m32, wc);
+        n = hk_wb_positions(outs, m32 >> 5, hk_wb_elem16, pos);
+        for (i = 0; i < n; i++) idx[i] = hk_wb_index(lut[p[pos[i]]], s1, s2, simple, limb);
+        _mm256_storeu_si256((__m256i *)l16[0], smax);
+        _mm256_storeu_si256((__m256i *)l16[1], smin);
+        for (g = 0; g < 16; g++) {
+            kmax = l16[0][g] > kmax ? l16[0][g] : kmax;
+            kmin = l16[1][g] < kmin ? l16[1][g] : kmin;
+        }
+    }
+    for (i = m32; i < m; i++) {  /* the tail: every element's index */
+        const int16_t kk = (int16_t)HK_KEY16(p[i]);
+        kmax = kk > kmax ? kk : kmax;
+        kmin = kk < kmin ? kk : kmin;
+        idx[n++] = hk_wb_index(lut[p[i]], s1, s2, simple, limb);
+    }
+    {
+        const float fx = lut[HK_KEY16((uint16_t)kmax)], fn = lut[HK_KEY16((uint16_t)kmin)];
+        uint32_t bx, bn;
+        memcpy(&bx, &fx, sizeof bx);
+        memcpy(&bn, &fn, sizeof bn);
+        hk_wb_red(bx, bn, red);
+    }
+    return n;
 }
 
 /* The window: the bins [-HK_WIN/2, HK_WIN/2), where most elements of typical data fall,
