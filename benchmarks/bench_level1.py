@@ -23,16 +23,16 @@ busy machine wall time mostly measures the other processes); exit status 1 then.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 import qdq
 from qdq._core import engine as _engine
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from bench_layouts import measure  # noqa: E402  (the same interleaved medians)
 
 OP_TARGET = 1.15
 HIST_TARGET = 1.5
@@ -44,23 +44,6 @@ def data(mi: int) -> dict[str, np.ndarray]:
     b16 = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)  # round to nearest even
     return {"float16": x.astype(np.float16), "bfloat16": b16, "float32": x,
             "float64": x.astype(np.float64)}
-
-
-def measure(methods: dict, rounds: int) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds of each method, the methods in turn every round."""
-    wall: dict[str, list[float]] = {k: [] for k in methods}
-    cpu: dict[str, list[float]] = {k: [] for k in methods}
-    for f in methods.values():
-        f()
-    for _ in range(rounds):
-        for k, f in methods.items():
-            gc.disable()
-            c0, t0 = time.process_time(), time.perf_counter()
-            f()
-            wall[k].append(time.perf_counter() - t0)
-            cpu[k].append(time.process_time() - c0)
-            gc.enable()
-    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in methods}
 
 
 def level_methods(xs: dict[str, np.ndarray], outs: dict[str, np.ndarray],
