@@ -113,24 +113,6 @@ static void hk_wb_init(void) {
             hk_wb_tab[g][w] = (uint8_t)((w & 15) == 2 * g ? 1 : (w & 15) == 2 * g + 1 ? 16 : 0);
     for (b = 0; b < 32; b++) hk_wb_elem16[b] = (uint8_t)((b >> 4) * 8 + (b & 7) + (b & 8) * 2);
 }
-/* The window bytes w of 32 elements from their q (bytes, saturated) and their signs
-   (bytes, -1 for a negative element other than -0.0), stored at wb; the bytes outside the
-   window as a mask. */
-#define HK_WB_BYTES(qb, nb, wb, out)                                                    \
-    do {                                                                                \
-        const __m256i w_ = _mm256_xor_si256(                                            \
-            _mm256_shuffle_epi8(cls, _mm256_min_epu8((qb), cap)), _mm256_and_si256((nb), f15)); \
-        _mm256_storeu_si256((__m256i *)(wb), w_);                                       \
-        (out) = (uint32_t)_mm256_movemask_epi8(w_);                                     \
-    } while (0)
-#define HK_WB_SETUP                                                                     \
-    const __m256i zero = _mm256_setzero_si256();                                        \
-    const __m256i cap = _mm256_set1_epi8(HK_WB_CAP), f15 = _mm256_set1_epi8(15);        \
-    /* q (0..13) -> w = bin + 8 for a positive element; 13: outside (bit 7 set) */      \
-    const __m256i cls = _mm256_setr_epi8(8, 9, 9, 9, 9, 10, 10, 11, 11, 12, 13, 14, 15, \
-                                         -128, -128, -128, 8, 9, 9, 9, 9, 10, 10, 11,   \
-                                         11, 12, 13, 14, 15, -128, -128, -128)
-
 /* The window's counts wc[w] from the bytes wb of m32 elements (a multiple of 32). */
 QDQ_TARGET_AVX2
 static void hk_wb_count(const uint8_t *wb, int64_t m32, uint32_t *wc) {
@@ -205,6 +187,31 @@ static inline void hk_wb_red(uint32_t mx, uint32_t mn, uint32_t *red) {
 
 #define HK_KEY16(u) ((uint16_t)((u) ^ (((u) >> 15) ? 0x7fffu : 0u)))
 
+/* The end of an AVX2 fused pass: the four reductions of its L lanes (stored in lane) and
+   of the elements i..m-1 left over, whose indices are computed one by one. */
+#define HK_AVX2_FINISH(T, UT, KT, KMIN, KMAX, ABS, L, SUF)                              \
+    do {                                                                                \
+        KT sx = KMIN, sn = KMAX;                                                        \
+        UT ux = 0, un = (UT)-1;                                                         \
+        for (j = 0; j < (L); j++) {                                                     \
+            sx = (KT)lane[0][j] > sx ? (KT)lane[0][j] : sx;                             \
+            sn = (KT)lane[1][j] < sn ? (KT)lane[1][j] : sn;                             \
+            ux = (UT)lane[2][j] > ux ? (UT)lane[2][j] : ux;                             \
+            un = (UT)lane[3][j] < un ? (UT)lane[3][j] : un;                             \
+        }                                                                               \
+        for (; i < m; i++) {                                                            \
+            UT b, bk; T v;                                                              \
+            memcpy(&b, &p[i], sizeof b);                                                \
+            sx = (KT)b > sx ? (KT)b : sx;                                               \
+            sn = (KT)b < sn ? (KT)b : sn;                                               \
+            ux = b > ux ? b : ux;                                                       \
+            un = b < un ? b : un;                                                       \
+            bk = (b & (UT)(ABS)) < limb ? b : (UT)0;                                    \
+            memcpy(&v, &bk, sizeof v);                                                  \
+            idx[n++] = simple ? hk_idx_simple_##SUF(v, s1, s2) : hk_idx_general_##SUF(v, s1, s2); \
+        }                                                                               \
+        red[0] = (UT)sx; red[1] = (UT)sn; red[2] = ux; red[3] = un;                     \
+    } while (0)
 #define HK_FUSE_AVX2_LOOP(INDEX)                                                        \
     for (i = 0; i + 8 <= m; i += 8) {                                                   \
         HK_PREFETCH_AHEAD(p + i);                                                       \
@@ -243,28 +250,7 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
     _mm256_storeu_si256((__m256i *)lane[1], smin);
     _mm256_storeu_si256((__m256i *)lane[2], umax);
     _mm256_storeu_si256((__m256i *)lane[3], umin);
-    {
-        int32_t sx = INT32_MIN, sn = INT32_MAX;
-        uint32_t ux = 0, un = (uint32_t)-1;
-        for (j = 0; j < 8; j++) {
-            sx = lane[0][j] > sx ? lane[0][j] : sx;
-            sn = lane[1][j] < sn ? lane[1][j] : sn;
-            ux = (uint32_t)lane[2][j] > ux ? (uint32_t)lane[2][j] : ux;
-            un = (uint32_t)lane[3][j] < un ? (uint32_t)lane[3][j] : un;
-        }
-        for (; i < m; i++) {
-            uint32_t b, bk; float v;
-            memcpy(&b, &p[i], sizeof b);
-            sx = (int32_t)b > sx ? (int32_t)b : sx;
-            sn = (int32_t)b < sn ? (int32_t)b : sn;
-            ux = b > ux ? b : ux;
-            un = b < un ? b : un;
-            bk = (b & 0x7fffffffu) < limb ? b : 0u;
-            memcpy(&v, &bk, sizeof v);
-            idx[n++] = simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
-        }
-        red[0] = (uint32_t)sx; red[1] = (uint32_t)sn; red[2] = ux; red[3] = un;
-    }
+    HK_AVX2_FINISH(float, uint32_t, int32_t, INT32_MIN, INT32_MAX, 0x7fffffffu, 8, f32);
     return n;
 }
 
@@ -317,28 +303,8 @@ static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s
     _mm256_storeu_si256((__m256i *)lane[1], smin);
     _mm256_storeu_si256((__m256i *)lane[2], _mm256_xor_si256(umax, flip));
     _mm256_storeu_si256((__m256i *)lane[3], _mm256_xor_si256(umin, flip));
-    {
-        int64_t sx = INT64_MIN, sn = INT64_MAX;
-        uint64_t ux = 0, un = (uint64_t)-1;
-        for (j = 0; j < 4; j++) {
-            sx = lane[0][j] > sx ? lane[0][j] : sx;
-            sn = lane[1][j] < sn ? lane[1][j] : sn;
-            ux = (uint64_t)lane[2][j] > ux ? (uint64_t)lane[2][j] : ux;
-            un = (uint64_t)lane[3][j] < un ? (uint64_t)lane[3][j] : un;
-        }
-        for (; i < m; i++) {
-            uint64_t b, bk; double v;
-            memcpy(&b, &p[i], sizeof b);
-            sx = (int64_t)b > sx ? (int64_t)b : sx;
-            sn = (int64_t)b < sn ? (int64_t)b : sn;
-            ux = b > ux ? b : ux;
-            un = b < un ? b : un;
-            bk = (int64_t)(b & 0x7fffffffffffffffull) < (int64_t)limb ? b : 0u;
-            memcpy(&v, &bk, sizeof v);
-            idx[n++] = simple ? hk_idx_simple_f64(v, s1, s2) : hk_idx_general_f64(v, s1, s2);
-        }
-        red[0] = (uint64_t)sx; red[1] = (uint64_t)sn; red[2] = ux; red[3] = un;
-    }
+    HK_AVX2_FINISH(double, uint64_t, int64_t, INT64_MIN, INT64_MAX, 0x7fffffffffffffffull, 4,
+                   f64);
     return n;
 }
 
@@ -378,7 +344,12 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
         return hk_fuse_f32_avx2(buf, m, s1, s2, simple, limb, window, idx, red, wc);
     }
     {
-        HK_WB_SETUP;
+        const __m256i zero = _mm256_setzero_si256();
+        const __m256i cap = _mm256_set1_epi8(HK_WB_CAP), f15 = _mm256_set1_epi8(15);
+        /* q (0..13) -> w = bin + 8 for a positive element; 13: outside (bit 7 set) */
+        const __m256i cls = _mm256_setr_epi8(8, 9, 9, 9, 9, 10, 10, 11, 11, 12, 13, 14, 15,
+                                             -128, -128, -128, 8, 9, 9, 9, 9, 10, 10, 11,
+                                             11, 12, 13, 14, 15, -128, -128, -128);
         const __m256i mabs = _mm256_set1_epi16(0x7fff);
         const __m256i pk = _mm256_set1_epi16((short)((ek << mant) - (1 << (mant - 2))));
         const __m128i sh = _mm_cvtsi32_si128(mant - 2);
@@ -395,7 +366,7 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
             __m256i sg0 = _mm256_srai_epi16(v0, 15), sg1 = _mm256_srai_epi16(v1, 15);
             const __m256i k0 = _mm256_xor_si256(v0, _mm256_srli_epi16(sg0, 1));
             const __m256i k1 = _mm256_xor_si256(v1, _mm256_srli_epi16(sg1, 1));
-            __m256i q0, q1;
+            __m256i q0, q1, w;
             HK_PREFETCH_AHEAD(p + i);
             smax = _mm256_max_epi16(smax, _mm256_max_epi16(k0, k1));
             smin = _mm256_min_epi16(smin, _mm256_min_epi16(k0, k1));
@@ -403,8 +374,13 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
             sg1 = _mm256_and_si256(sg1, _mm256_cmpgt_epi16(a1, zero));
             q0 = _mm256_sra_epi16(_mm256_sub_epi16(_mm256_add_epi16(a0, sg0), pk), sh);
             q1 = _mm256_sra_epi16(_mm256_sub_epi16(_mm256_add_epi16(a1, sg1), pk), sh);
-            HK_WB_BYTES(_mm256_packus_epi16(q0, q1), _mm256_packs_epi16(sg0, sg1), wb + i,
-                        outs[i >> 5]);
+            /* the window bytes (w ^ 15 for the negative elements other than -0.0): byte b
+               of the 32 holds element hk_wb_elem16[b] */
+            w = _mm256_xor_si256(
+                _mm256_shuffle_epi8(cls, _mm256_min_epu8(_mm256_packus_epi16(q0, q1), cap)),
+                _mm256_and_si256(_mm256_packs_epi16(sg0, sg1), f15));
+            _mm256_storeu_si256((__m256i *)(wb + i), w);
+            outs[i >> 5] = (uint32_t)_mm256_movemask_epi8(w);
         }
         hk_wb_count(wb, m32, wc);
         n = hk_wb_positions(outs, m32 >> 5, hk_wb_elem16, pos);
