@@ -62,6 +62,17 @@ def ref_counts(vals: np.ndarray, bins: int, kfloor: int) -> tuple[int, np.ndarra
     return k, counts
 
 
+def floor_counts(vals: np.ndarray, bins: int, kfloor: int) -> tuple[int, np.ndarray]:
+    """ref_counts in float64: exact where x / 2**k neither overflows nor underflows (16-bit
+    and float32 values, moderate float64 ones), and fast enough for millions of values."""
+    v = vals[np.isfinite(vals)]
+    k = kfloor
+    while v.size and not np.abs(v).max() < math.ldexp(bins // 2, k):
+        k += 1
+    counts = np.bincount((np.floor(v * 2.0 ** -k) + bins // 2).astype(np.int64), minlength=bins)
+    return k, counts
+
+
 def split(x: np.ndarray, rng, pieces: int) -> list[np.ndarray]:
     cuts = np.sort(rng.integers(0, x.shape[0] + 1, pieces - 1))
     return np.split(x, cuts)

@@ -7,7 +7,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from _hist_cases import CASES, METHODS, fmt_name, make, ref_counts, sample, split  # noqa: F401
+from _hist_cases import CASES, METHODS, floor_counts, fmt_name, make, ref_counts, sample, split  # noqa: F401
 from _util import bits, values
 
 import qdq
@@ -120,11 +120,7 @@ def test_pieces_that_start_warm(case, trend):
             res.append(qdq.HistogramTracker(bins=2048, bfloat16_bits=b).update(x))
     for r in res[1:]:
         _same(r, res[0])
-    vals = values(x, b)
-    k = K_FLOOR[fmt_name(case)]
-    while not np.abs(vals).max() < 1024 * 2.0 ** k:
-        k += 1
-    counts = np.bincount((np.floor(vals * 2.0 ** -k) + 1024).astype(np.int64), minlength=2048)
+    k, counts = floor_counts(values(x, b), 2048, K_FLOOR[fmt_name(case)])
     assert res[0].exponent == k and (res[0].counts == counts).all()
 
 

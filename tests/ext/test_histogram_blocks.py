@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _hist_cases import fmt_name, make, ref_counts
+from _hist_cases import floor_counts, fmt_name, make, ref_counts
 from _util import bits, values
 
 import qdq
@@ -108,13 +108,7 @@ def test_every_tail_of_a_16_bit_block(case, isa):
             x, b = make(case, w)
             t = qdq.HistogramTracker(bins=64, bfloat16_bits=b).update(x)
             vals = values(x, b)
-            fin = vals[np.isfinite(vals)]
-            # floor(x / 2**k) is exact in float64 for these (normal, moderate) values
-            k = K_FLOOR[fmt_name(case)]
-            while fin.size and not np.abs(fin).max() < 32 * 2.0 ** k:
-                k += 1
-            counts = np.bincount((np.floor(fin * 2.0 ** -k) + 32).astype(np.int64),
-                                 minlength=64)
+            k, counts = floor_counts(vals, 64, K_FLOOR[fmt_name(case)])
             assert t.exponent == k and (t.counts == counts).all(), (n, sp)
             assert t.nan_count == np.isnan(vals).sum(), (n, sp)
             if np.isnan(vals).all():
@@ -152,13 +146,7 @@ def test_every_pattern_near_the_window(case, pick, bins, isa):
     # check the min and the max (-0.0 below +0.0) as well as the counts.
     x, b = _patterns(case, pick, 8.0, np.random.default_rng(15))
     t = qdq.HistogramTracker(bins=bins, bfloat16_bits=b).update(x)
-    vals = values(x, b)
-    k = K_FLOOR[fmt_name(case)]
-    while not np.abs(vals).max() < bins // 2 * 2.0 ** k:
-        k += 1
-    # floor(v / 2**k) is exact in float64 for 16-bit values
-    counts = np.bincount((np.floor(vals * 2.0 ** -k) + bins // 2).astype(np.int64),
-                         minlength=bins)
+    k, counts = floor_counts(values(x, b), bins, K_FLOOR[fmt_name(case)])
     assert t.exponent == k and (t.counts == counts).all()
     mn, mx = qdq.compute_range(x, bfloat16_bits=b)
     lo, hi = t.range("minmax")
