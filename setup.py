@@ -33,10 +33,13 @@ def _env(name, default=""):
     return os.environ.get(name, default).strip()
 
 
-def _compiler_accepts(compiler, flags):
-    """Whether a tiny OpenMP program compiles and links with these flags."""
-    source = "#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
-    tmp = tempfile.mkdtemp(prefix="qdq-omp-")
+_OMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
+_PLAIN_PROBE = "int main(void) { return 0; }\n"
+
+
+def _compiler_accepts(compiler, flags, source=_OMP_PROBE):
+    """Whether a tiny program (by default an OpenMP one) compiles and links with these flags."""
+    tmp = tempfile.mkdtemp(prefix="qdq-probe-")
     try:
         path = os.path.join(tmp, "probe.c")
         with open(path, "w") as f:
@@ -91,8 +94,16 @@ class BuildExt(build_ext):
             if not use_omp:
                 print("qdq: OpenMP not available; building single-threaded kernels",
                       file=sys.stderr)
+        # The histogram's block loops are short and run once per element: where a loop
+        # happens to start decides how many fetch windows it spans, worth up to 1.25 x
+        # on its float64 pass (benchmarks/results/compare_builds_align.txt). Starting every
+        # loop on a 64-byte boundary takes that chance away.
+        align = ["-falign-loops=64"]
+        if ctype == "msvc" or not _compiler_accepts(self.compiler, align, _PLAIN_PROBE):
+            align = []
         for ext in self.extensions:
-            ext.extra_compile_args = compile_args + (omp_flags if use_omp else [])
+            ext.extra_compile_args = compile_args + (omp_flags if use_omp else []) \
+                + (align if ext.name == "qdq._ext.histogram" else [])
             if ctype != "msvc":
                 ext.extra_link_args = (link_omp if use_omp
                                        else [a for a in link_omp if a != "-fopenmp"]) \

@@ -37,13 +37,41 @@
 #  define QDQ_BF16_HI(p) ((__m256)_mm256_unpackhi_epi16(_mm256_setzero_si256(), (p)))
 #  define QDQ_BF16_PACK(hi, lo) ((__m256i)_mm256_cvtne2ps_pbh((hi), (lo)))
 
+/* The op on 16 values widened as above (v0, v1: no NaN), each half with its own
+ * parameters (the column kernel's; the per-tensor kernel passes the same twice): clamp
+ * (as vf_clamp), times s, the rounding of mode, times inv, packed in order. */
+static inline __attribute__((always_inline)) QDQ_BF16_TARGET __m256i
+qdq_bf16_round16(__m256 v0, __m256 v1, __m256 vs0, __m256 vs1, __m256 vinv0, __m256 vinv1,
+                 __m256 vlo0, __m256 vlo1, __m256 vhi0, __m256 vhi1, const int mode)
+{
+    const __m256 half = _mm256_set1_ps(0.5f);
+    __m256i b, r;
+    __m256 w0, w1;
+    if (mode & QDQ_CLAMP) {
+        v0 = _mm256_max_ps(vlo0, _mm256_min_ps(vhi0, v0));
+        v1 = _mm256_max_ps(vlo1, _mm256_min_ps(vhi1, v1));
+    }
+    b = QDQ_BF16_PACK(_mm256_mul_ps(v1, vs1), _mm256_mul_ps(v0, vs0));
+    w0 = QDQ_BF16_LO(b);
+    w1 = QDQ_BF16_HI(b);
+    if (mode & QDQ_HALF_UP) {
+        b = QDQ_BF16_PACK(_mm256_add_ps(w1, half), _mm256_add_ps(w0, half));
+        w0 = _mm256_round_ps(QDQ_BF16_LO(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        w1 = _mm256_round_ps(QDQ_BF16_HI(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        r = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv1), _mm256_mul_ps(w0, vinv0));
+        return _mm256_permute4x64_epi64(r, 0xd8);
+    }
+    w0 = _mm256_round_ps(w0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    w1 = _mm256_round_ps(w1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv1), _mm256_mul_ps(w0, vinv0));
+}
+
 static inline __attribute__((always_inline)) QDQ_BF16_TARGET void
 qdq_apply_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t n, float s, float inv,
                            float lo, float hi, const int mode, const int stream)
 {
     const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(inv);
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-    const __m256 half = _mm256_set1_ps(0.5f);
     size_t i = 0;
     if (stream) {   /* to the first 32-byte boundary of o */
         i = (size_t)((32 - (uintptr_t)o % 32) % 32) / 2;
@@ -51,8 +79,8 @@ qdq_apply_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t n, float s, fl
         qdq_apply_bf16_avx2(x, o, i, s, inv, lo, hi, mode);
     }
     for (; i + 16 <= n; i += 16) {
-        __m256i p, b, r;
-        __m256 v0, v1, w0, w1;
+        __m256i p, r;
+        __m256 v0, v1;
         memcpy(&p, x + i, sizeof p);
         v0 = QDQ_BF16_LO(p);
         v1 = QDQ_BF16_HI(p);
@@ -60,24 +88,7 @@ qdq_apply_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t n, float s, fl
             qdq_apply_bf16_avx2(x + i, o + i, 16, s, inv, lo, hi, mode);
             continue;
         }
-        if (mode & QDQ_CLAMP) {   /* as vf_clamp: a NaN would stay NaN */
-            v0 = _mm256_max_ps(vlo, _mm256_min_ps(vhi, v0));
-            v1 = _mm256_max_ps(vlo, _mm256_min_ps(vhi, v1));
-        }
-        b = QDQ_BF16_PACK(_mm256_mul_ps(v1, vs), _mm256_mul_ps(v0, vs));
-        w0 = QDQ_BF16_LO(b);
-        w1 = QDQ_BF16_HI(b);
-        if (mode & QDQ_HALF_UP) {
-            b = QDQ_BF16_PACK(_mm256_add_ps(w1, half), _mm256_add_ps(w0, half));
-            w0 = _mm256_round_ps(QDQ_BF16_LO(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-            w1 = _mm256_round_ps(QDQ_BF16_HI(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-            r = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv), _mm256_mul_ps(w0, vinv));
-            r = _mm256_permute4x64_epi64(r, 0xd8);
-        } else {
-            w0 = _mm256_round_ps(w0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            w1 = _mm256_round_ps(w1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            r = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv), _mm256_mul_ps(w0, vinv));
-        }
+        r = qdq_bf16_round16(v0, v1, vs, vs, vinv, vinv, vlo, vlo, vhi, vhi, mode);
         if (stream) _mm256_stream_si256((__m256i *)(o + i), r);
         else memcpy(o + i, &r, sizeof r);
     }
@@ -131,7 +142,6 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
                                 size_t n, const float *s, const float *inv, const float *lo,
                                 const float *hi, const int mode, const int stream)
 {
-    const __m256 half = _mm256_set1_ps(0.5f);
     /* groups of QDQ_APPLY_ROWS rows rs apart (for short rows a band of q rows: see the
      * column kernels in format_kernels.h), then the last rows */
     const int band = stride * sizeof(uint16_t) <= QDQ_BAND_BYTES;
@@ -184,8 +194,8 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
                 vinv1 = i1;
             }
             for (k = 0; k < g; k++) {
-                __m256i p, b, res;
-                __m256 v0, v1, w0, w1;
+                __m256i p, res;
+                __m256 v0, v1;
                 memcpy(&p, xr + k * rs + i, sizeof p);
                 v0 = QDQ_BF16_LO(p);
                 v1 = QDQ_BF16_HI(p);
@@ -194,24 +204,8 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
                                              s + i, inv + i, lo + i, hi + i, mode, 0);
                     continue;
                 }
-                if (mode & QDQ_CLAMP) {
-                    v0 = _mm256_max_ps(vlo0, _mm256_min_ps(vhi0, v0));
-                    v1 = _mm256_max_ps(vlo1, _mm256_min_ps(vhi1, v1));
-                }
-                b = QDQ_BF16_PACK(_mm256_mul_ps(v1, vs1), _mm256_mul_ps(v0, vs0));
-                w0 = QDQ_BF16_LO(b);
-                w1 = QDQ_BF16_HI(b);
-                if (mode & QDQ_HALF_UP) {
-                    b = QDQ_BF16_PACK(_mm256_add_ps(w1, half), _mm256_add_ps(w0, half));
-                    w0 = _mm256_round_ps(QDQ_BF16_LO(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-                    w1 = _mm256_round_ps(QDQ_BF16_HI(b), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-                    res = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv1), _mm256_mul_ps(w0, vinv0));
-                    res = _mm256_permute4x64_epi64(res, 0xd8);
-                } else {
-                    w0 = _mm256_round_ps(w0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    w1 = _mm256_round_ps(w1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    res = QDQ_BF16_PACK(_mm256_mul_ps(w1, vinv1), _mm256_mul_ps(w0, vinv0));
-                }
+                res = qdq_bf16_round16(v0, v1, vs0, vs1, vinv0, vinv1, vlo0, vlo1, vhi0, vhi1,
+                                       mode);
                 if (stream) _mm256_stream_si256((__m256i *)(orow + k * rs + i), res);
                 else memcpy(orow + k * rs + i, &res, sizeof res);
             }
