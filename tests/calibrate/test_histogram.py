@@ -141,6 +141,23 @@ def test_per_channel_matches_each_channel(shape):
             assert bits(lo[c]) == bits(a) and bits(hi[c]) == bits(b)
 
 
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("shape", [(2100, 70, 1), (700, 13, 3), (90, 5, 40), (5000, 3, 1)])
+def test_short_runs_binned_in_groups_of_channels(case, shape):
+    # Runs shorter than a block go through a tile in groups of channels: groups cut short at
+    # the end of a thread's channels, rows in several tiles and blocks, one channel a group.
+    rng = np.random.default_rng(12)
+    x, b = sample(case, int(np.prod(shape)), rng, shape=shape)
+    for n in (1, 2, 3):
+        with qdq.num_threads(n):
+            t = qdq.HistogramTracker(axis=1, bins=64, bfloat16_bits=b).update(x)
+        for c in range(shape[1]):
+            u = qdq.HistogramTracker(bins=64, bfloat16_bits=b).update(
+                np.ascontiguousarray(x[:, c]))
+            assert (t.counts[c] == u.counts).all() and t.exponent[c] == u.exponent
+            assert bits(t.min[c]) == bits(u.min) and bits(t.max[c]) == bits(u.max)
+
+
 def test_per_channel_ranges_do_not_depend_on_the_thread_count():
     # mse and entropy spread the channels over qdq's threads
     rng = np.random.default_rng(9)

@@ -500,6 +500,10 @@ static int hk_tensor(const void *x, int64_t n, int fmt, const float *lut, hk_cha
     return err ? -1 : 0;
 }
 
+/* hk_channels_piece with short runs: the bytes of each row a group of channels spans, and
+   the bytes of the tile its rows are copied to. */
+#define HK_GROUP_BYTES 128
+#define HK_TILE_BYTES 32768
 static void hk_channels_piece(void *ctx, size_t piece, int worker) {
     const hk_job_t *j = (const hk_job_t *)ctx;
     const int64_t t = (int64_t)piece, C = j->C, pre = j->pre, post = j->post, k = j->k;
@@ -509,7 +513,6 @@ static void hk_channels_piece(void *ctx, size_t piece, int worker) {
     int64_t p, c, q;
     int64_t pending = 0;
     int err = 0;
-    unsigned char buf[HK_BLK * 8];
     (void)worker;
     if (post >= HK_BLK) {
         /* long contiguous runs: block by block, straight into the counts */
@@ -520,25 +523,54 @@ static void hk_channels_piece(void *ctx, size_t piece, int worker) {
                                     post - q < HK_BLK ? post - q : HK_BLK, j->fmt, j->lut,
                                     &j->cs[c], j->bins, j->kfloor, NULL, &pending);
     } else {
-        /* short runs: gather a tile of rows of one channel into a block */
-        int64_t rows = HK_BLK / post;
+        /* short runs: a group of g channels (HK_GROUP_BYTES of each row) at a time. The
+           group's part of HK_TILE_BYTES / HK_GROUP_BYTES rows at a time is copied into a
+           tile (in L1), then each channel's runs are gathered from the tile to the end of
+           its block; full blocks are binned. Every line of x is read once. (Gathering one
+           channel at a time from x instead, a row stride of a power of two puts a block's
+           rows in a few cache sets, which evict each other before the next channel reads
+           them: 2.6 x the time on 4096 x 4096 float32.) */
+        const int64_t rows = HK_BLK / post, run = post * sz;
+        const int64_t G = HK_GROUP_BYTES / run > 1 ? HK_GROUP_BYTES / run : 1;
+        const int64_t tr = HK_TILE_BYTES / (G * run) > 1 ? HK_TILE_BYTES / (G * run) : 1;
+        const int64_t bs = HK_BLK * sz + 64;  /* blocks 64 bytes off 4 KiB apart (cache sets) */
+        unsigned char *blocks = (unsigned char *)malloc((size_t)(G * bs + tr * G * run));
+        unsigned char *tile = blocks + G * bs;
+        if (!blocks) { j->err[t] = -1; return; }
         for (p = 0; p < pre && !err; p += rows) {
-            int64_t r, nr = pre - p < rows ? pre - p : rows;
-            for (c = c0; c < c1 && !err; c++) {
-                if (post == 1) {
-                    for (r = 0; r < nr; r++)
-                        memcpy(buf + r * sz, (const char *)j->x + ((p + r) * C + c) * sz,
-                               (size_t)sz);
-                } else {
-                    for (r = 0; r < nr; r++)
-                        memcpy(buf + r * post * sz,
-                               (const char *)j->x + ((p + r) * C + c) * post * sz,
-                               (size_t)(post * sz));
+            const int64_t nr = pre - p < rows ? pre - p : rows;
+            for (c = c0; c < c1 && !err; c += G) {
+                const int64_t g = c1 - c < G ? c1 - c : G;
+                int64_t r0, r;
+                for (r0 = 0; r0 < nr; r0 += tr) {
+                    const int64_t m = nr - r0 < tr ? nr - r0 : tr;
+                    const unsigned char *src =
+                        (const unsigned char *)j->x + ((p + r0) * C + c) * run;
+                    if (g * run == HK_GROUP_BYTES)  /* a constant size: inlined */
+                        for (r = 0; r < m; r++)
+                            memcpy(tile + r * HK_GROUP_BYTES, src + r * C * run,
+                                   HK_GROUP_BYTES);
+                    else
+                        for (r = 0; r < m; r++)
+                            memcpy(tile + r * g * run, src + r * C * run, (size_t)(g * run));
+                    for (q = 0; q < g; q++) {
+                        unsigned char *b = blocks + q * bs + r0 * run;
+                        const unsigned char *f = tile + q * run;
+                        if (run == 4)
+                            for (r = 0; r < m; r++) memcpy(b + r * 4, f + r * g * 4, 4);
+                        else if (run == 2)
+                            for (r = 0; r < m; r++) memcpy(b + r * 2, f + r * g * 2, 2);
+                        else
+                            for (r = 0; r < m; r++)
+                                memcpy(b + r * run, f + r * g * run, (size_t)run);
+                    }
                 }
-                err |= hk_block(buf, nr * post, j->fmt, j->lut, &j->cs[c], j->bins,
-                                j->kfloor, NULL, &pending);
+                for (q = 0; q < g && !err; q++)
+                    err |= hk_block(blocks + q * bs, nr * post, j->fmt, j->lut,
+                                    &j->cs[c + q], j->bins, j->kfloor, NULL, &pending);
             }
         }
+        free(blocks);
     }
     j->err[t] = err;
 }
