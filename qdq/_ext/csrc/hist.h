@@ -534,7 +534,8 @@ static void hk_channels_piece(void *ctx, size_t piece, int worker) {
         const int64_t G = HK_GROUP_BYTES / run > 1 ? HK_GROUP_BYTES / run : 1;
         const int64_t tr = HK_TILE_BYTES / (G * run) > 1 ? HK_TILE_BYTES / (G * run) : 1;
         const int64_t bs = HK_BLK * sz + 64;  /* blocks 64 bytes off 4 KiB apart (cache sets) */
-        unsigned char *blocks = (unsigned char *)malloc((size_t)(G * bs + tr * G * run));
+        const int64_t tile_bytes = G > 1 ? tr * G * run : 0;
+        unsigned char *blocks = (unsigned char *)malloc((size_t)(G * bs + tile_bytes));
         unsigned char *tile = blocks + G * bs;
         if (!blocks) { j->err[t] = -1; return; }
         for (p = 0; p < pre && !err; p += rows) {
@@ -546,6 +547,11 @@ static void hk_channels_piece(void *ctx, size_t piece, int worker) {
                     const int64_t m = nr - r0 < tr ? nr - r0 : tr;
                     const unsigned char *src =
                         (const unsigned char *)j->x + ((p + r0) * C + c) * run;
+                    if (G == 1) {  /* runs of a group's size or more: no tile */
+                        for (r = 0; r < m; r++)
+                            memcpy(blocks + (r0 + r) * run, src + r * C * run, (size_t)run);
+                        continue;
+                    }
                     if (g * run == HK_GROUP_BYTES)  /* a constant size: inlined */
                         for (r = 0; r < m; r++)
                             memcpy(tile + r * HK_GROUP_BYTES, src + r * C * run,
