@@ -535,9 +535,9 @@ static void hk_channels_piece(void *ctx, size_t piece, int worker) {
         const int64_t tr = HK_TILE_BYTES / (G * run) > 1 ? HK_TILE_BYTES / (G * run) : 1;
         const int64_t bs = HK_BLK * sz + 64;  /* blocks 64 bytes off 4 KiB apart (cache sets) */
         const int64_t tile_bytes = G > 1 ? tr * G * run : 0;
-        unsigned char *blocks = (unsigned char *)malloc((size_t)(G * bs + tile_bytes));
-        unsigned char *tile = blocks + G * bs;
+        unsigned char *blocks = (unsigned char *)malloc((size_t)(G * bs + tile_bytes)), *tile;
         if (!blocks) { j->err[t] = -1; return; }
+        tile = blocks + G * bs;
         for (p = 0; p < pre && !err; p += rows) {
             const int64_t nr = pre - p < rows ? pre - p : rows;
             for (c = c0; c < c1 && !err; c += G) {
