@@ -95,8 +95,10 @@ static void hk_pack8_init(void) {
    the window). The q of 32 elements, saturated to bytes, are looked up as w = bin + 8
    (w ^ 15 for a negative element: -1 - bin), bit 7 set outside; the window's counts are
    then taken from the bytes, two bins to a byte table (4-bit counters, flushed every
-   HK_NIB_STEPS vectors into 64-bit sums of absolute differences), and the elements
-   outside get their indices from their float values as in hk_fuse_f32_avx2. The min and
+   HK_NIB_STEPS vectors into 64-bit sums of absolute differences). The elements outside
+   are gathered from the groups of 32 that hold any (the main loop keeps a list of them:
+   the others cost nothing after it), widened to float32 and given their indices eight at
+   a time, as in hk_fuse_f32_avx2. The min and
    max come from the signed min and max of the order keys (the pattern with its magnitude
    bits flipped when negative: the total order of the values, -0.0 below +0.0, NaN beyond
    the infinities), handed back in red as HK_BLOCK reads the four reductions. */
@@ -145,24 +147,26 @@ static void hk_wb_count(const uint8_t *wb, int64_t m32, uint32_t *wc) {
     }
 }
 
-/* The positions of the elements outside the window, from the masks of ng groups of 32
-   (elem: the element each byte holds). A group rarely holds more than two: the first two
-   are taken without a branch (a loop per group would mispredict its end on most groups),
-   a loop takes the rest. Returns how many. */
-static int64_t hk_wb_positions(const uint32_t *outs, int64_t ng, const uint8_t *elem,
-                               uint16_t *pos) {
+/* The bit patterns of the elements of p outside the window, from the masks of the ng
+   groups of 32 that hold any (outs[t], the group starting at element base[t]; elem: the
+   element each byte holds). A group rarely holds more than two: the first two are taken
+   without a branch (a loop per group would mispredict its end on most groups), a loop
+   takes the rest. Returns how many. */
+static int64_t hk_wb_gather(const uint32_t *outs, const uint16_t *base, int64_t ng,
+                            const uint8_t *elem, const uint16_t *p, uint16_t *pat) {
     int64_t total = 0, t;
-#define HK_WB_POS(o, base)                                                              \
+#define HK_WB_POS(o, b)                                                                 \
     do {                                                                                \
-        pos[total] = (uint16_t)((base) + elem[__builtin_ctz((o) | 0x80000000u)]);       \
+        pat[total] = p[(b) + elem[__builtin_ctz((o) | 0x80000000u)]];                   \
         total += (o) != 0;                                                              \
         (o) &= (o) - 1;                                                                 \
     } while (0)
     for (t = 0; t < ng; t++) {
         uint32_t o = outs[t];
-        HK_WB_POS(o, t * 32);
-        HK_WB_POS(o, t * 32);
-        while (o) HK_WB_POS(o, t * 32);
+        const unsigned b = base[t];
+        HK_WB_POS(o, b);
+        HK_WB_POS(o, b);
+        while (o) HK_WB_POS(o, b);
     }
 #undef HK_WB_POS
     return total;
@@ -177,13 +181,15 @@ static inline int32_t hk_wb_index(float v, float s1, float s2, int simple, uint3
     return simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
 }
 
-/* red (the four reductions HK_BLOCK reads) from the float32 patterns of the max and the
-   min: bmax = red[0] if positive else red[3]; bmin = red[2] if negative else red[3]. */
-static inline void hk_wb_red(uint32_t mx, uint32_t mn, uint32_t *red) {
-    red[0] = mx;
-    red[2] = mn;
-    red[3] = (mx >> 31) ? mx : mn;
-}
+/* red (the four reductions HK_BLOCK reads) from the patterns of the max and the min (T:
+   uint32_t or uint64_t): bmax = red[0] if positive else red[3]; bmin = red[2] if negative
+   else red[3]. */
+#define HK_RED_OF(T, mx, mn, red)                                                       \
+    do {                                                                                \
+        (red)[0] = (mx);                                                                \
+        (red)[2] = (mn);                                                                \
+        (red)[3] = ((mx) >> (8 * sizeof(T) - 1)) ? (mx) : (mn);                         \
+    } while (0)
 
 #define HK_KEY16(u) ((uint16_t)((u) ^ (((u) >> 15) ? 0x7fffu : 0u)))
 
@@ -254,20 +260,23 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
     return n;
 }
 
-/* 64-bit max/min steps of the AVX2 float64 pass (AVX2 has no 64-bit max/min); the
-   unsigned ones on patterns with the sign bit flipped. */
+/* 64-bit max/min steps of the AVX2 float64 pass (AVX2 has no 64-bit max/min). */
 #define HK_MAX64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((b), (a)))
 #define HK_MIN64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((a), (b)))
 #define HK_FLOOR_PD(y) _mm256_round_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-/* Four float64 at q into the reductions; their four indices in t_ (a __m128i). */
+/* The order key of a float64 pattern (the magnitude bits flipped when negative: as signed
+   integers, the keys are in the order of the values, -0.0 below +0.0, NaN beyond the
+   infinities); the key of a key is the pattern. */
+#define HK_KEY64(u) ((u) ^ (((u) >> 63) ? 0x7fffffffffffffffull : 0ull))
+/* Four float64 at q into the key max and min; their four indices in t_ (a __m128i). */
 #define HK_F64_AVX2_HALF(q, t_)                                                         \
     do {                                                                                \
         __m256d v_ = _mm256_loadu_pd(q), y_, f_;                                        \
-        __m256i b_ = _mm256_castpd_si256(v_), x_ = _mm256_xor_si256(b_, flip);          \
-        smax = HK_MAX64(smax, b_);                                                      \
-        smin = HK_MIN64(smin, b_);                                                      \
-        umax = HK_MAX64(umax, x_);                                                      \
-        umin = HK_MIN64(umin, x_);                                                      \
+        __m256i b_ = _mm256_castpd_si256(v_);                                           \
+        __m256i k_ = _mm256_xor_si256(b_, _mm256_srli_epi64(                            \
+            _mm256_cmpgt_epi64(izero, b_), 1));                                         \
+        kmax = HK_MAX64(kmax, k_);                                                      \
+        kmin = HK_MIN64(kmin, k_);                                                      \
         y_ = simple ? _mm256_mul_pd(v_, vs1) : _mm256_mul_pd(_mm256_mul_pd(v_, vs1), vs2); \
         f_ = HK_FLOOR_PD(y_);                                                           \
         if (!simple)  /* a negative product that underflowed to zero: bin -1 */         \
@@ -276,18 +285,19 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
         t_ = _mm256_cvttpd_epi32(f_);                                                   \
     } while (0)
 /* hk_fuse_f64 with AVX2, as hk_fuse_f32_avx2: eight elements at a time (two vectors of
-   four), their eight indices through the same window. */
+   four), their eight indices through the same window; the min and max from the max and
+   min of the order keys (two reductions, not four: AVX2 takes three instructions for each
+   64-bit step), handed back in red as HK_BLOCK reads the four reductions. */
 QDQ_TARGET_AVX2
 static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s2, int simple,
                                  uint64_t limb, int window, int32_t *idx, uint64_t *red,
                                  uint32_t *wc) {
-    int64_t i, n = 0;
-    const __m256i flip = _mm256_set1_epi64x(INT64_MIN);
-    __m256i smax = _mm256_set1_epi64x(INT64_MIN), smin = _mm256_set1_epi64x(INT64_MAX);
-    __m256i umax = _mm256_set1_epi64x(INT64_MIN), umin = _mm256_set1_epi64x(INT64_MAX);
+    int64_t i, n = 0, kx = INT64_MIN, kn = INT64_MAX;
+    const __m256i izero = _mm256_setzero_si256();
+    __m256i kmax = _mm256_set1_epi64x(INT64_MIN), kmin = _mm256_set1_epi64x(INT64_MAX);
     __m256d vs1 = _mm256_set1_pd(s1), vs2 = _mm256_set1_pd(s2), zero = _mm256_setzero_pd();
     __m256d minus1 = _mm256_set1_pd(-1.0);
-    int64_t lane[4][4];
+    int64_t lane[2][4];
     HK_WIN8_SETUP;
     for (i = 0; i + 8 <= m; i += 8) {
         __m128i t0, t1;
@@ -299,12 +309,28 @@ static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s
         HK_WIN8_STEP(t);
     }
     HK_WIN8_COUNTS
-    _mm256_storeu_si256((__m256i *)lane[0], smax);
-    _mm256_storeu_si256((__m256i *)lane[1], smin);
-    _mm256_storeu_si256((__m256i *)lane[2], _mm256_xor_si256(umax, flip));
-    _mm256_storeu_si256((__m256i *)lane[3], _mm256_xor_si256(umin, flip));
-    HK_AVX2_FINISH(double, uint64_t, int64_t, INT64_MIN, INT64_MAX, 0x7fffffffffffffffull, 4,
-                   f64);
+    _mm256_storeu_si256((__m256i *)lane[0], kmax);
+    _mm256_storeu_si256((__m256i *)lane[1], kmin);
+    for (j = 0; j < 4; j++) {
+        kx = lane[0][j] > kx ? lane[0][j] : kx;
+        kn = lane[1][j] < kn ? lane[1][j] : kn;
+    }
+    for (; i < m; i++) {  /* the elements left over, one by one */
+        uint64_t b, bk;
+        int64_t kk;
+        double v;
+        memcpy(&b, &p[i], sizeof b);
+        kk = (int64_t)HK_KEY64(b);
+        kx = kk > kx ? kk : kx;
+        kn = kk < kn ? kk : kn;
+        bk = (b & 0x7fffffffffffffffull) < limb ? b : 0;
+        memcpy(&v, &bk, sizeof v);
+        idx[n++] = simple ? hk_idx_simple_f64(v, s1, s2) : hk_idx_general_f64(v, s1, s2);
+    }
+    {
+        const uint64_t mx = HK_KEY64((uint64_t)kx), mn = HK_KEY64((uint64_t)kn);
+        HK_RED_OF(uint64_t, mx, mn, red);
+    }
     return n;
 }
 
@@ -323,6 +349,23 @@ static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
     for (; i < m; i++) {
         if (fmt == HK_F16) out[i] = _cvtsh_ss(u[i]);
         else { uint32_t b = (uint32_t)u[i] << 16; memcpy(&out[i], &b, sizeof b); }
+    }
+}
+
+/* The indices of n float32 values v (a multiple of 8) of elements outside the byte window,
+   as hk_wb_index gives them: such a value has |v| >= 8 * 2^k, so no product underflows to
+   zero (the general path needs no correction), and one that does not fit gets an index that
+   is never used (the block is binned again at a larger k; the vector conversion is defined
+   for any input). */
+QDQ_TARGET_AVX2
+static void hk_idx_f32_avx2(const float *v, int64_t n, float s1, float s2, int simple,
+                            int32_t *idx) {
+    const __m256 vs1 = _mm256_set1_ps(s1), vs2 = _mm256_set1_ps(s2);
+    int64_t i;
+    for (i = 0; i < n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(v + i);
+        const __m256 y = simple ? _mm256_mul_ps(x, vs1) : _mm256_mul_ps(_mm256_mul_ps(x, vs1), vs2);
+        _mm256_storeu_si256((__m256i *)(idx + i), _mm256_cvttps_epi32(HK_FLOOR_PS(y)));
     }
 }
 
@@ -356,8 +399,11 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
         __m256i smax = _mm256_set1_epi16(INT16_MIN), smin = _mm256_set1_epi16(INT16_MAX);
         int16_t l16[2][16];
         uint8_t wb[HK_BLK];              /* the window byte of every element */
-        uint32_t outs[HK_BLK / 32];      /* per group of 32: the bytes outside the window */
-        uint16_t pos[HK_BLK + 1];        /* the positions of the elements outside it */
+        uint32_t outs[HK_BLK / 32];      /* per group of 32 holding any: its bytes outside */
+        uint16_t base[HK_BLK / 32];      /* and its first element */
+        int64_t ng = 0;
+        uint16_t pat[HK_BLK + 8];        /* the patterns of the elements outside it */
+        float vals[HK_BLK + 8];          /* and their float32 values */
         int g;
         for (i = 0; i < m32; i += 32) {
             const __m256i v0 = _mm256_loadu_si256((const __m256i *)(p + i));
@@ -380,11 +426,18 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
                 _mm256_shuffle_epi8(cls, _mm256_min_epu8(_mm256_packus_epi16(q0, q1), cap)),
                 _mm256_and_si256(_mm256_packs_epi16(sg0, sg1), f15));
             _mm256_storeu_si256((__m256i *)(wb + i), w);
-            outs[i >> 5] = (uint32_t)_mm256_movemask_epi8(w);
+            {  /* kept only when the group holds an element outside */
+                const uint32_t o = (uint32_t)_mm256_movemask_epi8(w);
+                outs[ng] = o;
+                base[ng] = (uint16_t)i;
+                ng += o != 0;
+            }
         }
         hk_wb_count(wb, m32, wc);
-        n = hk_wb_positions(outs, m32 >> 5, hk_wb_elem16, pos);
-        for (i = 0; i < n; i++) idx[i] = hk_wb_index(lut[p[pos[i]]], s1, s2, simple, limb);
+        n = hk_wb_gather(outs, base, ng, hk_wb_elem16, p, pat);
+        memset(pat + n, 0, 8 * sizeof *pat);  /* zeros up to a multiple of 8 */
+        hk_widen_avx2(pat, (n + 7) & ~(int64_t)7, fmt, vals);
+        hk_idx_f32_avx2(vals, (n + 7) & ~(int64_t)7, s1, s2, simple, idx);
         _mm256_storeu_si256((__m256i *)l16[0], smax);
         _mm256_storeu_si256((__m256i *)l16[1], smin);
         for (g = 0; g < 16; g++) {
@@ -403,7 +456,7 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
         uint32_t bx, bn;
         memcpy(&bx, &fx, sizeof bx);
         memcpy(&bn, &fn, sizeof bn);
-        hk_wb_red(bx, bn, red);
+        HK_RED_OF(uint32_t, bx, bn, red);
     }
     return n;
 }
