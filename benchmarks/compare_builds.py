@@ -11,7 +11,8 @@ time): the op per tensor, range given, per channel on both axes, block-wise,
 codes, dequantize, the gradient, ``stream``, ``compute_range`` and the
 calibration histogram (per tensor and per channel), for every dtype, and 2,000
 calls on 1,024 elements. It prints new/old per case (the median of the
-rounds' medians).
+rounds' medians). ``--isa LEVEL`` runs both at that instruction-set level
+(``engine.set_isa``; level 1 is what a CPU without AVX-512 runs).
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ import subprocess
 import sys
 
 CHILD = r'''
-import json, statistics, time
+import json, os, statistics, time
 import ml_dtypes
 import numpy as np
 import qdq
+from qdq._core import engine
+
+if os.environ.get("QDQ_COMPARE_ISA"):
+    engine.set_isa(int(os.environ["QDQ_COMPARE_ISA"]))
 
 rng = np.random.default_rng(0)
 res = {}
@@ -63,6 +68,8 @@ for dt in ("float32", "float16", "bfloat16", "float64"):
     t(f"{dt} compute_range", lambda: qdq.compute_range(x))
     t(f"{dt} histogram", lambda: qdq.HistogramTracker().update(x))
     t(f"{dt} histogram, axis -1", lambda: qdq.HistogramTracker(axis=-1).update(x), reps=3)
+    xt = rng.standard_t(3, (4096, 4096)).astype(np.float32).astype(d)
+    t(f"{dt} histogram, Student-t", lambda: qdq.HistogramTracker().update(xt))
 small = rng.standard_normal(1024).astype(np.float32)
 
 
@@ -76,8 +83,10 @@ print(json.dumps(res))
 '''
 
 
-def run(tree: str) -> dict[str, float]:
+def run(tree: str, isa: int | None) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), OMP_NUM_THREADS="1")
+    if isa is not None:
+        env["QDQ_COMPARE_ISA"] = str(isa)
     out = subprocess.run([sys.executable, "-c", CHILD], env=env, check=True,
                          capture_output=True, text=True, cwd="/").stdout
     result: dict[str, float] = json.loads(out)
@@ -89,11 +98,15 @@ def main() -> None:
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--isa", type=int, default=None, metavar="LEVEL",
+                    help="instruction-set level for both builds (default: the best)")
     args = ap.parse_args()
     old, new = [], []
     for _ in range(args.rounds):
-        old.append(run(args.old))
-        new.append(run(args.new))
+        old.append(run(args.old, args.isa))
+        new.append(run(args.new, args.isa))
+    if args.isa is not None:
+        print(f"instruction-set level {args.isa}")
     print(f"{'case':34s} {'old ms':>9s} {'new ms':>9s} {'new/old':>8s}")
     for k in old[0]:
         o = statistics.median(d[k] for d in old)
