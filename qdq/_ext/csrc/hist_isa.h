@@ -286,8 +286,8 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
     } while (0)
 /* hk_fuse_f64 with AVX2, as hk_fuse_f32_avx2: eight elements at a time (two vectors of
    four), their eight indices through the same window; the min and max from the max and
-   min of the order keys (two reductions, not four: AVX2 takes three instructions for each
-   64-bit step), handed back in red as HK_BLOCK reads the four reductions. */
+   min of the order keys (two reductions, not four: AVX2 has no 64-bit max/min, each step
+   is a compare and a blend), handed back in red as HK_BLOCK reads the four reductions. */
 QDQ_TARGET_AVX2
 static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s2, int simple,
                                  uint64_t limb, int window, int32_t *idx, uint64_t *red,
