@@ -172,14 +172,18 @@ static int64_t hk_wb_gather(const uint32_t *outs, const uint16_t *base, int64_t 
     return total;
 }
 
-/* The index of one element outside the window (v: its float32 value), as the vector
-   loops compute it (0 for an element that does not fit: its index is not used). */
-static inline int32_t hk_wb_index(float v, float s1, float s2, int simple, uint32_t limb) {
-    uint32_t fb;
-    memcpy(&fb, &v, sizeof fb);
-    if (!((fb & 0x7fffffffu) < limb)) v = 0.0f;
-    return simple ? hk_idx_simple_f32(v, s1, s2) : hk_idx_general_f32(v, s1, s2);
+/* The index of one element (b: its bit pattern) as the vector loops compute it, for the
+   elements the scalar tails of the AVX2 passes take one by one (0 for an element that does
+   not fit, whose index is not used: the conversion stays defined). */
+#define HK_ONE_INDEX(T, UT, ABS, SUF)                                                   \
+static inline int32_t hk_one_index_##SUF(UT b, T s1, T s2, int simple, UT limb) {       \
+    T v;                                                                                \
+    const UT bk = (b & (UT)(ABS)) < limb ? b : (UT)0;                                   \
+    memcpy(&v, &bk, sizeof v);                                                          \
+    return simple ? hk_idx_simple_##SUF(v, s1, s2) : hk_idx_general_##SUF(v, s1, s2);   \
 }
+HK_ONE_INDEX(float, uint32_t, 0x7fffffffu, f32)
+HK_ONE_INDEX(double, uint64_t, 0x7fffffffffffffffull, f64)
 
 /* red (the four reductions HK_BLOCK reads) from the patterns of the max and the min (T:
    uint32_t or uint64_t): bmax = red[0] if positive else red[3]; bmin = red[2] if negative
@@ -195,7 +199,7 @@ static inline int32_t hk_wb_index(float v, float s1, float s2, int simple, uint3
 
 /* The end of an AVX2 fused pass: the four reductions of its L lanes (stored in lane) and
    of the elements i..m-1 left over, whose indices are computed one by one. */
-#define HK_AVX2_FINISH(T, UT, KT, KMIN, KMAX, ABS, L, SUF)                              \
+#define HK_AVX2_FINISH(UT, KT, KMIN, KMAX, L, SUF)                                      \
     do {                                                                                \
         KT sx = KMIN, sn = KMAX;                                                        \
         UT ux = 0, un = (UT)-1;                                                         \
@@ -206,15 +210,13 @@ static inline int32_t hk_wb_index(float v, float s1, float s2, int simple, uint3
             un = (UT)lane[3][j] < un ? (UT)lane[3][j] : un;                             \
         }                                                                               \
         for (; i < m; i++) {                                                            \
-            UT b, bk; T v;                                                              \
+            UT b;                                                                       \
             memcpy(&b, &p[i], sizeof b);                                                \
             sx = (KT)b > sx ? (KT)b : sx;                                               \
             sn = (KT)b < sn ? (KT)b : sn;                                               \
             ux = b > ux ? b : ux;                                                       \
             un = b < un ? b : un;                                                       \
-            bk = (b & (UT)(ABS)) < limb ? b : (UT)0;                                    \
-            memcpy(&v, &bk, sizeof v);                                                  \
-            idx[n++] = simple ? hk_idx_simple_##SUF(v, s1, s2) : hk_idx_general_##SUF(v, s1, s2); \
+            idx[n++] = hk_one_index_##SUF(b, s1, s2, simple, limb);                     \
         }                                                                               \
         red[0] = (UT)sx; red[1] = (UT)sn; red[2] = ux; red[3] = un;                     \
     } while (0)
@@ -256,7 +258,7 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
     _mm256_storeu_si256((__m256i *)lane[1], smin);
     _mm256_storeu_si256((__m256i *)lane[2], umax);
     _mm256_storeu_si256((__m256i *)lane[3], umin);
-    HK_AVX2_FINISH(float, uint32_t, int32_t, INT32_MIN, INT32_MAX, 0x7fffffffu, 8, f32);
+    HK_AVX2_FINISH(uint32_t, int32_t, INT32_MIN, INT32_MAX, 8, f32);
     return n;
 }
 
@@ -316,16 +318,13 @@ static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s
         kn = lane[1][j] < kn ? lane[1][j] : kn;
     }
     for (; i < m; i++) {  /* the elements left over, one by one */
-        uint64_t b, bk;
+        uint64_t b;
         int64_t kk;
-        double v;
         memcpy(&b, &p[i], sizeof b);
         kk = (int64_t)HK_KEY64(b);
         kx = kk > kx ? kk : kx;
         kn = kk < kn ? kk : kn;
-        bk = (b & 0x7fffffffffffffffull) < limb ? b : 0;
-        memcpy(&v, &bk, sizeof v);
-        idx[n++] = simple ? hk_idx_simple_f64(v, s1, s2) : hk_idx_general_f64(v, s1, s2);
+        idx[n++] = hk_one_index_f64(b, s1, s2, simple, limb);
     }
     {
         const uint64_t mx = HK_KEY64((uint64_t)kx), mn = HK_KEY64((uint64_t)kn);
@@ -353,7 +352,7 @@ static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
 }
 
 /* The indices of n float32 values v (a multiple of 8) of elements outside the byte window,
-   as hk_wb_index gives them: such a value has |v| >= 8 * 2^k, so no product underflows to
+   as hk_one_index_f32 gives them: such a value has |v| >= 8 * 2^k, so no product underflows to
    zero (the general path needs no correction), and one that does not fit gets an index that
    is never used (the block is binned again at a larger k; the vector conversion is defined
    for any input). */
@@ -447,9 +446,11 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
     }
     for (i = m32; i < m; i++) {  /* the tail: every element's index */
         const int16_t kk = (int16_t)HK_KEY16(p[i]);
+        uint32_t fb;
         kmax = kk > kmax ? kk : kmax;
         kmin = kk < kmin ? kk : kmin;
-        idx[n++] = hk_wb_index(lut[p[i]], s1, s2, simple, limb);
+        memcpy(&fb, &lut[p[i]], sizeof fb);
+        idx[n++] = hk_one_index_f32(fb, s1, s2, simple, limb);
     }
     {
         const float fx = lut[HK_KEY16((uint16_t)kmax)], fn = lut[HK_KEY16((uint16_t)kmin)];
