@@ -281,16 +281,18 @@ cdef inline Py_ssize_t _split(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
 
 
 cdef inline Py_ssize_t _chunks(Py_ssize_t nbytes, int nt) noexcept nogil:
-    """How many pieces to cut nbytes of work into for nt threads."""
-    cdef Py_ssize_t k = nbytes // CHUNK_BYTES
-    return max(k, <Py_ssize_t>nt)
+    """How many pieces to cut nbytes of work into for nt threads: about CHUNK_BYTES each,
+    a multiple of nt (5 equal pieces on 2 threads leave one thread idle for a fifth)."""
+    cdef Py_ssize_t k = max(nbytes // CHUNK_BYTES, <Py_ssize_t>1)
+    return (k + nt - 1) // nt * nt
 
 
-cdef inline Py_ssize_t _row_piece(Py_ssize_t row_bytes) noexcept nogil:
-    """Rows per piece of work with the channel axis last: about CHUNK_BYTES, whole groups
-    of 8 rows (the column kernels take 4 at a time)."""
-    cdef Py_ssize_t r = (CHUNK_BYTES // max(row_bytes, <Py_ssize_t>1)) & ~(<Py_ssize_t>7)
-    return max(r, <Py_ssize_t>8)
+cdef inline Py_ssize_t _row_piece(Py_ssize_t rows, Py_ssize_t row_bytes,
+                                   int nt) noexcept nogil:
+    """Rows per piece of work with the channel axis last: rows cut into _chunks pieces of
+    about equal size, in whole groups of 8 rows (the column kernels take 4 at a time)."""
+    cdef Py_ssize_t k = _chunks(rows * row_bytes, nt)
+    return max(((rows + k - 1) // k + 7) & ~(<Py_ssize_t>7), <Py_ssize_t>8)
 
 
 cdef inline int _threads(Py_ssize_t work, Py_ssize_t per_thread, int nthreads) noexcept nogil:
@@ -444,7 +446,7 @@ cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_
         c.part = part
         if post == 1:
             # the channel axis last: pieces of whole rows, in groups of the kernel's rows
-            c.rp = _row_piece(C * _isz(fmt))
+            c.rp = _row_piece(pre, C * _isz(fmt), nt)
             c.k = (pre + c.rp - 1) // c.rp
             qdq_parallel(c.k, nt, _reduce_piece_rows, &c)
         else:
@@ -732,7 +734,7 @@ cdef int _run_job(Job *j, Py_ssize_t pre, int nthreads, double *stats) noexcept 
     c.j, c.n, c.pre = j, n, pre
     if j.op == OP_APPLY and j.post == 1 and j.C > 1:
         # the channel axis last: pieces of whole rows (see _reduce)
-        c.rp = _row_piece(j.C * max(j.xsz, j.osz))
+        c.rp = _row_piece(pre, j.C * max(j.xsz, j.osz), nt)
         c.k = (pre + c.rp - 1) // c.rp
         qdq_parallel(c.k, nt, _job_piece_rows, &c)
         return 0
