@@ -197,3 +197,15 @@ def test_the_extreme_of_a_later_block_of_one_sign(case, where, bins, isa):
         assert (mx if sign < 0 else mn) == sign * 2.0 ** -20
         k, counts = ref_counts(values(x, b), bins, K_FLOOR[fmt_name(case)])
         assert t.exponent == k and (t.counts == counts).all(), sign
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_caller_keeps_its_rounding(case, isa):
+    # The AVX2 passes round toward -inf inside (the floor in the conversion); the caller's
+    # rounding (to nearest) must be back after the call, on the calling thread.
+    x, b = make(case, np.random.default_rng(17).standard_t(3, 3 * _histkernel.BLOCK + 5))
+    one, quarter_ulp = np.float32(1.0), np.float32(0.75 * 2.0 ** -23)
+    with qdq.num_threads(1):
+        qdq.HistogramTracker(bins=64, bfloat16_bits=b).update(x)
+    assert one + quarter_ulp == np.float32(1.0 + 2.0 ** -23)
+    assert -one - quarter_ulp == np.float32(-1.0 - 2.0 ** -23)

@@ -233,6 +233,26 @@ HK_ONE_INDEX(double, uint64_t, 0x7fffffffffffffffull, f64)
         HK_WIN8_STEP(t);                                                                \
     }
 #define HK_FLOOR_PS(y) _mm256_round_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+/* The AVX2 passes of float32 and float64 give floor(y) in one conversion (AVX2 has no
+   rounding in the instruction: a floor, then a truncating conversion, took three
+   micro-ops): their loops run with the rounding of MXCSR set toward -inf, and the caller's
+   MXCSR is back before the scalar tails. The products y = v 2^-k before it (the factors
+   are powers of two) are exact, or underflow (|y| < 1: bin 0, or -1 when v < 0, either
+   way; a negative product flushed to -0.0 gets the same correction) or overflow (no index
+   either way): the indices are those of hk_idx_simple/general, bit for bit. The barriers
+   keep the loops' loads and stores between the two writes of MXCSR. */
+static inline unsigned hk_round_down(void) {
+    const unsigned csr = _mm_getcsr();
+    __asm__ __volatile__("" ::: "memory");
+    _mm_setcsr((csr & ~(unsigned)_MM_ROUND_MASK) | _MM_ROUND_DOWN);
+    __asm__ __volatile__("" ::: "memory");
+    return csr;
+}
+static inline void hk_round_restore(unsigned csr) {
+    __asm__ __volatile__("" ::: "memory");
+    _mm_setcsr(csr);
+    __asm__ __volatile__("" ::: "memory");
+}
 QDQ_TARGET_AVX2
 static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, int simple,
                                 uint32_t limb, int window, int32_t *idx, uint32_t *red,
@@ -242,17 +262,20 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
     __m256i umax = _mm256_setzero_si256(), umin = _mm256_set1_epi32(-1);
     __m256 vs1 = _mm256_set1_ps(s1), vs2 = _mm256_set1_ps(s2), zero = _mm256_setzero_ps();
     int32_t lane[4][8];
+    unsigned csr;
     HK_WIN8_SETUP;
+    csr = hk_round_down();
     if (simple) {
         HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(v, vs1);
-                          t = _mm256_cvttps_epi32(HK_FLOOR_PS(y));)
+                          t = _mm256_cvtps_epi32(y);)
     } else {
         HK_FUSE_AVX2_LOOP(y = _mm256_mul_ps(_mm256_mul_ps(v, vs1), vs2);
-                          t = _mm256_add_epi32(_mm256_cvttps_epi32(HK_FLOOR_PS(y)),
+                          t = _mm256_add_epi32(_mm256_cvtps_epi32(y),
                               _mm256_castps_si256(_mm256_and_ps(
                                   _mm256_cmp_ps(y, zero, _CMP_EQ_OQ),
                                   _mm256_cmp_ps(v, zero, _CMP_LT_OQ))));)
     }
+    hk_round_restore(csr);
     HK_WIN8_COUNTS
     _mm256_storeu_si256((__m256i *)lane[0], smax);
     _mm256_storeu_si256((__m256i *)lane[1], smin);
@@ -265,7 +288,6 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
 /* 64-bit max/min steps of the AVX2 float64 pass (AVX2 has no 64-bit max/min). */
 #define HK_MAX64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((b), (a)))
 #define HK_MIN64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((a), (b)))
-#define HK_FLOOR_PD(y) _mm256_round_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
 /* The order key of a float64 pattern (the magnitude bits flipped when negative: as signed
    integers, the keys are in the order of the values, -0.0 below +0.0, NaN beyond the
    infinities); the key of a key is the pattern. */
@@ -273,18 +295,17 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
 /* Four float64 at q into the key max and min; their four indices in t_ (a __m128i). */
 #define HK_F64_AVX2_HALF(q, t_)                                                         \
     do {                                                                                \
-        __m256d v_ = _mm256_loadu_pd(q), y_, f_;                                        \
+        __m256d v_ = _mm256_loadu_pd(q), y_;                                            \
         __m256i b_ = _mm256_castpd_si256(v_);                                           \
         __m256i k_ = _mm256_xor_si256(b_, _mm256_srli_epi64(                            \
             _mm256_cmpgt_epi64(izero, b_), 1));                                         \
         kmax = HK_MAX64(kmax, k_);                                                      \
         kmin = HK_MIN64(kmin, k_);                                                      \
         y_ = simple ? _mm256_mul_pd(v_, vs1) : _mm256_mul_pd(_mm256_mul_pd(v_, vs1), vs2); \
-        f_ = HK_FLOOR_PD(y_);                                                           \
-        if (!simple)  /* a negative product that underflowed to zero: bin -1 */         \
-            f_ = _mm256_blendv_pd(f_, minus1, _mm256_and_pd(                            \
+        if (!simple)  /* a negative product flushed to zero: bin -1 */                  \
+            y_ = _mm256_blendv_pd(y_, minus1, _mm256_and_pd(                            \
                 _mm256_cmp_pd(y_, zero, _CMP_EQ_OQ), _mm256_cmp_pd(v_, zero, _CMP_LT_OQ))); \
-        t_ = _mm256_cvttpd_epi32(f_);                                                   \
+        t_ = _mm256_cvtpd_epi32(y_);  /* rounded toward -inf (hk_round_down) */         \
     } while (0)
 /* hk_fuse_f64 with AVX2, as hk_fuse_f32_avx2: eight elements at a time (two vectors of
    four), their eight indices through the same window; the min and max from the max and
@@ -300,7 +321,9 @@ static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s
     __m256d vs1 = _mm256_set1_pd(s1), vs2 = _mm256_set1_pd(s2), zero = _mm256_setzero_pd();
     __m256d minus1 = _mm256_set1_pd(-1.0);
     int64_t lane[2][4];
+    unsigned csr;
     HK_WIN8_SETUP;
+    csr = hk_round_down();
     for (i = 0; i + 8 <= m; i += 8) {
         __m128i t0, t1;
         __m256i t;
@@ -310,6 +333,7 @@ static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s
         t = _mm256_inserti128_si256(_mm256_castsi128_si256(t0), t1, 1);
         HK_WIN8_STEP(t);
     }
+    hk_round_restore(csr);
     HK_WIN8_COUNTS
     _mm256_storeu_si256((__m256i *)lane[0], kmax);
     _mm256_storeu_si256((__m256i *)lane[1], kmin);
@@ -469,8 +493,11 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
    nibble could overflow, they are added into four accumulators of 8-bit counters (the even
    and the odd nibbles apart), which a block fills to at most HK_BLK/16 <= 255. */
 typedef char hk_window_bytes_fit[HK_BLK / 16 <= 255 ? 1 : -1];
-#define HK_FLOOR_PS512(y) _mm512_roundscale_ps((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
-#define HK_FLOOR_PD512(y) _mm512_roundscale_pd((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+/* floor(y) as int32 in one conversion, rounding toward -inf (embedded: MXCSR untouched). */
+#define HK_FLOOR_CVT_PS512(y)                                                           \
+    _mm512_cvt_roundps_epi32((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+#define HK_FLOOR_CVT_PD512(y)                                                           \
+    _mm512_cvt_roundpd_epi32((y), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
 /* The state of the AVX-512 fused passes: the window's tables and counters, constants. */
 #define HK_WIN_SETUP                                                                    \
     int64_t i, n = 0;                                                                   \
@@ -541,10 +568,10 @@ typedef char hk_window_bytes_fit[HK_BLK / 16 <= 255 ? 1 : -1];
         umin = _mm512_min_epu32(umin, b_);                                              \
         if (simple) {                                                                   \
             y_ = _mm512_mul_ps(v_, vs1);                                                \
-            t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+            t_ = HK_FLOOR_CVT_PS512(y_);                                                \
         } else {                                                                        \
             y_ = _mm512_mul_ps(_mm512_mul_ps(v_, vs1), vs2);                            \
-            t_ = _mm512_cvttps_epi32(HK_FLOOR_PS512(y_));                               \
+            t_ = HK_FLOOR_CVT_PS512(y_);                                                \
             t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
                                        & _mm512_cmp_ps_mask(v_, zero, _CMP_LT_OQ), t_, one); \
         }                                                                               \
@@ -586,7 +613,7 @@ static int64_t hk_fuse_f32_avx512(const float *p, int64_t m, float s1, float s2,
         umax = _mm512_max_epu64(umax, b_);                                              \
         umin = _mm512_min_epu64(umin, b_);                                              \
         y_ = simple ? _mm512_mul_pd(v_, vs1) : _mm512_mul_pd(_mm512_mul_pd(v_, vs1), vs2); \
-        tt_ = _mm512_cvttpd_epi32(HK_FLOOR_PD512(y_));                                  \
+        tt_ = HK_FLOOR_CVT_PD512(y_);                                                   \
         fix_ = simple ? (__mmask8)0 : (__mmask8)(_mm512_cmp_pd_mask(y_, zero, _CMP_EQ_OQ) \
                                                  & _mm512_cmp_pd_mask(v_, zero, _CMP_LT_OQ)); \
     } while (0)
@@ -633,7 +660,7 @@ static int64_t hk_fuse_f64_avx512(const double *p, int64_t m, double s1, double 
         __mmask16 out_ = (k_);                                                          \
         __m512 y_ = simple ? _mm512_mul_ps(f_, vs1)                                     \
                            : _mm512_mul_ps(_mm512_mul_ps(f_, vs1), vs2);                \
-        __m512i t_ = _mm512_cvt_roundps_epi32(y_, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); \
+        __m512i t_ = HK_FLOOR_CVT_PS512(y_);                                           \
         if (!simple)                                                                    \
             t_ = _mm512_mask_sub_epi32(t_, _mm512_cmp_ps_mask(y_, zero, _CMP_EQ_OQ)     \
                                        & _mm512_cmp_ps_mask(f_, zero, _CMP_LT_OQ), t_, one); \
