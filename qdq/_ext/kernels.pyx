@@ -287,8 +287,7 @@ cdef inline Py_ssize_t _chunks(Py_ssize_t nbytes, int nt) noexcept nogil:
     return (k + nt - 1) // nt * nt
 
 
-cdef inline Py_ssize_t _row_piece(Py_ssize_t rows, Py_ssize_t row_bytes,
-                                   int nt) noexcept nogil:
+cdef inline Py_ssize_t _row_piece(Py_ssize_t rows, Py_ssize_t row_bytes, int nt) noexcept nogil:
     """Rows per piece of work with the channel axis last: rows cut into _chunks pieces of
     about equal size, in whole groups of 8 rows (the column kernels take 4 at a time)."""
     cdef Py_ssize_t k = _chunks(rows * row_bytes, nt)
