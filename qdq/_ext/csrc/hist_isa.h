@@ -285,42 +285,55 @@ static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, i
     return n;
 }
 
-/* 64-bit max/min steps of the AVX2 float64 pass (AVX2 has no 64-bit max/min). */
-#define HK_MAX64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((b), (a)))
-#define HK_MIN64(a, b) _mm256_blendv_epi8((a), (b), _mm256_cmpgt_epi64((a), (b)))
 /* The order key of a float64 pattern (the magnitude bits flipped when negative: as signed
    integers, the keys are in the order of the values, -0.0 below +0.0, NaN beyond the
    infinities); the key of a key is the pattern. */
 #define HK_KEY64(u) ((u) ^ (((u) >> 63) ? 0x7fffffffffffffffull : 0ull))
-/* Four float64 at q into the key max and min; their four indices in t_ (a __m128i). */
+/* Four float64 at q into the max and min (vmax, vmin: the NaNs ignored, the zeros of
+   either sign) and the lanes that saw a NaN (vnan); their four indices in t_ (a
+   __m128i). */
 #define HK_F64_AVX2_HALF(q, t_)                                                         \
     do {                                                                                \
         __m256d v_ = _mm256_loadu_pd(q), y_;                                            \
-        __m256i b_ = _mm256_castpd_si256(v_);                                           \
-        __m256i k_ = _mm256_xor_si256(b_, _mm256_srli_epi64(                            \
-            _mm256_cmpgt_epi64(izero, b_), 1));                                         \
-        kmax = HK_MAX64(kmax, k_);                                                      \
-        kmin = HK_MIN64(kmin, k_);                                                      \
+        vmax = _mm256_max_pd(v_, vmax);  /* a NaN v_ gives the second operand */        \
+        vmin = _mm256_min_pd(v_, vmin);                                                 \
+        vnan = _mm256_or_pd(vnan, _mm256_cmp_pd(v_, v_, _CMP_UNORD_Q));                 \
         y_ = simple ? _mm256_mul_pd(v_, vs1) : _mm256_mul_pd(_mm256_mul_pd(v_, vs1), vs2); \
         if (!simple)  /* a negative product flushed to zero: bin -1 */                  \
             y_ = _mm256_blendv_pd(y_, minus1, _mm256_and_pd(                            \
                 _mm256_cmp_pd(y_, zero, _CMP_EQ_OQ), _mm256_cmp_pd(v_, zero, _CMP_LT_OQ))); \
         t_ = _mm256_cvtpd_epi32(y_);  /* rounded toward -inf (hk_round_down) */         \
     } while (0)
+/* Whether p[0:n] (n a multiple of 4) holds +0.0 (*pos) and -0.0 (*neg). */
+QDQ_TARGET_AVX2
+static void hk_zeros_f64_avx2(const double *p, int64_t n, int *pos, int *neg) {
+    const __m256i z = _mm256_setzero_si256(), nz = _mm256_set1_epi64x(INT64_MIN);
+    __m256i a = z, b = z;
+    int64_t i;
+    for (i = 0; i < n; i += 4) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(p + i));
+        a = _mm256_or_si256(a, _mm256_cmpeq_epi64(v, z));
+        b = _mm256_or_si256(b, _mm256_cmpeq_epi64(v, nz));
+    }
+    *pos = !_mm256_testz_si256(a, a);
+    *neg = !_mm256_testz_si256(b, b);
+}
 /* hk_fuse_f64 with AVX2, as hk_fuse_f32_avx2: eight elements at a time (two vectors of
-   four), their eight indices through the same window; the min and max from the max and
-   min of the order keys (two reductions, not four: AVX2 has no 64-bit max/min, each step
-   is a compare and a blend), handed back in red as HK_BLOCK reads the four reductions. */
+   four), their eight indices through the same window. The min and max come from the
+   floating-point min and max instructions (AVX2 has no 64-bit integer min/max: the order
+   keys took a compare and a blend per step), which ignore NaN and do not order the zeros:
+   a NaN seen makes the max a NaN (HK_BLOCK then takes the scalar path), and a max or min
+   of zero is given its sign by a pass over the block for +0.0 and -0.0 (only then: data
+   rarely have a zero for an extreme). Handed back in red, with the tail's, through the
+   order keys, as HK_BLOCK reads the four reductions. */
 QDQ_TARGET_AVX2
 static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s2, int simple,
                                  uint64_t limb, int window, int32_t *idx, uint64_t *red,
                                  uint32_t *wc) {
     int64_t i, n = 0, kx = INT64_MIN, kn = INT64_MAX;
-    const __m256i izero = _mm256_setzero_si256();
-    __m256i kmax = _mm256_set1_epi64x(INT64_MIN), kmin = _mm256_set1_epi64x(INT64_MAX);
     __m256d vs1 = _mm256_set1_pd(s1), vs2 = _mm256_set1_pd(s2), zero = _mm256_setzero_pd();
-    __m256d minus1 = _mm256_set1_pd(-1.0);
-    int64_t lane[2][4];
+    __m256d minus1 = _mm256_set1_pd(-1.0), vnan = zero;
+    __m256d vmax = _mm256_set1_pd(-INFINITY), vmin = _mm256_set1_pd(INFINITY);
     unsigned csr;
     HK_WIN8_SETUP;
     csr = hk_round_down();
@@ -335,11 +348,28 @@ static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s
     }
     hk_round_restore(csr);
     HK_WIN8_COUNTS
-    _mm256_storeu_si256((__m256i *)lane[0], kmax);
-    _mm256_storeu_si256((__m256i *)lane[1], kmin);
-    for (j = 0; j < 4; j++) {
-        kx = lane[0][j] > kx ? lane[0][j] : kx;
-        kn = lane[1][j] < kn ? lane[1][j] : kn;
+    if (i > 0) {
+        double dx[4], dn[4], mxv, mnv;
+        uint64_t bx, bn;
+        _mm256_storeu_pd(dx, vmax);
+        _mm256_storeu_pd(dn, vmin);
+        mxv = dx[0];
+        mnv = dn[0];
+        for (j = 1; j < 4; j++) {
+            mxv = dx[j] > mxv ? dx[j] : mxv;
+            mnv = dn[j] < mnv ? dn[j] : mnv;
+        }
+        if (mxv == 0.0 || mnv == 0.0) {
+            int pos, neg;
+            hk_zeros_f64_avx2(p, i, &pos, &neg);
+            if (mxv == 0.0) mxv = pos ? 0.0 : -0.0;
+            if (mnv == 0.0) mnv = neg ? -0.0 : 0.0;
+        }
+        memcpy(&bx, &mxv, sizeof bx);
+        memcpy(&bn, &mnv, sizeof bn);
+        if (_mm256_movemask_pd(vnan)) bx = 0x7ff8000000000000ull;
+        kx = (int64_t)HK_KEY64(bx);
+        kn = (int64_t)HK_KEY64(bn);
     }
     for (; i < m; i++) {  /* the elements left over, one by one */
         uint64_t b;
