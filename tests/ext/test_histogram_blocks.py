@@ -224,24 +224,24 @@ def test_the_extreme_of_a_later_block_of_one_sign(case, where, bins, isa):
 
 # Run in a child: a call that left the rounding toward -inf behind makes Python itself hang
 # (its float parsing and printing assume rounding to nearest), which the timeout turns into
-# a failure.
+# a failure. The child bins the arrays the test saved (argv[1]: a .npz of case -> array,
+# argv[2]: the cases with bfloat16 bits) at every level.
 ROUNDING_CHILD = r"""
+import sys
 import numpy as np, qdq
 from qdq._core import engine
 one, part = np.float32(1.0), np.float32(0.75 * 2.0 ** -23)  # 1 +- part: a tie-free rounding
 up, down = np.float32(1.0 + 2.0 ** -23), np.float32(-1.0 - 2.0 ** -23)
-t = np.random.default_rng(17).standard_t(3, 3 * 2048 + 5)
-u = t.astype(np.float32).view(np.uint32)
-data = [(t.astype(d), False) for d in (np.float16, np.float32, np.float64)]
-data.append((((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16), True))
+data = np.load(sys.argv[1])
+bits = sys.argv[2].split(",")
 bad = []
 for level in range(engine.isa_available() + 1):
     engine.set_isa(level)
-    for x, b in data:
+    for case in data.files:
         with qdq.num_threads(1):
-            qdq.HistogramTracker(bins=64, bfloat16_bits=b).update(x)
+            qdq.HistogramTracker(bins=64, bfloat16_bits=case in bits).update(data[case])
         if not (one + part == up and -one - part == down):
-            bad.append(f"level {level} {x.dtype}")
+            bad.append(f"level {level} {case}")
 print("ok" if not bad else "changed: " + ", ".join(bad))
 """
 
@@ -250,5 +250,13 @@ def test_the_caller_keeps_its_rounding(tmp_path):
     # The AVX2 passes round toward -inf inside (the floor in the conversion); the caller's
     # rounding (to nearest) must be back after the call, on the calling thread, at every
     # level and for every format.
-    r = run_python(["-c", ROUNDING_CHILD], tmp_path, timeout=120)
+    v = np.random.default_rng(17).standard_t(3, 3 * _histkernel.BLOCK + 5)
+    arrays, bits16 = {}, []
+    for case in ("float16", "bfloat16_bits", "float32", "float64"):
+        arrays[case], b = make(case, v)
+        if b:
+            bits16.append(case)
+    np.savez(tmp_path / "data.npz", **arrays)
+    r = run_python(["-c", ROUNDING_CHILD, tmp_path / "data.npz", ",".join(bits16)], tmp_path,
+                   timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", (r.stdout, r.stderr)
