@@ -22,6 +22,11 @@ import numpy as np
 
 from . import kernels
 
+cdef extern from "csrc/fpenv.h" nogil:
+    ctypedef int qdq_fpenv
+    qdq_fpenv qdq_fpenv_enter()
+    void qdq_fpenv_leave(qdq_fpenv saved)
+
 cdef extern from "csrc/hist.h" nogil:
     ctypedef struct hk_chan:
         double lim, s1, s2
@@ -133,7 +138,11 @@ def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
     ``lut`` is the float32 value of every 16-bit pattern for float16/bfloat16.
     Every shape, dtype, layout and ``k`` is checked first (ValueError).
     """
-    _check_update(x, fmt, lut, pre, C, post, k, counts, special, mn, mx, kfloor, nthreads)
+    cdef qdq_fpenv env = qdq_fpenv_enter()  # the bound of k (hk_kfor) too: fpenv.h
+    try:
+        _check_update(x, fmt, lut, pre, C, post, k, counts, special, mn, mx, kfloor, nthreads)
+    finally:
+        qdq_fpenv_leave(env)
     cdef int64_t bins = counts.shape[1], c, n = x.size
     cdef int64_t[::1] kv = k
     cdef uint64_t[:, ::1] cv = counts
@@ -165,10 +174,12 @@ def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
         cs[c].mn = mnv[c]
         cs[c].mx = mxv[c]
     with nogil:
+        env = qdq_fpenv_enter()
         if C == 1:
             err = hk_tensor(xp, n, fmt, lp, &cs[0], bins, kfloor, nthreads)
         else:
             err = hk_channels(xp, pre, C, post, fmt, lp, cs, bins, kfloor, nthreads)
+        qdq_fpenv_leave(env)
     for c in range(C):
         kv[c] = cs[c].k
         sv[c, 0] = cs[c].nan

@@ -70,6 +70,11 @@ cdef extern from "csrc/dispatch.h" nogil:
     int *qdq_isa_level
     const char *qdq_kernel_isa(int kernel, int level)
 
+cdef extern from "csrc/fpenv.h" nogil:
+    ctypedef int qdq_fpenv
+    qdq_fpenv qdq_fpenv_enter()
+    void qdq_fpenv_leave(qdq_fpenv saved)
+
 cdef extern from "csrc/pool.h" nogil:
     ctypedef void (*qdq_piece_fn)(void *ctx, size_t piece, int worker) noexcept nogil
     void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
@@ -480,8 +485,11 @@ def minmax(x, mn, mx, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
     xp = <const char *>b.get(x, False, pre * C * post * _isz(fmt), "x", _isz(fmt)).buf
     mnp = <char *>b.get(mn, True, C * _csz(fmt), "mn", _csz(fmt)).buf
     mxp = <char *>b.get(mx, True, C * _csz(fmt), "mx", _csz(fmt)).buf
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         rc = _reduce(fmt, xp, pre, C, post, mnp, mxp, max(nthreads, 1))
+        qdq_fpenv_leave(env)
     if rc != 0:
         raise MemoryError()
 
@@ -555,13 +563,16 @@ def params(mn, mx, scale, inv, lo, hi, int fmt, int64_t qmin, int64_t qmax):
     p[3] = b.get(inv, True, C * csz, "inv", csz).buf
     p[4] = b.get(lo, True, C * csz, "lo", csz).buf
     p[5] = b.get(hi, True, C * csz, "hi", csz).buf
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         if fmt == QDQ_F64:
             _params[double](fmt, C, <double *>p[0], <double *>p[1], qmin, qmax,
                             <double *>p[2], <double *>p[3], <double *>p[4], <double *>p[5])
         else:
             _params[float](fmt, C, <float *>p[0], <float *>p[1], qmin, qmax,
                            <float *>p[2], <float *>p[3], <float *>p[4], <float *>p[5])
+        qdq_fpenv_leave(env)
 
 
 # ---------------------------------------------------------------------------
@@ -817,8 +828,11 @@ def run(int op, x, x2, out, int fmt, int itype, Py_ssize_t pre, Py_ssize_t C,
     j.x2 = NULL
     if op == OP_GRAD:
         j.x2 = <const char *>b.get(x2, False, n * j.xsz, "x2", j.xsz).buf
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         rc = _run_job(&j, pre, max(nthreads, 1), stats)
+        qdq_fpenv_leave(env)
     if rc != 0:
         raise MemoryError()
     return stats[0], stats[1], stats[2] != 0
@@ -846,7 +860,9 @@ def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,
     xp = <const char *>xb.buf
     outp = <char *>b.get(out, True, xb.len, "out", isz).buf
     n = xb.len // isz
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         if fmt == QDQ_F64:
             d[0] = mn if range_given else INFINITY
             d[1] = mx if range_given else -INFINITY
@@ -867,6 +883,7 @@ def qdq_tensor(x, out, int fmt, bint range_given, double mn, double mx,
                                 <char *>&f[4], <char *>&f[5], mode, nthreads)
             for k in range(6):
                 d[k] = f[k]
+        qdq_fpenv_leave(env)
     if rc != 0:
         raise MemoryError()
     return (d[0], d[1], d[2], d[3], d[4], d[5])
@@ -909,7 +926,9 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
         pp = <char *>b.get(params, True, 4 * C * csz, "params", csz).buf
     # min, max, then scale, inv, lo, hi: C compute-type values each
     work = b.scratch(6 * max(C, 1) * csz)
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         if given:
             memcpy(work, lop, C * csz)
             memcpy(work + C * csz, hip, C * csz)
@@ -934,6 +953,7 @@ def qdq_channels(x, out, int fmt, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
         if rc == 0:
             rc = _transform(fmt, xp, outp, pre, C, post, work + 2 * C * csz, work + 3 * C * csz,
                             work + 4 * C * csz, work + 5 * C * csz, mode, max(nthreads, 1))
+        qdq_fpenv_leave(env)
     if rc != 0:
         raise MemoryError()
     return negative
@@ -1082,7 +1102,9 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
         big = _tmax(fmt, <float>0)
     grouped = length * isz <= ROWS_GROUP_BYTES
     nt = _threads(n * isz, 1 << 18, nthreads)
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         if nt <= 1:
             negative = _rows_span(fmt, xp, outp, 0, rows, length, given, lop, hip, qmin, qmax,
                                   qminT, qmaxT, big, mode, grouped, prm, rows)
@@ -1100,6 +1122,7 @@ def qdq_rows(x, out, int fmt, Py_ssize_t rows, Py_ssize_t length, lo, hi, int64_
                 for t in range(nt):
                     negative |= c.negative[t]
                 free(c.negative)
+        qdq_fpenv_leave(env)
     if failed:
         raise MemoryError()
     return negative != 0
@@ -1118,7 +1141,9 @@ def range_tensor(x, int fmt, int nthreads=1):
     xb = b.get(x, False, 0, "x", _isz(fmt))
     xp = <const char *>xb.buf
     n = xb.len // _isz(fmt)
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         if fmt == QDQ_F64:
             d[0] = INFINITY
             d[1] = -INFINITY
@@ -1129,6 +1154,7 @@ def range_tensor(x, int fmt, int nthreads=1):
             rc = _reduce(fmt, xp, 1, 1, n, <char *>f, <char *>&f[1], max(nthreads, 1))
             d[0] = f[0]
             d[1] = f[1]
+        qdq_fpenv_leave(env)
     if rc != 0:
         raise MemoryError()
     return d[0], d[1]
@@ -1184,8 +1210,11 @@ def error_stats(x, y, int fmt, double lo=-INFINITY, double hi=INFINITY, int nthr
         raise ValueError(f"qdq kernel: y holds {yb.len} bytes, x {xb.len}")
     t.signal = t.noise = t.max_abs = 0.0
     t.nan = t.clipped = t.nonfinite_out = t.finite_pairs = 0
+    cdef qdq_fpenv env
     with nogil:
+        env = qdq_fpenv_enter()
         rc = qdq_error_stats(fmt, xb.buf, yb.buf, n, lo, hi, max(nthreads, 1), &t)
+        qdq_fpenv_leave(env)
     if rc != 0:
         raise MemoryError()
     return t.nan, t.clipped, t.nonfinite_out, t.finite_pairs, t.max_abs, t.signal, t.noise

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fpenv.h"
+
 typedef void (*qdq_piece_fn)(void *ctx, size_t piece, int worker);
 
 #if defined(_OPENMP) && (defined(__GNUC__) || defined(__clang__)) && \
@@ -107,9 +109,13 @@ static void *qdq_pool_worker(void *arg)
         ctx = qdq_pool.ctx;
         k = qdq_pool.k;
         pthread_mutex_unlock(&qdq_pool.mu);
-        while (qdq_pool_take(gen, k, &piece)) {
-            fn(ctx, piece, me);
-            qdq_pool_finish_one(k);
+        {
+            const qdq_fpenv env = qdq_fpenv_enter();
+            while (qdq_pool_take(gen, k, &piece)) {
+                fn(ctx, piece, me);
+                qdq_pool_finish_one(k);
+            }
+            qdq_fpenv_leave(env);
         }
         pthread_mutex_lock(&qdq_pool.mu);
     }
@@ -150,7 +156,7 @@ static void qdq_pool_grow(int want)
     }
 }
 
-static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
+static void qdq_parallel_run(size_t k, int nt, qdq_piece_fn fn, void *ctx)
 {
     size_t piece, t;
     uint32_t gen;
@@ -195,19 +201,36 @@ static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
     pthread_mutex_unlock(&qdq_pool.busy);
 }
 
+/* The calling thread in the default floating-point environment (fpenv.h); the workers
+   enter it themselves. */
+static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
+{
+    const qdq_fpenv env = qdq_fpenv_enter();
+    qdq_parallel_run(k, nt, fn, ctx);
+    qdq_fpenv_leave(env);
+}
+
 #else  /* no pool */
 
 #ifdef _OPENMP
 #  include <omp.h>
 #endif
 
+/* Every piece in the default floating-point environment (fpenv.h): OpenMP's threads may be
+   shared with other libraries, whose environment comes back after each piece. */
 static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
 {
+    const qdq_fpenv env = qdq_fpenv_enter();
 #  ifdef _OPENMP
     long long t;
     if (nt > 1 && k > 1) {
 #    pragma omp parallel for schedule(dynamic) num_threads(nt)
-        for (t = 0; t < (long long)k; t++) fn(ctx, (size_t)t, omp_get_thread_num());
+        for (t = 0; t < (long long)k; t++) {
+            const qdq_fpenv e = qdq_fpenv_enter();
+            fn(ctx, (size_t)t, omp_get_thread_num());
+            qdq_fpenv_leave(e);
+        }
+        qdq_fpenv_leave(env);
         return;
     }
     for (t = 0; t < (long long)k; t++) fn(ctx, (size_t)t, 0);
@@ -216,6 +239,7 @@ static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
     (void)nt;
     for (t = 0; t < k; t++) fn(ctx, t, 0);
 #  endif
+    qdq_fpenv_leave(env);
 }
 
 #endif /* QDQ_HAVE_POOL */

@@ -44,6 +44,7 @@
 #endif
 
 #include "cpu.h"
+#include "fpenv.h"
 #include "scalar.h"
 
 /* A NumPy ufunc inner loop (PyUFuncGenericFunction; npy_intp is intptr_t) and its data. */
@@ -814,6 +815,7 @@ static int qdq_search(int method, const uint64_t *counts, int64_t C, int64_t bin
         qdq_mse_buf mb;
         qdq_ent_buf eb;
         int64_t c;
+        const qdq_fpenv env = qdq_fpenv_enter();  /* each thread: OpenMP's may be shared */
         int ok = method == QDQ_SEARCH_MSE ? qdq_mse_buf_init(&mb, bins) == 0
                                           : qdq_ent_buf_init(&eb, bins / 2) == 0;
         if (!ok) failed = 1;
@@ -840,6 +842,7 @@ static int qdq_search(int method, const uint64_t *counts, int64_t C, int64_t bin
             if (method == QDQ_SEARCH_MSE) qdq_mse_buf_free(&mb);
             else qdq_ent_buf_free(&eb);
         }
+        qdq_fpenv_leave(env);
     }
     return failed ? -1 : 0;
 }

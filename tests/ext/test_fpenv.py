@@ -1,0 +1,138 @@
+"""The compiled kernels give the same bits whatever the caller's floating-point environment.
+
+A caller may run with flush-to-zero and denormals-are-zero (torch's
+``set_flush_denormal(True)`` sets both) or with another rounding mode. The kernels
+save the calling thread's MXCSR, run in IEEE's default (round to nearest, no flush)
+and put the caller's back (``csrc/fpenv.h``). A child process sets the register
+(through a two-instruction function, x86-64 only), runs every kind of kernel at
+every instruction-set level with one thread and two, and compares the bits with
+those of the default environment; it also checks that each call gives the caller
+its register back.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import pytest
+
+from tests._util import run_python
+
+pytestmark = pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith("linux"),
+    reason="sets the x86-64 MXCSR register (Linux)")
+
+CHILD = r"""
+import ctypes, mmap, sys
+import numpy as np
+import qdq
+from qdq._core import engine
+
+
+def function(code):
+    try:
+        buf = mmap.mmap(-1, mmap.PAGESIZE,
+                        prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    except (OSError, ValueError):
+        print("skip: no executable memory")
+        sys.exit(0)
+    buf.write(code)
+    kind = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_uint32))
+    return buf, kind(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
+
+
+KEEP = []
+KEEP.append(function(b"\x0f\xae\x17\xc3"))  # ldmxcsr (%rdi); ret
+KEEP.append(function(b"\x0f\xae\x1f\xc3"))  # stmxcsr (%rdi); ret
+LOAD, STORE = KEEP[0][1], KEEP[1][1]
+CONTROL = 0xFFC0  # DAZ, the exception masks, the rounding and FTZ (not the flags)
+
+
+def get():
+    v = ctypes.c_uint32()
+    STORE(ctypes.byref(v))
+    return v.value
+
+
+def put(value):
+    LOAD(ctypes.byref(ctypes.c_uint32(value)))
+
+
+rng = np.random.default_rng(5)
+x = rng.standard_normal(40_000).astype(np.float32)
+x[::5] *= np.float32(2.0 ** -130)  # subnormal float32
+u = x.view(np.uint32)
+bf = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+data = {
+    "float32": (x, False),
+    "float32 subnormal range": (x * np.float32(2.0 ** -20), False),
+    "float64": (x.astype(np.float64) * 2.0 ** -1000, False),
+    "float16": ((x * np.float32(2.0 ** -8)).astype(np.float16), False),
+    "bfloat16": (bf, True),
+}
+changed = []
+
+
+def call(name, fn):
+    before = get()
+    r = fn()
+    if (get() ^ before) & CONTROL:
+        changed.append(f"{name}: MXCSR {before:#x} -> {get():#x}")
+    return r
+
+
+def run():
+    out = {}
+    for level in range(engine.isa_available() + 1):
+        engine.set_isa(level)
+        for case, (a, b16) in data.items():
+            m = a.reshape(-1, 64)
+            for nt in (1, 2):
+                key = f"level {level} {case} {nt}t"
+                with qdq.num_threads(nt):
+                    r = {
+                        "op": call(key, lambda: qdq.quantize_and_dequantize(
+                            a, bfloat16_bits=b16)),
+                        "axis -1": call(key, lambda: qdq.quantize_and_dequantize(
+                            m, axis=-1, bfloat16_bits=b16)),
+                        "axis 0": call(key, lambda: qdq.quantize_and_dequantize(
+                            m, axis=0, bfloat16_bits=b16)),
+                        "block 32": call(key, lambda: qdq.quantize_and_dequantize(
+                            m, axis=-1, block_size=32, bfloat16_bits=b16)),
+                        "range": call(key, lambda: qdq.compute_range(a, bfloat16_bits=b16)),
+                        "codes": call(key, lambda: qdq.quantize(a, bfloat16_bits=b16)[0]),
+                    }
+                    t = qdq.HistogramTracker(bins=256, bfloat16_bits=b16)
+                    call(key, lambda: t.update(a))
+                    r["histogram"] = (t.counts.copy(), t.min, t.max)
+                    r["mse"] = call(key, lambda: qdq.calibrate(
+                        m, method="mse", axis=-1, bfloat16_bits=b16))
+                    for what, v in r.items():
+                        out[f"{key} {what}"] = repr(v) if not isinstance(v, np.ndarray) \
+                            else v.tobytes()
+    engine.set_isa(-1)
+    return out
+
+
+base = run()
+start = get()
+bad = []
+for name, control in (("DAZ and FTZ", 0x1F80 | 0x8040), ("rounding up", 0x1F80 | 0x4000),
+                      ("rounding down, DAZ", 0x1F80 | 0x2000 | 0x40),
+                      ("rounding toward zero, FTZ", 0x1F80 | 0x6000 | 0x8000)):
+    put((start & ~CONTROL) | control)
+    got = run()
+    put(start)
+    bad += [f"{name}: {k}" for k in base if got[k] != base[k]]
+print("ok" if not bad and not changed else "\n".join(bad[:20] + changed[:20]))
+"""
+
+
+def test_the_kernels_ignore_the_callers_floating_point_mode(tmp_path):
+    r = run_python(["-c", CHILD], tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.strip()
+    if out.startswith("skip:"):
+        pytest.skip(out)
+    assert out == "ok", out
