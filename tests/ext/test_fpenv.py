@@ -16,8 +16,7 @@ import platform
 import sys
 
 import pytest
-
-from tests._util import run_python
+from _util import run_python
 
 pytestmark = pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith("linux"),
