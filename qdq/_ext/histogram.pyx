@@ -138,16 +138,11 @@ def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
     ``lut`` is the float32 value of every 16-bit pattern for float16/bfloat16.
     Every shape, dtype, layout and ``k`` is checked first (ValueError).
     """
-    cdef qdq_fpenv env = qdq_fpenv_enter()  # the bound of k (hk_kfor) too: fpenv.h
-    try:
-        _check_update(x, fmt, lut, pre, C, post, k, counts, special, mn, mx, kfloor, nthreads)
-    finally:
-        qdq_fpenv_leave(env)
-    cdef int64_t bins = counts.shape[1], c, n = x.size
-    cdef int64_t[::1] kv = k
-    cdef uint64_t[:, ::1] cv = counts
-    cdef uint64_t[:, ::1] sv = special
-    cdef double[::1] mnv = mn, mxv = mx
+    cdef int64_t bins, c, n
+    cdef int64_t[::1] kv
+    cdef uint64_t[:, ::1] cv
+    cdef uint64_t[:, ::1] sv
+    cdef double[::1] mnv, mxv
     cdef const float[::1] lv
     cdef const float *lp = NULL
     cdef int err = 0
@@ -155,37 +150,48 @@ def update(x, int fmt, lut, int64_t pre, int64_t C, int64_t post,
     cdef const unsigned char[::1] xb
     cdef unsigned char[::1] av
     cdef const void *xp
-    if fmt == F16 or fmt == BF16:
-        lv = lut
-        lp = &lv[0]
-    if C == 0 or n == 0:
-        return
-    xb = x.reshape(-1).view(np.uint8)
-    xp = <const void *> &xb[0]
-    arr = np.zeros(C * sizeof(hk_chan), np.uint8)
-    av = arr
-    cs = <hk_chan *> &av[0]
-    for c in range(C):
-        hk_set_k(&cs[c], bins // 2, <int>kv[c])
-        cs[c].cnt = &cv[c, 0]
-        cs[c].nan = sv[c, 0]
-        cs[c].pinf = sv[c, 1]
-        cs[c].ninf = sv[c, 2]
-        cs[c].mn = mnv[c]
-        cs[c].mx = mxv[c]
-    with nogil:
-        env = qdq_fpenv_enter()
-        if C == 1:
-            err = hk_tensor(xp, n, fmt, lp, &cs[0], bins, kfloor, nthreads)
-        else:
-            err = hk_channels(xp, pre, C, post, fmt, lp, cs, bins, kfloor, nthreads)
+    # the argument check (its bound on k), the exponents and the kernel: fpenv.h
+    cdef qdq_fpenv env = qdq_fpenv_enter()
+    try:
+        _check_update(x, fmt, lut, pre, C, post, k, counts, special, mn, mx, kfloor, nthreads)
+        bins = counts.shape[1]
+        n = x.size
+        kv = k
+        cv = counts
+        sv = special
+        mnv = mn
+        mxv = mx
+        if fmt == F16 or fmt == BF16:
+            lv = lut
+            lp = &lv[0]
+        if C == 0 or n == 0:
+            return
+        xb = x.reshape(-1).view(np.uint8)
+        xp = <const void *> &xb[0]
+        arr = np.zeros(C * sizeof(hk_chan), np.uint8)
+        av = arr
+        cs = <hk_chan *> &av[0]
+        for c in range(C):
+            hk_set_k(&cs[c], bins // 2, <int>kv[c])
+            cs[c].cnt = &cv[c, 0]
+            cs[c].nan = sv[c, 0]
+            cs[c].pinf = sv[c, 1]
+            cs[c].ninf = sv[c, 2]
+            cs[c].mn = mnv[c]
+            cs[c].mx = mxv[c]
+        with nogil:
+            if C == 1:
+                err = hk_tensor(xp, n, fmt, lp, &cs[0], bins, kfloor, nthreads)
+            else:
+                err = hk_channels(xp, pre, C, post, fmt, lp, cs, bins, kfloor, nthreads)
+        for c in range(C):
+            kv[c] = cs[c].k
+            sv[c, 0] = cs[c].nan
+            sv[c, 1] = cs[c].pinf
+            sv[c, 2] = cs[c].ninf
+            mnv[c] = cs[c].mn
+            mxv[c] = cs[c].mx
+        if err:
+            raise MemoryError("histogram kernel: out of memory")
+    finally:
         qdq_fpenv_leave(env)
-    for c in range(C):
-        kv[c] = cs[c].k
-        sv[c, 0] = cs[c].nan
-        sv[c, 1] = cs[c].pinf
-        sv[c, 2] = cs[c].ninf
-        mnv[c] = cs[c].mn
-        mxv[c] = cs[c].mx
-    if err:
-        raise MemoryError("histogram kernel: out of memory")

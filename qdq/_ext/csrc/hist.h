@@ -348,7 +348,7 @@ HK_BLOCK(hk_blk_f64, double, double, uint64_t, 63, 0x7fffffffffffffffull, 0x7ff0
 HK_BLOCK(hk_blk_h16, uint16_t, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX,
          hk_run_h16, fs1, fs2, HK_FUSE_H16, 1)
 #define HK_FUSE_H16_AVX2(p, m, s1, s2, simple, limb, window, idx, red, wc, isa)         \
-    hk_fuse_h16_avx2(p, m, fmt, lut, c->k, s1, s2, simple, limb, window, idx, red, wc)
+    hk_fuse_h16_avx2(p, m, fmt, c->k, s1, s2, simple, limb, window, idx, red, wc)
 /* float16/bfloat16 read as they are (level 1) */
 HK_BLOCK(hk_blk_h16_avx2, uint16_t, float, uint32_t, 31, 0x7fffffffu, 0x7f800000u, FLT_MAX,
          hk_run_h16, fs1, fs2, HK_FUSE_H16_AVX2, 1)

@@ -12,6 +12,7 @@
 #ifndef QDQ_HIST_ISA_H
 #define QDQ_HIST_ISA_H
 
+#include "fpenv.h"
 #include "hist_block.h"
 
 /* hk_fuse_f32 with AVX2: the floor in one instruction; with window, the elements in the
@@ -243,15 +244,15 @@ HK_ONE_INDEX(double, uint64_t, 0x7fffffffffffffffull, f64)
    keep the loops' loads and stores between the two writes of MXCSR. */
 static inline unsigned hk_round_down(void) {
     const unsigned csr = _mm_getcsr();
-    __asm__ __volatile__("" ::: "memory");
+    QDQ_FPENV_BARRIER();
     _mm_setcsr((csr & ~(unsigned)_MM_ROUND_MASK) | _MM_ROUND_DOWN);
-    __asm__ __volatile__("" ::: "memory");
+    QDQ_FPENV_BARRIER();
     return csr;
 }
 static inline void hk_round_restore(unsigned csr) {
-    __asm__ __volatile__("" ::: "memory");
+    QDQ_FPENV_BARRIER();
     _mm_setcsr(csr);
-    __asm__ __volatile__("" ::: "memory");
+    QDQ_FPENV_BARRIER();
 }
 QDQ_TARGET_AVX2
 static int64_t hk_fuse_f32_avx2(const float *p, int64_t m, float s1, float s2, int simple,
@@ -387,6 +388,17 @@ static int64_t hk_fuse_f64_avx2w(const double *p, int64_t m, double s1, double s
     return n;
 }
 
+/* The float32 bits of a float16 or bfloat16 (fmt) pattern, exactly. */
+QDQ_TARGET_AVX2
+static inline uint32_t hk_widen1(uint16_t u, int fmt) {
+    uint32_t b = (uint32_t)u << 16;
+    if (fmt == HK_F16) {
+        const float f = _cvtsh_ss(u);
+        memcpy(&b, &f, sizeof b);
+    }
+    return b;
+}
+
 /* m <= HK_BLK 16-bit values widened exactly to float32. */
 QDQ_TARGET_AVX2
 static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
@@ -400,8 +412,8 @@ static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
         _mm256_storeu_ps(out + i, f);
     }
     for (; i < m; i++) {
-        if (fmt == HK_F16) out[i] = _cvtsh_ss(u[i]);
-        else { uint32_t b = (uint32_t)u[i] << 16; memcpy(&out[i], &b, sizeof b); }
+        const uint32_t b = hk_widen1(u[i], fmt);
+        memcpy(&out[i], &b, sizeof b);
     }
 }
 
@@ -426,7 +438,7 @@ static void hk_idx_f32_avx2(const float *v, int64_t n, float s1, float s2, int s
    (16 to a vector); other exponents, and the window off, through hk_fuse_f32_avx2 on the
    widened values. */
 QDQ_TARGET_AVX2
-static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const float *lut,
+static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt,
                                 int k, float s1, float s2, int simple, uint32_t limb,
                                 int window, int32_t *idx, uint32_t *red, uint32_t *wc) {
     const int mant = fmt == HK_F16 ? 10 : 7, ek = k + (fmt == HK_F16 ? 15 : 127);
@@ -500,26 +512,17 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt, const flo
     }
     for (i = m32; i < m; i++) {  /* the tail: every element's index */
         const int16_t kk = (int16_t)HK_KEY16(p[i]);
-        uint32_t fb;
         kmax = kk > kmax ? kk : kmax;
         kmin = kk < kmin ? kk : kmin;
-        memcpy(&fb, &lut[p[i]], sizeof fb);
-        idx[n++] = hk_one_index_f32(fb, s1, s2, simple, limb);
+        idx[n++] = hk_one_index_f32(hk_widen1(p[i], fmt), s1, s2, simple, limb);
     }
     {
-        /* the extremes widened here, not through lut: its lines for the extremes of
-           heavy-tailed float16 data (1,024 patterns to a binade) fall out of the caches
-           as the data stream through, and two misses a block cost a fifth of the pass */
-        const uint16_t hx = HK_KEY16((uint16_t)kmax), hn = HK_KEY16((uint16_t)kmin);
-        uint32_t bx, bn;
-        if (fmt == HK_F16) {
-            const float fx = _cvtsh_ss(hx), fn = _cvtsh_ss(hn);
-            memcpy(&bx, &fx, sizeof bx);
-            memcpy(&bn, &fn, sizeof bn);
-        } else {
-            bx = (uint32_t)hx << 16;
-            bn = (uint32_t)hn << 16;
-        }
+        /* the extremes widened here, not looked up in the table of every pattern's value:
+           its lines for the extremes of heavy-tailed float16 data (1,024 patterns to a
+           binade) fall out of the caches as the data stream through, and two misses a
+           block cost a fifth of the pass */
+        const uint32_t bx = hk_widen1(HK_KEY16((uint16_t)kmax), fmt);
+        const uint32_t bn = hk_widen1(HK_KEY16((uint16_t)kmin), fmt);
         HK_RED_OF(uint32_t, bx, bn, red);
     }
     return n;
@@ -760,10 +763,7 @@ static int64_t hk_fuse_h16_avx512(const uint16_t *p, int64_t m, int fmt, float s
     r16[1] = HK_RED16(smin, epi, min, _mm512_cvtepi16_epi32);
     r16[2] = HK_RED16(umax, epu, max, _mm512_cvtepu16_epi32);
     r16[3] = HK_RED16(umin, epu, min, _mm512_cvtepu16_epi32);
-    for (q = 0; q < 4; q++) {
-        if (fmt == HK_BF16) red[q] = (uint32_t)r16[q] << 16;
-        else { float f = _cvtsh_ss(r16[q]); memcpy(&red[q], &f, sizeof f); }
-    }
+    for (q = 0; q < 4; q++) red[q] = hk_widen1(r16[q], fmt);
     HK_WIN_COUNTS
     return n;
 }

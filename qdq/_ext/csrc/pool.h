@@ -9,7 +9,9 @@
  * Here the caller works from the first piece on and the workers take pieces as they come
  * (an atomic counter, tagged with the job's number so a late worker can never take a piece
  * of a later job); the caller waits only for pieces a worker has taken and not finished.
- * A worker that wakes late finds nothing left and goes back to sleep. Idle workers sleep on
+ * A worker that wakes late finds nothing left and goes back to sleep. The calling thread
+ * runs in the default floating-point environment its entry point set (fpenv.h); each
+ * worker sets it for itself. Idle workers sleep on
  * a condition variable (a passive wait: they take no CPU from anyone). Which thread runs a
  * piece never changes the result: the kernels give every piece its own output, or merge
  * per-worker partial results that do not depend on the order (min/max) or are kept per
@@ -156,7 +158,7 @@ static void qdq_pool_grow(int want)
     }
 }
 
-static void qdq_parallel_run(size_t k, int nt, qdq_piece_fn fn, void *ctx)
+static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
 {
     size_t piece, t;
     uint32_t gen;
@@ -201,15 +203,6 @@ static void qdq_parallel_run(size_t k, int nt, qdq_piece_fn fn, void *ctx)
     pthread_mutex_unlock(&qdq_pool.busy);
 }
 
-/* The calling thread in the default floating-point environment (fpenv.h); the workers
-   enter it themselves. */
-static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
-{
-    const qdq_fpenv env = qdq_fpenv_enter();
-    qdq_parallel_run(k, nt, fn, ctx);
-    qdq_fpenv_leave(env);
-}
-
 #else  /* no pool */
 
 #ifdef _OPENMP
@@ -220,7 +213,6 @@ static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
    shared with other libraries, whose environment comes back after each piece. */
 static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
 {
-    const qdq_fpenv env = qdq_fpenv_enter();
 #  ifdef _OPENMP
     long long t;
     if (nt > 1 && k > 1) {
@@ -230,7 +222,6 @@ static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
             fn(ctx, (size_t)t, omp_get_thread_num());
             qdq_fpenv_leave(e);
         }
-        qdq_fpenv_leave(env);
         return;
     }
     for (t = 0; t < (long long)k; t++) fn(ctx, (size_t)t, 0);
@@ -239,7 +230,6 @@ static void qdq_parallel(size_t k, int nt, qdq_piece_fn fn, void *ctx)
     (void)nt;
     for (t = 0; t < k; t++) fn(ctx, t, 0);
 #  endif
-    qdq_fpenv_leave(env);
 }
 
 #endif /* QDQ_HAVE_POOL */
