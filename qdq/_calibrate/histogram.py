@@ -79,15 +79,19 @@ def _require(state: dict, fields: tuple[str, ...]) -> None:
 
 
 def _kfor(a: float, h: int, kfloor: int) -> int:
-    """The smallest ``k >= kfloor`` with ``a < h * 2**k`` (``a`` finite, >= 0), as the kernel."""
-    k = max(kfloor, math.frexp(a)[1] - h.bit_length() - 1) if a else kfloor
-    while True:
-        try:
-            if a < math.ldexp(h, k):
-                return k
-        except OverflowError:
-            return k
+    """The smallest ``k >= kfloor`` with ``a < h * 2**k`` (``a`` finite, >= 0), as the kernel.
+
+    With ``2**(e-1) <= a < 2**e`` and ``h`` of ``n`` bits, ``e - n`` is the first exponent
+    that can fit and ``e - n + 1`` fits; the products tried are exact (no overflow, whatever
+    the rounding mode: rounded toward -inf, an overflow does not give infinity).
+    """
+    if not a:
+        return kfloor
+    e, n = math.frexp(a)[1], h.bit_length()
+    k, top = max(kfloor, e - n), max(kfloor, e - n + 1)
+    while k < top and not a < math.ldexp(h, k):
         k += 1
+    return k
 
 
 def _representable(v: np.ndarray, fmt: Format) -> np.ndarray:

@@ -7,7 +7,10 @@ and put the caller's back (``csrc/fpenv.h``). A child process sets the register
 (through a two-instruction function, x86-64 only), runs every kind of kernel at
 every instruction-set level with one thread and two, and compares the bits with
 those of the default environment; it also checks that each call gives the caller
-its register back.
+its register back. The histogram's exponent rule (compiled and in Python) and a float64
+tracker's state round trip are compared the same way: rounded toward -inf, an overflow
+gives the largest finite value instead of infinity, and a search for the exponent that
+waited for the overflow never ended.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ CHILD = r"""
 import ctypes, mmap, sys
 import numpy as np
 import qdq
+from qdq._calibrate.histogram import _kfor
 from qdq._core import engine
+from qdq._ext import histogram
+
+DBL_MAX = float(np.finfo(np.float64).max)
 
 
 def function(code):
@@ -107,6 +114,13 @@ def run():
                     r["histogram"] = (t.counts.copy(), t.min, t.max)
                     r["mse"] = call(key, lambda: qdq.calibrate(
                         m, method="mse", axis=-1, bfloat16_bits=b16))
+                    r["exponent rule"] = call(key, lambda: [
+                        (histogram.kfor(v, h, -1074), _kfor(v, h, -1074))
+                        for v in (0.0, 5e-324, 1e-300, 3.0, 2.0 ** 1023, DBL_MAX)
+                        for h in (8, 1000, 1024)])
+                    t = qdq.HistogramTracker(bins=64).update(data["float64"][0][:99])
+                    r["float64 state"] = call(key, lambda: qdq.HistogramTracker.from_state(
+                        t.state_dict()).counts.tobytes())
                     for what, v in r.items():
                         out[f"{key} {what}"] = repr(v) if not isinstance(v, np.ndarray) \
                             else v.tobytes()

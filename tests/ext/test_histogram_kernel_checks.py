@@ -79,3 +79,30 @@ def test_16_bit_formats_need_the_whole_table(fmt):
         a["lut"] = lut
         with pytest.raises(ValueError, match="lut"):
             _run(a)
+
+
+def _kfor_exact(a: float, h: int, kfloor: int) -> int:
+    """The definition, in exact rational arithmetic."""
+    from fractions import Fraction
+    k, a = kfloor, Fraction(a)
+    while not a < h * Fraction(2) ** k:
+        k += 1
+    return k
+
+
+KFOR_VALUES = [0.0, 5e-324, 1e-320, 2.0 ** -1022, 1e-300, 2.0 ** -126, 1e-40, 0.5, 1.0,
+               1.5, 3.0, 1023.0, 1024.0, 1024.5, 65504.0, 2.0 ** 100, 3.3895313892515355e38,
+               float(np.finfo(np.float32).max), 2.0 ** 1023, float(np.finfo(np.float64).max)]
+
+
+@pytest.mark.parametrize("h", [8, 1000, 1024, 1025, (1 << 23) - 1, 1 << 23])
+@pytest.mark.parametrize("kfloor", [-1074, -149, -133, -24])
+def test_the_exponent_rule_is_exact_in_the_kernel_and_in_python(h, kfloor):
+    from qdq._calibrate.histogram import _kfor
+    rng = np.random.default_rng(h - kfloor)
+    values = KFOR_VALUES + list(np.ldexp(rng.random(40), rng.integers(-1074, 1024, 40)))
+    for a in values:
+        a = float(a)
+        want = _kfor_exact(a, h, kfloor)
+        assert histogram.kfor(a, h, kfloor) == want, (a, h, kfloor)
+        assert _kfor(a, h, kfloor) == want, (a, h, kfloor)

@@ -44,15 +44,24 @@ typedef struct {
     int woff;                /* blocks left to bin without the window */
 } hk_chan;
 
-/* Smallest k >= kfloor with a < h * 2^k (a finite, >= 0). */
+/* Smallest k >= kfloor with a < h * 2^k (a finite, >= 0; h >= 1; kfloor >= -1074). With
+   2^(e-1) <= a < 2^e and 2^(len-1) <= h < 2^len, k = e - len does not fit below (h 2^(k-1) <
+   2^(e-1)) and top = e - len + 1 fits (h 2^top >= 2^e). Each product tried in between is
+   below 2^e and a multiple of 2^-1074: exact, so the answer does not depend on the
+   rounding mode (the loop once relied on an overflow to infinity to stop, and rounded
+   toward -inf never did). */
 static int hk_kfor(double a, int64_t h, int kfloor) {
-    int e, k;
+    int e, len = 0, k, top;
+    int64_t t;
     if (!(a > 0.0)) return kfloor;
-    (void)frexp(a, &e);                       /* a < 2^e */
-    k = e;
-    while (k > kfloor && a < ldexp((double)h, k - 1)) k--;
-    while (!(a < ldexp((double)h, k))) k++;
-    return k < kfloor ? kfloor : k;
+    (void)frexp(a, &e);
+    for (t = h; t > 0; t >>= 1) len++;
+    top = e - len + 1;
+    k = e - len;
+    if (k < kfloor) k = kfloor;
+    if (top < kfloor) top = kfloor;
+    while (k < top && !(a < ldexp((double)h, k))) k++;
+    return k;
 }
 
 static void hk_set_k(hk_chan *c, int64_t h, int k) {
