@@ -4,65 +4,51 @@ A caller may run with flush-to-zero and denormals-are-zero (torch's
 ``set_flush_denormal(True)`` sets both) or with another rounding mode. The kernels
 save the calling thread's MXCSR, run in IEEE's default (round to nearest, no flush)
 and put the caller's back (``csrc/fpenv.h``). A child process sets the register
-(through a two-instruction function, x86-64 only), runs every kind of kernel at
-every instruction-set level with one thread and two, and compares the bits with
-those of the default environment; it also checks that each call gives the caller
-its register back. The histogram's exponent rule (compiled and in Python) and a float64
-tracker's state round trip are compared the same way: rounded toward -inf, an overflow
-gives the largest finite value instead of infinity, and a search for the exponent that
-waited for the overflow never ended.
+(``qdq._ext.testing.team_mxcsr``, x86-64 only), runs every kind of kernel at every
+instruction-set level with one thread and two, and compares the bits with those of
+the default environment; it also checks that each call gives the caller its register
+back. The histogram's exponent rule (compiled and in Python) and a float64 tracker's
+state round trip are compared the same way: rounded toward -inf, an overflow gives the
+largest finite value instead of infinity, and a search for the exponent that waited
+for the overflow never ended.
+
+The per-channel calibration searches run on OpenMP's threads, which other libraries
+(torch) share and may leave in another mode: a second child sets the register on every
+thread of an OpenMP team (OpenMP keeps the same threads for the next team of that
+size), compares the searches' ranges and checks that each thread gets its own back.
 """
 
 from __future__ import annotations
 
 import platform
-import sys
 
 import pytest
 from _util import run_python
 
-pytestmark = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith("linux"),
-    reason="sets the x86-64 MXCSR register (Linux)")
+pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                                reason="sets the x86-64 MXCSR register")
 
 CHILD = r"""
-import ctypes, mmap, sys
+import sys
 import numpy as np
 import qdq
 from qdq._calibrate.histogram import _kfor
 from qdq._core import engine
-from qdq._ext import histogram
+from qdq._ext import histogram, testing
 
 DBL_MAX = float(np.finfo(np.float64).max)
-
-
-def function(code):
-    try:
-        buf = mmap.mmap(-1, mmap.PAGESIZE,
-                        prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    except (OSError, ValueError):
-        print("skip: no executable memory")
-        sys.exit(0)
-    buf.write(code)
-    kind = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_uint32))
-    return buf, kind(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
-
-
-KEEP = []
-KEEP.append(function(b"\x0f\xae\x17\xc3"))  # ldmxcsr (%rdi); ret
-KEEP.append(function(b"\x0f\xae\x1f\xc3"))  # stmxcsr (%rdi); ret
-LOAD, STORE = KEEP[0][1], KEEP[1][1]
 CONTROL = 0xFFC0  # DAZ, the exception masks, the rounding and FTZ (not the flags)
+if not testing.team_mxcsr(1):
+    print("skip: no MXCSR")
+    sys.exit(0)
 
 
 def get():
-    v = ctypes.c_uint32()
-    STORE(ctypes.byref(v))
-    return v.value
+    return testing.team_mxcsr(1)[0]
 
 
 def put(value):
-    LOAD(ctypes.byref(ctypes.c_uint32(value)))
+    testing.team_mxcsr(1, value)
 
 
 rng = np.random.default_rng(5)
@@ -144,6 +130,70 @@ print("ok" if not bad and not changed else "\n".join(bad[:20] + changed[:20]))
 
 def test_the_kernels_ignore_the_callers_floating_point_mode(tmp_path):
     r = run_python(["-c", CHILD], tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.strip()
+    if out.startswith("skip:"):
+        pytest.skip(out)
+    assert out == "ok", out
+
+
+TEAM_CHILD = r"""
+import sys
+import numpy as np
+import qdq
+from qdq._core import engine
+from qdq._ext import testing
+
+if len(testing.team_mxcsr(2)) < 2:
+    print("skip: no OpenMP team of two threads")
+    sys.exit(0)
+rng = np.random.default_rng(5)
+x = rng.standard_normal(40_000).astype(np.float32)
+x[::5] *= np.float32(2.0 ** -130)  # subnormal float32
+u = x.view(np.uint32)
+data = {
+    "float32": (x, False),
+    "float32 subnormal range": (x * np.float32(2.0 ** -20), False),
+    "float64": (x.astype(np.float64) * 2.0 ** -1000, False),
+    "float16": ((x * np.float32(2.0 ** -8)).astype(np.float16), False),
+    "bfloat16": (((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16), True),
+}
+
+
+def run():
+    out = {}
+    for level in range(engine.isa_available() + 1):
+        engine.set_isa(level)
+        for case, (a, b16) in data.items():
+            m = a.reshape(-1, 64)
+            with qdq.num_threads(2):
+                for method in ("mse", "entropy"):
+                    for axis in (-1, 0):
+                        out[f"level {level} {case} {method} axis {axis}"] = repr(
+                            qdq.calibrate(m, method=method, axis=axis, bfloat16_bits=b16))
+    engine.set_isa(-1)
+    return out
+
+
+start = testing.team_mxcsr(1)[0]
+base = run()
+bad = []
+for name, control in (("DAZ and FTZ", 0x1F80 | 0x8040), ("rounding up", 0x1F80 | 0x4000),
+                      ("rounding down, DAZ", 0x1F80 | 0x2000 | 0x40),
+                      ("rounding toward zero, FTZ", 0x1F80 | 0x6000 | 0x8000)):
+    testing.team_mxcsr(2, control)  # every thread of the team, the caller too
+    testing.team_mxcsr(1, start)    # the caller's back: only OpenMP's other thread keeps it
+    got = run()
+    after = testing.team_mxcsr(2, start)
+    bad += [f"{name}: {k}" for k in base if got[k] != base[k]]
+    if (after[1] ^ control) & 0xFFC0:
+        bad.append(f"{name}: OpenMP's thread left with MXCSR {after[1]:#x}")
+print("ok" if not bad else "\n".join(bad[:20]))
+"""
+
+
+def test_openmps_threads_run_the_searches_in_the_default_mode(tmp_path):
+    r = run_python(["-c", TEAM_CHILD], tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     out = r.stdout.strip()
     if out.startswith("skip:"):
