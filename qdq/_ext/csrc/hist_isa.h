@@ -98,9 +98,10 @@ static void hk_pack8_init(void) {
    then taken from the bytes, two bins to a byte table (4-bit counters, flushed every
    HK_NIB_STEPS vectors into 64-bit sums of absolute differences). The elements outside
    are gathered from the groups of 32 that hold any (the main loop keeps a list of them:
-   the others cost nothing after it), widened to float32 and given their indices eight at
-   a time, as in hk_fuse_f32_avx2. The min and
-   max come from the signed min and max of the order keys (the pattern with its magnitude
+   the others cost nothing after it; one by one while the groups hold 2.5 or fewer on
+   average, else eight at a time, packed: many when the histogram's exponent still lags
+   behind the data's), widened to float32 and given their indices eight at a time, as in
+   hk_fuse_f32_avx2. The min and max come from the signed min and max of the order keys (the pattern with its magnitude
    bits flipped when negative: the total order of the values, -0.0 below +0.0, NaN beyond
    the infinities), handed back in red as HK_BLOCK reads the four reductions. */
 #define HK_WB_CAP 13
@@ -170,6 +171,34 @@ static int64_t hk_wb_gather(const uint32_t *outs, const uint16_t *base, int64_t 
         while (o) HK_WB_POS(o, b);
     }
 #undef HK_WB_POS
+    return total;
+}
+
+/* hk_wb_gather's elements as float32 values (fmt: float16 or bfloat16), for blocks with
+   many elements outside the window (the loop above then mispredicts its end on most
+   groups): each run of eight elements of a group (byte r of its mask: elements 0-7, 16-23,
+   8-15, 24-31, as hk_wb_elem16 places them) is widened and packed with the table of
+   permutations, with no branch per element, in the order hk_wb_gather takes them. vals
+   has room for eight values past the last. Returns how many. */
+QDQ_TARGET_AVX2
+static int64_t hk_wb_gather_wide(const uint32_t *outs, const uint16_t *base, int64_t ng,
+                                 const uint16_t *p, int fmt, float *vals) {
+    int64_t total = 0, t;
+    int r;
+    for (t = 0; t < ng; t++) {
+        const uint32_t o = outs[t];
+        const uint16_t *q = p + base[t];
+        for (r = 0; r < 4; r++) {
+            const unsigned mk = (o >> (8 * r)) & 0xffu;
+            const __m128i h =
+                _mm_loadu_si128((const __m128i *)(q + (r & 1) * 16 + (r >> 1) * 8));
+            const __m256i f = fmt == HK_F16 ? _mm256_castps_si256(_mm256_cvtph_ps(h))
+                                            : _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+            _mm256_storeu_si256((__m256i *)(vals + total), _mm256_permutevar8x32_epi32(
+                f, _mm256_loadu_si256((const __m256i *)hk_pack8[mk])));
+            total += hk_count8[mk];
+        }
+    }
     return total;
 }
 
@@ -499,9 +528,15 @@ static int64_t hk_fuse_h16_avx2(const uint16_t *p, int64_t m, int fmt,
             }
         }
         hk_wb_count(wb, m32, wc);
-        n = hk_wb_gather(outs, base, ng, hk_wb_elem16, p, pat);
-        memset(pat + n, 0, 8 * sizeof *pat);  /* zeros up to a multiple of 8 */
-        hk_widen_avx2(pat, (n + 7) & ~(int64_t)7, fmt, vals);
+        for (g = 0, n = 0; g < ng; g++) n += __builtin_popcount(outs[g]);
+        if (2 * n > 5 * ng) {  /* more than 2.5 a group: no branch per element */
+            n = hk_wb_gather_wide(outs, base, ng, p, fmt, vals);
+            memset(vals + n, 0, 8 * sizeof *vals);  /* zeros up to a multiple of 8 */
+        } else {
+            n = hk_wb_gather(outs, base, ng, hk_wb_elem16, p, pat);
+            memset(pat + n, 0, 8 * sizeof *pat);
+            hk_widen_avx2(pat, (n + 7) & ~(int64_t)7, fmt, vals);
+        }
         hk_idx_f32_avx2(vals, (n + 7) & ~(int64_t)7, s1, s2, simple, idx);
         _mm256_storeu_si256((__m256i *)l16[0], smax);
         _mm256_storeu_si256((__m256i *)l16[1], smin);
