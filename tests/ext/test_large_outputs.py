@@ -1,7 +1,7 @@
-"""Outputs larger than the last-level cache: the AVX2 copy writes float16,
-float32 and float64 with non-temporal stores, level 3 bfloat16 too (peeling to
-alignment, fencing at the end of each piece); the bits must be those of the
-baseline copy and of one thread, at every output alignment."""
+"""Outputs larger than the last-level cache: levels 1 and up write every format
+with non-temporal stores (bfloat16 through its 16-wide loop, and at level 3 its
+AVX512-BF16 loop; peeling to alignment, fencing at the end of each piece); the bits
+must be those of the baseline copy and of one thread, at every output alignment."""
 
 import numpy as np
 import pytest
