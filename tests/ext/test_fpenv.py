@@ -28,19 +28,42 @@ from _util import run_python
 pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                                 reason="sets the x86-64 MXCSR register")
 
-CHILD = r"""
+# What both children share: the register's control bits, the four environments, the data.
+COMMON = r"""
 import sys
 import numpy as np
 import qdq
-from qdq._calibrate.histogram import _kfor
 from qdq._core import engine
-from qdq._ext import histogram, testing
+from qdq._ext import testing
 
-DBL_MAX = float(np.finfo(np.float64).max)
 CONTROL = 0xFFC0  # DAZ, the exception masks, the rounding and FTZ (not the flags)
+ENVIRONMENTS = (("DAZ and FTZ", 0x1F80 | 0x8040), ("rounding up", 0x1F80 | 0x4000),
+                ("rounding down, DAZ", 0x1F80 | 0x2000 | 0x40),
+                ("rounding toward zero, FTZ", 0x1F80 | 0x6000 | 0x8000))
 if not testing.team_mxcsr(1):
     print("skip: no MXCSR")
     sys.exit(0)
+
+
+def cases(n):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(n).astype(np.float32)
+    x[::5] *= np.float32(2.0 ** -130)  # subnormal float32
+    u = x.view(np.uint32)
+    return {
+        "float32": (x, False),
+        "float32 subnormal range": (x * np.float32(2.0 ** -20), False),
+        "float64": (x.astype(np.float64) * 2.0 ** -1000, False),
+        "float16": ((x * np.float32(2.0 ** -8)).astype(np.float16), False),
+        "bfloat16": (((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16), True),
+    }
+"""
+
+CHILD = COMMON + r"""
+from qdq._calibrate.histogram import _kfor
+from qdq._ext import histogram
+
+DBL_MAX = float(np.finfo(np.float64).max)
 
 
 def get():
@@ -51,18 +74,7 @@ def put(value):
     testing.team_mxcsr(1, value)
 
 
-rng = np.random.default_rng(5)
-x = rng.standard_normal(40_000).astype(np.float32)
-x[::5] *= np.float32(2.0 ** -130)  # subnormal float32
-u = x.view(np.uint32)
-bf = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-data = {
-    "float32": (x, False),
-    "float32 subnormal range": (x * np.float32(2.0 ** -20), False),
-    "float64": (x.astype(np.float64) * 2.0 ** -1000, False),
-    "float16": ((x * np.float32(2.0 ** -8)).astype(np.float16), False),
-    "bfloat16": (bf, True),
-}
+data = cases(40_000)
 changed = []
 
 
@@ -117,9 +129,7 @@ def run():
 base = run()
 start = get()
 bad = []
-for name, control in (("DAZ and FTZ", 0x1F80 | 0x8040), ("rounding up", 0x1F80 | 0x4000),
-                      ("rounding down, DAZ", 0x1F80 | 0x2000 | 0x40),
-                      ("rounding toward zero, FTZ", 0x1F80 | 0x6000 | 0x8000)):
+for name, control in ENVIRONMENTS:
     put((start & ~CONTROL) | control)
     got = run()
     put(start)
@@ -127,37 +137,11 @@ for name, control in (("DAZ and FTZ", 0x1F80 | 0x8040), ("rounding up", 0x1F80 |
 print("ok" if not bad and not changed else "\n".join(bad[:20] + changed[:20]))
 """
 
-
-def test_the_kernels_ignore_the_callers_floating_point_mode(tmp_path):
-    r = run_python(["-c", CHILD], tmp_path, timeout=600)
-    assert r.returncode == 0, r.stderr
-    out = r.stdout.strip()
-    if out.startswith("skip:"):
-        pytest.skip(out)
-    assert out == "ok", out
-
-
-TEAM_CHILD = r"""
-import sys
-import numpy as np
-import qdq
-from qdq._core import engine
-from qdq._ext import testing
-
+TEAM_CHILD = COMMON + r"""
 if len(testing.team_mxcsr(2)) < 2:
     print("skip: no OpenMP team of two threads")
     sys.exit(0)
-rng = np.random.default_rng(5)
-x = rng.standard_normal(8192).astype(np.float32)  # 128 channels of 64, 64 of 128
-x[::5] *= np.float32(2.0 ** -130)  # subnormal float32
-u = x.view(np.uint32)
-data = {
-    "float32": (x, False),
-    "float32 subnormal range": (x * np.float32(2.0 ** -20), False),
-    "float64": (x.astype(np.float64) * 2.0 ** -1000, False),
-    "float16": ((x * np.float32(2.0 ** -8)).astype(np.float16), False),
-    "bfloat16": (((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16), True),
-}
+data = cases(8192)  # 128 channels of 64, 64 of 128
 
 
 def run():
@@ -178,24 +162,30 @@ def run():
 start = testing.team_mxcsr(1)[0]
 base = run()
 bad = []
-for name, control in (("DAZ and FTZ", 0x1F80 | 0x8040), ("rounding up", 0x1F80 | 0x4000),
-                      ("rounding down, DAZ", 0x1F80 | 0x2000 | 0x40),
-                      ("rounding toward zero, FTZ", 0x1F80 | 0x6000 | 0x8000)):
+for name, control in ENVIRONMENTS:
     testing.team_mxcsr(2, control)  # every thread of the team, the caller too
     testing.team_mxcsr(1, start)    # the caller's back: only OpenMP's other thread keeps it
     got = run()
     after = testing.team_mxcsr(2, start)
     bad += [f"{name}: {k}" for k in base if got[k] != base[k]]
-    if (after[1] ^ control) & 0xFFC0:
+    if (after[1] ^ control) & CONTROL:
         bad.append(f"{name}: OpenMP's thread left with MXCSR {after[1]:#x}")
 print("ok" if not bad else "\n".join(bad[:20]))
 """
 
 
-def test_openmps_threads_run_the_searches_in_the_default_mode(tmp_path):
-    r = run_python(["-c", TEAM_CHILD], tmp_path, timeout=600)
+def _child_says_ok(child, tmp_path):
+    r = run_python(["-c", child], tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     out = r.stdout.strip()
     if out.startswith("skip:"):
         pytest.skip(out)
     assert out == "ok", out
+
+
+def test_the_kernels_ignore_the_callers_floating_point_mode(tmp_path):
+    _child_says_ok(CHILD, tmp_path)
+
+
+def test_openmps_threads_run_the_searches_in_the_default_mode(tmp_path):
+    _child_says_ok(TEAM_CHILD, tmp_path)

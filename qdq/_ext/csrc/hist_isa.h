@@ -174,6 +174,13 @@ static int64_t hk_wb_gather(const uint32_t *outs, const uint16_t *base, int64_t 
     return total;
 }
 
+/* Eight float16 or bfloat16 (fmt) patterns h widened exactly to float32 (as bits). */
+static inline __attribute__((always_inline)) QDQ_TARGET_AVX2 __m256i hk_widen8(__m128i h,
+                                                                               int fmt) {
+    return fmt == HK_F16 ? _mm256_castps_si256(_mm256_cvtph_ps(h))
+                         : _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+}
+
 /* hk_wb_gather's elements as float32 values (fmt: float16 or bfloat16), for blocks with
    many elements outside the window (the loop above then mispredicts its end on most
    groups): each run of eight elements of a group (byte r of its mask: elements 0-7, 16-23,
@@ -192,10 +199,8 @@ static int64_t hk_wb_gather_wide(const uint32_t *outs, const uint16_t *base, int
             const unsigned mk = (o >> (8 * r)) & 0xffu;
             const __m128i h =
                 _mm_loadu_si128((const __m128i *)(q + (r & 1) * 16 + (r >> 1) * 8));
-            const __m256i f = fmt == HK_F16 ? _mm256_castps_si256(_mm256_cvtph_ps(h))
-                                            : _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
             _mm256_storeu_si256((__m256i *)(vals + total), _mm256_permutevar8x32_epi32(
-                f, _mm256_loadu_si256((const __m256i *)hk_pack8[mk])));
+                hk_widen8(h, fmt), _mm256_loadu_si256((const __m256i *)hk_pack8[mk])));
             total += hk_count8[mk];
         }
     }
@@ -433,12 +438,9 @@ QDQ_TARGET_AVX2
 static void hk_widen_avx2(const uint16_t *u, int64_t m, int fmt, float *out) {
     int64_t i;
     for (i = 0; i + 8 <= m; i += 8) {
-        __m128i h = _mm_loadu_si128((const __m128i *)(u + i));
         HK_PREFETCH_AHEAD(u + i);
-        __m256 f = fmt == HK_F16 ? _mm256_cvtph_ps(h)
-                                 : _mm256_castsi256_ps(_mm256_slli_epi32(
-                                       _mm256_cvtepu16_epi32(h), 16));
-        _mm256_storeu_ps(out + i, f);
+        _mm256_storeu_si256((__m256i *)(out + i),
+                            hk_widen8(_mm_loadu_si128((const __m128i *)(u + i)), fmt));
     }
     for (; i < m; i++) {
         const uint32_t b = hk_widen1(u[i], fmt);
