@@ -51,6 +51,8 @@ cdef extern from "csrc/dispatch.h" nogil:
                       double lo, double hi, int mode, int stream)
     size_t qdq_stream_min_bytes()
     void qdq_stream_min_bytes_set(size_t nbytes)
+    void qdq_stream_row_by_row_set(int mode)
+    int qdq_stream_row_by_row(size_t rs_bytes)
     enum:
         QDQ_I8
         QDQ_U64
@@ -192,6 +194,18 @@ def stream_min_bytes(Py_ssize_t nbytes=-1):
     if nbytes >= 0:
         qdq_stream_min_bytes_set(<size_t>nbytes)
     return qdq_stream_min_bytes()
+
+
+def stream_row_by_row(int mode=-2):
+    """Whether the column kernels stream their rows one by one (else four at a time).
+
+    By default on AMD CPUs for rows a multiple of 4 KiB apart; ``mode=1`` forces row by
+    row for every distance, ``0`` never, ``-1`` restores the default (the tests take both
+    paths so). Returns whether rows 4 KiB apart now go row by row.
+    """
+    if mode >= -1:
+        qdq_stream_row_by_row_set(mode)
+    return bool(qdq_stream_row_by_row(4096))
 
 
 def kernel_isa(int level):

@@ -12,6 +12,8 @@ non-temporal stores of large outputs (forced on small ones) at every output alig
 
 from __future__ import annotations
 
+import platform
+import sys
 import warnings
 
 import numpy as np
@@ -117,9 +119,12 @@ def test_short_rows_go_in_bands(name, threads, isa):
         _check(t, input_min=-hi, input_max=hi, range_given=True)
         try:
             _kernels.stream_min_bytes(1)
-            _check(x)
+            for row_by_row in (0, 1):  # streamed four rows a band apart, and row by row
+                _kernels.stream_row_by_row(row_by_row)
+                _check(x)
         finally:
             _kernels.stream_min_bytes(0)
+            _kernels.stream_row_by_row(-1)
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -153,14 +158,18 @@ def test_streaming_stores_at_every_alignment(name, channels, isa):
     buf = np.empty(x.size + 32, dtype=x.dtype)
     try:
         _kernels.stream_min_bytes(1)
-        for off in range(0, 17):
-            out = buf[off:off + x.size].reshape(x.shape)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                qdq.quantize_and_dequantize(x, axis=-1, out=out)
-            assert_bits_equal(out, expected, msg=f"offset {off}")
+        for row_by_row in (0, 1):  # rows four at a time, and one after another (AMD's rule)
+            _kernels.stream_row_by_row(row_by_row)
+            for off in range(0, 17):
+                buf[:] = np.nan  # nothing left from the call before
+                out = buf[off:off + x.size].reshape(x.shape)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    qdq.quantize_and_dequantize(x, axis=-1, out=out)
+                assert_bits_equal(out, expected, msg=f"offset {off}, row by row {row_by_row}")
     finally:
         _kernels.stream_min_bytes(0)
+        _kernels.stream_row_by_row(-1)
 
 
 def test_stream_threshold_hook_restores_the_default():
@@ -169,12 +178,14 @@ def test_stream_threshold_hook_restores_the_default():
     assert _kernels.stream_min_bytes(0) == default > 0
 
 
-def test_float16_overflow_counts_the_channels():
-    # float16 per channel runs fused too; the parameter rows come back for the warning
-    x = np.ones((16, 40), np.float16)
-    x[:, [3, 17, 30]] = np.float16(1e-5)
-    x[::2, [3, 17, 30]] *= -1   # ranges of +-1e-5: scales far above 65504
-    with pytest.warns(RuntimeWarning, match=r"overflows to inf in 3 channels"):
-        y = qdq.quantize_and_dequantize(x, axis=-1)
-    assert not np.isfinite(y[:, [3, 17, 30]]).any()
-    assert np.isfinite(np.delete(y, [3, 17, 30], axis=1)).all()
+def test_row_by_row_hook_restores_the_cpus_rule():
+    # by default row by row only on AMD, for rows a multiple of 4 KiB apart
+    try:
+        assert _kernels.stream_row_by_row(1) is True
+        assert _kernels.stream_row_by_row(0) is False
+    finally:
+        default = _kernels.stream_row_by_row(-1)
+    if sys.platform.startswith("linux"):
+        with open("/proc/cpuinfo") as f:
+            amd = "AuthenticAMD" in f.read()
+        assert default is (amd and platform.machine().lower() in ("x86_64", "amd64"))

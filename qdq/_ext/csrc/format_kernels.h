@@ -365,7 +365,8 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_
 
 /* o[r * stride + i] = op(x[r * stride + i]) with channel i's parameters, r < rows, i < n:
  * groups of QDQ_APPLY_ROWS rows (for short rows a band of q rows apart, above), then the
- * last rows. */
+ * last rows; with non-temporal stores to rows a multiple of 4 KiB apart, on AMD, one row
+ * after another instead (qdq_stream_row_by_row). */
 QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t stride,
                                           size_t rows, size_t n, const QDQ_CT *s,
                                           const QDQ_CT *inv, const QDQ_CT *lo,
@@ -375,12 +376,18 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t str
     const size_t q = rows / QDQ_APPLY_ROWS, r1 = q * QDQ_APPLY_ROWS;
     const size_t rs = band ? q * stride : stride, step = band ? stride : QDQ_APPLY_ROWS * stride;
     size_t r;
-    for (r = 0; r < q; r++)
-        QDQ_NAME(qdq_apply_cols_group)(x + r * step, o + r * step, rs, QDQ_APPLY_ROWS, n, s,
-                                       inv, lo, hi, mode, stream);
-    if (r1 < rows)
-        QDQ_NAME(qdq_apply_cols_group)(x + r1 * stride, o + r1 * stride, stride, rows - r1, n,
-                                       s, inv, lo, hi, mode, stream);
+    if (stream && qdq_stream_row_by_row(rs * sizeof(QDQ_ST))) {
+        for (r = 0; r < rows; r++)
+            QDQ_NAME(qdq_apply_cols_group)(x + r * stride, o + r * stride, stride, 1, n, s,
+                                           inv, lo, hi, mode, stream);
+    } else {
+        for (r = 0; r < q; r++)
+            QDQ_NAME(qdq_apply_cols_group)(x + r * step, o + r * step, rs, QDQ_APPLY_ROWS, n,
+                                           s, inv, lo, hi, mode, stream);
+        if (r1 < rows)
+            QDQ_NAME(qdq_apply_cols_group)(x + r1 * stride, o + r1 * stride, stride, rows - r1,
+                                           n, s, inv, lo, hi, mode, stream);
+    }
 #if QDQ_HAVE_VEC && QDQ_F16C && QDQ_VALIGN > 1
     if (stream) _mm_sfence();
 #else
