@@ -189,3 +189,14 @@ def test_row_by_row_hook_restores_the_cpus_rule():
         with open("/proc/cpuinfo") as f:
             amd = "AuthenticAMD" in f.read()
         assert default is (amd and platform.machine().lower() in ("x86_64", "amd64"))
+
+
+def test_float16_overflow_counts_the_channels():
+    # float16 per channel runs fused too; the parameter rows come back for the warning
+    x = np.ones((16, 40), np.float16)
+    x[:, [3, 17, 30]] = np.float16(1e-5)
+    x[::2, [3, 17, 30]] *= -1   # ranges of +-1e-5: scales far above 65504
+    with pytest.warns(RuntimeWarning, match=r"overflows to inf in 3 channels"):
+        y = qdq.quantize_and_dequantize(x, axis=-1)
+    assert not np.isfinite(y[:, [3, 17, 30]]).any()
+    assert np.isfinite(np.delete(y, [3, 17, 30], axis=1)).all()
