@@ -143,18 +143,27 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
                                 const float *hi, const int mode, const int stream)
 {
     /* groups of QDQ_APPLY_ROWS rows rs apart (for short rows a band of q rows: see the
-     * column kernels in format_kernels.h), then the last rows */
+     * column kernels in format_kernels.h), then the last rows; or, streaming to rows a
+     * multiple of 4 KiB apart on AMD, one row after another (qdq_stream_row_by_row) */
     const int band = stride * sizeof(uint16_t) <= QDQ_BAND_BYTES;
     const size_t q = rows / QDQ_APPLY_ROWS;
+    const int by_row =
+        stream && qdq_stream_row_by_row((band ? q * stride : stride) * sizeof(uint16_t));
+    const size_t groups = by_row ? rows : q;
     size_t r, i, k, g, rs, n16 = n / 16 * 16, w16 = 16;
     /* 16, hidden from the optimizer: the AVX2 calls below with a constant 16 columns are
      * cloned with it, and GCC then warns about their (dead) scalar tails */
     __asm__("" : "+r"(w16));
-    for (r = 0; r <= q; r++) {
+    for (r = 0; r <= groups; r++) {
         size_t first;
         const uint16_t *xr;
         uint16_t *orow;
-        if (r < q) {
+        if (by_row) {
+            if (r == rows) break;
+            g = 1;
+            rs = stride;
+            first = r;
+        } else if (r < q) {
             g = QDQ_APPLY_ROWS;
             rs = band ? q * stride : stride;
             first = band ? r : r * QDQ_APPLY_ROWS;
@@ -170,6 +179,7 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
             const __m256 s0 = _mm256_loadu_ps(s + i), s1 = _mm256_loadu_ps(s + i + 8);
             const __m256 i0 = _mm256_loadu_ps(inv + i), i1 = _mm256_loadu_ps(inv + i + 8);
             __m256 vs0, vs1, vlo0, vlo1, vhi0, vhi1, vinv0, vinv1;
+            if (by_row) __builtin_prefetch((const char *)(xr + i) + QDQ_COL_AHEAD_BYTES, 0, 0);
             if (!(qdq_bf16_params_ok(s0, i0) && qdq_bf16_params_ok(s1, i1))) {
                 qdq_apply_cols_bf16_avx2(xr + i, orow + i, rs, g, w16, s + i, inv + i,
                                          lo + i, hi + i, mode, 0);

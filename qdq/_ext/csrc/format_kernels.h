@@ -337,17 +337,19 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
 /* o[k * rs + i] = op(x[k * rs + i]) with channel i's parameters, for the g rows k < g
  * (QDQ_APPLY_ROWS at most) rs elements apart and the columns i < n. stream: non-temporal
  * stores where the copy has them, every row's output aligned to QDQ_VALIGN (the caller
- * checks). */
+ * checks). ahead: the input prefetched QDQ_COL_AHEAD_BYTES ahead (cpu.h: row by row). */
 QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_t rs,
                                            const size_t g, size_t n, const QDQ_CT *s,
                                            const QDQ_CT *inv, const QDQ_CT *lo,
-                                           const QDQ_CT *hi, const int mode, const int stream)
+                                           const QDQ_CT *hi, const int mode, const int stream,
+                                           const int ahead)
 {
     size_t i = 0, k;
 #if QDQ_HAVE_VEC
     for (; i + QDQ_L <= n; i += QDQ_L) {
         const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
         const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
+        if (ahead) __builtin_prefetch((const char *)(xr + i) + QDQ_COL_AHEAD_BYTES, 0, 0);
         for (k = 0; k < g; k++) {
             QDQ_V v = QDQ_VLOAD(xr + k * rs + i);
             if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
@@ -356,6 +358,7 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_
     }
 #else
     (void)stream;
+    (void)ahead;
 #endif
     for (; i < n; i++)
         for (k = 0; k < g; k++)
@@ -379,14 +382,14 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t str
     if (stream && qdq_stream_row_by_row(rs * sizeof(QDQ_ST))) {
         for (r = 0; r < rows; r++)
             QDQ_NAME(qdq_apply_cols_group)(x + r * stride, o + r * stride, stride, 1, n, s,
-                                           inv, lo, hi, mode, stream);
+                                           inv, lo, hi, mode, stream, 1);
     } else {
         for (r = 0; r < q; r++)
             QDQ_NAME(qdq_apply_cols_group)(x + r * step, o + r * step, rs, QDQ_APPLY_ROWS, n,
-                                           s, inv, lo, hi, mode, stream);
+                                           s, inv, lo, hi, mode, stream, 0);
         if (r1 < rows)
             QDQ_NAME(qdq_apply_cols_group)(x + r1 * stride, o + r1 * stride, stride, rows - r1,
-                                           n, s, inv, lo, hi, mode, stream);
+                                           n, s, inv, lo, hi, mode, stream, 0);
     }
 #if QDQ_HAVE_VEC && QDQ_F16C && QDQ_VALIGN > 1
     if (stream) _mm_sfence();
