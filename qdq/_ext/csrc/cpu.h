@@ -114,7 +114,8 @@ static inline void qdq_isa_share(int *level)
     if (level != NULL) qdq_isa_level = level;
 }
 
-/* Whether the column kernels (format_kernels.h) write their rows one after another, not
+/* Whether the column kernels (format_kernels.h, and the AVX-512 bfloat16 one in
+ * bf16_avx512.h) write their rows one after another, not
  * QDQ_APPLY_ROWS at once, when they stream to rows rs_bytes apart: on AMD, for rows a
  * multiple of 4 KiB apart. Non-temporal stores to four such rows in turn, 32 bytes at a
  * time, made the per-channel pass along the last axis of an 8192 x 8192 array 2.4-11 x the
