@@ -39,7 +39,7 @@ cdef extern from "csrc/dispatch.h" nogil:
     void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx)
     void qdq_minmax_lanes(int fmt, const void *x, size_t n, void *mn, void *mx)
     void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, size_t n,
-                         void *mn, void *mx)
+                         void *mn, void *mx, int beyond_cache)
     void qdq_apply_cols(int fmt, const void *x, void *o, size_t stride, size_t rows, size_t n,
                         const void *s, const void *inv, const void *lo, const void *hi,
                         int mode, int stream)
@@ -53,6 +53,8 @@ cdef extern from "csrc/dispatch.h" nogil:
     void qdq_stream_min_bytes_set(size_t nbytes)
     void qdq_stream_row_by_row_set(int mode)
     int qdq_stream_row_by_row(size_t rs_bytes)
+    void qdq_col_prefetch_set(int mode)
+    size_t qdq_col_ahead(size_t g)
     enum:
         QDQ_I8
         QDQ_U64
@@ -208,6 +210,17 @@ def stream_row_by_row(int mode=-2):
     return bool(qdq_stream_row_by_row(4096))
 
 
+def col_prefetch(int mode=-2):
+    """Whether the column kernels prefetch their input into L2 ahead of their loads.
+
+    By default on AMD CPUs; ``mode=1`` forces it on every CPU, ``0`` off, ``-1`` restores
+    the default (the benchmarks compare both so). Returns whether they now prefetch.
+    """
+    if mode >= -1:
+        qdq_col_prefetch_set(mode)
+    return qdq_col_ahead(1) > 0
+
+
 def kernel_isa(int level):
     """What this module's kernels run at ``level``: ``(kernel, instruction set)`` pairs."""
     cdef int k = 0
@@ -351,8 +364,10 @@ cdef void _merge(int fmt, Py_ssize_t n, char *mn, char *mx,
 
 
 cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
-                       Py_ssize_t C, Py_ssize_t post, char *mn, char *mx) noexcept nogil:
-    """Merge elements [start, end) of a [pre, C, post] block into mn/mx[C]."""
+                       Py_ssize_t C, Py_ssize_t post, char *mn, char *mx,
+                       bint beyond_cache) noexcept nogil:
+    """Merge elements [start, end) of a [pre, C, post] block into mn/mx[C]; beyond_cache:
+    the whole block is larger than the last-level cache (qdq_minmax_cols)."""
     cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt)
     cdef Py_ssize_t i = start, seg, run, c
     if C == 1:
@@ -368,7 +383,7 @@ cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
             i += seg
         run = end // C - i // C
         if run > 0 and i < end:
-            qdq_minmax_cols(fmt, x + i * isz, C, run, C, mn, mx)
+            qdq_minmax_cols(fmt, x + i * isz, C, run, C, mn, mx, beyond_cache)
             i += run * C
         if i < end:
             qdq_minmax_lanes(fmt, x + i * isz, end - i, mn, mx)
@@ -387,6 +402,7 @@ cdef struct ReduceCtx:
     int fmt
     const char *x
     Py_ssize_t pre, C, post, n, k, rp, csz
+    bint beyond_cache
     char *part
     char *mn
     char *mx
@@ -397,14 +413,16 @@ cdef void _reduce_piece_rows(void *p, size_t t, int w) noexcept nogil:
     cdef ReduceCtx *c = <ReduceCtx *>p
     cdef Py_ssize_t r0 = <Py_ssize_t>t * c.rp
     qdq_minmax_cols(c.fmt, c.x + r0 * c.C * _isz(c.fmt), c.C, min(c.rp, c.pre - r0), c.C,
-                    c.part + 2 * w * c.C * c.csz, c.part + (2 * w + 1) * c.C * c.csz)
+                    c.part + 2 * w * c.C * c.csz, c.part + (2 * w + 1) * c.C * c.csz,
+                    c.beyond_cache)
 
 
 cdef void _reduce_piece_span(void *p, size_t t, int w) noexcept nogil:
     """Piece t of k of the elements, into worker w's partial arrays."""
     cdef ReduceCtx *c = <ReduceCtx *>p
     _reduce_span(c.fmt, c.x, _split(c.n, c.k, t), _split(c.n, c.k, t + 1), c.C, c.post,
-                 c.part + 2 * w * c.C * c.csz, c.part + (2 * w + 1) * c.C * c.csz)
+                 c.part + 2 * w * c.C * c.csz, c.part + (2 * w + 1) * c.C * c.csz,
+                 c.beyond_cache)
 
 
 cdef void _reduce_piece_channels(void *p, size_t t, int w) noexcept nogil:
@@ -414,17 +432,18 @@ cdef void _reduce_piece_channels(void *p, size_t t, int w) noexcept nogil:
     cdef Py_ssize_t q
     if c.post == 1:
         qdq_minmax_cols(c.fmt, c.x + c0 * _isz(c.fmt), c.C, c.pre, c1 - c0, c.mn + c0 * c.csz,
-                        c.mx + c0 * c.csz)
+                        c.mx + c0 * c.csz, c.beyond_cache)
     else:
         for q in range(c.pre):
             _reduce_span(c.fmt, c.x, (q * c.C + c0) * c.post, (q * c.C + c1) * c.post, c.C,
-                         c.post, c.mn, c.mx)
+                         c.post, c.mn, c.mx, c.beyond_cache)
 
 
 cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_t post,
                  char *mn, char *mx, int nthreads) noexcept nogil:
     """Merge the per-channel min/max of x into mn/mx. Returns -1 on no memory."""
     cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, Ce
+    cdef bint beyond_cache = <size_t>(n * _isz(fmt)) > qdq_stream_min_bytes()
     cdef int nt
     cdef char *part
     cdef ReduceCtx c
@@ -447,10 +466,10 @@ cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_
         return 0
     nt = _threads(n * _isz(fmt), REDUCE_THREAD_BYTES, nthreads)
     if nt == 1:
-        _reduce_span(fmt, x, 0, n, C, post, mn, mx)
+        _reduce_span(fmt, x, 0, n, C, post, mn, mx, beyond_cache)
         return 0
     c.fmt, c.x, c.pre, c.C, c.post, c.n, c.csz = fmt, x, pre, C, post, n, csz
-    c.mn, c.mx, c.part = mn, mx, NULL
+    c.mn, c.mx, c.part, c.beyond_cache = mn, mx, NULL, beyond_cache
     if C * nt <= PARTIAL_LIMIT:
         # Workers take pieces of the elements as they come and merge them into
         # arrays of their own; those are merged at the end. min/max do not

@@ -120,11 +120,14 @@ def test_short_rows_go_in_bands(name, threads, isa):
         try:
             _kernels.stream_min_bytes(1)
             for row_by_row in (0, 1):  # streamed four rows a band apart, and row by row
-                _kernels.stream_row_by_row(row_by_row)
-                _check(x)
+                for prefetch in (0, 1):  # the input prefetched ahead (AMD's rule) or not
+                    _kernels.stream_row_by_row(row_by_row)
+                    _kernels.col_prefetch(prefetch)
+                    _check(x)
         finally:
             _kernels.stream_min_bytes(0)
             _kernels.stream_row_by_row(-1)
+            _kernels.col_prefetch(-1)
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -158,18 +161,23 @@ def test_streaming_stores_at_every_alignment(name, channels, isa):
     buf = np.empty(x.size + 32, dtype=x.dtype)
     try:
         _kernels.stream_min_bytes(1)
-        for row_by_row in (0, 1):  # rows four at a time, and one after another (AMD's rule)
+        for row_by_row, prefetch in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            # rows four at a time, and one after another; the input prefetched ahead or
+            # not (AMD's rules both)
             _kernels.stream_row_by_row(row_by_row)
+            _kernels.col_prefetch(prefetch)
             for off in range(0, 17):
                 buf[:] = np.nan  # nothing left from the call before
                 out = buf[off:off + x.size].reshape(x.shape)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     qdq.quantize_and_dequantize(x, axis=-1, out=out)
-                assert_bits_equal(out, expected, msg=f"offset {off}, row by row {row_by_row}")
+                assert_bits_equal(out, expected, msg=f"offset {off}, row by row {row_by_row}, "
+                                  f"prefetch {prefetch}")
     finally:
         _kernels.stream_min_bytes(0)
         _kernels.stream_row_by_row(-1)
+        _kernels.col_prefetch(-1)
 
 
 def test_stream_threshold_hook_restores_the_default():
@@ -189,6 +197,42 @@ def test_row_by_row_hook_restores_the_cpus_rule():
         with open("/proc/cpuinfo") as f:
             amd = "AuthenticAMD" in f.read()
         assert default is (amd and platform.machine().lower() in ("x86_64", "amd64"))
+
+
+def test_prefetch_hook_restores_the_cpus_rule():
+    # by default the column kernels prefetch their input ahead only on AMD
+    try:
+        assert _kernels.col_prefetch(1) is True
+        assert _kernels.col_prefetch(0) is False
+    finally:
+        default = _kernels.col_prefetch(-1)
+    if sys.platform.startswith("linux"):
+        with open("/proc/cpuinfo") as f:
+            amd = "AuthenticAMD" in f.read()
+        assert default is (amd and platform.machine().lower() in ("x86_64", "amd64"))
+
+
+def test_large_min_max_passes_with_and_without_prefetch():
+    # The per-channel min/max pass prefetches only for blocks beyond the last-level cache
+    # (the threshold of the streaming stores); forced down here, with both rules, on rows
+    # long (groups of four rows) and short (bands), with a row count that leaves a remainder.
+    rng = np.random.default_rng(5)
+    try:
+        for shape in ((203, 1100), (203, 24)):
+            x = rng.standard_normal(shape).astype(np.float32)
+            x[7, 3] = np.nan
+            x[-1, -1] = -0.0
+            expected = _reference.compute_range(x, axis=-1)
+            for prefetch in (0, 1):
+                _kernels.col_prefetch(prefetch)
+                _kernels.stream_min_bytes(1)
+                got = qdq.compute_range(x, axis=-1)
+                for g, e in zip(got, expected, strict=True):  # float64 holds them exactly
+                    g = np.asarray(g)
+                    assert_bits_equal(g, np.asarray(e).astype(g.dtype), msg=f"{shape} {prefetch}")
+    finally:
+        _kernels.stream_min_bytes(0)
+        _kernels.col_prefetch(-1)
 
 
 def test_float16_overflow_counts_the_channels():

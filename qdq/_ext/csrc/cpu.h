@@ -114,6 +114,23 @@ static inline void qdq_isa_share(int *level)
     if (level != NULL) qdq_isa_level = level;
 }
 
+/* Whether this is an AMD CPU (the rules below), found once. */
+static inline int qdq_cpu_is_amd(void)
+{
+    static int amd = -1;
+    int a = amd;
+    if (a < 0) {
+#if QDQ_CPU_X86
+        __builtin_cpu_init();
+        a = __builtin_cpu_is("amd") != 0;
+#else
+        a = 0;
+#endif
+        amd = a;
+    }
+    return a;
+}
+
 /* Whether the column kernels (format_kernels.h, and the AVX-512 bfloat16 one in
  * bf16_avx512.h) write their rows one after another, not
  * QDQ_APPLY_ROWS at once, when they stream to rows rs_bytes apart: on AMD, for rows a
@@ -132,29 +149,45 @@ static inline void qdq_stream_row_by_row_set(int mode)
 
 static inline int qdq_stream_row_by_row(size_t rs_bytes)
 {
-    static int amd = -1;
-    int a = amd;
     if (qdq_stream_row_by_row_override >= 0) return qdq_stream_row_by_row_override;
-    if (a < 0) {
-#if QDQ_CPU_X86
-        __builtin_cpu_init();
-        a = __builtin_cpu_is("amd") != 0;
-#else
-        a = 0;
-#endif
-        amd = a;
-    }
-    return a && rs_bytes % 4096 == 0;
+    return qdq_cpu_is_amd() && rs_bytes % 4096 == 0;
 }
 
-/* How far ahead of its loads a column kernel that goes row by row (above) prefetches its
- * input. The rows are then one stream, and with the parameters' arrays (128 KiB for 8192
- * float32 columns, beyond L1) coming through L2 beside it, the hardware's prefetch alone
- * fell behind: on an AMD EPYC (Zen 4), 8192 x 8192 with the range given, one thread,
- * float32 35 -> 28 ms, float16 23 -> 18 ms, float64 70 -> 56 ms. */
+/* How far ahead the column kernels (the op and the min/max pass in format_kernels.h, the
+ * AVX-512 bfloat16 op in bf16_avx512.h) prefetch their input on AMD, for blocks beyond the
+ * last-level cache: QDQ_COL_AHEAD_BYTES over the rows they read side by side (one row
+ * 8 KiB ahead, each of four 2 KiB), into L2 (prefetcht2), which leaves L1 to the
+ * parameters (or the min/max) of the columns: their arrays take 64-128 KiB for 8192
+ * float32 columns, beyond the 32 KiB of L1, and with them coming through L2 beside the
+ * rows, the hardware's prefetch alone fell behind. On an AMD EPYC (Zen 4), per channel
+ * along the last axis against per tensor, out=, levels 1-3, one thread: 8192 x 8192
+ * float32 1.70-1.79 -> 1.21-1.30 x, float16 1.25-1.37 -> 0.99-1.05 x, float64 1.12-1.17 ->
+ * 0.83-0.87 x; 4096 x 11008 float32 1.42-1.52 -> 1.17-1.22 x
+ * (benchmarks/results/bench_layouts_zen4_prefetch_l2.txt). Prefetching into L1
+ * (prefetchnta 1 KiB ahead, the earlier rule), or 4 KiB ahead of a row, was 1.5-2 x
+ * slower; in cache, a prefetch only costs (7-12 % on the min/max pass of (2304, 512)).
+ * Not measured on Intel's CPUs, which do not use it. qdq_col_prefetch_set(1) forces it on
+ * every CPU, (0) off, (-1) back to the CPU's rule. */
 #ifndef QDQ_COL_AHEAD_BYTES
-#  define QDQ_COL_AHEAD_BYTES 1024
+#  define QDQ_COL_AHEAD_BYTES 8192
 #endif
+static int qdq_col_prefetch_override = -1;
+
+static inline void qdq_col_prefetch_set(int mode)
+{
+    qdq_col_prefetch_override = mode < 0 ? -1 : mode > 0;
+}
+
+/* The distance, in bytes, each of g rows read side by side prefetches ahead; 0: none. */
+static inline size_t qdq_col_ahead(size_t g)
+{
+    const int on = qdq_col_prefetch_override >= 0 ? qdq_col_prefetch_override
+                                                  : qdq_cpu_is_amd();
+    return on ? QDQ_COL_AHEAD_BYTES / g : 0;
+}
+
+/* Prefetch the line at p into L2 (see qdq_col_ahead). */
+#define QDQ_COL_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 1)
 
 /* The name of a level (what a copy of a kernel compiled for it needs). */
 static inline const char *qdq_isa_name(int level)

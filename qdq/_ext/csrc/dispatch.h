@@ -203,9 +203,11 @@ static void qdq_apply_lanes(int fmt, const void *x, void *o, size_t n,
 static inline size_t qdq_ct_size_of(int fmt) { return fmt == QDQ_F64 ? 8 : 4; }
 static inline size_t qdq_st_size_of(int fmt) { return fmt == QDQ_F64 ? 8 : fmt == QDQ_F32 ? 4 : 2; }
 
-/* mn[c] = min(mn[c], x[r * stride + c]) over r < rows, for c < n; likewise mx. */
+/* mn[c] = min(mn[c], x[r * stride + c]) over r < rows, for c < n; likewise mx.
+ * beyond_cache: these rows are part of a block larger than the last-level cache (the
+ * kernels then prefetch where cpu.h's qdq_col_ahead says; in cache it only costs). */
 static void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, size_t n,
-                            void *mn, void *mx)
+                            void *mn, void *mx, int beyond_cache)
 {
     const size_t isz = qdq_st_size_of(fmt), csz = qdq_ct_size_of(fmt);
     const size_t tile = QDQ_COL_TILE_BYTES / csz;
@@ -215,10 +217,10 @@ static void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, 
         char *a = (char *)mn + c * csz, *b = (char *)mx + c * csz;
         m = n - c < tile ? n - c : tile;
         QDQ_DISPATCH_FMT(qdq_minmax_cols,
-            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b),
-            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b),
-            ((const float *)xc, stride, rows, m, (float *)a, (float *)b),
-            ((const double *)xc, stride, rows, m, (double *)a, (double *)b))
+            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b, beyond_cache),
+            ((const uint16_t *)xc, stride, rows, m, (float *)a, (float *)b, beyond_cache),
+            ((const float *)xc, stride, rows, m, (float *)a, (float *)b, beyond_cache),
+            ((const double *)xc, stride, rows, m, (double *)a, (double *)b, beyond_cache))
     }
 }
 

@@ -288,9 +288,11 @@ static QDQ_TARGET void QDQ_NAME(qdq_apply_lanes)(const QDQ_ST *x, QDQ_ST *o, siz
 #  define QDQ_BAND_BYTES 4096
 #endif
 
-/* mn[i] = min(mn[i], x[r * stride + i]) and mx[i] likewise, over rows r < rows, i < n. */
+/* mn[i] = min(mn[i], x[r * stride + i]) and mx[i] likewise, over rows r < rows, i < n;
+ * beyond_cache: the rows' block is larger than the last-level cache (dispatch.h). */
 static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride, size_t rows,
-                                                 size_t n, QDQ_CT *mn, QDQ_CT *mx)
+                                                 size_t n, QDQ_CT *mn, QDQ_CT *mx,
+                                                 const int beyond_cache)
 {
     /* q groups of QDQ_ROWS x d rows: d neighbouring rows in each of QDQ_ROWS streams bs
      * apart (for short rows the streams are bands of q d rows, above, and d = 2: the
@@ -300,7 +302,9 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
     const size_t d = band ? 2 : 1, q = rows / (QDQ_ROWS * d);
     const size_t bs = band ? q * d * stride : stride;
     const size_t step = band ? d * stride : QDQ_ROWS * stride;
+    const size_t ahead = beyond_cache ? qdq_col_ahead(QDQ_ROWS * d) : 0;  /* cpu.h */
     size_t r = 0, i, k, e;
+    (void)ahead;  /* without vector loops */
     for (; r < q; r++) {
         const QDQ_ST *xr = x + r * step;
         i = 0;
@@ -310,6 +314,10 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
              * zeros put in order at the end */
             QDQ_V a = QDQ_VP(load)(mn + i), b = QDQ_VP(load)(mx + i);
             QDQ_VM zn = (QDQ_VM)(a != a), zp = zn;
+            if (ahead)
+                for (k = 0; k < QDQ_ROWS; k++)
+                    for (e = 0; e < d; e++)
+                        QDQ_COL_PREFETCH((const char *)(xr + k * bs + e * stride + i) + ahead);
             for (k = 0; k < QDQ_ROWS; k++)
                 for (e = 0; e < d; e++) {
                     const QDQ_V v = QDQ_VLOAD(xr + k * bs + e * stride + i);
@@ -337,19 +345,21 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
 /* o[k * rs + i] = op(x[k * rs + i]) with channel i's parameters, for the g rows k < g
  * (QDQ_APPLY_ROWS at most) rs elements apart and the columns i < n. stream: non-temporal
  * stores where the copy has them, every row's output aligned to QDQ_VALIGN (the caller
- * checks). ahead: the input prefetched QDQ_COL_AHEAD_BYTES ahead (cpu.h: row by row). */
+ * checks). ahead: each row's input prefetched so many bytes ahead, or not (0; cpu.h's
+ * qdq_col_ahead). */
 QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_t rs,
                                            const size_t g, size_t n, const QDQ_CT *s,
                                            const QDQ_CT *inv, const QDQ_CT *lo,
                                            const QDQ_CT *hi, const int mode, const int stream,
-                                           const int ahead)
+                                           const size_t ahead)
 {
     size_t i = 0, k;
 #if QDQ_HAVE_VEC
     for (; i + QDQ_L <= n; i += QDQ_L) {
         const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
         const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
-        if (ahead) __builtin_prefetch((const char *)(xr + i) + QDQ_COL_AHEAD_BYTES, 0, 0);
+        if (ahead)
+            for (k = 0; k < g; k++) QDQ_COL_PREFETCH((const char *)(xr + k * rs + i) + ahead);
         for (k = 0; k < g; k++) {
             QDQ_V v = QDQ_VLOAD(xr + k * rs + i);
             if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
@@ -369,27 +379,32 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_
 /* o[r * stride + i] = op(x[r * stride + i]) with channel i's parameters, r < rows, i < n:
  * groups of QDQ_APPLY_ROWS rows (for short rows a band of q rows apart, above), then the
  * last rows; with non-temporal stores to rows a multiple of 4 KiB apart, on AMD, one row
- * after another instead (qdq_stream_row_by_row). */
+ * after another instead (qdq_stream_row_by_row). beyond_cache: the output is larger than
+ * the last-level cache (stream implies it; a copy without non-temporal stores gets it
+ * alone), and the input is then prefetched where cpu.h's qdq_col_ahead says. */
 QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t stride,
                                           size_t rows, size_t n, const QDQ_CT *s,
                                           const QDQ_CT *inv, const QDQ_CT *lo,
-                                          const QDQ_CT *hi, const int mode, const int stream)
+                                          const QDQ_CT *hi, const int mode, const int stream,
+                                          const int beyond_cache)
 {
     const int band = stride * sizeof(QDQ_ST) <= QDQ_BAND_BYTES;
     const size_t q = rows / QDQ_APPLY_ROWS, r1 = q * QDQ_APPLY_ROWS;
     const size_t rs = band ? q * stride : stride, step = band ? stride : QDQ_APPLY_ROWS * stride;
-    size_t r;
+    size_t r, ahead;
     if (stream && qdq_stream_row_by_row(rs * sizeof(QDQ_ST))) {
+        ahead = qdq_col_ahead(1);
         for (r = 0; r < rows; r++)
             QDQ_NAME(qdq_apply_cols_group)(x + r * stride, o + r * stride, stride, 1, n, s,
-                                           inv, lo, hi, mode, stream, 1);
+                                           inv, lo, hi, mode, stream, ahead);
     } else {
+        ahead = beyond_cache ? qdq_col_ahead(QDQ_APPLY_ROWS) : 0;
         for (r = 0; r < q; r++)
             QDQ_NAME(qdq_apply_cols_group)(x + r * step, o + r * step, rs, QDQ_APPLY_ROWS, n,
-                                           s, inv, lo, hi, mode, stream, 0);
+                                           s, inv, lo, hi, mode, stream, ahead);
         if (r1 < rows)
             QDQ_NAME(qdq_apply_cols_group)(x + r1 * stride, o + r1 * stride, stride, rows - r1,
-                                           n, s, inv, lo, hi, mode, stream, 0);
+                                           n, s, inv, lo, hi, mode, stream, ahead);
     }
 #if QDQ_HAVE_VEC && QDQ_F16C && QDQ_VALIGN > 1
     if (stream) _mm_sfence();
@@ -405,22 +420,28 @@ static QDQ_TARGET void QDQ_NAME(qdq_apply_cols)(const QDQ_ST *x, QDQ_ST *o, size
 {
 #if QDQ_HAVE_VEC && QDQ_F16C && QDQ_VALIGN > 1
     if (stream) {
+#  define QDQ_COLS_CASE(m) \
+        QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, m, 1, 1)
         switch (mode & 3) {
-        case 0: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 0, 1); break;
-        case 1: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 1, 1); break;
-        case 2: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 2, 1); break;
-        default: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 3, 1); break;
+        case 0: QDQ_COLS_CASE(0); break;
+        case 1: QDQ_COLS_CASE(1); break;
+        case 2: QDQ_COLS_CASE(2); break;
+        default: QDQ_COLS_CASE(3); break;
         }
+#  undef QDQ_COLS_CASE
         return;
     }
 #endif
-    (void)stream;
+    /* stream here: beyond the cache, in a copy without non-temporal stores */
+#define QDQ_COLS_CASE(m) \
+    QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, m, 0, stream)
     switch (mode & 3) {
-    case 0: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 0, 0); break;
-    case 1: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 1, 0); break;
-    case 2: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 2, 0); break;
-    default: QDQ_NAME(qdq_apply_cols_body)(x, o, stride, rows, n, s, inv, lo, hi, 3, 0); break;
+    case 0: QDQ_COLS_CASE(0); break;
+    case 1: QDQ_COLS_CASE(1); break;
+    case 2: QDQ_COLS_CASE(2); break;
+    default: QDQ_COLS_CASE(3); break;
     }
+#undef QDQ_COLS_CASE
 }
 
 /* r[i] = round(clamp?(x[i]) * s) in T, kept in the compute type: the integer
