@@ -36,7 +36,7 @@ cdef extern from "csrc/dispatch.h" nogil:
     void qdq_max1_f(float v, float *mx)
     void qdq_min1_d(double v, double *mn)
     void qdq_max1_d(double v, double *mx)
-    void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx)
+    void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx, int beyond_cache)
     void qdq_minmax_lanes(int fmt, const void *x, size_t n, void *mn, void *mx)
     void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, size_t n,
                          void *mn, void *mx, int beyond_cache)
@@ -53,8 +53,8 @@ cdef extern from "csrc/dispatch.h" nogil:
     void qdq_stream_min_bytes_set(size_t nbytes)
     void qdq_stream_row_by_row_set(int mode)
     int qdq_stream_row_by_row(size_t rs_bytes)
-    void qdq_col_prefetch_set(int mode)
-    size_t qdq_col_ahead(size_t g)
+    void qdq_prefetch_set(int mode)
+    size_t qdq_prefetch_ahead(size_t g)
     enum:
         QDQ_I8
         QDQ_U64
@@ -210,15 +210,16 @@ def stream_row_by_row(int mode=-2):
     return bool(qdq_stream_row_by_row(4096))
 
 
-def col_prefetch(int mode=-2):
-    """Whether the column kernels prefetch their input into L2 ahead of their loads.
+def prefetch_ahead(int mode=-2):
+    """Whether the min/max passes and the column kernels prefetch their input into L2.
 
-    By default on AMD CPUs; ``mode=1`` forces it on every CPU, ``0`` off, ``-1`` restores
-    the default (the benchmarks compare both so). Returns whether they now prefetch.
+    They do so for blocks beyond the last-level cache, by default on AMD CPUs; ``mode=1``
+    forces it on every CPU, ``0`` off, ``-1`` restores the default (the tests and
+    benchmarks take both). Returns whether they now prefetch.
     """
     if mode >= -1:
-        qdq_col_prefetch_set(mode)
-    return qdq_col_ahead(1) > 0
+        qdq_prefetch_set(mode)
+    return qdq_prefetch_ahead(1) > 0
 
 
 def kernel_isa(int level):
@@ -372,7 +373,7 @@ cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
     cdef Py_ssize_t i = start, seg, run, c
     if C == 1:
         if end > start:
-            qdq_minmax(fmt, x + start * isz, end - start, mn, mx)
+            qdq_minmax(fmt, x + start * isz, end - start, mn, mx, beyond_cache)
         return
     if post == 1:
         # the channel axis last: a partial row, whole rows (in tiles of channels), a partial row
@@ -392,7 +393,7 @@ cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
             run = i // post
             c = run % C
             seg = min(end - i, (run + 1) * post - i)
-            qdq_minmax(fmt, x + i * isz, seg, mn + c * csz, mx + c * csz)
+            qdq_minmax(fmt, x + i * isz, seg, mn + c * csz, mx + c * csz, beyond_cache)
             i += seg
 
 
@@ -1010,7 +1011,7 @@ cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
         else:
             d[0] = INFINITY
             d[1] = -INFINITY
-            qdq_minmax(fmt, x, length, &d[0], &d[1])
+            qdq_minmax(fmt, x, length, &d[0], &d[1], 0)
         _params[double](fmt, 1, &d[0], &d[1], qmin, qmax, &d[2], &d[3], &d[4], &d[5])
         qdq_apply(fmt, x, o, length, d[2], d[3], d[4], d[5], mode)
         if prm != NULL:
@@ -1023,7 +1024,7 @@ cdef int _row_op(int fmt, const char *x, char *o, Py_ssize_t length, bint given,
     else:
         f[0] = INFINITY
         f[1] = -INFINITY
-        qdq_minmax(fmt, x, length, &f[0], &f[1])
+        qdq_minmax(fmt, x, length, &f[0], &f[1], 0)
     _params[float](fmt, 1, &f[0], &f[1], qmin, qmax, &f[2], &f[3], &f[4], &f[5])
     qdq_apply(fmt, x, o, length, f[2], f[3], f[4], f[5], mode)
     if prm != NULL:

@@ -122,12 +122,12 @@ def test_short_rows_go_in_bands(name, threads, isa):
             for row_by_row in (0, 1):  # streamed four rows a band apart, and row by row
                 for prefetch in (0, 1):  # the input prefetched ahead (AMD's rule) or not
                     _kernels.stream_row_by_row(row_by_row)
-                    _kernels.col_prefetch(prefetch)
+                    _kernels.prefetch_ahead(prefetch)
                     _check(x)
         finally:
             _kernels.stream_min_bytes(0)
             _kernels.stream_row_by_row(-1)
-            _kernels.col_prefetch(-1)
+            _kernels.prefetch_ahead(-1)
 
 
 @pytest.mark.parametrize("name", FORMATS)
@@ -165,7 +165,7 @@ def test_streaming_stores_at_every_alignment(name, channels, isa):
             # rows four at a time, and one after another; the input prefetched ahead or
             # not (AMD's rules both)
             _kernels.stream_row_by_row(row_by_row)
-            _kernels.col_prefetch(prefetch)
+            _kernels.prefetch_ahead(prefetch)
             for off in range(0, 17):
                 buf[:] = np.nan  # nothing left from the call before
                 out = buf[off:off + x.size].reshape(x.shape)
@@ -177,7 +177,7 @@ def test_streaming_stores_at_every_alignment(name, channels, isa):
     finally:
         _kernels.stream_min_bytes(0)
         _kernels.stream_row_by_row(-1)
-        _kernels.col_prefetch(-1)
+        _kernels.prefetch_ahead(-1)
 
 
 def test_stream_threshold_hook_restores_the_default():
@@ -202,37 +202,46 @@ def test_row_by_row_hook_restores_the_cpus_rule():
 def test_prefetch_hook_restores_the_cpus_rule():
     # by default the column kernels prefetch their input ahead only on AMD
     try:
-        assert _kernels.col_prefetch(1) is True
-        assert _kernels.col_prefetch(0) is False
+        assert _kernels.prefetch_ahead(1) is True
+        assert _kernels.prefetch_ahead(0) is False
     finally:
-        default = _kernels.col_prefetch(-1)
+        default = _kernels.prefetch_ahead(-1)
     if sys.platform.startswith("linux"):
         with open("/proc/cpuinfo") as f:
             amd = "AuthenticAMD" in f.read()
         assert default is (amd and platform.machine().lower() in ("x86_64", "amd64"))
 
 
-def test_large_min_max_passes_with_and_without_prefetch():
-    # The per-channel min/max pass prefetches only for blocks beyond the last-level cache
-    # (the threshold of the streaming stores); forced down here, with both rules, on rows
-    # long (groups of four rows) and short (bands), with a row count that leaves a remainder.
+@pytest.mark.parametrize("name", FORMATS)
+def test_large_min_max_passes_with_and_without_prefetch(name):
+    # The min/max passes prefetch only for blocks beyond the last-level cache (the threshold
+    # of the streaming stores); forced down here, with both rules, per channel on rows long
+    # (groups of four rows) and short (bands), with a row count that leaves a remainder, and
+    # per tensor (four quarters side by side), the extremes in the later quarters.
     rng = np.random.default_rng(5)
     try:
-        for shape in ((203, 1100), (203, 24)):
-            x = rng.standard_normal(shape).astype(np.float32)
-            x[7, 3] = np.nan
-            x[-1, -1] = -0.0
-            expected = _reference.compute_range(x, axis=-1)
+        for shape, axis in (((203, 1100), -1), ((203, 24), -1), ((100003,), None)):
+            x = rng.standard_normal(shape)
+            n = x.size
+            x.flat[int(0.6 * n)] = -9.0
+            x.flat[int(0.9 * n)] = 9.0
+            x.flat[7] = np.nan
+            x.flat[-1] = -0.0
+            x = x.astype(make_dtype(name))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                expected = _reference.compute_range(x, axis=axis)
             for prefetch in (0, 1):
-                _kernels.col_prefetch(prefetch)
+                _kernels.prefetch_ahead(prefetch)
                 _kernels.stream_min_bytes(1)
-                got = qdq.compute_range(x, axis=-1)
+                got = qdq.compute_range(x, axis=axis)
                 for g, e in zip(got, expected, strict=True):  # float64 holds them exactly
                     g = np.asarray(g)
-                    assert_bits_equal(g, np.asarray(e).astype(g.dtype), msg=f"{shape} {prefetch}")
+                    assert_bits_equal(g, np.asarray(e).astype(g.dtype),
+                                      msg=f"{shape} prefetch {prefetch}")
     finally:
         _kernels.stream_min_bytes(0)
-        _kernels.col_prefetch(-1)
+        _kernels.prefetch_ahead(-1)
 
 
 def test_float16_overflow_counts_the_channels():

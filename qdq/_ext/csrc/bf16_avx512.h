@@ -150,7 +150,7 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
     const int by_row =
         stream && qdq_stream_row_by_row((band ? q * stride : stride) * sizeof(uint16_t));
     const size_t groups = by_row ? rows : q;
-    const size_t ahead = stream ? qdq_col_ahead(by_row ? 1 : QDQ_APPLY_ROWS) : 0;  /* cpu.h */
+    const size_t ahead = stream ? qdq_prefetch_ahead(by_row ? 1 : QDQ_APPLY_ROWS) : 0;  /* cpu.h */
     size_t r, i, k, g, rs, n16 = n / 16 * 16, w16 = 16;
     int all_ok = 1;
     /* 16, hidden from the optimizer: the AVX2 calls below with a constant 16 columns are
@@ -187,7 +187,7 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
             const __m256 i0 = _mm256_loadu_ps(inv + i), i1 = _mm256_loadu_ps(inv + i + 8);
             __m256 vs0, vs1, vlo0, vlo1, vhi0, vhi1, vinv0, vinv1;
             if (ahead)
-                for (k = 0; k < g; k++) QDQ_COL_PREFETCH((const char *)(xr + k * rs + i) + ahead);
+                for (k = 0; k < g; k++) QDQ_PREFETCH_L2((const char *)(xr + k * rs + i) + ahead);
             if (!all_ok && !(qdq_bf16_params_ok(s0, i0) && qdq_bf16_params_ok(s1, i1))) {
                 qdq_apply_cols_bf16_avx2(xr + i, orow + i, rs, g, w16, s + i, inv + i,
                                          lo + i, hi + i, mode, 0);

@@ -153,41 +153,44 @@ static inline int qdq_stream_row_by_row(size_t rs_bytes)
     return qdq_cpu_is_amd() && rs_bytes % 4096 == 0;
 }
 
-/* How far ahead the column kernels (the op and the min/max pass in format_kernels.h, the
- * AVX-512 bfloat16 op in bf16_avx512.h) prefetch their input on AMD, for blocks beyond the
- * last-level cache: QDQ_COL_AHEAD_BYTES over the rows they read side by side (one row
- * 8 KiB ahead, each of four 2 KiB), into L2 (prefetcht2), which leaves L1 to the
- * parameters (or the min/max) of the columns: their arrays take 64-128 KiB for 8192
- * float32 columns, beyond the 32 KiB of L1, and with them coming through L2 beside the
- * rows, the hardware's prefetch alone fell behind. On an AMD EPYC (Zen 4), per channel
- * along the last axis against per tensor, out=, levels 1-3, one thread: 8192 x 8192
- * float32 1.70-1.79 -> 1.21-1.30 x, float16 1.25-1.37 -> 0.99-1.05 x, float64 1.12-1.17 ->
- * 0.83-0.87 x; 4096 x 11008 float32 1.42-1.52 -> 1.17-1.22 x
- * (benchmarks/results/bench_layouts_zen4_prefetch_l2.txt). Prefetching into L1
- * (prefetchnta 1 KiB ahead, the earlier rule), or 4 KiB ahead of a row, was 1.5-2 x
- * slower; in cache, a prefetch only costs (7-12 % on the min/max pass of (2304, 512)).
- * Not measured on Intel's CPUs, which do not use it. qdq_col_prefetch_set(1) forces it on
- * every CPU, (0) off, (-1) back to the CPU's rule. */
-#ifndef QDQ_COL_AHEAD_BYTES
-#  define QDQ_COL_AHEAD_BYTES 8192
+/* How far ahead the kernels that read a block beyond the last-level cache as several
+ * streams side by side prefetch their input on AMD: the column kernels (the op and the
+ * per-channel min/max pass in format_kernels.h, the AVX-512 bfloat16 op in bf16_avx512.h)
+ * and the per-tensor min/max pass (four quarters at once). QDQ_AHEAD_BYTES over the
+ * streams (one row 8 KiB ahead, each of four 2 KiB), into L2 (prefetcht2), which leaves L1
+ * to what the loop keeps there: the parameters (or the min/max) of the columns, whose
+ * arrays take 64-128 KiB for 8192 float32 columns, beyond the 32 KiB of L1; with them
+ * coming through L2 beside the rows, the hardware's prefetch alone fell behind. On an AMD
+ * EPYC (Zen 4), per channel along the last axis against per tensor, out=, levels 1-3, one
+ * thread: 8192 x 8192 float32 1.70-1.79 -> 1.21-1.30 x, float16 1.25-1.37 -> 0.99-1.05 x,
+ * float64 1.12-1.17 -> 0.83-0.87 x; 4096 x 11008 float32 1.42-1.52 -> 1.17-1.22 x
+ * (benchmarks/results/bench_layouts_zen4_prefetch_l2.txt); per tensor, 8192 x 8192, one
+ * thread: the float64 op 71 -> 60 ms, bfloat16 16.2 -> 14.6 ms (two threads unchanged).
+ * Prefetching into L1 (prefetchnta 1 KiB ahead, the earlier rule), or 4 KiB ahead of a
+ * row, was 1.5-2 x slower; in cache a prefetch only costs (7-12 % on the min/max pass of
+ * (2304, 512)), so the callers pass whether the block is beyond it. Not measured on
+ * Intel's CPUs, which do not use it. qdq_prefetch_set(1) forces it on every CPU, (0) off,
+ * (-1) back to the CPU's rule. */
+#ifndef QDQ_AHEAD_BYTES
+#  define QDQ_AHEAD_BYTES 8192
 #endif
-static int qdq_col_prefetch_override = -1;
+static int qdq_prefetch_override = -1;
 
-static inline void qdq_col_prefetch_set(int mode)
+static inline void qdq_prefetch_set(int mode)
 {
-    qdq_col_prefetch_override = mode < 0 ? -1 : mode > 0;
+    qdq_prefetch_override = mode < 0 ? -1 : mode > 0;
 }
 
 /* The distance, in bytes, each of g rows read side by side prefetches ahead; 0: none. */
-static inline size_t qdq_col_ahead(size_t g)
+static inline size_t qdq_prefetch_ahead(size_t g)
 {
-    const int on = qdq_col_prefetch_override >= 0 ? qdq_col_prefetch_override
+    const int on = qdq_prefetch_override >= 0 ? qdq_prefetch_override
                                                   : qdq_cpu_is_amd();
-    return on ? QDQ_COL_AHEAD_BYTES / g : 0;
+    return on ? QDQ_AHEAD_BYTES / g : 0;
 }
 
-/* Prefetch the line at p into L2 (see qdq_col_ahead). */
-#define QDQ_COL_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 1)
+/* Prefetch the line at p into L2 (see qdq_prefetch_ahead). */
+#define QDQ_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 1)
 
 /* The name of a level (what a copy of a kernel compiled for it needs). */
 static inline const char *qdq_isa_name(int level)

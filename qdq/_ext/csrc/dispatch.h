@@ -131,14 +131,15 @@ static inline const char *qdq_kernel_isa(int kernel, int level)
     }
 
 /* Merge the min/max of x[0:n] into *mn, *mx (float for the 16-bit formats
- * and float32, double for float64). */
-static void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx)
+ * and float32, double for float64). beyond_cache: x is part of a block larger than the
+ * last-level cache (the kernel then prefetches where cpu.h's qdq_prefetch_ahead says). */
+static void qdq_minmax(int fmt, const void *x, size_t n, void *mn, void *mx, int beyond_cache)
 {
     QDQ_DISPATCH_FMT(qdq_minmax,
-        ((const uint16_t *)x, n, (float *)mn, (float *)mx),
-        ((const uint16_t *)x, n, (float *)mn, (float *)mx),
-        ((const float *)x, n, (float *)mn, (float *)mx),
-        ((const double *)x, n, (double *)mn, (double *)mx))
+        ((const uint16_t *)x, n, (float *)mn, (float *)mx, beyond_cache),
+        ((const uint16_t *)x, n, (float *)mn, (float *)mx, beyond_cache),
+        ((const float *)x, n, (float *)mn, (float *)mx, beyond_cache),
+        ((const double *)x, n, (double *)mn, (double *)mx, beyond_cache))
 }
 
 /* mn[i] = min(mn[i], x[i]), mx[i] = max(mx[i], x[i]) for i < n. */
@@ -205,7 +206,7 @@ static inline size_t qdq_st_size_of(int fmt) { return fmt == QDQ_F64 ? 8 : fmt =
 
 /* mn[c] = min(mn[c], x[r * stride + c]) over r < rows, for c < n; likewise mx.
  * beyond_cache: these rows are part of a block larger than the last-level cache (the
- * kernels then prefetch where cpu.h's qdq_col_ahead says; in cache it only costs). */
+ * kernels then prefetch where cpu.h's qdq_prefetch_ahead says; in cache it only costs). */
 static void qdq_minmax_cols(int fmt, const void *x, size_t stride, size_t rows, size_t n,
                             void *mn, void *mx, int beyond_cache)
 {

@@ -33,11 +33,13 @@
 #  define QDQ_VSTREAM_NN(p, v) QDQ_VSTREAM((p), (v))
 #endif
 
-/* Merge the min and max of x[0:n] into *mn and *mx. */
+/* Merge the min and max of x[0:n] into *mn and *mx; beyond_cache: x is part of a block
+ * larger than the last-level cache (dispatch.h). */
 #ifndef QDQ_MINMAX_SPLIT
 #  define QDQ_MINMAX_SPLIT 16384
 #endif
-static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *mn, QDQ_CT *mx)
+static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *mn, QDQ_CT *mx,
+                                            const int beyond_cache)
 {
     size_t i = 0;
     QDQ_CT a = *mn, b = *mx;
@@ -50,8 +52,9 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *m
              * of accumulators (one stream of loads left the loop waiting for memory, at
              * about half the bandwidth of four), with the cheaper steps of min_nn/max_nn
              * and the zeros put in order at the end; min and max do not depend on the
-             * order. */
+             * order. Beyond the cache, each quarter prefetched ahead where cpu.h says. */
             const size_t q = n / 4 / QDQ_L * QDQ_L;
+            const size_t ahead = beyond_cache ? qdq_prefetch_ahead(4) : 0;
             const QDQ_ST *x1 = x + q, *x2 = x + 2 * q, *x3 = x + 3 * q;
             QDQ_V a0 = mn0, b0 = mx0, a1 = mn0, b1 = mx0, a2 = mn0, b2 = mx0, a3 = mn0;
             QDQ_V b3 = mx0, t;
@@ -60,6 +63,12 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *m
             for (j = 0; j < q; j += QDQ_L) {
                 const QDQ_V v0 = QDQ_VLOAD(x + j), v1 = QDQ_VLOAD(x1 + j);
                 const QDQ_V v2 = QDQ_VLOAD(x2 + j), v3 = QDQ_VLOAD(x3 + j);
+                if (ahead) {
+                    QDQ_PREFETCH_L2((const char *)(x + j) + ahead);
+                    QDQ_PREFETCH_L2((const char *)(x1 + j) + ahead);
+                    QDQ_PREFETCH_L2((const char *)(x2 + j) + ahead);
+                    QDQ_PREFETCH_L2((const char *)(x3 + j) + ahead);
+                }
                 a0 = QDQ_VP(min_nn)(v0, a0);
                 b0 = QDQ_VP(max_nn)(v0, b0);
                 a1 = QDQ_VP(min_nn)(v1, a1);
@@ -302,7 +311,7 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
     const size_t d = band ? 2 : 1, q = rows / (QDQ_ROWS * d);
     const size_t bs = band ? q * d * stride : stride;
     const size_t step = band ? d * stride : QDQ_ROWS * stride;
-    const size_t ahead = beyond_cache ? qdq_col_ahead(QDQ_ROWS * d) : 0;  /* cpu.h */
+    const size_t ahead = beyond_cache ? qdq_prefetch_ahead(QDQ_ROWS * d) : 0;  /* cpu.h */
     size_t r = 0, i, k, e;
     (void)ahead;  /* without vector loops */
     for (; r < q; r++) {
@@ -317,7 +326,7 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
             if (ahead)
                 for (k = 0; k < QDQ_ROWS; k++)
                     for (e = 0; e < d; e++)
-                        QDQ_COL_PREFETCH((const char *)(xr + k * bs + e * stride + i) + ahead);
+                        QDQ_PREFETCH_L2((const char *)(xr + k * bs + e * stride + i) + ahead);
             for (k = 0; k < QDQ_ROWS; k++)
                 for (e = 0; e < d; e++) {
                     const QDQ_V v = QDQ_VLOAD(xr + k * bs + e * stride + i);
@@ -346,7 +355,7 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
  * (QDQ_APPLY_ROWS at most) rs elements apart and the columns i < n. stream: non-temporal
  * stores where the copy has them, every row's output aligned to QDQ_VALIGN (the caller
  * checks). ahead: each row's input prefetched so many bytes ahead, or not (0; cpu.h's
- * qdq_col_ahead). */
+ * qdq_prefetch_ahead). */
 QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_t rs,
                                            const size_t g, size_t n, const QDQ_CT *s,
                                            const QDQ_CT *inv, const QDQ_CT *lo,
@@ -359,7 +368,7 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_
         const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
         const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
         if (ahead)
-            for (k = 0; k < g; k++) QDQ_COL_PREFETCH((const char *)(xr + k * rs + i) + ahead);
+            for (k = 0; k < g; k++) QDQ_PREFETCH_L2((const char *)(xr + k * rs + i) + ahead);
         for (k = 0; k < g; k++) {
             QDQ_V v = QDQ_VLOAD(xr + k * rs + i);
             if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
@@ -381,7 +390,7 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_
  * last rows; with non-temporal stores to rows a multiple of 4 KiB apart, on AMD, one row
  * after another instead (qdq_stream_row_by_row). beyond_cache: the output is larger than
  * the last-level cache (stream implies it; a copy without non-temporal stores gets it
- * alone), and the input is then prefetched where cpu.h's qdq_col_ahead says. */
+ * alone), and the input is then prefetched where cpu.h's qdq_prefetch_ahead says. */
 QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t stride,
                                           size_t rows, size_t n, const QDQ_CT *s,
                                           const QDQ_CT *inv, const QDQ_CT *lo,
@@ -393,12 +402,12 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_body)(const QDQ_ST *x, QDQ_ST *o, size_t str
     const size_t rs = band ? q * stride : stride, step = band ? stride : QDQ_APPLY_ROWS * stride;
     size_t r, ahead;
     if (stream && qdq_stream_row_by_row(rs * sizeof(QDQ_ST))) {
-        ahead = qdq_col_ahead(1);
+        ahead = qdq_prefetch_ahead(1);
         for (r = 0; r < rows; r++)
             QDQ_NAME(qdq_apply_cols_group)(x + r * stride, o + r * stride, stride, 1, n, s,
                                            inv, lo, hi, mode, stream, ahead);
     } else {
-        ahead = beyond_cache ? qdq_col_ahead(QDQ_APPLY_ROWS) : 0;
+        ahead = beyond_cache ? qdq_prefetch_ahead(QDQ_APPLY_ROWS) : 0;
         for (r = 0; r < q; r++)
             QDQ_NAME(qdq_apply_cols_group)(x + r * step, o + r * step, rs, QDQ_APPLY_ROWS, n,
                                            s, inv, lo, hi, mode, stream, ahead);
