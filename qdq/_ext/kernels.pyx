@@ -364,11 +364,17 @@ cdef void _merge(int fmt, Py_ssize_t n, char *mn, char *mx,
             qdq_max1_f((<const float *>mx2)[i * stride], &(<float *>mx)[i])
 
 
+cdef inline bint _beyond_cache(Py_ssize_t nbytes) noexcept nogil:
+    """Whether a block of nbytes is larger than the last-level cache: the outputs the op then
+    writes with non-temporal stores, the inputs the kernels then prefetch (cpu.h)."""
+    return <size_t>nbytes > qdq_stream_min_bytes()
+
+
 cdef void _reduce_span(int fmt, const char *x, Py_ssize_t start, Py_ssize_t end,
                        Py_ssize_t C, Py_ssize_t post, char *mn, char *mx,
                        bint beyond_cache) noexcept nogil:
     """Merge elements [start, end) of a [pre, C, post] block into mn/mx[C]; beyond_cache:
-    the whole block is larger than the last-level cache (qdq_minmax_cols)."""
+    the whole block is larger than the last-level cache (qdq_minmax, qdq_minmax_cols)."""
     cdef Py_ssize_t isz = _isz(fmt), csz = _csz(fmt)
     cdef Py_ssize_t i = start, seg, run, c
     if C == 1:
@@ -444,7 +450,7 @@ cdef int _reduce(int fmt, const char *x, Py_ssize_t pre, Py_ssize_t C, Py_ssize_
                  char *mn, char *mx, int nthreads) noexcept nogil:
     """Merge the per-channel min/max of x into mn/mx. Returns -1 on no memory."""
     cdef Py_ssize_t n = pre * C * post, csz = _csz(fmt), t, p, Ce
-    cdef bint beyond_cache = <size_t>(n * _isz(fmt)) > qdq_stream_min_bytes()
+    cdef bint beyond_cache = _beyond_cache(n * _isz(fmt))
     cdef int nt
     cdef char *part
     cdef ReduceCtx c
@@ -755,7 +761,7 @@ cdef int _run_job(Job *j, Py_ssize_t pre, int nthreads, double *stats) noexcept 
     cdef JobCtx c
     if n == 0:
         return 0
-    j.stream = <size_t>(n * j.osz) > qdq_stream_min_bytes()
+    j.stream = _beyond_cache(n * j.osz)
     if 1 < j.post < EXPAND_POST and j.C > 1 and j.C * j.post <= EXPAND_LIMIT:
         je = j[0]
         Ce = j.C * j.post

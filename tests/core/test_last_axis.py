@@ -186,26 +186,16 @@ def test_stream_threshold_hook_restores_the_default():
     assert _kernels.stream_min_bytes(0) == default > 0
 
 
-def test_row_by_row_hook_restores_the_cpus_rule():
-    # by default row by row only on AMD, for rows a multiple of 4 KiB apart
+@pytest.mark.parametrize("hook", ["stream_row_by_row", "prefetch_ahead"])
+def test_amd_rule_hooks_restore_the_cpus_rule(hook):
+    # by default only on AMD: row by row (for rows a multiple of 4 KiB apart), and the
+    # input prefetched ahead
+    switch = getattr(_kernels, hook)
     try:
-        assert _kernels.stream_row_by_row(1) is True
-        assert _kernels.stream_row_by_row(0) is False
+        assert switch(1) is True
+        assert switch(0) is False
     finally:
-        default = _kernels.stream_row_by_row(-1)
-    if sys.platform.startswith("linux"):
-        with open("/proc/cpuinfo") as f:
-            amd = "AuthenticAMD" in f.read()
-        assert default is (amd and platform.machine().lower() in ("x86_64", "amd64"))
-
-
-def test_prefetch_hook_restores_the_cpus_rule():
-    # by default the column kernels prefetch their input ahead only on AMD
-    try:
-        assert _kernels.prefetch_ahead(1) is True
-        assert _kernels.prefetch_ahead(0) is False
-    finally:
-        default = _kernels.prefetch_ahead(-1)
+        default = switch(-1)
     if sys.platform.startswith("linux"):
         with open("/proc/cpuinfo") as f:
             amd = "AuthenticAMD" in f.read()

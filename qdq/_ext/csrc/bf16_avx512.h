@@ -186,8 +186,7 @@ qdq_apply_cols_bf16_avx512_body(const uint16_t *x, uint16_t *o, size_t stride, s
             const __m256 s0 = _mm256_loadu_ps(s + i), s1 = _mm256_loadu_ps(s + i + 8);
             const __m256 i0 = _mm256_loadu_ps(inv + i), i1 = _mm256_loadu_ps(inv + i + 8);
             __m256 vs0, vs1, vlo0, vlo1, vhi0, vhi1, vinv0, vinv1;
-            if (ahead)
-                for (k = 0; k < g; k++) QDQ_PREFETCH_L2((const char *)(xr + k * rs + i) + ahead);
+            if (ahead) qdq_prefetch_rows(xr + i, rs * sizeof(uint16_t), g, ahead);
             if (!all_ok && !(qdq_bf16_params_ok(s0, i0) && qdq_bf16_params_ok(s1, i1))) {
                 qdq_apply_cols_bf16_avx2(xr + i, orow + i, rs, g, w16, s + i, inv + i,
                                          lo + i, hi + i, mode, 0);

@@ -184,13 +184,18 @@ static inline void qdq_prefetch_set(int mode)
 /* The distance, in bytes, each of g rows read side by side prefetches ahead; 0: none. */
 static inline size_t qdq_prefetch_ahead(size_t g)
 {
-    const int on = qdq_prefetch_override >= 0 ? qdq_prefetch_override
-                                                  : qdq_cpu_is_amd();
+    const int on = qdq_prefetch_override >= 0 ? qdq_prefetch_override : qdq_cpu_is_amd();
     return on ? QDQ_AHEAD_BYTES / g : 0;
 }
 
-/* Prefetch the line at p into L2 (see qdq_prefetch_ahead). */
-#define QDQ_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 1)
+/* Prefetch into L2 (see qdq_prefetch_ahead) the line ahead bytes past each of the g
+ * streams that start at p, step bytes apart. */
+static inline __attribute__((always_inline)) void qdq_prefetch_rows(const void *p, size_t step,
+                                                                    size_t g, size_t ahead)
+{
+    size_t k;
+    for (k = 0; k < g; k++) __builtin_prefetch((const char *)p + k * step + ahead, 0, 1);
+}
 
 /* The name of a level (what a copy of a kernel compiled for it needs). */
 static inline const char *qdq_isa_name(int level)

@@ -63,12 +63,7 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax)(const QDQ_ST *x, size_t n, QDQ_CT *m
             for (j = 0; j < q; j += QDQ_L) {
                 const QDQ_V v0 = QDQ_VLOAD(x + j), v1 = QDQ_VLOAD(x1 + j);
                 const QDQ_V v2 = QDQ_VLOAD(x2 + j), v3 = QDQ_VLOAD(x3 + j);
-                if (ahead) {
-                    QDQ_PREFETCH_L2((const char *)(x + j) + ahead);
-                    QDQ_PREFETCH_L2((const char *)(x1 + j) + ahead);
-                    QDQ_PREFETCH_L2((const char *)(x2 + j) + ahead);
-                    QDQ_PREFETCH_L2((const char *)(x3 + j) + ahead);
-                }
+                if (ahead) qdq_prefetch_rows(x + j, q * sizeof(QDQ_ST), 4, ahead);
                 a0 = QDQ_VP(min_nn)(v0, a0);
                 b0 = QDQ_VP(max_nn)(v0, b0);
                 a1 = QDQ_VP(min_nn)(v1, a1);
@@ -324,9 +319,8 @@ static QDQ_TARGET void QDQ_NAME(qdq_minmax_cols)(const QDQ_ST *x, size_t stride,
             QDQ_V a = QDQ_VP(load)(mn + i), b = QDQ_VP(load)(mx + i);
             QDQ_VM zn = (QDQ_VM)(a != a), zp = zn;
             if (ahead)
-                for (k = 0; k < QDQ_ROWS; k++)
-                    for (e = 0; e < d; e++)
-                        QDQ_PREFETCH_L2((const char *)(xr + k * bs + e * stride + i) + ahead);
+                for (e = 0; e < d; e++)
+                    qdq_prefetch_rows(xr + e * stride + i, bs * sizeof(QDQ_ST), QDQ_ROWS, ahead);
             for (k = 0; k < QDQ_ROWS; k++)
                 for (e = 0; e < d; e++) {
                     const QDQ_V v = QDQ_VLOAD(xr + k * bs + e * stride + i);
@@ -367,8 +361,7 @@ QDQ_FN void QDQ_NAME(qdq_apply_cols_group)(const QDQ_ST *xr, QDQ_ST *orow, size_
     for (; i + QDQ_L <= n; i += QDQ_L) {
         const QDQ_V vs = QDQ_VP(load)(s + i), vinv = QDQ_VP(load)(inv + i);
         const QDQ_V vlo = QDQ_VP(load)(lo + i), vhi = QDQ_VP(load)(hi + i);
-        if (ahead)
-            for (k = 0; k < g; k++) QDQ_PREFETCH_L2((const char *)(xr + k * rs + i) + ahead);
+        if (ahead) qdq_prefetch_rows(xr + i, rs * sizeof(QDQ_ST), g, ahead);
         for (k = 0; k < g; k++) {
             QDQ_V v = QDQ_VLOAD(xr + k * rs + i);
             if (mode & QDQ_CLAMP) v = QDQ_VP(clamp)(v, vlo, vhi);
